@@ -1,0 +1,33 @@
+# posenas: the README's commands. `make test` and `make demo` set everything up on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= runs/demo
+
+.PHONY: setup test test-all demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@command -v dot >/dev/null 2>&1 || { \
+	  echo "installing Debian's graphviz (dot)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: the CPU build on our machines (an unpinned torch pulls a CUDA build)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) -m trainers.demo --out $(DEMO_DIR)
+
+bench: setup
+	$(PY) benchmarks/data_pipeline.py
+
+clean:
+	rm -rf $(VENV) runs *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""What can be searched: candidate operations, HRNet with width choices, PNFS fabrics, part heads."""

@@ -1,0 +1,1 @@
+"""How to search: a registry of strategies built on NNI, and the Prune step."""

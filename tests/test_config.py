@@ -1,0 +1,78 @@
+from pathlib import Path
+
+import pytest
+
+from trainers.config import config_from_dict, config_to_dict, load_config, parse_overrides
+from trainers.errors import UserInputError
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_base_merge_and_overrides(tmp_path):
+    write(tmp_path, "base.yaml", "dataset: {name: coco, root: /a}\ntrain: {epochs: 5, lr: 0.01}\n")
+    cfg_path = write(tmp_path, "exp.yaml", "_base_: base.yaml\ntrain: {epochs: 7}\n")
+    cfg = load_config(cfg_path, ["dataset.root", "/data/coco", "train.batch_size=3",
+                                 "model.input_size", "128x96"])
+    assert cfg.dataset.root == "/data/coco"
+    assert cfg.train.epochs == 7 and cfg.train.lr == 0.01 and cfg.train.batch_size == 3
+    assert cfg.model.input_size == (128, 96)
+    assert cfg.model.heatmap_size == (32, 24)
+
+
+def test_round_trip_through_dict(tmp_path):
+    cfg = load_config(write(tmp_path, "a.yaml", "dataset: {name: mpii, root: r}\n"))
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("text, field, words", [
+    ("dataset: {name: coco, root: r}\ntrain: {epoch: 3}\n", "train.epoch", "did you mean 'epochs'"),
+    ("dataset: {name: coco, root: r}\ntrain: {epochs: three}\n", "train.epochs", "expected an integer"),
+    ("dataset: {name: coco}\n", "dataset.root", "missing value"),
+    ("dataset: {name: lsp, root: r}\n", "dataset.name", "one of 'coco', 'mpii'"),
+    ("dataset: {name: coco, root: r}\ntrain: {flip: 1}\n", "train.flip", "unknown key"),
+    ("dataset: {name: coco, root: r}\nmodel: {input_size: [256]}\n", "model.input_size", "2 values"),
+])
+def test_errors_name_file_and_key(tmp_path, text, field, words):
+    path = write(tmp_path, "bad.yaml", text)
+    with pytest.raises(UserInputError) as info:
+        load_config(path)
+    assert info.value.field == field
+    assert str(path) in str(info.value)
+    assert words in str(info.value)
+
+
+def test_error_in_base_names_the_base_file(tmp_path):
+    base = write(tmp_path, "base.yaml", "dataset: {name: coco, root: r}\ntrain: {lr: fast}\n")
+    top = write(tmp_path, "top.yaml", "_base_: base.yaml\n")
+    with pytest.raises(UserInputError) as info:
+        load_config(top)
+    assert info.value.source == str(base) and info.value.field == "train.lr"
+
+
+def test_override_errors(tmp_path):
+    path = write(tmp_path, "a.yaml", "dataset: {name: coco, root: r}\n")
+    with pytest.raises(UserInputError, match="unknown key") as info:
+        load_config(path, ["train.epochz", "3"])
+    assert info.value.source == "override"
+    with pytest.raises(UserInputError, match="has no value"):
+        load_config(path, ["train.epochs"])
+    with pytest.raises(UserInputError, match="lower_snake_case"):
+        load_config(path, ["TRAIN.EPOCHS", "3"])
+
+
+def test_parse_overrides_values():
+    assert parse_overrides(["a.b", "3", "c.d=[1, 2]", "e.f", "true", "g.h", "/x/y"]) == [
+        ("a.b", 3), ("c.d", [1, 2]), ("e.f", True), ("g.h", "/x/y")]
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    with pytest.raises(UserInputError, match=r"invalid YAML at line \d"):
+        load_config(write(tmp_path, "x.yaml", "a: 1\nb: [\n"))
+    with pytest.raises(UserInputError, match="cannot read config file"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(UserInputError, match="circular"):
+        load_config(write(tmp_path, "loop.yaml", "_base_: loop.yaml\n"))

@@ -1,0 +1,1 @@
+"""Data, targets, losses, decoding, evaluation and training loops for posenas."""

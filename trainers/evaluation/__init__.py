@@ -1,0 +1,1 @@
+"""Metrics: COCO OKS AP (pycocotools COCOeval) and MPII PCKh."""

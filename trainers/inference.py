@@ -1,0 +1,66 @@
+"""Running a heatmap model over a dataset: flip test, decoding, back-projection.
+
+Shape legend: N samples, K joints, H×W heatmap.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from trainers.data.codec import flip_back
+from trainers.data.images import SkipCounter
+from trainers.data.topdown import TopDownDataset
+
+__all__ = ["flip_test_predictor", "predict_dataset"]
+
+logger = logging.getLogger(__name__)
+
+HeatmapFn = Callable[[dict], torch.Tensor]
+
+
+def flip_test_predictor(model: Callable[[torch.Tensor], torch.Tensor],
+                        flip_pairs: tuple[tuple[int, int], ...], flip_test: bool = True,
+                        shift_heatmap: bool = True) -> HeatmapFn:
+    """Heatmaps of a batch from ``model``; with ``flip_test`` averaged with the flipped input's."""
+
+    @torch.no_grad()
+    def predict(batch: dict) -> torch.Tensor:
+        images = batch["image"]
+        heatmaps = model(images)
+        if flip_test:
+            flipped = model(images.flip(-1))
+            heatmaps = (heatmaps + flip_back(flipped, flip_pairs, shift_heatmap)) * 0.5
+        return heatmaps
+
+    return predict
+
+
+def predict_dataset(dataset: TopDownDataset, loader, heatmap_fn: HeatmapFn,
+                    post_process: bool = True, progress: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Decode ``heatmap_fn`` over every batch of ``loader`` into image-space predictions.
+
+    Returns:
+        preds (N, K, 3) as x, y, confidence in image pixels; indices (N,) of the dataset
+        records; the number of samples skipped because their image could not be read.
+    """
+    codec = dataset.codec
+    all_preds, all_idx = [], []
+    skipped = SkipCounter()
+    for batch in tqdm(loader, desc="predict", disable=not progress, leave=False):
+        skipped.update(batch)
+        if batch["size"] == 0:
+            continue
+        heatmaps = heatmap_fn(batch).detach().float().cpu().numpy()
+        coords, maxvals = codec.decode_to_image(heatmaps, batch["center"].numpy(),
+                                                batch["scale"].numpy(), post_process)
+        all_preds.append(np.concatenate([coords, maxvals], axis=2))
+        all_idx.append(batch["index"].numpy())
+    n_skipped = skipped.report("evaluation")
+    if not all_preds:
+        return np.zeros((0, dataset.num_joints, 3), np.float32), np.zeros(0, np.int64), n_skipped
+    return np.concatenate(all_preds), np.concatenate(all_idx), n_skipped

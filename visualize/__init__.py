@@ -1,0 +1,1 @@
+"""Architecture graphs, parameter/FLOP reports, keypoint and heatmap overlays."""
