@@ -79,3 +79,27 @@ def test_flip_back_swaps_pairs():
     hm[0, 5, 1, 0] = 1.0  # left shoulder at x=0
     out = flip_back(hm, COCO.flip_pairs, shift=False)
     assert out[0, 6, 1, 3] == 1.0 and out[0, 5].sum() == 0
+
+
+def windowed_reference(joints, hm_size, stride, sigma):
+    """HRNet's per-joint windowed Gaussian, written as a plain loop."""
+    h, w = hm_size
+    r = int(3 * sigma)
+    out = np.zeros((len(joints), h, w), np.float32)
+    for k, (x, y) in enumerate(joints):
+        mx, my = int(x / stride + 0.5), int(y / stride + 0.5)
+        for yy in range(max(0, my - r), min(h, my + r + 1)):
+            for xx in range(max(0, mx - r), min(w, mx + r + 1)):
+                out[k, yy, xx] = np.exp(-((xx - mx) ** 2 + (yy - my) ** 2) / (2 * sigma ** 2))
+    return out
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.0, 3.0])
+def test_encode_matches_windowed_reference(sigma):
+    rng = np.random.default_rng(4)
+    joints = rng.uniform(-10, 200, (17, 2))
+    codec = HeatmapCodec((256, 192), (64, 48), sigma)
+    hm, w = codec.encode(joints, np.ones(17))
+    ref = windowed_reference(joints, (64, 48), 4, sigma)
+    np.testing.assert_allclose(hm, ref, atol=1e-6)
+    assert np.all((w[:, 0] == 0) == (ref.reshape(17, -1).max(1) == 0))

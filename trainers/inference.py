@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from trainers.data.codec import flip_back
 from trainers.data.images import SkipCounter
-from trainers.data.topdown import TopDownDataset
+from trainers.data.topdown import TopDownDataset, normalize_images
 
 __all__ = ["flip_test_predictor", "predict_dataset"]
 
@@ -24,12 +24,16 @@ HeatmapFn = Callable[[dict], torch.Tensor]
 
 def flip_test_predictor(model: Callable[[torch.Tensor], torch.Tensor],
                         flip_pairs: tuple[tuple[int, int], ...], flip_test: bool = True,
-                        shift_heatmap: bool = True) -> HeatmapFn:
-    """Heatmaps of a batch from ``model``; with ``flip_test`` averaged with the flipped input's."""
+                        shift_heatmap: bool = True, color_rgb: bool = True,
+                        device: torch.device | str = "cpu") -> HeatmapFn:
+    """Heatmaps of a batch from ``model``; with ``flip_test`` averaged with the flipped input's.
+
+    The batch's uint8 images are moved to ``device`` and normalised there.
+    """
 
     @torch.no_grad()
     def predict(batch: dict) -> torch.Tensor:
-        images = batch["image"]
+        images = normalize_images(batch["image"].to(device), color_rgb)
         heatmaps = model(images)
         if flip_test:
             flipped = model(images.flip(-1))
