@@ -1,0 +1,1 @@
+"""Pose datasets (COCO, MPII, synthetic), transforms and heatmap targets."""

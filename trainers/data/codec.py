@@ -1,0 +1,138 @@
+"""Keypoints ↔ heatmaps: the Gaussian (MSRA) codec shared by targets and decoding.
+
+Encoding follows Xiao et al. "Simple Baselines" / HRNet: an unnormalised Gaussian of std
+``sigma`` (heatmap pixels) at the rounded joint position, target weight 0 for invisible joints
+or joints whose Gaussian lies outside the heatmap. Decoding takes the argmax, shifts it a quarter
+pixel toward the higher neighbour, and maps it back to the image through the inverse affine.
+
+Shape legend: N samples, K joints, H×W heatmap.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from trainers.data.transforms import affine_points, get_affine_transform
+
+__all__ = ["HeatmapCodec", "get_max_preds", "flip_back"]
+
+
+@dataclass(frozen=True)
+class HeatmapCodec:
+    """Gaussian heatmap codec.
+
+    Args:
+        input_size: (height, width) of the network input.
+        heatmap_size: (height, width) of the heatmaps.
+        sigma: Gaussian std in heatmap pixels.
+    """
+
+    input_size: tuple[int, int]
+    heatmap_size: tuple[int, int]
+    sigma: float = 2.0
+
+    def encode(self, joints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Targets for one sample.
+
+        Args:
+            joints: (K, 2) joint positions in input-image pixels.
+            visible: (K,) visibility (>0 means labelled).
+
+        Returns:
+            heatmaps (K, H, W) float32 and target weights (K, 1) float32.
+        """
+        num_joints = len(joints)
+        hm_h, hm_w = self.heatmap_size
+        stride = np.array([self.input_size[1] / hm_w, self.input_size[0] / hm_h])
+        weights = (np.asarray(visible, dtype=np.float32).reshape(num_joints, -1)[:, :1] > 0)
+        weights = weights.astype(np.float32)
+        radius = int(self.sigma * 3)
+        # integer centre as in HRNet: int(x / stride + 0.5)
+        mu = (np.asarray(joints[:, :2], dtype=np.float64) / stride + 0.5).astype(np.int64)
+        # a joint whose (2r+1)² window misses the heatmap entirely gets weight 0
+        outside = ((mu[:, 0] - radius >= hm_w) | (mu[:, 1] - radius >= hm_h)
+                   | (mu[:, 0] + radius + 1 < 0) | (mu[:, 1] + radius + 1 < 0))
+        weights[outside, 0] = 0.0
+        # separable Gaussian, truncated to the window |x - mu| <= r like the windowed original
+        dx = (np.arange(hm_w)[None, :] - mu[:, :1]).astype(np.float32)
+        dy = (np.arange(hm_h)[None, :] - mu[:, 1:]).astype(np.float32)
+        inv = np.float32(-1.0 / (2 * self.sigma ** 2))
+        gx = np.exp(dx * dx * inv) * (np.abs(dx) <= radius)
+        gy = np.exp(dy * dy * inv) * (np.abs(dy) <= radius)
+        gy *= weights  # zero rows for unlabelled joints
+        heatmaps = gy[:, :, None] * gx[:, None, :]
+        return heatmaps, weights
+
+    def decode(self, heatmaps: np.ndarray, post_process: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Joint positions in heatmap pixels.
+
+        Args:
+            heatmaps: (N, K, H, W).
+            post_process: apply the quarter-pixel shift toward the higher neighbour.
+
+        Returns:
+            coords (N, K, 2) in heatmap pixels and maxvals (N, K, 1).
+        """
+        heatmaps = np.asarray(heatmaps, dtype=np.float32)
+        coords, maxvals = get_max_preds(heatmaps)
+        if post_process:
+            n, k, h, w = heatmaps.shape
+            px = np.floor(coords[..., 0] + 0.5).astype(np.int64)
+            py = np.floor(coords[..., 1] + 0.5).astype(np.int64)
+            inside = (px > 1) & (px < w - 1) & (py > 1) & (py < h - 1)
+            ni, ki = np.nonzero(inside)
+            x, y = px[ni, ki], py[ni, ki]
+            dx = heatmaps[ni, ki, y, x + 1] - heatmaps[ni, ki, y, x - 1]
+            dy = heatmaps[ni, ki, y + 1, x] - heatmaps[ni, ki, y - 1, x]
+            coords[ni, ki, 0] += np.sign(dx) * 0.25
+            coords[ni, ki, 1] += np.sign(dy) * 0.25
+        return coords, maxvals
+
+    def to_image(self, coords: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Map heatmap coords (N, K, 2) back to image pixels through each box (N, 2), (N, 2)."""
+        out = np.zeros_like(coords, dtype=np.float32)
+        hm_h, hm_w = self.heatmap_size
+        for i in range(len(coords)):
+            inv = get_affine_transform(center[i], scale[i], 0.0, (hm_w, hm_h), inverse=True)
+            out[i] = affine_points(coords[i], inv)
+        return out
+
+    def decode_to_image(self, heatmaps: np.ndarray, center: np.ndarray, scale: np.ndarray,
+                        post_process: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Decode (N, K, H, W) heatmaps to (N, K, 2) image coords and (N, K, 1) confidences."""
+        coords, maxvals = self.decode(heatmaps, post_process)
+        return self.to_image(coords, center, scale), maxvals
+
+
+def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Argmax of each heatmap (N, K, H, W) → coords (N, K, 2) as (x, y), maxvals (N, K, 1).
+
+    Joints whose maximum is not positive get coordinates (0, 0).
+    """
+    n, k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(n, k, -1)
+    idx = np.argmax(flat, axis=2)
+    maxvals = np.take_along_axis(flat, idx[..., None], axis=2).astype(np.float32)
+    coords = np.stack([idx % w, idx // w], axis=-1).astype(np.float32)
+    coords *= (maxvals > 0.0)
+    return coords, maxvals
+
+
+def flip_back(heatmaps: torch.Tensor, flip_pairs: tuple[tuple[int, int], ...],
+              shift: bool = True) -> torch.Tensor:
+    """Undo a horizontal input flip on predicted heatmaps (N, K, H, W).
+
+    Mirrors the width axis, swaps left/right joints and, with ``shift``, moves the result one
+    pixel right (HRNet's ``SHIFT_HEATMAP``: the flipped argmax lands one pixel left of the
+    unflipped one because ``x' = W - 1 - x`` at input resolution is not integral at 1/4).
+    """
+    out = heatmaps.flip(-1)
+    perm = list(range(out.shape[1]))
+    for a, b in flip_pairs:
+        perm[a], perm[b] = b, a
+    out = out[:, perm]
+    if shift:
+        out = torch.cat([out[..., :1], out[..., :-1]], dim=-1)
+    return out

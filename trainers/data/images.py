@@ -1,0 +1,96 @@
+"""Reading images safely, and counting the ones that could not be read.
+
+A corrupted or missing image must never crash an epoch half-way nor silently change numbers:
+the dataset returns a :class:`SkippedSample`, :func:`collate_pose_batch` drops it from the batch
+and records its path, and :class:`SkipCounter` logs the count at the end of the epoch.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+from torch.utils.data import default_collate
+
+__all__ = ["read_image", "ImageReadError", "SkippedSample", "collate_pose_batch", "SkipCounter"]
+
+logger = logging.getLogger(__name__)
+
+
+class ImageReadError(Exception):
+    """An image file that cannot be used (missing, empty, truncated, undecodable)."""
+
+
+def read_image(path: str | Path, color_rgb: bool = True) -> np.ndarray:
+    """Read an image as an (H, W, 3) uint8 array, RGB if ``color_rgb`` else BGR.
+
+    Raises:
+        ImageReadError: missing, empty, truncated JPEG (no end-of-image marker) or undecodable.
+    """
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise ImageReadError(f"{path}: cannot read ({err.strerror or err})") from None
+    if data.size == 0:
+        raise ImageReadError(f"{path}: empty file")
+    if data.size > 2 and data[0] == 0xFF and data[1] == 0xD8:
+        # A JPEG cut short still half-decodes in OpenCV (grey bottom); refuse it instead.
+        tail = data[-64:].tobytes().rstrip(b"\x00")
+        if b"\xff\xd9" not in tail[-16:]:
+            raise ImageReadError(f"{path}: truncated JPEG (no end-of-image marker)")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageReadError(f"{path}: not a decodable image")
+    if color_rgb:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+@dataclass(frozen=True)
+class SkippedSample:
+    """What a dataset returns in place of a sample whose image could not be read."""
+
+    path: str
+    reason: str
+
+
+def collate_pose_batch(samples: Sequence[Any]) -> dict[str, Any]:
+    """Collate dict samples, leaving out :class:`SkippedSample` entries.
+
+    The batch gets ``skipped``: the list of ``"path: reason"`` strings that were left out, and
+    ``size``: the number of samples kept (0 if every sample was skipped, in which case the
+    batch holds nothing else).
+    """
+    kept = [s for s in samples if not isinstance(s, SkippedSample)]
+    skipped = [s.reason for s in samples if isinstance(s, SkippedSample)]
+    batch: dict[str, Any] = default_collate(kept) if kept else {}
+    batch["skipped"] = skipped
+    batch["size"] = len(kept)
+    return batch
+
+
+class SkipCounter:
+    """Accumulate skipped images over an epoch and log one warning with the count."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def update(self, batch: dict[str, Any]) -> None:
+        self.reasons.extend(batch.get("skipped", []))
+
+    @property
+    def count(self) -> int:
+        return len(self.reasons)
+
+    def report(self, what: str) -> int:
+        """Log the count for ``what`` (e.g. ``"epoch 3 train"``), reset, and return the count."""
+        count = self.count
+        if count:
+            shown = "; ".join(self.reasons[:3]) + (" ..." if count > 3 else "")
+            logger.warning("%s: skipped %d unreadable image(s): %s", what, count, shown)
+        self.reasons = []
+        return count

@@ -1,0 +1,39 @@
+"""Building datasets and data loaders from a config."""
+from __future__ import annotations
+
+import cv2
+from torch.utils.data import DataLoader
+
+from trainers.config import Config
+from trainers.data.images import collate_pose_batch
+from trainers.data.topdown import TopDownDataset
+
+__all__ = ["build_dataset", "build_loader"]
+
+
+def build_dataset(cfg: Config, split: str, train: bool | None = None,
+                  use_gt_bbox: bool | None = None) -> TopDownDataset:
+    """The dataset named by ``cfg.dataset.name`` for ``split`` ("train" or "val")."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if cfg.dataset.name == "coco":
+        from trainers.data.coco import CocoKeypoints
+
+        return CocoKeypoints(cfg, split, train=train, use_gt_bbox=use_gt_bbox)
+    from trainers.data.mpii import MpiiKeypoints
+
+    return MpiiKeypoints(cfg, split, train=train)
+
+
+def _worker_init(_: int) -> None:
+    # OpenCV's own thread pool inside every loader worker oversubscribes the CPU.
+    cv2.setNumThreads(0)
+
+
+def build_loader(dataset: TopDownDataset, batch_size: int, shuffle: bool, num_workers: int,
+                 drop_last: bool = False) -> DataLoader:
+    """A DataLoader that skips unreadable images (see :func:`collate_pose_batch`)."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                      collate_fn=collate_pose_batch, drop_last=drop_last,
+                      worker_init_fn=_worker_init if num_workers > 0 else None,
+                      persistent_workers=num_workers > 0, pin_memory=False)

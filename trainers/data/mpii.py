@@ -1,0 +1,105 @@
+"""MPII human pose, top-down, in HRNet's layout.
+
+    ROOT/annot/{train,valid}.json   list of {image, center, scale, joints (16×2), joints_vis (16)}
+    ROOT/annot/gt_valid.mat         the official evaluation ground truth
+    ROOT/images/*.jpg
+
+Coordinates in the JSON are MATLAB-style 1-based; as in the official loader the centre is moved
+down by 15·scale px and the scale enlarged ×1.25 before both are made 0-based. Evaluation writes
+``pred.mat`` (1-based again) and computes PCKh against ``gt_<set>.mat``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from trainers.config import Config
+from trainers.data.topdown import PersonRecord, TopDownDataset
+from trainers.errors import UserInputError
+from trainers.evaluation.mpii import load_gt_valid, pckh, save_preds
+
+__all__ = ["MpiiKeypoints"]
+
+logger = logging.getLogger(__name__)
+
+
+class MpiiKeypoints(TopDownDataset):
+    """MPII, one record per annotated person.
+
+    Args:
+        cfg: experiment config.
+        split: ``"train"`` or ``"val"``.
+        train: augment (defaults to ``split == "train"``).
+    """
+
+    def __init__(self, cfg: Config, split: str, train: bool | None = None) -> None:
+        super().__init__(cfg, train=(split == "train") if train is None else train)
+        self.split = split
+        self.image_set = cfg.dataset.train_set if split == "train" else cfg.dataset.val_set
+        root = Path(cfg.dataset.root)
+        self.ann_file = root / "annot" / f"{self.image_set}.json"
+        self.gt_file = root / "annot" / f"gt_{self.image_set}.mat"
+        self.image_dir = root / "images"
+        self.records = self._load(self.ann_file)
+        logger.info("MPII %s: %d persons", self.image_set, len(self.records))
+
+    def _load(self, path: Path) -> list[PersonRecord]:
+        try:
+            with open(path) as f:
+                entries = json.load(f)
+        except FileNotFoundError:
+            raise UserInputError(str(path), "annotation file not found") from None
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise UserInputError(str(path), f"cannot read annotations ({err})") from None
+        if not isinstance(entries, list):
+            raise UserInputError(str(path), "expected a JSON list of persons")
+        k = self.num_joints
+        records = []
+        for i, a in enumerate(entries):
+            where = f"[{i}]"
+            if not isinstance(a, dict):
+                raise UserInputError(str(path), "not an object", field=where)
+            for key in ("image", "center", "scale", "joints", "joints_vis"):
+                if key not in a:
+                    raise UserInputError(str(path), f"missing '{key}'", field=where)
+            try:
+                center = np.asarray(a["center"], dtype=np.float32).reshape(2)
+                joints = np.asarray(a["joints"], dtype=np.float32)
+                vis = np.asarray(a["joints_vis"], dtype=np.float32).reshape(-1)
+                s = float(a["scale"])
+            except (TypeError, ValueError):
+                raise UserInputError(str(path), "center/scale/joints must be numbers",
+                                     field=where) from None
+            if joints.shape != (k, 2) or vis.shape != (k,):
+                raise UserInputError(str(path), f"expected {k} joints and {k} joints_vis, "
+                                     f"got {joints.shape} and {vis.shape}", field=where)
+            if s <= 0:
+                raise UserInputError(str(path), f"scale must be positive, got {s}", field=where)
+            scale = np.array([s, s], dtype=np.float32)
+            if center[0] != -1:
+                center[1] = center[1] + 15 * scale[1]
+                scale = scale * 1.25
+            # MATLAB 1-based → 0-based
+            records.append(PersonRecord(
+                image=str(self.image_dir / a["image"]), center=center - 1, scale=scale,
+                joints=(joints - 1) * (vis[:, None] > 0), visible=(vis > 0).astype(np.float32),
+                score=1.0, image_id=i))
+        return records
+
+    def evaluate(self, preds: np.ndarray, indices: np.ndarray, output_dir: str) -> dict[str, float]:
+        """Write ``pred.mat`` (1-based, ground-truth order) and return PCKh.
+
+        Persons without a prediction (their image could not be read) count as misses.
+        """
+        gt = load_gt_valid(self.gt_file)
+        full = np.full((len(self.records), self.num_joints, 2), np.nan, dtype=np.float64)
+        full[np.asarray(indices)] = preds[:, :, :2] + 1.0
+        missing = int(np.isnan(full[:, 0, 0]).sum())
+        if missing:
+            logger.warning("%d of %d persons have no prediction; counted as misses",
+                           missing, len(full))
+        save_preds(Path(output_dir) / "pred.mat", full)
+        return pckh(full, gt, source=str(self.gt_file))
