@@ -1,0 +1,41 @@
+import numpy as np
+import torch
+
+from trainers.data.codec import flip_back
+from trainers.data.joints import COCO
+from trainers.data.topdown import normalize_images
+from trainers.inference import flip_test_predictor
+
+
+class Seer(torch.nn.Module):
+    """A 'model' whose heatmaps are fixed per input orientation: joint k peaks at column 2+k//4
+    for the input as given, and at the mirrored column for a mirrored input (it checks the
+    left half against the right half of the image to know which one it sees)."""
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        out = torch.zeros(n, 17, h // 4, w // 4)
+        mirrored = x[..., : w // 2].mean() < x[..., w // 2:].mean()
+        for k in range(17):
+            col = 2 + k // 4
+            if mirrored:  # a mirrored person: left/right joints swap and columns mirror
+                src = COCO.flip_permutation()[k]
+                out[:, k, 3, (w // 4) - 1 - (2 + src // 4)] = 1.0
+            else:
+                out[:, k, 3, col] = 1.0
+        return out
+
+
+def test_flip_test_averages_with_the_mirrored_prediction():
+    image = torch.zeros(2, 3, 64, 48, dtype=torch.uint8)
+    image[..., :24] = 200  # bright left half: the unmirrored orientation
+    batch = {"image": image}
+    plain = flip_test_predictor(Seer(), COCO.flip_pairs, flip_test=False)(batch)
+    both = flip_test_predictor(Seer(), COCO.flip_pairs, flip_test=True, shift_heatmap=False)(batch)
+    # a mirror-consistent model: flipping back reproduces the plain heatmaps exactly
+    torch.testing.assert_close(both, plain)
+    shifted = flip_test_predictor(Seer(), COCO.flip_pairs, flip_test=True, shift_heatmap=True)(batch)
+    expected = 0.5 * (plain + flip_back(Seer()(normalize_images(image).flip(-1)), COCO.flip_pairs))
+    torch.testing.assert_close(shifted, expected)
+    assert not torch.equal(shifted, plain)  # the one-pixel shift moves half the mass
+    assert np.isclose(float(shifted.sum()), float(plain.sum()))
