@@ -26,7 +26,7 @@ from trainers.errors import UserInputError
 
 __all__ = [
     "Config", "DatasetConfig", "ModelConfig", "TrainConfig", "TestConfig", "SearchConfig",
-    "load_config", "config_from_dict", "config_to_dict", "parse_overrides",
+    "load_config", "config_from_dict", "config_to_dict", "parse_overrides", "coerce_value",
 ]
 
 
@@ -307,7 +307,7 @@ def _build(cls: type, data: Any, prefix: str, source: str, origin: Mapping[str, 
         if dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, data[name], dotted + ".", source, origin)
         else:
-            kwargs[name] = _coerce(data[name], hint, file, dotted)
+            kwargs[name] = coerce_value(data[name], hint, file, dotted)
     return cls(**kwargs)
 
 
@@ -317,7 +317,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _coerce(value: Any, tp: Any, file: str, dotted: str) -> Any:
+def coerce_value(value: Any, tp: Any, file: str, dotted: str) -> Any:
     """Check ``value`` against the annotation ``tp``; convert lists to tuples and ints to floats."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -333,7 +333,7 @@ def _coerce(value: Any, tp: Any, file: str, dotted: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], file, dotted)
+        return coerce_value(value, inner[0], file, dotted)
     if origin is tuple:
         if isinstance(value, str) and "x" in value:  # "256x192"
             parts = value.lower().split("x")
@@ -344,14 +344,14 @@ def _coerce(value: Any, tp: Any, file: str, dotted: str) -> Any:
         if not isinstance(value, (list, tuple)):
             fail("a list")
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], file, f"{dotted}[{i}]") for i, v in enumerate(value))
+            return tuple(coerce_value(v, args[0], file, f"{dotted}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             fail(f"a list of {len(args)} values")
-        return tuple(_coerce(v, a, file, f"{dotted}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(coerce_value(v, a, file, f"{dotted}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin is list:
         if not isinstance(value, (list, tuple)):
             fail("a list")
-        return [_coerce(v, args[0], file, f"{dotted}[{i}]") for i, v in enumerate(value)]
+        return [coerce_value(v, args[0], file, f"{dotted}[{i}]") for i, v in enumerate(value)]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             fail("a mapping")

@@ -1,0 +1,117 @@
+"""Parameters and GFLOPs of a model, per component and in total.
+
+    python -m visualize.param_flop --model NAME [--input-size 256x192] [--dataset coco] [--json]
+    python -m visualize.param_flop --cfg CFG [KEY VALUE ...] [--json]
+
+FLOPs are the multiply-adds of convolutions and linear layers, counted by
+``torch.utils.flop_counter`` (which counts 2 per multiply-add; we halve it) for one image.
+``gflops`` = MACs / 2^30, the convention of the official HRNet code and the seeds, so the
+figures compare with published tables (HRNet-W32 at 256×192: 7.1). BatchNorm, activations,
+pooling and upsampling are not counted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from search_space.models import build_model, model_names
+from trainers.config import coerce_value, load_config
+from trainers.data.joints import keypoint_spec
+from trainers.errors import UserInputError, cli_errors
+from trainers.report import format_table
+
+__all__ = ["param_flop_report", "format_report", "main"]
+
+
+def _components(model: nn.Module) -> dict[str, nn.Module]:
+    if hasattr(model, "components"):
+        return model.components()
+    return dict(model.named_children()) or {"model": model}
+
+
+def param_flop_report(model: nn.Module, input_size: tuple[int, int]) -> dict[str, Any]:
+    """Params and MACs per component and in total for one (3, H, W) input.
+
+    Returns:
+        ``{"input_size": [H, W], "components": [{name, params, macs, gflops}], "params",
+        "macs", "gflops"}``.
+    """
+    was_training = model.training
+    model.eval()
+    names = {id(m): n for n, m in model.named_modules()}
+    root = type(model).__name__
+    device = next(model.parameters()).device
+    with FlopCounterMode(display=False, depth=None) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, *input_size, device=device))
+    model.train(was_training)
+    flops = counter.get_flop_counts()
+    rows = []
+    for name, module in _components(model).items():
+        path = names.get(id(module), name)
+        key = f"{root}.{path}" if path else root
+        macs = sum(flops.get(key, {}).values()) // 2
+        rows.append({"name": name, "params": sum(p.numel() for p in module.parameters()),
+                     "macs": int(macs), "gflops": macs / 2 ** 30})
+    total_macs = counter.get_total_flops() // 2
+    return {"input_size": list(input_size), "components": rows,
+            "params": sum(p.numel() for p in model.parameters()),
+            "macs": int(total_macs), "gflops": total_macs / 2 ** 30}
+
+
+def format_report(report: dict[str, Any], title: str = "") -> str:
+    """The report as a table (params in M, GFLOPs = MACs / 2^30)."""
+    rows = [[c["name"], f"{c['params'] / 1e6:.3f}", f"{c['gflops']:.3f}"] for c in report["components"]]
+    rows.append(["total", f"{report['params'] / 1e6:.3f}", f"{report['gflops']:.3f}"])
+    h, w = report["input_size"]
+    head = f"{title} at {h}x{w}: " if title else f"at {h}x{w}: "
+    return (format_table(["component", "params (M)", "GFLOPs"], rows) +
+            f"\n{head}{report['params']:,} params, {report['macs']:,} MACs "
+            f"= {report['gflops']:.2f} GFLOPs (conv + linear multiply-adds / 2^30, HRNet convention)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m visualize.param_flop", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help=f"a registered model: {', '.join(model_names())}")
+    src.add_argument("--cfg", help="an experiment config (its model.name and model.input_size)")
+    p.add_argument("--input-size", default=None, help="HxW, e.g. 256x192 (default: config or 256x192)")
+    p.add_argument("--dataset", choices=["coco", "mpii"], default=None,
+                   help="joint count of the head (default: config or coco)")
+    p.add_argument("--json", action="store_true", help="end with one JSON line")
+    p.add_argument("overrides", nargs="*", help="config overrides KEY VALUE ...")
+    return p
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.cfg:
+        cfg = load_config(args.cfg, args.overrides)
+        name, size, dataset = cfg.model.name, cfg.model.input_size, cfg.dataset.name
+    else:
+        name, size, dataset = args.model, (256, 192), "coco"
+    if args.input_size:
+        size = coerce_value(args.input_size, tuple[int, int], "argument", "--input-size")
+    if args.dataset:
+        dataset = args.dataset
+    try:
+        model = build_model(name, keypoint_spec(dataset).num_joints)
+    except KeyError as err:
+        raise UserInputError(args.cfg or "argument", str(err.args[0]),
+                             field="model.name" if args.cfg else "--model") from None
+    report = param_flop_report(model, tuple(size))
+    print(format_report(report, name))
+    if args.json:
+        print(json.dumps({"model": name, **report}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
