@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from search_space.blocks import BLOCKS, BN_MOMENTUM, conv3x3
@@ -130,10 +131,12 @@ class FuseLayer(nn.Module):
         paths: list[nn.Module] = []
         for j, w_j in enumerate(widths):
             if j > i:
+                # upsampled in forward() to branch i's exact size: the official
+                # Upsample(scale_factor=2^(j-i)) whenever the input is divisible by 32, and
+                # still correct when it is not (64×48 inputs in tests)
                 paths.append(nn.Sequential(
                     nn.Conv2d(w_j, widths[i], 1, bias=False),
-                    nn.BatchNorm2d(widths[i], momentum=BN_MOMENTUM),
-                    nn.Upsample(scale_factor=2 ** (j - i), mode="nearest")))
+                    nn.BatchNorm2d(widths[i], momentum=BN_MOMENTUM)))
             elif j == i:
                 paths.append(nn.Identity())
             else:
@@ -142,11 +145,16 @@ class FuseLayer(nn.Module):
                 paths.append(nn.Sequential(*steps))
         self.paths = nn.ModuleList(paths)
         self.relu = nn.ReLU(inplace=True)
+        self.index = i
 
     def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
-        out = self.paths[0](xs[0])
-        for j in range(1, len(xs)):
-            out = out + self.paths[j](xs[j])
+        size = xs[self.index].shape[-2:]
+        out = None
+        for j, (path, x) in enumerate(zip(self.paths, xs)):
+            y = path(x)
+            if j > self.index:
+                y = F.interpolate(y, size=size, mode="nearest")
+            out = y if out is None else out + y
         return self.relu(out)
 
 

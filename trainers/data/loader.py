@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader
 from trainers.config import Config
 from trainers.data.images import collate_pose_batch
 from trainers.data.topdown import TopDownDataset
+from trainers.sampler import EpochSampler
 
 __all__ = ["build_dataset", "build_loader"]
 
@@ -31,9 +32,14 @@ def _worker_init(_: int) -> None:
 
 
 def build_loader(dataset: TopDownDataset, batch_size: int, shuffle: bool, num_workers: int,
-                 drop_last: bool = False) -> DataLoader:
-    """A DataLoader that skips unreadable images (see :func:`collate_pose_batch`)."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                 drop_last: bool = False, seed: int = 0) -> DataLoader:
+    """A DataLoader that skips unreadable images (see :func:`collate_pose_batch`).
+
+    Sampling goes through :class:`~trainers.sampler.EpochSampler`: reproducible per (seed,
+    epoch), sharded across ranks under torch.distributed.
+    """
+    sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_pose_batch, drop_last=drop_last,
                       worker_init_fn=_worker_init if num_workers > 0 else None,
                       persistent_workers=num_workers > 0, pin_memory=False)

@@ -122,7 +122,13 @@ class TopDownDataset(Dataset):
         key = np.array([index, (self.cfg.seed << 32) | self._epoch_seed], dtype=np.uint64)
         return np.random.Generator(np.random.Philox(key=key))
 
-    def __getitem__(self, index: int) -> dict[str, Any] | SkippedSample:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | SkippedSample:
+        """Sample ``key``: an index, or ``(epoch, index)`` from :class:`~trainers.sampler.EpochSampler`."""
+        if isinstance(key, tuple):
+            epoch, index = key
+            self._epoch_seed = int(epoch)
+        else:
+            index = key
         rec = self.records[index]
         try:
             image = read_image(rec.image, color_rgb=False)  # BGR; channels swapped on the crop

@@ -1,0 +1,70 @@
+"""Every registered model: shapes, gradients, exact parameter counts, FLOPs as published."""
+import pytest
+import torch
+
+from search_space.hrnet import HRNetBackbone, hrnet_layout
+from search_space.models import build_model, model_names
+from visualize.param_flop import param_flop_report
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_forward_shape_and_finite(name):
+    torch.manual_seed(0)
+    model = build_model(name, 17).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 48))
+    assert out.shape == (2, 17, 16, 12)
+    assert torch.isfinite(out).all()
+
+
+def test_tiny_backward_reaches_every_parameter():
+    model = build_model("hrnet_tiny", 16)
+    out = model(torch.randn(2, 3, 64, 64))
+    out.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+@pytest.mark.parametrize("name, params", [("hrnet_w32", 28_536_113), ("hrnet_w48", 63_595_745)])
+def test_exact_param_counts_of_the_official_constructor(name, params):
+    assert sum(p.numel() for p in build_model(name, 17).parameters()) == params
+
+
+@pytest.mark.parametrize("name, size, gflops", [("hrnet_w32", (256, 192), 7.1),
+                                                ("hrnet_w48", (384, 288), 32.9)])
+def test_gflops_match_published(name, size, gflops):
+    report = param_flop_report(build_model(name, 17), size)
+    assert round(report["gflops"], 1) == gflops
+    assert sum(c["params"] for c in report["components"]) == report["params"]
+    assert sum(c["macs"] for c in report["components"]) == report["macs"]
+    assert [c["name"] for c in report["components"]] == ["stem", "stage1", "stage2", "stage3",
+                                                          "stage4", "head"]
+
+
+def test_truncated_backbone_gives_a_pyramid():
+    backbone = HRNetBackbone(hrnet_layout(32).truncated(3))
+    feats = backbone(torch.randn(1, 3, 256, 192))
+    assert [f.shape[1] for f in feats] == [32, 64, 128]
+    assert [tuple(f.shape[2:]) for f in feats] == [(64, 48), (32, 24), (16, 12)]
+
+
+def test_inner_widths_change_only_their_block():
+    from dataclasses import replace
+
+    base = hrnet_layout(32)
+    pruned = replace(base, inner_widths={**base.inner_widths, "stage3/module1/branch2/block0": (40,)})
+    m0, m1 = HRNetBackbone(base), HRNetBackbone(pruned)
+    b0 = m0.stages[2].modules_[1].branches[2][0]
+    b1 = m1.stages[2].modules_[1].branches[2][0]
+    assert b0.conv1.out_channels == 128 and b1.conv1.out_channels == 40
+    assert b1.conv2.in_channels == 40 and b1.conv2.out_channels == 128
+    diff = sum(p.numel() for p in m0.parameters()) - sum(p.numel() for p in m1.parameters())
+    # conv1 and conv2 lose (128 - 40)·128·9 weights each, bn1 loses 2·88
+    assert diff == 2 * 88 * 128 * 9 + 2 * 88
+    out = m1(torch.randn(1, 3, 64, 48))
+    assert out[0].shape == (1, 32, 16, 12)
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(KeyError, match="hrnet_w32"):
+        build_model("hrnet_w33", 17)

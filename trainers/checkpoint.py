@@ -1,0 +1,110 @@
+"""Atomic checkpoints (``last.ckpt`` every epoch, ``best.ckpt`` by the primary metric),
+``metrics.json``, and loading checkpoints safely.
+
+A checkpoint is written to a temporary file in the same folder and renamed over the old one,
+so a SIGKILL at any moment leaves a loadable ``last.ckpt``. Checkpoints hold state dicts and
+plain metadata only, so they load with ``torch.load(..., weights_only=True)``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from trainers.atomic import write_json_atomic
+from trainers.errors import UserInputError
+
+__all__ = ["AtomicCheckpoint", "load_checkpoint", "model_state_dict"]
+
+logger = logging.getLogger(__name__)
+
+
+class AtomicCheckpoint(pl.Callback):
+    """Save ``last.ckpt`` each epoch and ``best.ckpt`` when the metric improves; keep
+    ``metrics.json`` (one record per epoch: loss, learning rate, validation metrics)."""
+
+    def __init__(self, out_dir: str | Path, metric: str) -> None:
+        self.out_dir = Path(out_dir)
+        self.metric = metric
+        self.best: float | None = None
+        self.history: list[dict[str, Any]] = []
+
+    @property
+    def state_key(self) -> str:
+        return "AtomicCheckpoint"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "history": self.history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state.get("best")
+        self.history = list(state.get("history", []))
+
+    def _save(self, trainer: pl.Trainer, name: str) -> None:
+        final = self.out_dir / name
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.out_dir)
+        os.close(fd)
+        try:
+            trainer.save_checkpoint(tmp, weights_only=False)  # full state: resumable
+            if trainer.is_global_zero:
+                os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        metrics = dict(getattr(pl_module, "last_metrics", {}))
+        loss = trainer.callback_metrics.get("train/loss_epoch")
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        record = {"epoch": trainer.current_epoch,
+                  "train_loss": float(loss) if loss is not None else None, "lr": lr, **metrics}
+        self.history.append(record)
+        value = metrics.get(self.metric)
+        improved = type(pl_module).is_better(value, self.best) if hasattr(pl_module, "is_better") \
+            else value is not None and (self.best is None or value > self.best)
+        if improved:
+            self.best = value
+        self._save(trainer, "last.ckpt")
+        if improved:
+            self._save(trainer, "best.ckpt")
+        if trainer.is_global_zero:
+            write_json_atomic(self.out_dir / "metrics.json",
+                              {"metric": self.metric, "best": self.best, "epochs": self.history},
+                              indent=1)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a posenas checkpoint with ``weights_only=True`` and check its format.
+
+    Raises:
+        UserInputError: missing, unreadable, truncated or not a posenas checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(str(path), "checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt / foreign files
+        raise UserInputError(str(path), f"not a loadable checkpoint ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0][:200]})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise UserInputError(str(path), "not a posenas checkpoint", field="state_dict")
+    meta = ckpt.get("posenas")
+    if not isinstance(meta, dict) or meta.get("format") != "posenas-ckpt":
+        raise UserInputError(str(path), "not a posenas checkpoint (no posenas metadata)",
+                             field="posenas")
+    return ckpt
+
+
+def model_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The network's own state dict (the Lightning module stores it under ``model.``)."""
+    prefix = "model."
+    return {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}

@@ -1,0 +1,115 @@
+"""Training and evaluating a frozen network: what ``train_derived.py`` and ``test.py`` call."""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from trainers.checkpoint import AtomicCheckpoint, load_checkpoint, model_state_dict
+from trainers.config import Config
+from trainers.data.loader import build_dataset, build_loader
+from trainers.errors import UserInputError
+from trainers.inference import flip_test_predictor, predict_dataset
+from trainers.module import PoseModule, primary_metric
+
+__all__ = ["fit", "evaluate_model", "load_weights"]
+
+logger = logging.getLogger(__name__)
+
+
+def _trainer_kwargs(cfg: Config) -> dict[str, Any]:
+    cuda = torch.cuda.is_available()
+    precision = cfg.train.precision
+    if precision == "auto":
+        precision = "16-mixed" if cuda else "32-true"
+    devices: Any = cfg.train.devices
+    if devices != "auto":
+        devices = int(devices) if str(devices).isdigit() else devices
+    limit: Any = cfg.train.limit_train_batches
+    if limit > 1:
+        limit = int(limit)
+    multi = cuda and (devices == "auto" and torch.cuda.device_count() > 1 or
+                      isinstance(devices, int) and devices > 1)
+    return dict(accelerator="auto", devices=devices, precision=precision,
+                strategy="ddp" if multi else "auto", limit_train_batches=limit,
+                use_distributed_sampler=False)  # EpochSampler shards itself
+
+
+def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str | Path,
+        resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train ``model`` with the recipe of ``cfg``, evaluating each epoch; return a summary.
+
+    Writes ``out_dir/last.ckpt`` (every epoch), ``best.ckpt`` (by AP / PCKh), ``metrics.json``
+    and CSV logs. ``resume`` continues from ``out_dir/last.ckpt``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    train_set = build_dataset(cfg, "train")
+    val_set = build_dataset(cfg, "val")
+    train_loader = build_loader(train_set, cfg.train.batch_size, shuffle=True,
+                                num_workers=cfg.train.num_workers, drop_last=False, seed=cfg.seed)
+    val_loader = build_loader(val_set, cfg.test.batch_size, shuffle=False,
+                              num_workers=cfg.train.num_workers)
+    module = PoseModule(model, cfg, val_set, out_dir, model_info)
+    metric = primary_metric(cfg.dataset.name)
+    ckpt_cb = AtomicCheckpoint(out_dir, metric)
+    loggers: list[Any] = [pl.loggers.CSVLogger(str(out_dir), name="logs")]
+    try:
+        import tensorboard  # noqa: F401
+
+        loggers.append(pl.loggers.TensorBoardLogger(str(out_dir), name="tb"))
+    except ImportError:
+        pass
+    trainer = pl.Trainer(max_epochs=cfg.train.epochs, callbacks=[ckpt_cb], logger=loggers,
+                         enable_checkpointing=False, num_sanity_val_steps=0,
+                         enable_progress_bar=progress, log_every_n_steps=10,
+                         enable_model_summary=False, **_trainer_kwargs(cfg))
+    ckpt_path = None
+    if resume:
+        last = out_dir / "last.ckpt"
+        if not last.is_file():
+            raise UserInputError(str(last), "no checkpoint to resume from (--resume)")
+        ckpt = load_checkpoint(last)  # validates before Lightning touches it
+        print(f"resuming from {last} (finished epoch {ckpt['epoch']}, "
+              f"global step {ckpt['global_step']})")
+        ckpt_path = str(last)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*Checkpoint directory.*exists and is not empty.*")
+        trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path,
+                    **({"weights_only": True} if ckpt_path else {}))
+    return {"metric": metric, "best": ckpt_cb.best, "history": ckpt_cb.history,
+            "last": str(out_dir / "last.ckpt"), "best_ckpt": str(out_dir / "best.ckpt")}
+
+
+def load_weights(model: nn.Module, ckpt: dict[str, Any], source: str) -> None:
+    """Load a checkpoint's network weights into ``model``, naming the file on mismatch."""
+    state = model_state_dict(ckpt)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise UserInputError(source, f"weights do not fit the model: {len(missing)} missing "
+                             f"(e.g. {missing[:2]}), {len(unexpected)} unexpected "
+                             f"(e.g. {unexpected[:2]})", field="state_dict")
+
+
+@torch.no_grad()
+def evaluate_model(cfg: Config, model: nn.Module, out_dir: str | Path,
+                   use_gt_bbox: bool | None = None, progress: bool = True) -> dict[str, Any]:
+    """Evaluate ``model`` on the validation set: COCO results JSON + stats, or pred.mat + PCKh."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device).eval()
+    ds = build_dataset(cfg, "val", use_gt_bbox=use_gt_bbox)
+    loader = build_loader(ds, cfg.test.batch_size, shuffle=False, num_workers=cfg.train.num_workers)
+    predict = flip_test_predictor(model, ds.spec.flip_pairs, cfg.test.flip_test,
+                                  cfg.test.shift_heatmap, cfg.dataset.color_rgb, device)
+    preds, index, skipped = predict_dataset(ds, loader, predict, cfg.test.post_process, progress)
+    metrics = ds.evaluate(preds, index, str(out_dir)) if len(index) else {}
+    return {"metrics": metrics, "persons": len(ds), "predicted": int(len(np.unique(index))),
+            "skipped": skipped}

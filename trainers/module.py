@@ -1,0 +1,177 @@
+"""The Lightning module shared by search and training: loss, flip-test validation, metrics.
+
+Shape legend: N batch, K joints, H×W input, h×w = H/4×W/4 heatmaps.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from trainers.config import Config, config_to_dict
+from trainers.data.images import SkipCounter
+from trainers.data.topdown import TopDownDataset, normalize_images
+from trainers.inference import flip_test_predictor
+from trainers.loss import JointsMSELoss
+
+__all__ = ["PoseModule", "NonFiniteLossError", "primary_metric"]
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def primary_metric(dataset: str) -> str:
+    """The number that ranks checkpoints: COCO ``AP``, MPII ``Mean`` (PCKh@0.5)."""
+    return "AP" if dataset == "coco" else "Mean"
+
+
+class PoseModule(pl.LightningModule):
+    """Trains a heatmap network with JointsMSELoss and evaluates it with the dataset's metric.
+
+    Args:
+        model: (N, 3, H, W) → (N, K, h, w).
+        cfg: the experiment config (optimiser, schedule, test options).
+        val_dataset: evaluated at the end of each validation epoch (optional).
+        out_dir: where evaluation results (COCO JSON / pred.mat) are written.
+        model_info: how to rebuild ``model`` (stored in checkpoints).
+    """
+
+    def __init__(self, model: nn.Module, cfg: Config, val_dataset: TopDownDataset | None = None,
+                 out_dir: str | Path = "runs/default", model_info: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        self.val_dataset = val_dataset
+        self.out_dir = Path(out_dir)
+        self.model_info = model_info or {}
+        self.criterion = JointsMSELoss(cfg.train.use_target_weight)
+        self.metric_name = primary_metric(cfg.dataset.name)
+        self.last_metrics: dict[str, float] = {}
+        self._train_skips = SkipCounter()
+        self._val_skips = SkipCounter()
+        self._val_preds: list[np.ndarray] = []
+        self._val_index: list[np.ndarray] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    # ---------------------------------------------------------------- training
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        self._train_skips.update(batch)
+        if batch["size"] == 0:
+            return None  # every image of this batch was unreadable
+        images = normalize_images(batch["image"], self.cfg.dataset.color_rgb)
+        output = self.model(images)
+        loss = self.criterion(output, batch["target"], batch["target_weight"])
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at epoch {self.current_epoch}, step "
+                f"{self.global_step}; stopped (last.ckpt keeps the last good epoch). Lower "
+                "train.lr, or check the data and the targets.")
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
+                 batch_size=batch["size"], sync_dist=False)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self._train_skips.report(f"epoch {self.current_epoch} train")
+
+    def configure_optimizers(self):
+        t = self.cfg.train
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if t.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+        elif t.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        else:
+            opt = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
+                                  nesterov=True)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(t.lr_steps), gamma=t.lr_factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    # -------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        self._val_preds, self._val_index = [], []
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._val_skips.update(batch)
+        if batch["size"] == 0 or self.val_dataset is None:
+            return
+        predict = flip_test_predictor(self.model, self.val_dataset.spec.flip_pairs,
+                                      self.cfg.test.flip_test, self.cfg.test.shift_heatmap,
+                                      self.cfg.dataset.color_rgb, self.device)
+        heatmaps = predict(batch).float().cpu().numpy()
+        coords, maxvals = self.val_dataset.codec.decode_to_image(
+            heatmaps, batch["center"].cpu().numpy(), batch["scale"].cpu().numpy(),
+            self.cfg.test.post_process)
+        self._val_preds.append(np.concatenate([coords, maxvals], axis=2))
+        self._val_index.append(batch["index"].cpu().numpy())
+
+    def on_validation_epoch_end(self) -> None:
+        if self.val_dataset is None:
+            return
+        self._val_skips.report(f"epoch {self.current_epoch} validation")
+        preds = (np.concatenate(self._val_preds) if self._val_preds
+                 else np.zeros((0, self.val_dataset.num_joints, 3), np.float32))
+        index = np.concatenate(self._val_index) if self._val_index else np.zeros(0, np.int64)
+        if dist.is_available() and dist.is_initialized():
+            gathered: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, (preds, index))
+            preds = np.concatenate([g[0] for g in gathered])
+            index = np.concatenate([g[1] for g in gathered])
+        metrics: dict[str, float] = {}
+        if self.trainer.is_global_zero and len(index):
+            metrics = self.val_dataset.evaluate(preds, index, str(self.out_dir / "eval"))
+        metrics = self.trainer.strategy.broadcast(metrics)
+        self.last_metrics = metrics
+        for name, value in metrics.items():
+            self.log(f"val/{name}", float(value), prog_bar=name == self.metric_name,
+                     rank_zero_only=True)
+
+    # ------------------------------------------------------------- checkpoint
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Add what rebuilds and resumes this run, as plain data (``weights_only`` loadable)."""
+        np_state = np.random.get_state()
+        checkpoint["posenas"] = {
+            "format": "posenas-ckpt", "version": 1,
+            "config": config_to_dict(self.cfg),
+            "model": self.model_info,
+            "metrics": dict(self.last_metrics),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
+                          int(np_state[2]), int(np_state[3]), float(np_state[4])],
+                "python": random.getstate(),
+            },
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rng = checkpoint.get("posenas", {}).get("rng")
+        if not rng:
+            return
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        name, keys, pos, has_gauss, cached = rng["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        version, state, gauss = rng["python"]
+        random.setstate((version, tuple(state), gauss))
+        self.last_metrics = dict(checkpoint["posenas"].get("metrics", {}))
+
+    @staticmethod
+    def is_better(new: float | None, best: float | None) -> bool:
+        """Higher is better; NaN never is."""
+        if new is None or (isinstance(new, float) and math.isnan(new)):
+            return False
+        return best is None or new > best

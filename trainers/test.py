@@ -1,0 +1,82 @@
+"""Evaluate a checkpoint on the validation set.
+
+    python trainers/test.py --cfg CFG --weights W [--flip_test | --no-flip_test] [--use_dt]
+                            [--margin 1.25] [--out DIR] [KEY VALUE ...]
+
+COCO: writes DIR/keypoints_<set>_results.json and prints the 10 COCOeval stats; ``--use_dt``
+crops the detector's boxes (test.det_file) instead of the ground-truth ones. MPII: writes
+DIR/pred.mat and prints the PCKh table. The network is rebuilt from the checkpoint's metadata.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import the package, not the sibling files
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from trainers.build import build_pose_model  # noqa: E402
+from trainers.checkpoint import load_checkpoint  # noqa: E402
+from trainers.config import load_config  # noqa: E402
+from trainers.engine import evaluate_model, load_weights  # noqa: E402
+from trainers.errors import UserInputError, cli_errors  # noqa: E402
+from trainers.report import format_metrics  # noqa: E402
+
+logger = logging.getLogger("test")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python trainers/test.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cfg", required=True)
+    p.add_argument("--weights", required=True, help="a posenas checkpoint (.ckpt)")
+    p.add_argument("--flip_test", action=argparse.BooleanOptionalAction, default=None,
+                   help="average with the horizontally flipped input (default: test.flip_test)")
+    p.add_argument("--use_dt", action="store_true", help="COCO: use the detection boxes")
+    p.add_argument("--margin", type=float, help="box enlargement (default: test.margin, 1.25)")
+    p.add_argument("--out", help="where results go (default: next to the checkpoint, eval/)")
+    p.add_argument("--json", action="store_true", help="end with one JSON line of the metrics")
+    p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
+    return p
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    extra = list(args.overrides)
+    if args.flip_test is not None:
+        extra += ["test.flip_test", str(args.flip_test).lower()]
+    if args.margin is not None:
+        extra += ["test.margin", str(args.margin)]
+    cfg = load_config(args.cfg, extra)
+    ckpt = load_checkpoint(args.weights)
+    meta = ckpt["posenas"]
+    trained_size = tuple(meta["config"]["model"]["input_size"])
+    if trained_size != tuple(cfg.model.input_size):
+        logger.warning("the checkpoint was trained at %s, evaluating at %s", trained_size,
+                       tuple(cfg.model.input_size))
+    name = meta.get("model", {}).get("name")
+    if not name:
+        raise UserInputError(args.weights, "no model name in the checkpoint metadata",
+                             field="posenas.model.name")
+    model, _ = build_pose_model(cfg, name, source=args.weights)
+    load_weights(model, ckpt, args.weights)
+    out = Path(args.out) if args.out else Path(args.weights).resolve().parent / "eval"
+    result = evaluate_model(cfg, model, out, use_gt_bbox=False if args.use_dt else None)
+    boxes = "detections" if args.use_dt else "ground-truth boxes"
+    print(format_metrics(result["metrics"]))
+    print(f"{name} from {args.weights} on {cfg.dataset.name} {cfg.dataset.val_set} "
+          f"({result['persons']} {boxes}, {result['skipped']} skipped images, flip test "
+          f"{'on' if cfg.test.flip_test else 'off'}); results in {out}")
+    if args.json:
+        import json
+
+        print(json.dumps(result["metrics"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
