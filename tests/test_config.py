@@ -34,6 +34,7 @@ def test_round_trip_through_dict(tmp_path):
     ("dataset: {name: coco}\n", "dataset.root", "missing value"),
     ("dataset: {name: lsp, root: r}\n", "dataset.name", "one of 'coco', 'mpii'"),
     ("dataset: {name: coco, root: r}\ntrain: {flip: 1}\n", "train.flip", "unknown key"),
+    ("dataset: {name: coco, root: r}\ntrain: {lr: .nan}\n", "train.lr", "a finite number"),
     ("dataset: {name: coco, root: r}\nmodel: {input_size: [256]}\n", "model.input_size", "2 values"),
 ])
 def test_errors_name_file_and_key(tmp_path, text, field, words):
@@ -65,8 +66,8 @@ def test_override_errors(tmp_path):
 
 
 def test_parse_overrides_values():
-    assert parse_overrides(["a.b", "3", "c.d=[1, 2]", "e.f", "true", "g.h", "/x/y"]) == [
-        ("a.b", 3), ("c.d", [1, 2]), ("e.f", True), ("g.h", "/x/y")]
+    assert parse_overrides(["a.b", "3", "c.d=[1, 2]", "e.f", "true", "g.h", "/x/y", "i.j", "1e-4"]) == [
+        ("a.b", 3), ("c.d", [1, 2]), ("e.f", True), ("g.h", "/x/y"), ("i.j", 1e-4)]
 
 
 def test_invalid_yaml_and_missing_file(tmp_path):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -131,6 +133,7 @@ class Config:
 # loading
 
 _BASE_KEY = "_base_"
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
@@ -192,6 +195,8 @@ def parse_overrides(tokens: Sequence[str]) -> list[tuple[str, Any]]:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):
+            value = float(value)  # YAML 1.1 reads "1e-4" as a string; users mean a number
         pairs.append((key, value))
     return pairs
 
@@ -367,8 +372,8 @@ def coerce_value(value: Any, tp: Any, file: str, dotted: str) -> Any:
             fail("an integer")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            fail("a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            fail("a finite number")
         return float(value)
     if tp is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -18,6 +18,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import the package, not the sibling files
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+import pytorch_lightning as pl  # noqa: E402
+
 from trainers.build import build_pose_model  # noqa: E402
 from trainers.config import load_config  # noqa: E402
 from trainers.engine import fit  # noqa: E402
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.cfg, args.overrides)
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name
+    pl.seed_everything(cfg.seed, verbose=False)  # before building: the initial weights too
     model, info = build_pose_model(cfg, args.model, source="argument" if args.model else args.cfg)
     if args.param_flop:
         from visualize.param_flop import format_report, param_flop_report

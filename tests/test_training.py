@@ -1,0 +1,111 @@
+"""End-to-end: train_derived.py and test.py on the synthetic data, as a user runs them."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from tests.conftest import REPO, run_module
+from trainers.checkpoint import load_checkpoint, model_state_dict
+
+CFG = str(REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml")
+
+
+def train(root, out, *extra):
+    return run_module("trainers/train_derived.py", "--cfg", CFG, "--out", str(out), "--no-progress",
+                      "dataset.root", str(root), "model.input_size", "64x48", "model.sigma", "1.5",
+                      "train.num_workers", "0", "train.batch_size", "8", "test.batch_size", "16",
+                      "test.flip_test", "false", "train.lr_steps", "[100]", *extra)
+
+
+@pytest.fixture(scope="module")
+def trained(coco_root, tmp_path_factory):
+    """Four epochs of hrnet_tiny on the small synthetic set."""
+    out = tmp_path_factory.mktemp("run")
+    r = train(coco_root, out, "train.epochs", "4", "train.lr", "0.004")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out, r
+
+
+@pytest.mark.e2e
+def test_training_lowers_the_loss_and_writes_outputs(trained):
+    out, r = trained
+    metrics = json.loads((out / "metrics.json").read_text())
+    epochs = metrics["epochs"]
+    assert [e["epoch"] for e in epochs] == [0, 1, 2, 3]
+    assert epochs[-1]["train_loss"] < 0.8 * epochs[0]["train_loss"]
+    assert metrics["metric"] == "AP" and metrics["best"] == max(e["AP"] for e in epochs)
+    assert (out / "last.ckpt").is_file() and (out / "best.ckpt").is_file()
+    assert (out / "eval" / "keypoints_val2017_results.json").is_file()
+    assert r.stdout.strip().splitlines()[-1].startswith("AP=")
+
+
+@pytest.mark.e2e
+def test_checkpoint_round_trip_through_test_py(trained, coco_root, tmp_path):
+    out, _ = trained
+    ckpt = load_checkpoint(out / "best.ckpt")  # weights_only=True inside
+    assert ckpt["posenas"]["model"] == {"name": "hrnet_tiny"}
+    r = run_module("trainers/test.py", "--cfg", CFG, "--weights", str(out / "best.ckpt"),
+                   "--no-flip_test", "--out", str(tmp_path), "--json", "dataset.root", str(coco_root),
+                   "model.input_size", "64x48", "model.sigma", "1.5", "train.num_workers", "0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    stats = json.loads(r.stdout.strip().splitlines()[-1])
+    best = json.loads((out / "metrics.json").read_text())["best"]
+    assert stats["AP"] == pytest.approx(best, abs=1e-9)  # the same weights, the same pipeline
+    assert (tmp_path / "keypoints_val2017_results.json").is_file()
+
+
+@pytest.mark.e2e
+def test_resume_continues_exactly(coco_root, tmp_path):
+    """2 epochs + resume to 3 gives the very weights of 3 uninterrupted epochs."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train(coco_root, straight, "train.epochs", "3", "train.limit_train_batches", "3").returncode == 0
+    assert train(coco_root, split, "train.epochs", "2", "train.limit_train_batches", "3").returncode == 0
+    r = train(coco_root, split, "train.epochs", "3", "train.limit_train_batches", "3", "--resume")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "resuming from" in r.stdout and "finished epoch 1" in r.stdout
+    a = model_state_dict(load_checkpoint(straight / "last.ckpt"))
+    b = model_state_dict(load_checkpoint(split / "last.ckpt"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    history = json.loads((split / "metrics.json").read_text())["epochs"]
+    assert [e["epoch"] for e in history] == [0, 1, 2]
+
+
+@pytest.mark.e2e
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(coco_root, tmp_path):
+    out = tmp_path / "run"
+    assert train(coco_root, out, "train.epochs", "1", "train.limit_train_batches", "2").returncode == 0
+    good = (out / "last.ckpt").read_bytes()
+    r = train(coco_root, out, "train.epochs", "2", "train.limit_train_batches", "3", "train.lr", "1e30")
+    assert r.returncode == 3
+    assert "training loss is" in r.stderr and "last.ckpt keeps the last good epoch" in r.stderr
+    assert (out / "last.ckpt").read_bytes() == good
+    load_checkpoint(out / "last.ckpt")
+
+
+@pytest.mark.e2e
+def test_bad_checkpoint_and_bad_model_are_one_line_errors(tmp_path, coco_root):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"\x80\x02garbage")
+    r = run_module("trainers/test.py", "--cfg", CFG, "--weights", str(bad), "dataset.root", str(coco_root))
+    assert r.returncode == 2 and "not a loadable checkpoint" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = run_module("trainers/train_derived.py", "--cfg", CFG, "--model", "hrnet_w99",
+                   "--out", str(tmp_path / "x"), "dataset.root", str(coco_root))
+    assert r.returncode == 2 and "unknown model 'hrnet_w99'" in r.stderr
+    r = run_module("trainers/train_derived.py", "--cfg", CFG, "--out", str(tmp_path / "y"), "--resume",
+                   "dataset.root", str(coco_root))
+    assert r.returncode == 2 and "no checkpoint to resume from" in r.stderr
+
+
+@pytest.mark.e2e
+def test_param_flop_command_json(tmp_path):
+    r = run_module("-m", "visualize.param_flop", "--model", "hrnet_tiny", "--input-size", "128x96", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout.strip().splitlines()[-1])
+    assert isinstance(data["params"], int) and isinstance(data["macs"], int)
+    assert data["gflops"] == pytest.approx(data["macs"] / 2 ** 30)
+    assert "2^30" in r.stdout
+    r = run_module("-m", "visualize.param_flop", "--cfg", CFG, "--json", "dataset.root", "unused")
+    assert r.returncode == 0 and json.loads(r.stdout.strip().splitlines()[-1])["model"] == "hrnet_tiny"
