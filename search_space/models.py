@@ -40,6 +40,10 @@ MODELS: dict[str, Callable[[int], nn.Module]] = {
     "hrnet_w32": lambda k: HRNetPose(hrnet_layout(32), k),
     "hrnet_w48": lambda k: HRNetPose(hrnet_layout(48), k),
     "hrnet_tiny": lambda k: HRNetPose(_hrnet_tiny_layout(), k),
+    "litehrnet_18": _lite("litehrnet_18"),
+    "litehrnet_30": _lite("litehrnet_30"),
+    "naive_litehrnet_18": _lite("naive_litehrnet_18"),
+    "wider_naive_litehrnet_18": _lite("wider_naive_litehrnet_18"),
 }
 
 

@@ -25,7 +25,8 @@ def test_tiny_backward_reaches_every_parameter():
     assert not missing
 
 
-@pytest.mark.parametrize("name, params", [("hrnet_w32", 28_536_113), ("hrnet_w48", 63_595_745)])
+@pytest.mark.parametrize("name, params", [("hrnet_w32", 28_536_113), ("hrnet_w48", 63_595_745),
+                                          ("litehrnet_18", 1_130_769), ("litehrnet_30", 1_763_717)])
 def test_exact_param_counts_of_the_official_constructor(name, params):
     assert sum(p.numel() for p in build_model(name, 17).parameters()) == params
 
@@ -68,3 +69,23 @@ def test_inner_widths_change_only_their_block():
 def test_unknown_model_lists_known_ones():
     with pytest.raises(KeyError, match="hrnet_w32"):
         build_model("hrnet_w33", 17)
+
+
+@pytest.mark.parametrize("name, published_m", [("naive_litehrnet_18", 0.7), ("wider_naive_litehrnet_18", 1.3)])
+def test_naive_lite_hrnet_sizes_near_published(name, published_m):
+    params = sum(p.numel() for p in build_model(name, 17).parameters())
+    assert abs(params / 1e6 - published_m) < 0.1
+
+
+def test_lite_fuse_keeps_the_official_double_count():
+    """Output 0 = ReLU(2·x0 + up(x1)); output 1 = ReLU(2·down(fused0) + x1), as released."""
+    from search_space.litehrnet import LiteFuse
+
+    torch.manual_seed(0)
+    fuse = LiteFuse([4, 8]).eval()
+    x0, x1 = torch.randn(1, 4, 8, 8), torch.randn(1, 8, 4, 4)
+    out0, out1 = fuse([x0, x1])
+    up = torch.nn.functional.interpolate(fuse.paths[0][1](x1), size=(8, 8), mode="nearest")
+    fused0 = 2 * x0 + up
+    torch.testing.assert_close(out0, torch.relu(fused0))
+    torch.testing.assert_close(out1, torch.relu(2 * fuse.paths[1][0](fused0) + x1))
