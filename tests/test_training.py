@@ -109,3 +109,32 @@ def test_param_flop_command_json(tmp_path):
     assert "2^30" in r.stdout
     r = run_module("-m", "visualize.param_flop", "--cfg", CFG, "--json", "dataset.root", "unused")
     assert r.returncode == 0 and json.loads(r.stdout.strip().splitlines()[-1])["model"] == "hrnet_tiny"
+
+
+@pytest.mark.e2e
+def test_export_command_checks_onnxruntime(trained, tmp_path):
+    out, _ = trained
+    r = run_module("-m", "trainers.export", "--weights", str(out / "best.ckpt"),
+                   "--onnx", str(tmp_path / "m.onnx"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "max |torch - onnxruntime|" in r.stdout and (tmp_path / "m.onnx").stat().st_size > 10_000
+
+
+@pytest.mark.e2e
+def test_visualize_demo_draws_people(trained, coco_root, tmp_path):
+    out, _ = trained
+    ann = json.loads((coco_root / "annotations" / "person_keypoints_val2017.json").read_text())
+    image = ann["images"][0]
+    path = coco_root / "images" / "val2017" / image["file_name"]
+    dets = coco_root / "person_detection_results" / "COCO_val2017_detections_AP_H_56_person.json"
+    n_boxes = sum(1 for d in json.loads(dets.read_text())
+                  if d["image_id"] == image["id"] and d["score"] >= 0.5)
+    r = run_module("-m", "visualize.demo", "--weights", str(out / "best.ckpt"), "--image", str(path),
+                   "--boxes", str(dets), "--image-id", str(image["id"]), "--kpt-thr", "0.0",
+                   "--out", str(tmp_path / "vis.png"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"drew {n_boxes} person(s)" in r.stdout
+    import cv2
+
+    drawn, original = cv2.imread(str(tmp_path / "vis.png")), cv2.imread(str(path))
+    assert drawn.shape == original.shape and (drawn.astype(int) - original).any()

@@ -1,0 +1,127 @@
+"""Predict keypoints on one image with a trained checkpoint and draw them.
+
+    python -m visualize.demo --weights W --image IMG --out OUT.jpg [--boxes DET.json]
+                             [--image-id ID] [--score-thr 0.5] [--kpt-thr 0.3] [--no-flip]
+
+Person boxes come from a COCO-style detection JSON (a list of ``{bbox: [x, y, w, h], score}``,
+optionally with ``image_id``, then ``--image-id`` picks this image's boxes); without ``--boxes``
+the whole image is one person box. Prints one row per person and writes the drawing atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import cv2
+import numpy as np
+import torch
+
+from trainers.atomic import atomic_path
+from trainers.build import build_pose_model
+from trainers.checkpoint import load_checkpoint
+from trainers.config import config_from_dict
+from trainers.data.codec import HeatmapCodec
+from trainers.data.images import ImageReadError, read_image
+from trainers.data.joints import keypoint_spec
+from trainers.data.transforms import box_to_center_scale, get_affine_transform
+from trainers.engine import load_weights
+from trainers.errors import UserInputError, cli_errors
+from trainers.inference import flip_test_predictor
+from trainers.report import format_table
+from visualize.keypoints import draw_skeleton
+
+__all__ = ["predict_image", "main"]
+
+
+def predict_image(model: torch.nn.Module, cfg, image_bgr: np.ndarray, boxes: list[list[float]],
+                  flip: bool = True) -> np.ndarray:
+    """Keypoints (P, K, 3) in image pixels for the person boxes ``[x, y, w, h]`` of one image."""
+    h, w = cfg.model.input_size
+    codec = HeatmapCodec((h, w), cfg.model.heatmap_size, cfg.model.sigma)
+    image = image_bgr[:, :, ::-1] if cfg.dataset.color_rgb else image_bgr
+    crops, centers, scales = [], [], []
+    for box in boxes:
+        c, s = box_to_center_scale(box, w / h, cfg.test.margin)
+        m = get_affine_transform(c, s, 0.0, (w, h))
+        crops.append(cv2.warpAffine(np.ascontiguousarray(image), m, (w, h), flags=cv2.INTER_LINEAR))
+        centers.append(c)
+        scales.append(s)
+    batch = {"image": torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).copy())}
+    spec = keypoint_spec(cfg.dataset.name)
+    predict = flip_test_predictor(model.eval(), spec.flip_pairs, flip, cfg.test.shift_heatmap,
+                                  cfg.dataset.color_rgb)
+    heatmaps = predict(batch).float().numpy()
+    coords, conf = codec.decode_to_image(heatmaps, np.stack(centers), np.stack(scales))
+    return np.concatenate([coords, conf], axis=2)
+
+
+def _boxes(args, image_shape) -> list[list[float]]:
+    if not args.boxes:
+        return [[0.0, 0.0, float(image_shape[1]), float(image_shape[0])]]
+    try:
+        with open(args.boxes) as f:
+            dets = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserInputError(args.boxes, f"cannot read detections ({err})") from None
+    if not isinstance(dets, list):
+        raise UserInputError(args.boxes, "expected a JSON list of {bbox, score}")
+    out = []
+    for i, d in enumerate(dets):
+        if not isinstance(d, dict) or not isinstance(d.get("bbox"), list) or len(d["bbox"]) != 4:
+            raise UserInputError(args.boxes, "needs bbox: [x, y, w, h]", field=f"[{i}]")
+        if args.image_id is not None and d.get("image_id") != args.image_id:
+            continue
+        if d.get("score", 1.0) >= args.score_thr:
+            out.append([float(v) for v in d["bbox"]])
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m visualize.demo", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", required=True)
+    p.add_argument("--image", required=True)
+    p.add_argument("--out", required=True, help="output image (.jpg/.png)")
+    p.add_argument("--boxes", help="detection JSON (COCO results format)")
+    p.add_argument("--image-id", type=int, help="use only the boxes of this image_id")
+    p.add_argument("--score-thr", type=float, default=0.5, help="minimum box score")
+    p.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint confidence drawn")
+    p.add_argument("--no-flip", action="store_true", help="no flip test")
+    return p
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    ckpt = load_checkpoint(args.weights)
+    meta = ckpt["posenas"]
+    cfg = config_from_dict(meta["config"], source=f"{args.weights} (posenas.config)")
+    model, _ = build_pose_model(cfg, meta["model"]["name"], source=args.weights)
+    load_weights(model, ckpt, args.weights)
+    try:
+        image = read_image(args.image, color_rgb=False)
+    except ImageReadError as err:
+        raise UserInputError(args.image, str(err)) from None
+    boxes = _boxes(args, image.shape)
+    spec = keypoint_spec(cfg.dataset.name)
+    rows = []
+    if boxes:
+        people = predict_image(model, cfg, image, boxes, flip=not args.no_flip)
+        for i, (box, kpts) in enumerate(zip(boxes, people)):
+            draw_skeleton(image, kpts, spec, args.kpt_thr)
+            rows.append([i, [round(v) for v in box], int((kpts[:, 2] > args.kpt_thr).sum()),
+                         float(kpts[:, 2].mean())])
+    suffix = "." + args.out.rsplit(".", 1)[-1] if "." in args.out else ".png"
+    ok, data = cv2.imencode(suffix, image)
+    if not ok:
+        raise UserInputError(args.out, "unsupported image extension (use .jpg or .png)")
+    with atomic_path(args.out, suffix=suffix) as tmp:
+        tmp.write_bytes(data.tobytes())
+    print(format_table(["person", "box", f"joints > {args.kpt_thr}", "mean confidence"], rows))
+    print(f"drew {len(rows)} person(s) on {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
