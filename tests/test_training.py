@@ -138,3 +138,19 @@ def test_visualize_demo_draws_people(trained, coco_root, tmp_path):
 
     drawn, original = cv2.imread(str(tmp_path / "vis.png")), cv2.imread(str(path))
     assert drawn.shape == original.shape and (drawn.astype(int) - original).any()
+
+
+@pytest.mark.e2e
+def test_make_demo_in_ci_size(tmp_path):
+    """`make demo`, shrunk: data, --param_flop, training, flip-test evaluation, overlays."""
+    r = run_module("-m", "trainers.demo", "--out", str(tmp_path / "demo"), "--data",
+                   str(tmp_path / "data"), "--train", "8", "--val", "4", "--overlays", "2",
+                   "train.epochs", "1", "model.input_size", "64x48", "train.num_workers", "0",
+                   "train.batch_size", "8")
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.strip().splitlines()
+    assert lines[-1].startswith("AP=") and 0.0 <= float(lines[-1][3:]) <= 1.0
+    assert "GFLOPs" in r.stdout and "[5/5]" in r.stdout
+    assert (tmp_path / "demo" / "best.ckpt").is_file()
+    assert (tmp_path / "demo" / "test" / "keypoints_val2017_results.json").is_file()
+    assert len(list((tmp_path / "demo" / "overlays").glob("*.png"))) == 2

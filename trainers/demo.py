@@ -1,30 +1,42 @@
-"""`make demo`: the whole loop on the embedded synthetic data.
+"""`make demo`: the loop on the embedded synthetic data, end to end.
 
     python -m trainers.demo [--out runs/demo] [--data data/synthetic_coco] [--train N --val M]
+                            [--cfg CFG] [KEY VALUE ...]
 
-Today the loop is: write the synthetic COCO-layout dataset (once), then run the validation path
-end to end on ground-truth boxes — crops, decoding of the ground-truth heatmaps, back-projection,
-rescoring, OKS-NMS, the results JSON, pycocotools — which
-measures the ceiling that heatmap quantisation puts on AP at the configured input size. Search,
-Prune and training join this command as they land.
+1. writes the synthetic COCO-layout dataset (once);
+2. prints the --param_flop table of the model;
+3. trains it with ``train_derived``'s engine (checkpoints, metrics.json, CSV logs);
+4. evaluates ``best.ckpt`` with flip test, as ``trainers/test.py --flip_test`` does;
+5. draws the predicted skeletons on a few validation images;
+6. prints a summary: output paths, params, GFLOPs and the final ``AP=<value>`` line.
+
+Search and Prune join this loop as they land (see the open issues).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from pathlib import Path
 
+import cv2
+import pytorch_lightning as pl
+
+from trainers.build import build_pose_model
+from trainers.checkpoint import load_checkpoint
 from trainers.config import load_config
-from trainers.data.loader import build_dataset, build_loader
 from trainers.data.synthetic import write_coco
+from trainers.engine import evaluate_model, fit, load_weights
 from trainers.errors import cli_errors
-from trainers.inference import predict_dataset
-from trainers.report import format_table
+from trainers.report import format_metrics, format_table
+from visualize.demo import predict_image
+from visualize.keypoints import draw_skeleton
+from visualize.param_flop import format_report, param_flop_report
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_CONFIG = REPO / "configs" / "search" / "synthetic_tiny.yaml"
+DEMO_CONFIG = REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,36 +44,74 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--data", default="data/synthetic_coco")
-    p.add_argument("--train", type=int, default=400)
-    p.add_argument("--val", type=int, default=100)
+    p.add_argument("--train", type=int, default=400, help="synthetic training images")
+    p.add_argument("--val", type=int, default=100, help="synthetic validation images")
     p.add_argument("--cfg", default=str(DEMO_CONFIG))
+    p.add_argument("--overlays", type=int, default=4, help="validation images to draw")
+    p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     return p
+
+
+def _draw_overlays(cfg, model, data: Path, out: Path, count: int) -> list[str]:
+    ann = json.loads((data / "annotations" / "person_keypoints_val2017.json").read_text())
+    from trainers.data.joints import keypoint_spec
+
+    spec = keypoint_spec(cfg.dataset.name)
+    paths = []
+    for image in ann["images"][:count]:
+        boxes = [a["bbox"] for a in ann["annotations"]
+                 if a["image_id"] == image["id"] and a["num_keypoints"] > 0]
+        img = cv2.imread(str(data / "images" / "val2017" / image["file_name"]))
+        if img is None or not boxes:
+            continue
+        for kpts in predict_image(model, cfg, img, boxes):
+            draw_skeleton(img, kpts, spec, threshold=0.2)
+        path = out / "overlays" / image["file_name"].replace(".jpg", ".png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), img)
+        paths.append(str(path))
+    return paths
 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     start = time.time()
-    data = Path(args.data)
+    data, out = Path(args.data), Path(args.out)
     if not (data / "annotations" / "person_keypoints_val2017.json").exists():
-        print(f"[1/2] writing the synthetic COCO dataset to {data}")
+        print(f"[1/5] writing the synthetic COCO dataset to {data}")
         write_coco(data, args.train, args.val, seed=0)
     else:
-        print(f"[1/2] using the synthetic COCO dataset in {data}")
-    cfg = load_config(args.cfg, ["dataset.root", str(data)])
-    print("[2/2] evaluating ground-truth heatmaps through the full validation path")
-    ds = build_dataset(cfg, "val", use_gt_bbox=True)
-    loader = build_loader(ds, cfg.test.batch_size, shuffle=False, num_workers=0)
-    preds, idx, skipped = predict_dataset(ds, loader, lambda batch: batch["target"])
-    stats = ds.evaluate(preds, idx, str(Path(args.out)))
+        print(f"[1/5] using the synthetic COCO dataset in {data}")
+    cfg = load_config(args.cfg, ["dataset.root", str(data), *args.overrides])
+    pl.seed_everything(cfg.seed, verbose=False)
+    model, info = build_pose_model(cfg)
+    report = param_flop_report(model, cfg.model.input_size)
+    print("[2/5] --param_flop")
+    print(format_report(report, info["name"]))
+    print(f"[3/5] training {info['name']} for {cfg.train.epochs} epochs")
+    summary = fit(cfg, model, info, out)
+    print("[4/5] evaluating best.ckpt with flip test")
+    ckpt = load_checkpoint(out / "best.ckpt")
+    best_model, _ = build_pose_model(cfg, info["name"])
+    load_weights(best_model, ckpt, str(out / "best.ckpt"))
+    result = evaluate_model(cfg, best_model, out / "test")
+    metrics = result["metrics"]
+    print(format_metrics(metrics))
+    print("[5/5] drawing predictions")
+    overlays = _draw_overlays(cfg, best_model.cpu(), data, out, args.overlays)
     h, w = cfg.model.input_size
-    print(format_table(["persons", "skipped", "AP", "AP50", "AP75", "AR", "results"],
-                       [[len(ds), skipped, stats["AP"], stats["AP50"], stats["AP75"], stats["AR"],
-                         str(Path(args.out) / "keypoints_val2017_results.json")]]))
-    print(f"codec ceiling at input {h}x{w}: ground-truth heatmaps, not a trained model "
-          f"({time.time() - start:.0f}s)")
-    print(f"AP={stats['AP']:.4f}")
+    print(format_table(["output", "path"], [
+        ["checkpoints", f"{out / 'best.ckpt'}, {out / 'last.ckpt'}"],
+        ["per-epoch metrics", str(out / "metrics.json")],
+        ["COCO results", str(out / "test" / "keypoints_val2017_results.json")],
+        ["overlays", f"{out / 'overlays'} ({len(overlays)} images)"],
+    ]))
+    print(f"{info['name']} at {h}x{w}: {report['params'] / 1e6:.2f}M params, "
+          f"{report['gflops']:.3f} GFLOPs; best epoch AP {summary['best']:.4f}; "
+          f"flip-test AP {metrics['AP']:.4f}; {time.time() - start:.0f}s")
+    print(f"AP={metrics['AP']:.4f}")
     return 0
 
 
