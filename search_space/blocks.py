@@ -14,9 +14,22 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["BasicBlock", "Bottleneck", "BLOCKS", "conv3x3", "BN_MOMENTUM"]
+__all__ = ["BasicBlock", "Bottleneck", "BLOCKS", "conv3x3", "BN_MOMENTUM", "init_pose_weights"]
 
 BN_MOMENTUM = 0.1
+
+
+def init_pose_weights(model: nn.Module, std: float = 0.001) -> None:
+    """The initialisation of HRNet and Lite-HRNet: conv weights N(0, std), conv biases 0, BN
+    weight 1 and bias 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_space.blocks import BLOCKS, BN_MOMENTUM, conv3x3
+from search_space.blocks import BLOCKS, BN_MOMENTUM, conv3x3, init_pose_weights
 
 __all__ = ["StageLayout", "HRNetLayout", "HRNetBackbone", "HRNetPose", "hrnet_layout"]
 
@@ -241,18 +241,7 @@ class HRNetPose(nn.Module):
         super().__init__()
         self.backbone = HRNetBackbone(replace(layout, multi_scale_output=False))
         self.head = nn.Conv2d(self.backbone.out_channels[0], num_joints, 1)
-        self.init_weights()
-
-    def init_weights(self) -> None:
-        """HRNet's initialisation: conv weights N(0, 0.001), BN weight 1 / bias 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=0.001)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_pose_weights(self)
 
     def components(self) -> dict[str, nn.Module]:
         """Named parts for parameter/FLOP reports: stem, stage1..N, head."""

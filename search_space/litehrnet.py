@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search_space.blocks import init_pose_weights
+
 __all__ = ["LiteHRNetLayout", "LiteHRNetBackbone", "LiteHRNetPose", "LITE_HRNET_PRESETS"]
 
 
@@ -294,14 +296,7 @@ class LiteHRNetPose(nn.Module):
         super().__init__()
         self.backbone = LiteHRNetBackbone(layout)
         self.final = nn.Conv2d(self.backbone.out_channels[0], num_joints, 1)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=0.001)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_pose_weights(self)
 
     def components(self) -> dict[str, nn.Module]:
         """Named parts for parameter/FLOP reports."""

@@ -60,13 +60,8 @@ def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str 
     module = PoseModule(model, cfg, val_set, out_dir, model_info)
     metric = primary_metric(cfg.dataset.name)
     ckpt_cb = AtomicCheckpoint(out_dir, metric)
-    loggers: list[Any] = [pl.loggers.CSVLogger(str(out_dir), name="logs")]
-    try:
-        import tensorboard  # noqa: F401
-
-        loggers.append(pl.loggers.TensorBoardLogger(str(out_dir), name="tb"))
-    except ImportError:
-        pass
+    loggers: list[Any] = [pl.loggers.CSVLogger(str(out_dir), name="logs"),
+                          pl.loggers.TensorBoardLogger(str(out_dir), name="tb")]
     trainer = pl.Trainer(max_epochs=cfg.train.epochs, callbacks=[ckpt_cb], logger=loggers,
                          enable_checkpointing=False, num_sanity_val_steps=0,
                          enable_progress_bar=progress, log_every_n_steps=10,

@@ -1,7 +1,7 @@
 """Train a frozen network with the full recipe and evaluate it every epoch.
 
     python trainers/train_derived.py --cfg CFG [--model NAME] [--out DIR] [--resume]
-                                     [--param_flop] [KEY VALUE ...]
+                                     [--param_flop] [--devices N] [KEY VALUE ...]
 
 The model is ``--model`` (a registered name: hrnet_w32, hrnet_w48, hrnet_tiny, ...) or the
 config's ``model.name``. Writes DIR/last.ckpt every epoch and DIR/best.ckpt by AP (COCO) or PCKh
@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: output_dir/name)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     p.add_argument("--param_flop", action="store_true", help="print params/GFLOPs first")
+    p.add_argument("--devices", help="GPUs to use: a count or 'auto' (sets train.devices); "
+                   "several GPUs train with DDP, also under torchrun")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     return p
@@ -45,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(args.cfg, args.overrides)
+    cfg = load_config(args.cfg, args.overrides + (["train.devices", args.devices] if args.devices else []))
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name
     pl.seed_everything(cfg.seed, verbose=False)  # before building: the initial weights too
     model, info = build_pose_model(cfg, args.model, source="argument" if args.model else args.cfg)
