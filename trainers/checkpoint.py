@@ -8,6 +8,7 @@ plain metadata only, so they load with ``torch.load(..., weights_only=True)``.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -22,6 +23,13 @@ from trainers.errors import UserInputError
 __all__ = ["AtomicCheckpoint", "load_checkpoint", "model_state_dict"]
 
 logger = logging.getLogger(__name__)
+
+
+def _is_better(new: float | None, best: float | None) -> bool:
+    """Higher is better; a missing or NaN metric never is."""
+    if new is None or math.isnan(new):
+        return False
+    return best is None or new > best
 
 
 class AtomicCheckpoint(pl.Callback):
@@ -68,8 +76,7 @@ class AtomicCheckpoint(pl.Callback):
                   "train_loss": float(loss) if loss is not None else None, "lr": lr, **metrics}
         self.history.append(record)
         value = metrics.get(self.metric)
-        improved = type(pl_module).is_better(value, self.best) if hasattr(pl_module, "is_better") \
-            else value is not None and (self.best is None or value > self.best)
+        improved = _is_better(value, self.best)
         if improved:
             self.best = value
         self._save(trainer, "last.ckpt")

@@ -5,7 +5,6 @@ Shape legend: N batch, K joints, H×W input, h×w = H/4×W/4 heatmaps.
 from __future__ import annotations
 
 import logging
-import math
 import random
 from pathlib import Path
 from typing import Any
@@ -168,10 +167,3 @@ class PoseModule(pl.LightningModule):
         version, state, gauss = rng["python"]
         random.setstate((version, tuple(state), gauss))
         self.last_metrics = dict(checkpoint["posenas"].get("metrics", {}))
-
-    @staticmethod
-    def is_better(new: float | None, best: float | None) -> bool:
-        """Higher is better; NaN never is."""
-        if new is None or (isinstance(new, float) and math.isnan(new)):
-            return False
-        return best is None or new > best
