@@ -14,10 +14,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from search_space.layers import BN_MOMENTUM, Width, batch_norm, conv2d, same_width
+
 __all__ = ["BasicBlock", "Bottleneck", "BLOCKS", "conv3x3", "BN_MOMENTUM", "init_pose_weights"]
-
-BN_MOMENTUM = 0.1
-
 
 def init_pose_weights(model: nn.Module, std: float = 0.001) -> None:
     """The initialisation of HRNet and Lite-HRNet: conv weights N(0, std), conv biases 0, BN
@@ -32,16 +31,15 @@ def init_pose_weights(model: nn.Module, std: float = 0.001) -> None:
             nn.init.zeros_(m.bias)
 
 
-def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+def conv3x3(in_ch: Width, out_ch: Width, stride: int = 1) -> nn.Module:
     """3×3 convolution with padding 1 and no bias (a BN follows)."""
-    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+    return conv2d(in_ch, out_ch, 3, stride=stride, padding=1)
 
 
-def _projection(in_ch: int, out_ch: int, stride: int) -> nn.Module | None:
-    if stride == 1 and in_ch == out_ch:
+def _projection(in_ch: Width, out_ch: Width, stride: int) -> nn.Module | None:
+    if stride == 1 and same_width(in_ch, out_ch):
         return None
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False),
-                         nn.BatchNorm2d(out_ch, momentum=BN_MOMENTUM))
+    return nn.Sequential(conv2d(in_ch, out_ch, 1, stride=stride), batch_norm(out_ch))
 
 
 class BasicBlock(nn.Module):
@@ -49,14 +47,14 @@ class BasicBlock(nn.Module):
 
     num_inner = 1
 
-    def __init__(self, in_ch: int, out_ch: int, inner: Sequence[int] | None = None,
+    def __init__(self, in_ch: Width, out_ch: Width, inner: Sequence[Width] | None = None,
                  stride: int = 1) -> None:
         super().__init__()
         (mid,) = tuple(inner) if inner else (out_ch,)
         self.conv1 = conv3x3(in_ch, mid, stride)
-        self.bn1 = nn.BatchNorm2d(mid, momentum=BN_MOMENTUM)
+        self.bn1 = batch_norm(mid)
         self.conv2 = conv3x3(mid, out_ch)
-        self.bn2 = nn.BatchNorm2d(out_ch, momentum=BN_MOMENTUM)
+        self.bn2 = batch_norm(out_ch)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _projection(in_ch, out_ch, stride)
 
@@ -72,16 +70,16 @@ class Bottleneck(nn.Module):
 
     num_inner = 2
 
-    def __init__(self, in_ch: int, out_ch: int, inner: Sequence[int] | None = None,
+    def __init__(self, in_ch: Width, out_ch: Width, inner: Sequence[Width] | None = None,
                  stride: int = 1) -> None:
         super().__init__()
         mid1, mid2 = tuple(inner) if inner else (out_ch // 4, out_ch // 4)
-        self.conv1 = nn.Conv2d(in_ch, mid1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(mid1, momentum=BN_MOMENTUM)
+        self.conv1 = conv2d(in_ch, mid1, 1)
+        self.bn1 = batch_norm(mid1)
         self.conv2 = conv3x3(mid1, mid2, stride)
-        self.bn2 = nn.BatchNorm2d(mid2, momentum=BN_MOMENTUM)
-        self.conv3 = nn.Conv2d(mid2, out_ch, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_ch, momentum=BN_MOMENTUM)
+        self.bn2 = batch_norm(mid2)
+        self.conv3 = conv2d(mid2, out_ch, 1)
+        self.bn3 = batch_norm(out_ch)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = _projection(in_ch, out_ch, stride)
 

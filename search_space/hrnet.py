@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_space.blocks import BLOCKS, BN_MOMENTUM, conv3x3, init_pose_weights
+from search_space.blocks import BLOCKS, conv3x3, init_pose_weights
+from search_space.layers import Width, batch_norm, conv2d, same_width
 
 __all__ = ["StageLayout", "HRNetLayout", "HRNetBackbone", "HRNetPose", "hrnet_layout"]
 
@@ -62,19 +63,25 @@ class HRNetLayout:
             block (1 value for a BasicBlock, 2 for a Bottleneck); missing paths use the default.
         multi_scale_output: the last module outputs every branch (a pyramid, e.g. to feed PNFS
             fabrics from "stem~stage3") instead of only the highest-resolution one.
+        next_widths: when set, the transition into the next (cut-off) stage is kept, opening
+            its new lower-resolution branch: PNFS's "HRNet-W32-stem~stage3" pyramid 32/64/128/256.
     """
 
     stages: tuple[StageLayout, ...]
     stem_width: int = 64
     inner_widths: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     multi_scale_output: bool = False
+    next_widths: tuple[int, ...] | None = None
 
     def inner(self, path: str) -> tuple[int, ...] | None:
         return tuple(self.inner_widths[path]) if path in self.inner_widths else None
 
     def truncated(self, num_stages: int) -> "HRNetLayout":
-        """The first ``num_stages`` stages with a multi-scale output (PNFS's stem~stageN)."""
-        return replace(self, stages=self.stages[:num_stages], multi_scale_output=True)
+        """The first ``num_stages`` stages with a multi-scale output plus the transition into
+        the next stage (PNFS's stem~stageN: 4 branches for N = 3)."""
+        nxt = self.stages[num_stages].widths if num_stages < len(self.stages) else None
+        return replace(self, stages=self.stages[:num_stages], multi_scale_output=True,
+                       next_widths=nxt)
 
 
 def hrnet_layout(width: int, blocks: int = 4, modules: Sequence[int] = (1, 4, 3),
@@ -90,10 +97,10 @@ def hrnet_layout(width: int, blocks: int = 4, modules: Sequence[int] = (1, 4, 3)
                                      for k in range(stage1_blocks)})
 
 
-def _conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
-    conv = (conv3x3(in_ch, out_ch, stride) if kernel == 3
-            else nn.Conv2d(in_ch, out_ch, kernel, stride=stride, bias=False))
-    layers: list[nn.Module] = [conv, nn.BatchNorm2d(out_ch, momentum=BN_MOMENTUM)]
+def _conv_bn(in_ch: Width, out_ch: Width, kernel: int, stride: int = 1,
+             relu: bool = True) -> nn.Sequential:
+    conv = conv3x3(in_ch, out_ch, stride) if kernel == 3 else conv2d(in_ch, out_ch, kernel, stride)
+    layers: list[nn.Module] = [conv, batch_norm(out_ch)]
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
@@ -108,7 +115,7 @@ class Transition(nn.Module):
         layers: list[nn.Module] = []
         for i, out_ch in enumerate(cur):
             if i < len(prev):
-                layers.append(_conv_bn(prev[i], out_ch, 3) if prev[i] != out_ch else nn.Identity())
+                layers.append(nn.Identity() if same_width(prev[i], out_ch) else _conv_bn(prev[i], out_ch, 3))
             else:
                 convs = []
                 for j in range(i + 1 - len(prev)):
@@ -134,9 +141,7 @@ class FuseLayer(nn.Module):
                 # upsampled in forward() to branch i's exact size: the official
                 # Upsample(scale_factor=2^(j-i)) whenever the input is divisible by 32, and
                 # still correct when it is not (64×48 inputs in tests)
-                paths.append(nn.Sequential(
-                    nn.Conv2d(w_j, widths[i], 1, bias=False),
-                    nn.BatchNorm2d(widths[i], momentum=BN_MOMENTUM)))
+                paths.append(nn.Sequential(conv2d(w_j, widths[i], 1), batch_norm(widths[i])))
             elif j == i:
                 paths.append(nn.Identity())
             else:
@@ -226,11 +231,17 @@ class HRNetBackbone(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.out_channels = (tuple(layout.stages[-1].widths) if layout.multi_scale_output
                              else (layout.stages[-1].widths[0],))
+        self.next_transition = None
+        if layout.next_widths is not None:
+            self.next_transition = Transition(layout.stages[-1].widths, layout.next_widths)
+            self.out_channels = tuple(layout.next_widths)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         xs = [self.stem(x)]
         for stage in self.stages:
             xs = stage(xs)
+        if self.next_transition is not None:
+            xs = self.next_transition(xs)
         return xs
 
 

@@ -11,10 +11,10 @@ from torch import nn
 
 from search_space.hrnet import HRNetLayout, HRNetPose, StageLayout, hrnet_layout
 
-__all__ = ["MODELS", "build_model", "model_names"]
+__all__ = ["MODELS", "build_model", "model_names", "hrnet_tiny_layout"]
 
 
-def _hrnet_tiny_layout() -> HRNetLayout:
+def hrnet_tiny_layout() -> HRNetLayout:
     """A small HRNet for tests and the CPU demo: width 16, one block per branch."""
     stages = (
         StageLayout(1, (1,), (64,), "bottleneck"),
@@ -39,7 +39,7 @@ def _lite(name: str) -> Callable[[int], nn.Module]:
 MODELS: dict[str, Callable[[int], nn.Module]] = {
     "hrnet_w32": lambda k: HRNetPose(hrnet_layout(32), k),
     "hrnet_w48": lambda k: HRNetPose(hrnet_layout(48), k),
-    "hrnet_tiny": lambda k: HRNetPose(_hrnet_tiny_layout(), k),
+    "hrnet_tiny": lambda k: HRNetPose(hrnet_tiny_layout(), k),
     "litehrnet_18": _lite("litehrnet_18"),
     "litehrnet_30": _lite("litehrnet_30"),
     "naive_litehrnet_18": _lite("naive_litehrnet_18"),

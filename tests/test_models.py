@@ -45,8 +45,10 @@ def test_gflops_match_published(name, size, gflops):
 def test_truncated_backbone_gives_a_pyramid():
     backbone = HRNetBackbone(hrnet_layout(32).truncated(3))
     feats = backbone(torch.randn(1, 3, 256, 192))
-    assert [f.shape[1] for f in feats] == [32, 64, 128]
-    assert [tuple(f.shape[2:]) for f in feats] == [(64, 48), (32, 24), (16, 12)]
+    # stages 1-3 plus the transition opening the 1/32 branch: PNFS's 8.1M "stem~stage3"
+    assert [f.shape[1] for f in feats] == [32, 64, 128, 256]
+    assert [tuple(f.shape[2:]) for f in feats] == [(64, 48), (32, 24), (16, 12), (8, 6)]
+    assert round(sum(p.numel() for p in backbone.parameters()) / 1e6, 1) == 8.1
 
 
 def test_inner_widths_change_only_their_block():

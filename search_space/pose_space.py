@@ -1,0 +1,316 @@
+"""The unified search space (``PoseSpace``, an NNI ``ModelSpace``) and its frozen networks.
+
+backbone (HRNet with width choices, or Lite-HRNet) → pyramid → per body part: 1×1 adapters →
+PNFS fabric → vector or heatmap head → the part's joints; joints shared by two parts are summed.
+``head: plain`` instead puts HRNet's 1×1 heatmap conv on the backbone (the fixed baselines).
+
+- :func:`build` — the supernet for a config: every decision is an NNI mutable with a stable
+  label (``stage3/branch1/width``, ``stage2/module0/branch1/block3/inner0``,
+  ``part2/fabric/l3s1/input``, ``part2/fabric/cell/edge0_op`` or per cell
+  ``part2/fabric/l3s1/cell/edge0_op``).
+- :func:`freeze` — a plain PyTorch network for one choice of every label: no NNI mutables, no
+  ``Zero`` operations, no cells or routes without a path to an output. Its state-dict keys are a
+  subset of the supernet's (tensors are leading slices for width choices), see
+  :func:`inherit_weights`.
+
+Shape legend: N batch, K joints, H×W input; heatmaps are H/4 × W/4.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from nni.nas.nn.pytorch import ModelSpace
+from torch import nn
+
+from search_space.blocks import BLOCKS, init_pose_weights
+from search_space.choices import ArchitectureError, Chooser, FixedChooser, SearchChooser
+from search_space.fabric import Fabric
+from search_space.hrnet import HRNetBackbone, HRNetLayout, StageLayout, hrnet_layout
+from search_space.parts import BodyPart, body_parts
+from trainers.config import BackboneSpaceConfig, SpaceConfig
+
+__all__ = ["PoseSpace", "PoseNetwork", "build", "freeze", "inherit_weights", "space_labels",
+           "VectorHead", "HeatmapHead"]
+
+
+# --------------------------------------------------------------------------------------------
+# backbone
+
+
+def _base_hrnet_layout(name: str) -> HRNetLayout:
+    from search_space.models import hrnet_tiny_layout
+
+    if name == "hrnet_tiny":
+        return hrnet_tiny_layout()
+    return hrnet_layout({"hrnet_w32": 32, "hrnet_w48": 48}[name])
+
+
+def _choices_of(base: int, multipliers: tuple[float, ...]) -> list[int]:
+    return sorted({max(1, int(round(base * m))) for m in multipliers} | set(), reverse=True)
+
+
+def hrnet_space_layout(cfg: BackboneSpaceConfig, chooser: Chooser, pyramid: bool) -> HRNetLayout:
+    """The HRNet layout of ``cfg`` with every width asked of ``chooser``.
+
+    A branch keeps one width from the stage that opens it on (HRNet's transitions are
+    identities for existing branches, so a per-stage width would add convolutions the
+    baseline does not have): label ``stage{S}/branch{b}/width`` with S that stage. Inner widths
+    of residual blocks: ``stage{s}/module{m}/branch{b}/block{k}/inner{i}``.
+    """
+    base = _base_hrnet_layout(cfg.name)
+    if pyramid:
+        base = base.truncated(cfg.stages) if cfg.stages else replace(base, multi_scale_output=True)
+    mult = tuple(cfg.width_multipliers)
+    all_stages = list(base.stages) + ([StageLayout(1, (1,) * len(base.next_widths),
+                                                   base.next_widths)] if base.next_widths else [])
+    branch: dict[int, Any] = {}
+    for s, stage in enumerate(all_stages, start=1):
+        for b, width in enumerate(stage.widths):
+            if s == 1 or b in branch:
+                continue
+            if mult and cfg.search_branch_widths:
+                branch[b] = chooser.width(f"stage{s}/branch{b}/width", _choices_of(width, mult))
+            else:
+                branch[b] = width
+
+    def widths_of(stage_index: int, stage: StageLayout) -> tuple[Any, ...]:
+        return tuple(stage.widths) if stage_index == 1 else tuple(branch[b] for b in
+                                                                    range(len(stage.widths)))
+
+    stages = tuple(replace(st, widths=widths_of(s, st)) for s, st in enumerate(base.stages, 1))
+    next_widths = (widths_of(len(all_stages), all_stages[-1]) if base.next_widths else None)
+    inner: dict[str, tuple[Any, ...]] = {}
+    for s, stage in enumerate(base.stages, start=1):
+        block_cls = BLOCKS[stage.block]
+        for m in range(stage.num_modules):
+            for b, n_blocks in enumerate(stage.num_blocks):
+                for k in range(n_blocks):
+                    path = f"stage{s}/module{m}/branch{b}/block{k}"
+                    default = base.inner(path) or ((stage.widths[b],) if block_cls.num_inner == 1
+                                                   else (stage.widths[b] // 4,) * 2)
+                    if mult and cfg.search_block_widths:
+                        inner[path] = tuple(chooser.width(f"{path}/inner{i}", _choices_of(w, mult))
+                                            for i, w in enumerate(default))
+                    else:
+                        inner[path] = tuple(default)
+    return replace(base, stages=stages, inner_widths=inner, next_widths=next_widths)
+
+
+def _build_backbone(cfg: BackboneSpaceConfig, chooser: Chooser,
+                    pyramid: bool) -> tuple[nn.Module, tuple[Any, ...]]:
+    if cfg.name.startswith("litehrnet"):
+        from search_space.litehrnet import LITE_HRNET_PRESETS, LiteHRNetBackbone
+
+        backbone = LiteHRNetBackbone(LITE_HRNET_PRESETS[cfg.name])
+        return backbone, tuple(backbone.out_channels)
+    layout = hrnet_space_layout(cfg, chooser, pyramid)
+    backbone = HRNetBackbone(layout)
+    widths = (tuple(layout.next_widths) if layout.next_widths is not None
+              else tuple(layout.stages[-1].widths))
+    return backbone, widths if pyramid else widths[:1]
+
+
+# --------------------------------------------------------------------------------------------
+# heads
+
+
+class HeatmapHead(nn.Module):
+    """ReLU → 1×1 conv: (N, C, h, w) → (N, J, h, w) heatmaps."""
+
+    def __init__(self, channels: int, joints: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, joints, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.relu(x))
+
+
+class VectorHead(nn.Module):
+    """PNFS's vector-in-pixel head: a d-dimensional vector v per joint and pixel, output
+    ‖v‖² / (1 + ‖v‖²) ∈ [0, 1): (N, C, h, w) → (N, J, h, w).
+
+    ``"2D"``: a 1×1 conv to J·d channels. ``"3D"``: the C channels are read as C/d groups of
+    d-vectors, (N, C/d, d, h, w), and a 1×1×1 3D conv maps groups to joints (weights shared by
+    the d components), giving the (N, J, d, h, w) tensor directly.
+    """
+
+    def __init__(self, channels: int, joints: int, dim: int, mode: str) -> None:
+        super().__init__()
+        self.dim, self.mode, self.joints = dim, mode, joints
+        if mode == "2D":
+            self.conv: nn.Module = nn.Conv2d(channels, joints * dim, 1)
+        else:
+            if channels % dim:
+                raise ValueError(f"3D vector head: cell channels {channels} are not divisible by "
+                                 f"vector_dim {dim}")
+            self.conv = nn.Conv3d(channels // dim, joints, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(x)
+        n, c, h, w = x.shape
+        if self.mode == "2D":
+            v = self.conv(x).view(n, self.joints, self.dim, h, w)
+        else:
+            v = self.conv(x.view(n, c // self.dim, self.dim, h, w))
+        sq = (v * v).sum(dim=2)
+        return sq / (1.0 + sq)
+
+
+# --------------------------------------------------------------------------------------------
+# the network (shared by the supernet and the frozen model)
+
+
+def _populate(module: nn.Module, space: SpaceConfig, dataset: str, chooser: Chooser) -> None:
+    """Build backbone and heads onto ``module`` (a ``PoseSpace`` or a ``PoseNetwork``)."""
+    from trainers.data.joints import keypoint_spec
+
+    module.space_config = space
+    module.dataset = dataset
+    module.num_joints = keypoint_spec(dataset).num_joints
+    plain = space.head == "plain"
+    module.backbone, widths = _build_backbone(space.backbone, chooser, pyramid=not plain)
+    module.parts = body_parts(dataset, 1 if plain else space.parts_num)
+    if plain:
+        name = "final" if space.backbone.name.startswith("litehrnet") else "head"
+        setattr(module, name, nn.Conv2d(widths[0], module.num_joints, 1))
+        module.plain_head_name = name
+        init_pose_weights(module)
+        return
+    module.plain_head_name = None
+    init_pose_weights(module.backbone)
+    cell = space.cell_config
+    fabrics, heads = nn.ModuleList(), nn.ModuleList()
+    for p, part in enumerate(module.parts):
+        fabrics.append(Fabric(cell, widths, chooser, prefix=f"part{p}/fabric"))
+        c0 = cell.factor * cell.size_types[0]
+        heads.append(VectorHead(c0, len(part.joints), cell.vector_dim, cell.convolution_mode)
+                     if cell.vector_in_pixel else HeatmapHead(c0, len(part.joints)))
+    init_pose_weights(heads)
+    module.fabrics, module.heads = fabrics, heads
+    for p, part in enumerate(module.parts):
+        module.register_buffer(f"_joints{p}", torch.tensor(part.joints), persistent=False)
+
+
+def _forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    pyramid = module.backbone(x)
+    if module.plain_head_name is not None:
+        return getattr(module, module.plain_head_name)(pyramid[0])
+    out = None
+    for p, (fabric, head) in enumerate(zip(module.fabrics, module.heads)):
+        y = head(fabric(pyramid))
+        if out is None:
+            out = y.new_zeros(y.shape[0], module.num_joints, *y.shape[2:])
+        out = out.index_add(1, getattr(module, f"_joints{p}"), y)
+    return out
+
+
+def _components(module: nn.Module) -> dict[str, nn.Module]:
+    parts: dict[str, nn.Module] = {"backbone": module.backbone}
+    if module.plain_head_name is not None:
+        parts["head"] = getattr(module, module.plain_head_name)
+        return parts
+    for p, part in enumerate(module.parts):
+        parts[f"part{p}:{part.name}"] = nn.ModuleList([module.fabrics[p], module.heads[p]])
+    return parts
+
+
+class PoseNetwork(nn.Module):
+    """A frozen architecture of the space: a plain PyTorch pose network (N, 3, H, W) →
+    (N, K, H/4, W/4). Build it with :func:`freeze`."""
+
+    parts: list[BodyPart]
+
+    def __init__(self, space: SpaceConfig, dataset: str, choices: Mapping[str, Any]) -> None:
+        super().__init__()
+        chooser = FixedChooser(choices)
+        _populate(self, space, dataset, chooser)
+        chooser.check_unused()
+        self.choices = {k: choices[k] for k in chooser.decisions}
+
+    def components(self) -> dict[str, nn.Module]:
+        """Named parts for parameter/FLOP reports: backbone, then each body part's head."""
+        return _components(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _forward(self, x)
+
+
+class PoseSpace(ModelSpace):
+    """The supernet: NNI model space of backbone widths × body parts × PNFS fabrics.
+
+    ``simplify()`` lists every decision; ``freeze(sample)`` returns the :class:`PoseNetwork`
+    of that sample.
+    """
+
+    def __init__(self, space: SpaceConfig, dataset: str) -> None:
+        super().__init__()
+        chooser = SearchChooser()
+        _populate(self, space, dataset, chooser)
+        self.decisions = chooser.decisions
+
+    def components(self) -> dict[str, nn.Module]:
+        """Named parts for parameter/FLOP reports."""
+        return _components(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _forward(self, x)
+
+    def freeze(self, sample: dict[str, Any]) -> nn.Module:  # type: ignore[override]
+        """The frozen network of ``sample`` (fresh weights; see :func:`inherit_weights`)."""
+        return freeze(self.space_config, self.dataset, sample)
+
+
+# --------------------------------------------------------------------------------------------
+# entry points
+
+
+def build(space: SpaceConfig, dataset: str) -> PoseSpace:
+    """The supernet of ``space`` for ``dataset`` ("coco" or "mpii")."""
+    return PoseSpace(space, dataset)
+
+
+def freeze(space: SpaceConfig, dataset: str, choices: Mapping[str, Any]) -> PoseNetwork:
+    """The plain network of one architecture.
+
+    Raises:
+        ArchitectureError: a label is missing, unknown or has a value outside its candidates.
+    """
+    return PoseNetwork(space, dataset, choices)
+
+
+def space_labels(space: SpaceConfig, dataset: str) -> dict[str, list[Any]]:
+    """Every label of the space and its candidate values (builds the supernet on CPU)."""
+    with torch.device("meta"):
+        model = PoseSpace(space, dataset)
+    return {label: d.values for label, d in model.decisions.items()}
+
+
+def inherit_weights(frozen: nn.Module, supernet_state: Mapping[str, torch.Tensor]) -> None:
+    """Copy the supernet's weights into ``frozen``: each frozen tensor is the supernet tensor of
+    the same key, sliced to the leading channels (NNI's weight sharing for width choices), or
+    the columns of the hidden nodes a pruned cell keeps.
+
+    Raises:
+        KeyError: a frozen key the supernet does not have (the two come from different spaces).
+    """
+    owners = {name: module for name, module in frozen.named_modules()}
+    new_state = {}
+    for key, target in frozen.state_dict().items():
+        if key not in supernet_state:
+            raise KeyError(f"supernet weights have no {key!r}: not the supernet of this space")
+        source = supernet_state[key]
+        owner_name, _, leaf = key.rpartition(".")
+        owner = owners.get(owner_name)
+        if hasattr(owner, "inherit"):
+            source = owner.inherit(leaf, source)
+        if source.dim() != target.dim() or any(s < t for s, t in zip(source.shape, target.shape)):
+            raise KeyError(f"{key}: supernet shape {tuple(source.shape)} cannot hold "
+                           f"{tuple(target.shape)}")
+        new_state[key] = source[tuple(slice(0, t) for t in target.shape)].clone()
+    frozen.load_state_dict(new_state)
+
+
+__all__ += ["ArchitectureError"]
