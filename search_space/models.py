@@ -35,6 +35,20 @@ def _lite(name: str) -> Callable[[int], nn.Module]:
     return build
 
 
+def _preset(name: str) -> Callable[[int], nn.Module]:
+    def build(num_joints: int) -> nn.Module:
+        from search_space.pose_space import freeze
+        from search_space.presets import SPACE_PRESETS
+
+        dataset = {17: "coco", 16: "mpii"}.get(num_joints)
+        if dataset is None:
+            raise KeyError(f"{name} has body-part heads for COCO (17) or MPII (16) joints, "
+                           f"not {num_joints}")
+        return freeze(SPACE_PRESETS[name], dataset, {})
+
+    return build
+
+
 #: model name → builder(num_joints)
 MODELS: dict[str, Callable[[int], nn.Module]] = {
     "hrnet_w32": lambda k: HRNetPose(hrnet_layout(32), k),
@@ -44,6 +58,8 @@ MODELS: dict[str, Callable[[int], nn.Module]] = {
     "litehrnet_30": _lite("litehrnet_30"),
     "naive_litehrnet_18": _lite("naive_litehrnet_18"),
     "wider_naive_litehrnet_18": _lite("wider_naive_litehrnet_18"),
+    "pnfs_hrnet_w32_cnf5": _preset("pnfs_hrnet_w32_cnf5"),
+    "pnfs_hrnet_tiny_cnf3": _preset("pnfs_hrnet_tiny_cnf3"),
 }
 
 

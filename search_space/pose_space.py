@@ -32,7 +32,7 @@ from search_space.hrnet import HRNetBackbone, HRNetLayout, StageLayout, hrnet_la
 from search_space.parts import BodyPart, body_parts
 from trainers.config import BackboneSpaceConfig, SpaceConfig
 
-__all__ = ["PoseSpace", "PoseNetwork", "build", "freeze", "inherit_weights", "space_labels",
+__all__ = ["PoseSpace", "PoseNetwork", "PartHead", "build", "freeze", "inherit_weights", "space_labels",
            "VectorHead", "HeatmapHead"]
 
 
@@ -159,6 +159,18 @@ class VectorHead(nn.Module):
         return sq / (1.0 + sq)
 
 
+class PartHead(nn.Module):
+    """One body part: its fabric and its output head, (pyramid) → (N, J_part, H/4, W/4)."""
+
+    def __init__(self, fabric: Fabric, head: nn.Module) -> None:
+        super().__init__()
+        self.fabric = fabric
+        self.head = head
+
+    def forward(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
+        return self.head(self.fabric(pyramid))
+
+
 # --------------------------------------------------------------------------------------------
 # the network (shared by the supernet and the frozen model)
 
@@ -182,14 +194,14 @@ def _populate(module: nn.Module, space: SpaceConfig, dataset: str, chooser: Choo
     module.plain_head_name = None
     init_pose_weights(module.backbone)
     cell = space.cell_config
-    fabrics, heads = nn.ModuleList(), nn.ModuleList()
+    heads = nn.ModuleList()
     for p, part in enumerate(module.parts):
-        fabrics.append(Fabric(cell, widths, chooser, prefix=f"part{p}/fabric"))
         c0 = cell.factor * cell.size_types[0]
-        heads.append(VectorHead(c0, len(part.joints), cell.vector_dim, cell.convolution_mode)
-                     if cell.vector_in_pixel else HeatmapHead(c0, len(part.joints)))
-    init_pose_weights(heads)
-    module.fabrics, module.heads = fabrics, heads
+        head = (VectorHead(c0, len(part.joints), cell.vector_dim, cell.convolution_mode)
+                if cell.vector_in_pixel else HeatmapHead(c0, len(part.joints)))
+        init_pose_weights(head)
+        heads.append(PartHead(Fabric(cell, widths, chooser, prefix=f"part{p}/fabric"), head))
+    module.heads = heads
     for p, part in enumerate(module.parts):
         module.register_buffer(f"_joints{p}", torch.tensor(part.joints), persistent=False)
 
@@ -199,8 +211,8 @@ def _forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if module.plain_head_name is not None:
         return getattr(module, module.plain_head_name)(pyramid[0])
     out = None
-    for p, (fabric, head) in enumerate(zip(module.fabrics, module.heads)):
-        y = head(fabric(pyramid))
+    for p, part_head in enumerate(module.heads):
+        y = part_head(pyramid)
         if out is None:
             out = y.new_zeros(y.shape[0], module.num_joints, *y.shape[2:])
         out = out.index_add(1, getattr(module, f"_joints{p}"), y)
@@ -213,7 +225,7 @@ def _components(module: nn.Module) -> dict[str, nn.Module]:
         parts["head"] = getattr(module, module.plain_head_name)
         return parts
     for p, part in enumerate(module.parts):
-        parts[f"part{p}:{part.name}"] = nn.ModuleList([module.fabrics[p], module.heads[p]])
+        parts[f"part{p}:{part.name}"] = module.heads[p]
     return parts
 
 

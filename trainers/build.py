@@ -1,30 +1,44 @@
-"""From a config and a model choice to an ``nn.Module``, and the record that rebuilds it."""
+"""From a config (and optionally an architecture file) to an ``nn.Module``, and the record
+stored in checkpoints that rebuilds it."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from torch import nn
 
 from search_space.models import build_model
-from trainers.config import Config
+from trainers.config import Config, config_from_dict
 from trainers.data.joints import keypoint_spec
 from trainers.errors import UserInputError
 
-__all__ = ["build_pose_model"]
+__all__ = ["build_pose_model", "rebuild_pose_model"]
 
 
-def build_pose_model(cfg: Config, model_name: str | None = None,
-                     source: str = "config") -> tuple[nn.Module, dict[str, Any]]:
+def build_pose_model(cfg: Config, model_name: str | None = None, source: str = "config",
+                     arch_path: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Build the network for ``cfg``'s dataset.
 
     Args:
         cfg: experiment config (``dataset.name`` fixes the joint count).
         model_name: a registered model; defaults to ``cfg.model.name``.
         source: where the name came from, for the error message.
+        arch_path: an ``arch.json``/``derived.json``: build its frozen architecture instead.
 
     Returns:
-        the model and ``{"name": ...}``, stored in checkpoints so ``test.py`` can rebuild it.
+        the model and its record (``{"name"}``, plus ``{"arch"}`` for an architecture file),
+        stored in checkpoints so ``test.py`` can rebuild it.
     """
+    if arch_path is not None:
+        from search_space.arch import load_arch
+
+        arch = load_arch(arch_path)
+        if arch.config.dataset.name != cfg.dataset.name:
+            raise UserInputError(arch_path, f"the architecture is for {arch.config.dataset.name!r}"
+                                 f", the config trains on {cfg.dataset.name!r}",
+                                 field="config.dataset.name")
+        record = {"name": f"arch:{arch.config.name}",
+                  "arch": {"space": arch.to_dict()["config"]["space"], "choices": arch.choices}}
+        return arch.build(), record
     name = model_name or cfg.model.name
     try:
         model = build_model(name, keypoint_spec(cfg.dataset.name).num_joints)
@@ -32,3 +46,25 @@ def build_pose_model(cfg: Config, model_name: str | None = None,
         raise UserInputError(source, str(err.args[0]),
                              field="model.name" if model_name is None else "--model") from None
     return model, {"name": name}
+
+
+def rebuild_pose_model(cfg: Config, record: Mapping[str, Any], source: str) -> nn.Module:
+    """The network a checkpoint's model record describes (see :func:`build_pose_model`)."""
+    if not isinstance(record, Mapping) or not record.get("name"):
+        raise UserInputError(source, "no model name in the checkpoint metadata",
+                             field="posenas.model.name")
+    if "arch" not in record:
+        return build_pose_model(cfg, record["name"], source=source)[0]
+    from search_space.choices import ArchitectureError
+    from search_space.pose_space import freeze
+
+    try:
+        data = {"dataset": {"name": cfg.dataset.name, "root": cfg.dataset.root},
+                "space": record["arch"]["space"]}
+        space = config_from_dict(data, source=source).space
+        return freeze(space, cfg.dataset.name, record["arch"]["choices"])
+    except (KeyError, TypeError):
+        raise UserInputError(source, "malformed architecture record",
+                             field="posenas.model.arch") from None
+    except ArchitectureError as err:
+        raise UserInputError(source, err.message, field=f"posenas.model.arch.{err.label}") from None

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from trainers.atomic import atomic_path
-from trainers.build import build_pose_model
+from trainers.build import rebuild_pose_model
 from trainers.checkpoint import load_checkpoint
 from trainers.config import coerce_value, config_from_dict
 from trainers.engine import load_weights
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     size = tuple(cfg.model.input_size)
     if args.input_size:
         size = coerce_value(args.input_size, tuple[int, int], "argument", "--input-size")
-    model, _ = build_pose_model(cfg, meta["model"]["name"], source=args.weights)
+    model = rebuild_pose_model(cfg, meta["model"], source=args.weights)
     load_weights(model, ckpt, args.weights)
     export_onnx(model, args.onnx, size, args.opset)
     diff = check_onnx(model, args.onnx, size)

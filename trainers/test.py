@@ -17,7 +17,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import the package, not the sibling files
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from trainers.build import build_pose_model  # noqa: E402
+from trainers.build import rebuild_pose_model  # noqa: E402
 from trainers.checkpoint import load_checkpoint  # noqa: E402
 from trainers.config import load_config  # noqa: E402
 from trainers.engine import evaluate_model, load_weights  # noqa: E402
@@ -58,11 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if trained_size != tuple(cfg.model.input_size):
         logger.warning("the checkpoint was trained at %s, evaluating at %s", trained_size,
                        tuple(cfg.model.input_size))
-    name = meta.get("model", {}).get("name")
-    if not name:
-        raise UserInputError(args.weights, "no model name in the checkpoint metadata",
-                             field="posenas.model.name")
-    model, _ = build_pose_model(cfg, name, source=args.weights)
+    model = rebuild_pose_model(cfg, meta.get("model", {}), source=args.weights)
     load_weights(model, ckpt, args.weights)
     out = Path(args.out) if args.out else Path(args.weights).resolve().parent / "eval"
     result = evaluate_model(cfg, model, out, use_gt_bbox=False if args.use_dt else None)

@@ -32,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python trainers/train_derived.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", required=True, help="experiment config (YAML)")
-    p.add_argument("--model", help="registered model name (default: model.name of the config)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", help="registered model name (default: model.name of the config)")
+    src.add_argument("--arch", help="an architecture file (derived.json from strategies.prune, "
+                     "or an arch.json) to freeze and train")
     p.add_argument("--out", help="output folder (default: output_dir/name)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     p.add_argument("--param_flop", action="store_true", help="print params/GFLOPs first")
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.cfg, args.overrides + (["train.devices", args.devices] if args.devices else []))
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name
     pl.seed_everything(cfg.seed, verbose=False)  # before building: the initial weights too
-    model, info = build_pose_model(cfg, args.model, source="argument" if args.model else args.cfg)
+    model, info = build_pose_model(cfg, args.model, source="argument" if args.model else args.cfg,
+                                   arch_path=args.arch)
     if args.param_flop:
         from visualize.param_flop import format_report, param_flop_report
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from trainers.atomic import atomic_path
-from trainers.build import build_pose_model
+from trainers.build import rebuild_pose_model
 from trainers.checkpoint import load_checkpoint
 from trainers.config import config_from_dict
 from trainers.data.codec import HeatmapCodec
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = load_checkpoint(args.weights)
     meta = ckpt["posenas"]
     cfg = config_from_dict(meta["config"], source=f"{args.weights} (posenas.config)")
-    model, _ = build_pose_model(cfg, meta["model"]["name"], source=args.weights)
+    model = rebuild_pose_model(cfg, meta["model"], source=args.weights)
     load_weights(model, ckpt, args.weights)
     try:
         image = read_image(args.image, color_rgb=False)

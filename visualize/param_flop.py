@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -78,9 +79,11 @@ def format_report(report: dict[str, Any], title: str = "") -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m visualize.param_flop", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("--cfg", help="an experiment config (its model.name and model.input_size)")
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--model", help=f"a registered model: {', '.join(model_names())}")
-    src.add_argument("--cfg", help="an experiment config (its model.name and model.input_size)")
+    src.add_argument("--arch", help="an architecture file (arch.json / derived.json): its frozen "
+                     "network, at its config's input size unless --cfg or --input-size say")
     p.add_argument("--input-size", default=None, help="HxW, e.g. 256x192 (default: config or 256x192)")
     p.add_argument("--dataset", choices=["coco", "mpii"], default=None,
                    help="joint count of the head (default: config or coco)")
@@ -91,21 +94,35 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not (args.cfg or args.model or args.arch):
+        parser.error("give --cfg, --model or --arch")
+    arch = None
+    if args.arch:
+        from search_space.arch import load_arch
+
+        arch = load_arch(args.arch)
+        name, size, dataset = Path(args.arch).name, arch.config.model.input_size, arch.config.dataset.name
     if args.cfg:
         cfg = load_config(args.cfg, args.overrides)
-        name, size, dataset = cfg.model.name, cfg.model.input_size, cfg.dataset.name
-    else:
+        size = cfg.model.input_size
+        if arch is None:
+            name, dataset = args.model or cfg.model.name, cfg.dataset.name
+    elif arch is None:
         name, size, dataset = args.model, (256, 192), "coco"
     if args.input_size:
         size = coerce_value(args.input_size, tuple[int, int], "argument", "--input-size")
-    if args.dataset:
+    if args.dataset and arch is None:
         dataset = args.dataset
-    try:
-        model = build_model(name, keypoint_spec(dataset).num_joints)
-    except KeyError as err:
-        raise UserInputError(args.cfg or "argument", str(err.args[0]),
-                             field="model.name" if args.cfg else "--model") from None
+    if arch is not None:
+        model = arch.build()
+    else:
+        try:
+            model = build_model(name, keypoint_spec(dataset).num_joints)
+        except KeyError as err:
+            raise UserInputError(args.cfg or "argument", str(err.args[0]),
+                                 field="--model" if args.model else "model.name") from None
     report = param_flop_report(model, tuple(size))
     print(format_report(report, name))
     if args.json:

@@ -1,0 +1,150 @@
+"""Architecture files: ``arch.json`` (a search result) and ``derived.json`` (after the Prune step).
+
+Format (version 1)::
+
+    {"format": "posenas-arch", "version": 1,
+     "kind": "search" | "derived",
+     "config": {...the whole experiment config...},
+     "choices": {label: value},              # widths: ints, operations: names, inputs: [index]
+     "weights": {"alpha": {label: {candidate: prob}}, "beta": {label: [prob, prob, prob]}},
+     "metrics": {...}}
+
+``weights`` (the softmax of a one-shot search's α/β) is optional; ``choices`` must give every
+label of the space the config describes, and nothing else. Loading checks all of it and names
+the file and the offending field or label.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from search_space.choices import ArchitectureError
+from search_space.pose_space import PoseNetwork, freeze
+from trainers.atomic import write_json_atomic
+from trainers.config import Config, config_from_dict, config_to_dict
+from trainers.errors import UserInputError
+
+__all__ = ["ArchFile", "FORMAT", "VERSION", "load_arch", "save_arch", "check_choices",
+           "arch_from_dict"]
+
+FORMAT = "posenas-arch"
+VERSION = 1
+
+
+@dataclass
+class ArchFile:
+    """A loaded architecture file."""
+
+    config: Config
+    choices: dict[str, Any]
+    kind: str = "search"
+    weights: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    path: str = "<memory>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "kind": self.kind,
+                "config": config_to_dict(self.config), "choices": self.choices,
+                "weights": self.weights, "metrics": self.metrics}
+
+    def build(self) -> PoseNetwork:
+        """The frozen network of this architecture (fresh weights)."""
+        return freeze(self.config.space, self.config.dataset.name, self.choices)
+
+
+def check_choices(cfg: Config, choices: Mapping[str, Any], source: str) -> None:
+    """Check ``choices`` against the space of ``cfg`` (built on the meta device: no memory).
+
+    Raises:
+        UserInputError: naming ``source`` and ``choices.<label>``.
+    """
+    try:
+        with torch.device("meta"):
+            freeze(cfg.space, cfg.dataset.name, choices)
+    except ArchitectureError as err:
+        raise UserInputError(source, err.message, field=f"choices.{err.label}") from None
+    except ValueError as err:  # e.g. a head that does not fit the cell width
+        raise UserInputError(source, str(err), field="config.space") from None
+
+
+def _check_weights(weights: Any, source: str) -> dict[str, Any]:
+    if not isinstance(weights, dict) or not set(weights) <= {"alpha", "beta"}:
+        raise UserInputError(source, "must be a mapping with 'alpha' and/or 'beta'", field="weights")
+    for group, table in weights.items():
+        if not isinstance(table, dict):
+            raise UserInputError(source, "must map labels to probabilities", field=f"weights.{group}")
+        for label, probs in table.items():
+            values = list(probs.values()) if isinstance(probs, dict) else probs
+            if not isinstance(values, list) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in values):
+                raise UserInputError(source, "must be a list or mapping of finite numbers",
+                                     field=f"weights.{group}.{label}")
+    return weights
+
+
+def arch_from_dict(data: Any, source: str) -> ArchFile:
+    """Validate a parsed architecture file (see the module docstring)."""
+    if not isinstance(data, dict):
+        raise UserInputError(source, "an architecture file is a JSON object")
+    if data.get("format") != FORMAT:
+        raise UserInputError(source, f"not a posenas architecture file (expected format "
+                             f"{FORMAT!r}, got {data.get('format')!r})", field="format")
+    if data.get("version") != VERSION:
+        raise UserInputError(source, f"unsupported version {data.get('version')!r} "
+                             f"(this posenas reads version {VERSION})", field="version")
+    unknown = sorted(set(data) - {"format", "version", "kind", "config", "choices", "weights",
+                                  "metrics"})
+    if unknown:
+        raise UserInputError(source, "unknown key", field=unknown[0])
+    kind = data.get("kind", "search")
+    if kind not in ("search", "derived"):
+        raise UserInputError(source, f"must be 'search' or 'derived', got {kind!r}", field="kind")
+    if "config" not in data:
+        raise UserInputError(source, "missing (the experiment config)", field="config")
+    config = _config(data["config"], source)
+    choices = data.get("choices")
+    if not isinstance(choices, dict):
+        raise UserInputError(source, "must be a mapping of label to value", field="choices")
+    check_choices(config, choices, source)
+    weights = _check_weights(data.get("weights", {}), source)
+    metrics = data.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise UserInputError(source, "must be a mapping", field="metrics")
+    return ArchFile(config, dict(choices), kind, weights, metrics, source)
+
+
+def _config(data: Any, source: str) -> Config:
+    try:
+        return config_from_dict(data, source=source)
+    except UserInputError as err:
+        raise UserInputError(source, err.message, field=f"config.{err.field}" if err.field
+                             else "config") from None
+
+
+def load_arch(path: str | Path) -> ArchFile:
+    """Read and validate an architecture file.
+
+    Raises:
+        UserInputError: unreadable file, invalid JSON, or any field/label that does not fit.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise UserInputError(source, f"cannot read architecture file ({err.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserInputError(source, f"invalid JSON at line {err.lineno}") from None
+    return arch_from_dict(data, source)
+
+
+def save_arch(path: str | Path, arch: ArchFile) -> None:
+    """Write ``arch`` atomically (a reader never sees half a file)."""
+    write_json_atomic(path, arch.to_dict(), indent=2)
