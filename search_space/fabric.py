@@ -42,7 +42,7 @@ from search_space.operations import ZERO, make_operation
 from trainers.config import CellConfig
 
 __all__ = ["FabricGeometry", "Fabric", "Cell", "UniformOperations", "ChosenOperation",
-           "slot_routes", "SLOT_NAMES"]
+           "slot_routes", "SLOT_NAMES", "pyramid_levels_read"]
 
 #: the three slots of a cell, in the order of its β
 SLOT_NAMES = ("same", "from_higher", "from_lower")
@@ -70,6 +70,14 @@ class FabricGeometry:
     def cells(self) -> list[tuple[int, int]]:
         """(layer, scale) of every searchable cell, in forward order."""
         return [(j, i) for j in self.layers for i in range(self.cells_in_layer(j))]
+
+
+def pyramid_levels_read(cfg: CellConfig) -> int:
+    """How many pyramid levels the first fabric layer can read (its cells' scales, plus one
+    lower resolution for the last of them)."""
+    num_scales = len(cfg.size_types)
+    first = min(cfg.cut_layers_num + 2, num_scales, cfg.depth - cfg.cut_layers_num)
+    return min(num_scales, first + 1)
 
 
 def slot_routes(scale: int, prev_cells: int) -> tuple[tuple[str, int], ...]:
@@ -286,7 +294,7 @@ class Fabric(nn.Module):
         num_scales = len(cfg.size_types)
         self.widths = [cfg.factor * s for s in cfg.size_types]
         self.geometry = FabricGeometry(cfg.depth, cfg.cut_layers_num, num_scales,
-                                       min(len(pyramid_widths), num_scales))
+                                       min(len(pyramid_widths), pyramid_levels_read(cfg)))
         geo = self.geometry
         decisions: dict[tuple[int, int], CellDecisions] = {}
         edges = _edge_pairs(cfg.hidden_states_num)

@@ -27,7 +27,7 @@ from torch import nn
 
 from search_space.blocks import BLOCKS, init_pose_weights
 from search_space.choices import ArchitectureError, Chooser, FixedChooser, SearchChooser
-from search_space.fabric import Fabric
+from search_space.fabric import Fabric, pyramid_levels_read
 from search_space.hrnet import HRNetBackbone, HRNetLayout, StageLayout, hrnet_layout
 from search_space.parts import BodyPart, body_parts
 from trainers.config import BackboneSpaceConfig, SpaceConfig
@@ -52,17 +52,21 @@ def _choices_of(base: int, multipliers: tuple[float, ...]) -> list[int]:
     return sorted({max(1, int(round(base * m))) for m in multipliers} | set(), reverse=True)
 
 
-def hrnet_space_layout(cfg: BackboneSpaceConfig, chooser: Chooser, pyramid: bool) -> HRNetLayout:
+def hrnet_space_layout(cfg: BackboneSpaceConfig, chooser: Chooser, pyramid: bool,
+                       levels: int = 4) -> HRNetLayout:
     """The HRNet layout of ``cfg`` with every width asked of ``chooser``.
 
     A branch keeps one width from the stage that opens it on (HRNet's transitions are
     identities for existing branches, so a per-stage width would add convolutions the
     baseline does not have): label ``stage{S}/branch{b}/width`` with S that stage. Inner widths
-    of residual blocks: ``stage{s}/module{m}/branch{b}/block{k}/inner{i}``.
+    of residual blocks: ``stage{s}/module{m}/branch{b}/block{k}/inner{i}``. A truncated HRNet
+    opens the next stage's branch only if the heads read ``levels`` > its branches.
     """
     base = _base_hrnet_layout(cfg.name)
     if pyramid:
         base = base.truncated(cfg.stages) if cfg.stages else replace(base, multi_scale_output=True)
+        if base.next_widths is not None and levels <= len(base.stages[-1].widths):
+            base = replace(base, next_widths=None)
     mult = tuple(cfg.width_multipliers)
     all_stages = list(base.stages) + ([StageLayout(1, (1,) * len(base.next_widths),
                                                    base.next_widths)] if base.next_widths else [])
@@ -99,14 +103,14 @@ def hrnet_space_layout(cfg: BackboneSpaceConfig, chooser: Chooser, pyramid: bool
     return replace(base, stages=stages, inner_widths=inner, next_widths=next_widths)
 
 
-def _build_backbone(cfg: BackboneSpaceConfig, chooser: Chooser,
-                    pyramid: bool) -> tuple[nn.Module, tuple[Any, ...]]:
+def _build_backbone(cfg: BackboneSpaceConfig, chooser: Chooser, pyramid: bool,
+                    levels: int = 4) -> tuple[nn.Module, tuple[Any, ...]]:
     if cfg.name.startswith("litehrnet"):
         from search_space.litehrnet import LITE_HRNET_PRESETS, LiteHRNetBackbone
 
         backbone = LiteHRNetBackbone(LITE_HRNET_PRESETS[cfg.name])
         return backbone, tuple(backbone.out_channels)
-    layout = hrnet_space_layout(cfg, chooser, pyramid)
+    layout = hrnet_space_layout(cfg, chooser, pyramid, levels)
     backbone = HRNetBackbone(layout)
     widths = (tuple(layout.next_widths) if layout.next_widths is not None
               else tuple(layout.stages[-1].widths))
@@ -183,7 +187,8 @@ def _populate(module: nn.Module, space: SpaceConfig, dataset: str, chooser: Choo
     module.dataset = dataset
     module.num_joints = keypoint_spec(dataset).num_joints
     plain = space.head == "plain"
-    module.backbone, widths = _build_backbone(space.backbone, chooser, pyramid=not plain)
+    module.backbone, widths = _build_backbone(space.backbone, chooser, pyramid=not plain,
+                                              levels=pyramid_levels_read(space.cell_config))
     module.parts = body_parts(dataset, 1 if plain else space.parts_num)
     if plain:
         name = "final" if space.backbone.name.startswith("litehrnet") else "head"

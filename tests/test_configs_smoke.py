@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from search_space.pose_space import space_labels
 from trainers.config import load_config
 from trainers.data.loader import build_dataset, build_loader
 
@@ -19,6 +20,10 @@ def test_config_loads_and_feeds_a_batch(path, coco_root, mpii_root):
         cfg = load_config(path, ["dataset.name", "coco", "dataset.root", str(coco_root)])
         assert cfg.train.epochs > 0 and cfg.train.batch_size > 0
         return
+    if path.parent.name == "spaces":  # search-space fragments: the space builds, with choices
+        cfg = load_config(path, ["dataset.name", "coco", "dataset.root", str(coco_root)])
+        assert len(space_labels(cfg.space, "coco")) > 0
+        return
     cfg = load_config(path)
     root = coco_root if cfg.dataset.name == "coco" else mpii_root
     cfg = load_config(path, ["dataset.root", str(root)])
@@ -27,3 +32,5 @@ def test_config_loads_and_feeds_a_batch(path, coco_root, mpii_root):
     h, w = cfg.model.input_size
     assert batch["image"].shape == (2, 3, h, w)
     assert batch["target"].shape == (2, ds.num_joints, h // 4, w // 4)
+    if path.parent.name == "search":  # a search config describes a space with decisions
+        assert len(space_labels(cfg.space, cfg.dataset.name)) > 0
