@@ -127,7 +127,8 @@ class ConstantMap(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, like: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-        return self.bias.view(1, -1, 1, 1).to(like.dtype).expand(like.shape[0], -1, *size)
+        zeros = like.new_zeros(like.shape[0], 1, *size)
+        return zeros + self.bias.view(1, -1, 1, 1).to(like.dtype)
 
 
 class Merge(nn.Conv2d):

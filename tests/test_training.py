@@ -168,3 +168,41 @@ def test_make_demo_in_ci_size(tmp_path):
     assert (tmp_path / "demo" / "best.ckpt").is_file()
     assert (tmp_path / "demo" / "test" / "keypoints_val2017_results.json").is_file()
     assert len(list((tmp_path / "demo" / "overlays").glob("*.png"))) == 2
+
+
+@pytest.mark.e2e
+def test_train_derived_arch_then_test_and_param_flop(coco_root, tmp_path):
+    """A sampled architecture of the search config: trained with --arch, rebuilt by test.py
+    from the checkpoint alone, reported by param_flop --arch."""
+    import numpy as np
+
+    from search_space.arch import ArchFile, save_arch
+    from search_space.pose_space import build
+    from trainers.config import load_config
+
+    search_cfg = str(REPO / "configs" / "search" / "synthetic_tiny.yaml")
+    cfg = load_config(search_cfg, ["dataset.root", str(coco_root), "model.input_size", "64x48"])
+    rs = np.random.RandomState(0)
+    choices = {k: m.random(random_state=rs) for k, m in build(cfg.space, "coco").simplify().items()}
+    arch = tmp_path / "derived.json"
+    save_arch(arch, ArchFile(cfg, choices, kind="derived"))
+    out = tmp_path / "run"
+    r = run_module("trainers/train_derived.py", "--cfg", search_cfg, "--arch", str(arch),
+                   "--out", str(out), "--no-progress", "--param_flop", "dataset.root", str(coco_root),
+                   "model.input_size", "64x48", "model.sigma", "1.5", "train.num_workers", "0",
+                   "train.batch_size", "8", "train.epochs", "1", "train.limit_train_batches", "2",
+                   "test.flip_test", "false")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "part0:head" in r.stdout and "AP=" in r.stdout
+    r = run_module("trainers/test.py", "--cfg", search_cfg, "--weights", str(out / "last.ckpt"),
+                   "--no-flip_test", "--json", "dataset.root", str(coco_root), "model.input_size", "64x48")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "AP" in json.loads(r.stdout.strip().splitlines()[-1])
+    r = run_module("-m", "visualize.param_flop", "--arch", str(arch), "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout.strip().splitlines()[-1])
+    assert report["input_size"] == [64, 48] and report["params"] > 0
+    choices["part0/fabric/cell/edge0_op"] = "conv_9x9"
+    save_arch(arch, ArchFile(cfg, choices, kind="derived"))
+    r = run_module("-m", "visualize.param_flop", "--arch", str(arch))
+    assert r.returncode == 2 and "choices.part0/fabric/cell/edge0_op" in r.stderr

@@ -21,7 +21,7 @@ from trainers.build import rebuild_pose_model  # noqa: E402
 from trainers.checkpoint import load_checkpoint  # noqa: E402
 from trainers.config import load_config  # noqa: E402
 from trainers.engine import evaluate_model, load_weights  # noqa: E402
-from trainers.errors import UserInputError, cli_errors  # noqa: E402
+from trainers.errors import cli_errors  # noqa: E402
 from trainers.report import format_metrics  # noqa: E402
 
 logger = logging.getLogger("test")
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("the checkpoint was trained at %s, evaluating at %s", trained_size,
                        tuple(cfg.model.input_size))
     model = rebuild_pose_model(cfg, meta.get("model", {}), source=args.weights)
+    name = meta["model"]["name"]
     load_weights(model, ckpt, args.weights)
     out = Path(args.out) if args.out else Path(args.weights).resolve().parent / "eval"
     result = evaluate_model(cfg, model, out, use_gt_bbox=False if args.use_dt else None)
