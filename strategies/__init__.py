@@ -1,1 +1,1 @@
-"""How to search: a registry of strategies built on NNI, and the Prune step."""
+"""How to search: one-shot and multi-trial strategies over ``PoseSpace`` and the Prune step."""

@@ -13,6 +13,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+from nni.nas.evaluator.pytorch import LightningModule as NasLightningModule
 from torch import nn
 
 from trainers.config import Config, config_to_dict
@@ -35,8 +36,11 @@ def primary_metric(dataset: str) -> str:
     return "AP" if dataset == "coco" else "Mean"
 
 
-class PoseModule(pl.LightningModule):
+class PoseModule(NasLightningModule):
     """Trains a heatmap network with JointsMSELoss and evaluates it with the dataset's metric.
+
+    An NNI ``LightningModule`` (a ``pytorch_lightning.LightningModule``), so the same module is
+    the evaluator of fixed training, one-shot search and multi-trial trials.
 
     Args:
         model: (N, 3, H, W) → (N, K, h, w).
@@ -49,7 +53,7 @@ class PoseModule(pl.LightningModule):
     def __init__(self, model: nn.Module, cfg: Config, val_dataset: TopDownDataset | None = None,
                  out_dir: str | Path = "runs/default", model_info: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.model = model
+        self.set_model(model)
         self.cfg = cfg
         self.val_dataset = val_dataset
         self.out_dir = Path(out_dir)
@@ -61,6 +65,15 @@ class PoseModule(pl.LightningModule):
         self._val_skips = SkipCounter()
         self._val_preds: list[np.ndarray] = []
         self._val_index: list[np.ndarray] = []
+
+    @property
+    def model(self) -> nn.Module:
+        """The network (registered as the submodule ``model``: checkpoint keys ``model.*``)."""
+        return self._modules["model"]
+
+    def set_model(self, model: nn.Module) -> None:
+        """Set (or replace, e.g. by a one-shot supernet) the network."""
+        self._modules["model"] = model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)

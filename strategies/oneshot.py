@@ -1,0 +1,291 @@
+"""One-shot strategies on NNI 3.0's machinery, wired to ``PoseSpace`` and ``PoseModule``.
+
+Each strategy is an NNI one-shot strategy (``DARTS``, ``GumbelDARTS``, ``RandomOneShot``,
+``Proxyless``, ``ENAS``) whose Lightning module we extend where the pose search needs it:
+
+- the architecture optimiser takes ``search.arch_lr`` / ``search.arch_weight_decay`` from the
+  config (NNI hard-codes its weight decay);
+- validation runs the pose evaluator (AP / PCKh) each epoch;
+- ``none`` and ``sync`` (the PNFS baselines): α/β frozen uniform, or trained jointly with the
+  weights on the training loss;
+- ``darts2``: second-order (unrolled) DARTS, which NNI 3.0 lacks (:func:`unrolled_arch_gradient`).
+
+The bi-level strategies train the weights on one half of the training set and α/β on the other
+(``batch["train"]`` / ``batch["val"]`` of NNI's combined loader).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+import torch
+from nni.nas.oneshot.pytorch.differentiable import (DartsLightningModule,
+                                                      GumbelDartsLightningModule,
+                                                      LinearTemperatureScheduler)
+from nni.nas.oneshot.pytorch.sampling import RandomSamplingLightningModule
+from nni.nas.strategy import DARTS, GumbelDARTS, Proxyless, RandomOneShot
+from torch import nn
+
+from trainers.config import Config
+
+__all__ = ["unrolled_arch_gradient", "ONESHOT_STRATEGIES", "make_oneshot_strategy",
+           "PoseDartsModule", "SyncModule", "FrozenArchModule", "UnrolledDartsModule"]
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------
+# second order
+
+
+def _loss_grads(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+
+@torch.no_grad()
+def _add_(params: Sequence[torch.Tensor], deltas: Sequence[torch.Tensor], scale: float) -> None:
+    for p, d in zip(params, deltas):
+        p.add_(d, alpha=scale)
+
+
+def unrolled_arch_gradient(weights: Sequence[nn.Parameter], arch: Sequence[nn.Parameter],
+                           train_loss: Callable[[], torch.Tensor],
+                           val_loss: Callable[[], torch.Tensor], xi: float,
+                           buffers: Sequence[torch.Tensor] = (),
+                           epsilon: float = 0.01) -> list[torch.Tensor]:
+    """The architecture gradient of second-order DARTS (Liu et al., 2019, eq. 7-8):
+
+    ∇α L_val(w', α) − ξ ∇²α,w L_train(w, α) · ∇w' L_val(w', α),  with w' = w − ξ ∇w L_train(w, α),
+
+    the Hessian-vector product by central finite differences at w ± ε ∇w' L_val,
+    ε = epsilon / ‖∇w' L_val‖. ``train_loss``/``val_loss`` run the model on fixed batches.
+
+    Weights and ``buffers`` (BN running statistics, which the extra forward passes update) are
+    restored bit for bit: after this call the network is exactly as before it.
+    """
+    saved_w = [w.detach().clone() for w in weights]
+    saved_b = [b.detach().clone() for b in buffers]
+    try:
+        # virtual step w' = w − ξ ∇w L_train(w, α)
+        g_train = _loss_grads(train_loss(), list(weights))
+        _add_(weights, g_train, -xi)
+        # ∇α L_val(w', α) and ∇w' L_val(w', α)
+        grads = _loss_grads(val_loss(), list(arch) + list(weights))
+        d_arch, d_w = grads[:len(arch)], grads[len(arch):]
+        with torch.no_grad():
+            for w, s in zip(weights, saved_w):
+                w.copy_(s)
+        norm = torch.sqrt(sum((d * d).sum() for d in d_w))
+        eps = epsilon / max(float(norm), 1e-12)
+        _add_(weights, d_w, eps)  # w+ = w + ε dw'
+        g_pos = _loss_grads(train_loss(), list(arch))
+        _add_(weights, d_w, -2 * eps)  # w- = w − ε dw'
+        g_neg = _loss_grads(train_loss(), list(arch))
+        return [da - xi * (gp - gn) / (2 * eps) for da, gp, gn in zip(d_arch, g_pos, g_neg)]
+    finally:
+        with torch.no_grad():
+            for w, s in zip(weights, saved_w):
+                w.copy_(s)
+            for b, s in zip(buffers, saved_b):
+                b.copy_(s)
+
+
+# --------------------------------------------------------------------------------------------
+# Lightning modules
+
+
+class _PoseOneShotMixin:
+    """Validation through the pose evaluator and the configured architecture optimiser."""
+
+    cfg: Config
+    training_module: Any
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Any:
+        return self.training_module.validation_step(batch, batch_idx)
+
+    def on_validation_epoch_start(self) -> None:
+        self.training_module.on_validation_epoch_start()
+
+    def on_validation_epoch_end(self) -> None:
+        self.training_module.on_validation_epoch_end()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self.training_module.on_save_checkpoint(checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.training_module.on_load_checkpoint(checkpoint)
+
+    def configure_architecture_optimizers(self):
+        params = self.arch_parameters()  # type: ignore[attr-defined]
+        if not params:
+            raise ValueError("the space has no architecture parameters to search")
+        s = self.cfg.search
+        return torch.optim.Adam(params, lr=s.arch_lr, betas=(0.5, 0.999),
+                                weight_decay=s.arch_weight_decay)
+
+
+class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
+    """First-order DARTS (NNI's), with the pose evaluator and configured arch optimiser."""
+
+    def __init__(self, training_module: Any, cfg: Config) -> None:
+        super().__init__(training_module, arc_learning_rate=cfg.search.arch_lr,
+                         warmup_epochs=cfg.search.warmup_epochs, log_prob_every_n_step=10**9)
+        self.cfg = cfg
+
+
+class PoseGumbelModule(_PoseOneShotMixin, GumbelDartsLightningModule):
+    """NNI's GumbelDARTS (temperature 1.0 → 0.33 over the epochs)."""
+
+    def __init__(self, training_module: Any, cfg: Config) -> None:
+        super().__init__(training_module, LinearTemperatureScheduler(1.0, 0.33),
+                         arc_learning_rate=cfg.search.arch_lr,
+                         warmup_epochs=cfg.search.warmup_epochs, log_prob_every_n_step=10**9)
+        self.cfg = cfg
+
+
+class FrozenArchModule(PoseDartsModule):
+    """PNFS ``none``: α/β stay uniform (zero logits, never updated); weights train on the whole
+    training set with the relaxed (equally weighted) network."""
+
+    def on_fit_start(self) -> None:
+        with torch.no_grad():
+            for p in self.arch_parameters():
+                p.zero_()
+                p.requires_grad_(False)
+        return super().on_fit_start()
+
+    def on_train_epoch_start(self) -> None:  # never unfreeze
+        for p in self.arch_parameters():
+            p.requires_grad_(False)
+
+    def configure_architecture_optimizers(self):
+        return None
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        loss = self.training_module.training_step(batch, batch_idx)
+        self.advance_optimization(loss, batch_idx)
+        self.advance_lr_schedulers(batch_idx)
+        return loss
+
+
+class SyncModule(PoseDartsModule):
+    """PNFS ``sync``: α/β and weights take a step together on the same training loss (after
+    ``warmup_epochs`` with α/β frozen)."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        arch_opt = self.architecture_optimizers()
+        searching = self.trainer.current_epoch >= self.warmup_epochs
+        if searching:
+            arch_opt.zero_grad()
+        loss = self.training_module.training_step(batch, batch_idx)
+        self.advance_optimization(loss, batch_idx)  # zero_grad (weights), backward, step
+        if searching:
+            arch_opt.step()
+        self.advance_lr_schedulers(batch_idx)
+        return loss
+
+
+class UnrolledDartsModule(PoseDartsModule):
+    """Second-order DARTS: the architecture step uses :func:`unrolled_arch_gradient` with
+    ξ = the current weight learning rate; then the ordinary weight step."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        arch_opt = self.architecture_optimizers()
+        trn, val = batch["train"], batch["val"]
+        if self.trainer.current_epoch >= self.warmup_epochs and trn["size"] and val["size"]:
+            arch = self.arch_parameters()
+            arch_ids = {id(a) for a in arch}
+            weights = [p for p in self.training_module.model.parameters()
+                       if p.requires_grad and id(p) not in arch_ids]
+            buffers = [b for b in self.training_module.model.buffers() if b.is_floating_point()
+                       or b.dtype == torch.long]
+            opt = self.optimizers()
+            opt = opt[0] if isinstance(opt, list) else opt
+            xi = float(opt.param_groups[0]["lr"])
+            step = self.training_module.training_step
+            grads = unrolled_arch_gradient(weights, arch, lambda: step(trn, 2 * batch_idx),
+                                           lambda: step(val, 2 * batch_idx), xi, buffers)
+            arch_opt.zero_grad()
+            for a, g in zip(arch, grads):
+                a.grad = g
+            arch_opt.step()
+        loss = self.training_module.training_step(trn, 2 * batch_idx + 1)
+        self.advance_optimization(loss, batch_idx)
+        self.advance_lr_schedulers(batch_idx)
+        return loss
+
+
+class PoseRandomSamplingModule(_PoseOneShotMixin, RandomSamplingLightningModule):
+    """SPOS (NNI's RandomOneShot): one uniformly sampled path per step."""
+
+    def __init__(self, training_module: Any, cfg: Config) -> None:
+        super().__init__(training_module)
+        self.cfg = cfg
+        self.fixed_sample: dict | None = None  # set while ranking paths after training
+
+    def configure_architecture_optimizers(self):
+        return None
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Any:
+        if self.fixed_sample is None:
+            self.resample()
+        else:
+            for module in self.supernet_modules():
+                module.resample(memo=dict(self.fixed_sample))
+        return self.training_module.validation_step(batch, batch_idx)
+
+
+# --------------------------------------------------------------------------------------------
+# NNI strategies with our modules
+
+
+def _with_module(base: type, module_cls: type, loaders: str) -> type:
+    """An NNI strategy class whose one-shot module is ``module_cls``; ``loaders``: "bilevel"
+    (NNI's {"train", "val"} pair) or "single" (the training loader alone)."""
+
+    class Strategy(base):  # type: ignore[misc, valid-type]
+        def __init__(self, cfg: Config, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.cfg = cfg
+            self.val_loader: Any = None
+
+        def configure_oneshot_module(self, training_module):
+            return module_cls(training_module, self.cfg)
+
+        def train_dataloader(self, train_fn, val_fn):
+            if loaders == "bilevel":
+                return {"train": train_fn(), "val": val_fn()}
+            return train_fn()
+
+        def val_dataloader(self, train_fn, val_fn):
+            return self.val_loader
+
+    Strategy.__name__ = Strategy.__qualname__ = f"Pose{base.__name__}"
+    return Strategy
+
+
+#: name → (NNI strategy class wired to our module, loaders, what it is)
+ONESHOT_STRATEGIES: dict[str, tuple[type, str, str]] = {
+    "none": (_with_module(DARTS, FrozenArchModule, "single"), "single",
+             "PNFS baseline: α/β frozen uniform, weights trained"),
+    "sync": (_with_module(DARTS, SyncModule, "single"), "single",
+             "PNFS: α/β trained jointly with the weights on the training loss"),
+    "darts": (_with_module(DARTS, PoseDartsModule, "bilevel"), "bilevel",
+              "first-order DARTS (NNI), weights / α-β on the two halves of the training set"),
+    "darts2": (_with_module(DARTS, UnrolledDartsModule, "bilevel"), "bilevel",
+               "second-order (unrolled) DARTS"),
+    "gumbel": (_with_module(GumbelDARTS, PoseGumbelModule, "bilevel"), "bilevel",
+               "GumbelDARTS (NNI)"),
+    "proxyless": (_with_module(Proxyless, PoseDartsModule, "bilevel"), "bilevel",
+                  "ProxylessNAS (NNI); operations and inputs only (NNI 3.0 has no one-shot "
+                  "width choices for it): widths fixed to the base widths"),
+    "spos": (_with_module(RandomOneShot, PoseRandomSamplingModule, "single"), "single",
+             "single-path one-shot (NNI's RandomOneShot), then the best of sampled paths"),
+}
+
+
+def make_oneshot_strategy(name: str, cfg: Config) -> Any:
+    """The NNI strategy object of ``name`` for ``cfg``."""
+    cls, _, _ = ONESHOT_STRATEGIES[name]
+    return cls(cfg)

@@ -1,0 +1,109 @@
+"""What a search leaves behind: ``history.jsonl`` (one line per epoch or trial) and
+``arch.json`` (the best architecture so far, rewritten atomically)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import pytorch_lightning as pl
+
+from search_space.arch import ArchFile, save_arch
+from trainers.config import Config
+from trainers.report import format_table
+
+__all__ = ["HistoryWriter", "split_probs", "arch_value_table", "ArchRecorder"]
+
+
+class HistoryWriter:
+    """Appends JSON lines to ``path``; on resume keeps only the records before ``start``."""
+
+    def __init__(self, path: str | Path, key: str = "epoch") -> None:
+        self.path = Path(path)
+        self.key = key
+
+    def truncate(self, start: int) -> None:
+        """Drop records with ``key >= start`` (they are redone after a resume)."""
+        if not self.path.is_file():
+            return
+        keep = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get(self.key, -1) < start]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in keep))
+        os.replace(tmp, self.path)
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def split_probs(probs: Mapping[str, Mapping[Any, float]]) -> dict[str, dict[str, Any]]:
+    """NNI's ``export_probs()`` as arch.json ``weights``: α (operations and widths, by candidate)
+    and β (a cell's three input slots, as a list)."""
+    alpha: dict[str, Any] = {}
+    beta: dict[str, Any] = {}
+    for label, dist in probs.items():
+        if label.endswith("/input"):
+            beta[label] = [round(float(dist.get(i, 0.0)), 6) for i in range(len(dist))]
+        else:
+            alpha[label] = {str(k): round(float(v), 6) for k, v in dist.items()}
+    return {"alpha": alpha, "beta": beta}
+
+
+def arch_value_table(weights: Mapping[str, Mapping[str, Any]]) -> str:
+    """``--show_arch_value``: softmax of α and β per label."""
+    rows = []
+    for label, dist in weights.get("alpha", {}).items():
+        rows.append([label, "  ".join(f"{k}={v:.3f}" for k, v in dist.items())])
+    for label, probs in weights.get("beta", {}).items():
+        rows.append([label, "  ".join(f"{name}={p:.3f}" for name, p in
+                                      zip(("same", "from_higher", "from_lower"), probs))])
+    return format_table(["label", "softmax"], rows)
+
+
+class ArchRecorder(pl.Callback):
+    """For one-shot strategies: after each epoch's validation, append the epoch to
+    ``history.jsonl`` (loss, metrics, α/β softmax) and rewrite ``arch.json`` with the current
+    export of the strategy (NNI's argmax) and its α/β."""
+
+    def __init__(self, cfg: Config, strategy: str, out_dir: Path, show_arch_value: bool,
+                 fixed_choices: Mapping[str, Any] | None = None) -> None:
+        self.cfg = cfg
+        self.strategy = strategy
+        self.out_dir = Path(out_dir)
+        self.history = HistoryWriter(self.out_dir / "history.jsonl")
+        self.show = show_arch_value
+        self.fixed = dict(fixed_choices or {})
+        self.records: list[dict[str, Any]] = []
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.history.truncate(trainer.current_epoch)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        probs = pl_module.export_probs()
+        choices = {**self.fixed, **{k: (list(v) if isinstance(v, (list, tuple)) else v)
+                                    for k, v in pl_module.export().items()}}
+        weights = split_probs(probs)
+        metrics = dict(pl_module.training_module.last_metrics)
+        loss = trainer.callback_metrics.get("train/loss_epoch")
+        record = {"epoch": trainer.current_epoch, "strategy": self.strategy,
+                  "train_loss": float(loss) if loss is not None else None, **metrics,
+                  "alpha": weights["alpha"], "beta": weights["beta"]}
+        self.history.append(record)
+        self.records.append(record)
+        save_arch(self.out_dir / "arch.json",
+                  ArchFile(self.cfg, choices, "search", weights,
+                           {"epoch": trainer.current_epoch, "strategy": self.strategy, **metrics}))
+        metric = pl_module.training_module.metric_name
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: train loss "
+              f"{record['train_loss'] if record['train_loss'] is not None else float('nan'):.6f}"
+              f", supernet {metric} {metrics.get(metric, float('nan')):.4f}", flush=True)
+        if self.show:
+            print(arch_value_table(weights), flush=True)
