@@ -38,14 +38,39 @@ def build_pose_model(cfg: Config, model_name: str | None = None, source: str = "
                                  field="config.dataset.name")
         record = {"name": f"arch:{arch.config.name}",
                   "arch": {"space": arch.to_dict()["config"]["space"], "choices": arch.choices}}
-        return arch.build(), record
+        model = arch.build()
+        _load_pretrained(model, cfg.model.pretrained)
+        return model, record
     name = model_name or cfg.model.name
     try:
         model = build_model(name, keypoint_spec(cfg.dataset.name).num_joints)
     except KeyError as err:
         raise UserInputError(source, str(err.args[0]),
                              field="model.name" if model_name is None else "--model") from None
+    _load_pretrained(model, cfg.model.pretrained)
     return model, {"name": name}
+
+
+def _load_pretrained(model: nn.Module, path: str) -> None:
+    """Initialise from ``model.pretrained``: a state dict of this very network (e.g. the
+    ``derived.pth`` of the Prune step, with weights inherited from the supernet)."""
+    if not path:
+        return
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - missing, foreign or corrupt file
+        raise UserInputError(path, f"cannot load pretrained weights ({type(err).__name__})",
+                             field="model.pretrained") from None
+    if isinstance(state, dict) and "state_dict" in state:  # a posenas checkpoint
+        state = {k[len("model."):]: v for k, v in state["state_dict"].items()
+                 if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as err:
+        raise UserInputError(path, f"weights do not fit the network "
+                             f"({str(err).splitlines()[0][:200]})", field="model.pretrained") from None
 
 
 def rebuild_pose_model(cfg: Config, record: Mapping[str, Any], source: str) -> nn.Module:

@@ -1,0 +1,129 @@
+"""Multi-trial strategies in process: NNI's ``Random`` and ``RegularizedEvolution`` on a
+``SequentialExecutionEngine``. Each trial freezes the sampled architecture
+(``PoseSpace.freeze``), trains it ``search.trial_epochs`` epochs with the config's recipe and
+reports its AP / PCKh (``nni.report_final_result``).
+
+A trial that crashes is logged, recorded as failed in ``history.jsonl`` and skipped. ``--resume``
+replays the recorded trials (NNI's samplers are seeded with ``seed``, so they propose the same
+architectures) without training them again.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import nni
+import torch
+
+from search_space.arch import ArchFile, save_arch
+from strategies.records import HistoryWriter
+from trainers.config import Config
+from trainers.report import format_table
+
+__all__ = ["run_multitrial", "make_nni_strategy"]
+
+logger = logging.getLogger(__name__)
+
+
+def make_nni_strategy(name: str, cfg: Config) -> Any:
+    """NNI's strategy object for ``name`` ("random" or "evolution")."""
+    from nni.nas.strategy import Random, RegularizedEvolution
+
+    if name == "random":
+        return Random(seed=cfg.seed)
+    n = cfg.search.num_trials
+    population = max(2, min(20, n // 2))
+    return RegularizedEvolution(population_size=population, sample_size=max(2, population // 2),
+                                mutation_prob=0.1, seed=cfg.seed)
+
+
+def _key(choices: dict) -> str:
+    return json.dumps(choices, sort_keys=True)
+
+
+def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> dict[str, Any]:
+    """Run ``search.num_trials`` trials of strategy ``name``; write arch.json and history."""
+    from nni.nas.evaluator import FunctionalEvaluator
+    from nni.nas.execution import SequentialExecutionEngine
+    from nni.nas.space import RawFormatModelSpace
+
+    from search_space.pose_space import build
+    from trainers.engine import fit
+    from trainers.module import primary_metric
+
+    out.mkdir(parents=True, exist_ok=True)
+    metric = primary_metric(cfg.dataset.name)
+    history = HistoryWriter(out / "history.jsonl", key="trial")
+    done: dict[str, dict] = {}
+    if resume:
+        if not history.path.is_file():
+            from trainers.errors import UserInputError
+
+            raise UserInputError(str(history.path), "no history to resume from (--resume)")
+        for line in history.path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                done[_key(rec["choices"])] = rec
+        print(f"resuming: {len(done)} recorded trials are replayed without training")
+    elif history.path.is_file():
+        history.path.unlink()
+    trial_cfg = replace(cfg, train=replace(cfg.train, epochs=cfg.search.trial_epochs,
+                                           batch_size=cfg.search.batch_size))
+    state: dict[str, Any] = {"trial": 0, "best": None, "records": []}
+
+    def evaluate(model: torch.nn.Module) -> None:
+        trial = state["trial"]
+        state["trial"] += 1
+        choices = dict(getattr(model, "choices", {}))
+        record: dict[str, Any] = {"trial": trial, "strategy": name, "choices": choices}
+        cached = done.get(_key(choices))
+        if cached is not None:
+            record = {**cached, "trial": trial}
+        else:
+            start = time.time()
+            try:
+                summary = fit(trial_cfg, model, {"name": f"trial{trial}"},
+                              out / "trials" / f"{trial:03d}", progress=False)
+                value = summary["best"]
+                record.update({"status": "succeeded", metric: value,
+                               "params": int(sum(p.numel() for p in model.parameters())),
+                               "train_loss": summary["history"][-1]["train_loss"]
+                               if summary["history"] else None,
+                               "seconds": round(time.time() - start, 1)})
+            except Exception as err:  # noqa: BLE001 - a failed trial must not end the search
+                logger.error("trial %d failed: %s\n%s", trial, err, traceback.format_exc())
+                record.update({"status": "failed", "error": f"{type(err).__name__}: {err}"})
+            history.append(record)
+        state["records"].append(record)
+        value = record.get(metric)
+        ok = record.get("status") == "succeeded" and value is not None and math.isfinite(value)
+        print(f"trial {trial + 1}/{cfg.search.num_trials}: {record.get('status')} "
+              f"{metric}={value if value is not None else float('nan'):.4f}", flush=True)
+        if ok and (state["best"] is None or value > state["best"][0]):
+            state["best"] = (value, choices)
+            save_arch(out / "arch.json", ArchFile(cfg, choices, "search", {},
+                                                  {"strategy": name, "trial": trial, metric: value}))
+        if ok:
+            nni.report_final_result(float(value))
+        else:
+            raise RuntimeError(record.get("error", "trial failed"))
+
+    space = build(cfg.space, cfg.dataset.name)
+    strategy = make_nni_strategy(name, cfg)
+    engine = SequentialExecutionEngine(max_model_count=cfg.search.num_trials,
+                                       continue_on_failure=True)
+    strategy.initialize(RawFormatModelSpace(space, FunctionalEvaluator(evaluate)), engine)
+    strategy.run()
+    rows = [[r["trial"], r.get("status"), r.get(metric), r.get("params")] for r in state["records"]]
+    print(format_table(["trial", "status", metric, "params"], rows))
+    if state["best"] is None:
+        from trainers.errors import UserInputError
+
+        raise UserInputError(str(out), "no trial succeeded (see history.jsonl for the errors)")
+    return {"metric": metric, "history": state["records"], "arch": str(out / "arch.json")}

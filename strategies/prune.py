@@ -1,0 +1,190 @@
+"""The Prune step: from a search result (``arch.json``) to a frozen architecture (``derived.json``).
+
+    python -m strategies.prune --arch DIR/arch.json --out DIR/derived.json
+                               [--no-prune_operations] [--no-prune_cells] [--weights CKPT]
+
+PNFS's ``Prune(Arch, prune_cells=True, prune_operations=True)`` plus channel pruning:
+
+- operations (``--prune_operations``, default on): each edge takes its strongest non-``Zero``
+  operation by α, and each hidden node keeps its ``top_k`` (2, as DARTS) strongest incoming
+  edges — the others become ``Zero`` (removed). Off: the plain argmax, ``Zero`` included;
+- inputs: each cell takes its strongest slot by β; widths their most probable value;
+- cells (``--prune_cells``, default on): every cell, route, adapter or backbone branch without a
+  path to a part's output is dropped — :func:`~search_space.pose_space.freeze` does this for
+  every architecture (they cannot change the output), the flag only controls the report;
+- an ``arch.json`` without α/β (multi-trial, SPOS, prune_rate) keeps its choices.
+
+With ``--weights`` (a search checkpoint, ``last.ckpt``) it also writes ``derived.pth``: the state
+dict of the frozen network with the supernet's weights (sliced channels), loadable by
+``train_derived.py --arch derived.json model.pretrained derived.pth``. Prints params/GFLOPs
+before (the supernet at its largest) and after. Bad or mismatched inputs write nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from search_space.arch import ArchFile, load_arch, save_arch  # noqa: E402
+from search_space.operations import ZERO  # noqa: E402
+from trainers.errors import UserInputError, cli_errors  # noqa: E402
+from trainers.report import format_table  # noqa: E402
+
+__all__ = ["derive_choices", "prune_arch", "supernet_state_from_checkpoint"]
+
+TOP_K = 2
+
+
+def _edge_index(label: str) -> int:
+    return int(label.rsplit("/", 1)[-1][len("edge"):-len("_op")])
+
+
+def _edge_nodes(edge: int) -> tuple[int, int]:
+    """(source, hidden node) of edge ``edge`` (one input node; see ``fabric._edge_pairs``)."""
+    h, start = 0, 0
+    while edge >= start + 1 + h:
+        start += 1 + h
+        h += 1
+    return edge - start, 1 + h
+
+
+def derive_choices(arch: ArchFile, prune_operations: bool = True,
+                   top_k: int = TOP_K) -> dict[str, Any]:
+    """Discrete choices from α/β (see the module docstring); ``arch.choices`` when there are
+    no weights."""
+    alpha = arch.weights.get("alpha", {})
+    beta = arch.weights.get("beta", {})
+    if not alpha and not beta:
+        return dict(arch.choices)
+    choices: dict[str, Any] = {}
+    strength: dict[str, float] = {}
+    for label, value in arch.choices.items():
+        if label in beta:
+            probs = beta[label]
+            choices[label] = [max(range(len(probs)), key=lambda i: probs[i])]
+        elif label in alpha:
+            dist = alpha[label]
+            candidates = {k: v for k, v in dist.items()
+                          if not (prune_operations and label.endswith("_op") and k == ZERO)}
+            best = max(candidates, key=lambda k: candidates[k])
+            choices[label] = int(best) if not label.endswith("_op") else best
+            strength[label] = candidates[best]
+        else:
+            choices[label] = value
+    if prune_operations:  # top-k incoming edges per hidden node (per cell or shared group)
+        groups: dict[tuple[str, int], list[str]] = {}
+        for label in strength:
+            if label.endswith("_op"):
+                prefix = label.rsplit("/", 1)[0]
+                groups.setdefault((prefix, _edge_nodes(_edge_index(label))[1]), []).append(label)
+        for labels in groups.values():
+            ranked = sorted(labels, key=lambda lb: strength[lb], reverse=True)
+            for label in ranked[top_k:]:
+                choices[label] = ZERO
+    return choices
+
+
+def supernet_state_from_checkpoint(path: str) -> dict[str, torch.Tensor]:
+    """The supernet's state dict from a search checkpoint (or a plain state dict file)."""
+    from trainers.checkpoint import load_checkpoint
+
+    try:
+        ckpt = load_checkpoint(path)
+        state = ckpt["state_dict"]
+    except UserInputError:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable file
+            raise UserInputError(path, f"not a checkpoint or state dict ({type(err).__name__})") from None
+        if not isinstance(state, dict):
+            raise UserInputError(path, "not a checkpoint or state dict") from None
+    for prefix in ("training_module.model.", "model."):
+        if any(k.startswith(prefix) for k in state):
+            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return dict(state)
+
+
+def _report_rows(model: torch.nn.Module, size) -> tuple[float, float]:
+    from visualize.param_flop import param_flop_report
+
+    report = param_flop_report(model, size)
+    return report["params"] / 1e6, report["gflops"]
+
+
+def prune_arch(arch: ArchFile, prune_operations: bool = True) -> ArchFile:
+    """The derived architecture of ``arch`` (validated against its space)."""
+    from search_space.arch import check_choices
+
+    choices = derive_choices(arch, prune_operations)
+    check_choices(arch.config, choices, arch.path)
+    metrics: dict[str, Any] = {"source": arch.path}
+    metrics.update({f"search_{k}": v for k, v in arch.metrics.items()
+                    if isinstance(v, (int, float, str))})
+    return ArchFile(arch.config, choices, "derived", {}, metrics, arch.path)
+
+
+def _count_cells(model: torch.nn.Module) -> int:
+    return sum(len(h.fabric.cells) for h in getattr(model, "heads", []) if hasattr(h, "fabric"))
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m strategies.prune", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", required=True, help="arch.json of a search")
+    p.add_argument("--out", required=True, help="derived.json to write")
+    p.add_argument("--prune_operations", action=argparse.BooleanOptionalAction, default=True,
+                   help="drop Zero and keep the top-2 edges per node (default on)")
+    p.add_argument("--prune_cells", action=argparse.BooleanOptionalAction, default=True,
+                   help="report the cells removed for having no path to an output (default on)")
+    p.add_argument("--weights", help="search checkpoint (last.ckpt): also write the inherited "
+                   "weights of the frozen network next to --out (.pth)")
+    args = p.parse_args(argv)
+    from search_space.pose_space import build, freeze, inherit_weights
+
+    arch = load_arch(args.arch)
+    derived = prune_arch(arch, args.prune_operations)
+    cfg = derived.config
+    size = cfg.model.input_size
+    network = freeze(cfg.space, cfg.dataset.name, derived.choices)
+    state_out = None
+    if args.weights:
+        state = supernet_state_from_checkpoint(args.weights)
+        try:
+            inherit_weights(network, state)
+        except KeyError as err:
+            raise UserInputError(args.weights, f"does not fit the architecture's space "
+                                 f"({err.args[0]})", field="state_dict") from None
+        state_out = Path(args.out).with_suffix(".pth")
+    supernet = build(cfg.space, cfg.dataset.name)
+    before = _report_rows(supernet, size)
+    after = _report_rows(network, size)
+    derived.metrics.update({"params": int(sum(q.numel() for q in network.parameters())),
+                            "gflops": round(after[1], 4)})
+    total_cells = _count_cells(supernet)
+    kept = _count_cells(network)
+    zero_edges = sum(1 for k, v in derived.choices.items() if k.endswith("_op") and v == ZERO)
+    save_arch(args.out, derived)
+    if state_out is not None:
+        from trainers.atomic import atomic_path
+
+        with atomic_path(state_out) as tmp:
+            torch.save(network.state_dict(), tmp)
+    rows = [["supernet (largest)", f"{before[0]:.3f}", f"{before[1]:.3f}", total_cells],
+            ["derived", f"{after[0]:.3f}", f"{after[1]:.3f}", kept]]
+    print(format_table(["network", "params (M)", "GFLOPs", "cells"], rows))
+    if args.prune_cells:
+        print(f"cells removed (no path to an output): {total_cells - kept} of {total_cells}; "
+              f"edges set to Zero: {zero_edges}")
+    print(f"wrote {args.out}" + (f" and {state_out}" if state_out else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
