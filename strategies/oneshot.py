@@ -116,8 +116,18 @@ class _PoseOneShotMixin:
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.training_module.on_load_checkpoint(checkpoint)
 
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """α/β in module order (NNI returns a set, whose order changes between processes and
+        would scramble the optimiser state on resume)."""
+        seen: dict[int, nn.Parameter] = {}
+        for module in self.supernet_modules():  # type: ignore[attr-defined]
+            if hasattr(module, "arch_parameters"):
+                for p in module.arch_parameters():
+                    seen.setdefault(id(p), p)
+        return list(seen.values())
+
     def configure_architecture_optimizers(self):
-        params = self.arch_parameters()  # type: ignore[attr-defined]
+        params = self.arch_parameters()
         if not params:
             raise ValueError("the space has no architecture parameters to search")
         s = self.cfg.search

@@ -80,8 +80,8 @@ class ArchRecorder(pl.Callback):
         self.fixed = dict(fixed_choices or {})
         self.records: list[dict[str, Any]] = []
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:  # after a resume: drop the epochs that are redone
             self.history.truncate(trainer.current_epoch)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -1,0 +1,283 @@
+"""Search strategies and the Prune step on the tiny synthetic config."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
+
+from search_space.arch import ArchFile, load_arch, save_arch
+from search_space.pose_space import build, freeze
+from strategies.oneshot import unrolled_arch_gradient
+from strategies.prune import derive_choices, prune_arch
+from tests.conftest import REPO, run_module
+from trainers.config import load_config
+
+warnings.filterwarnings("ignore", category=RuntimeWarning)
+
+CFG = str(REPO / "configs" / "search" / "synthetic_tiny.yaml")
+
+
+def search(root, strategy, out, *extra):
+    return run_module("-m", "strategies.search", "--cfg", CFG, "--strategy", strategy,
+                      "--out", str(out), "--no-progress", "dataset.root", str(root),
+                      "model.input_size", "64x48", "model.sigma", "1.5", "search.epochs", "1",
+                      "search.warmup_epochs", "0", "search.batch_size", "8",
+                      "train.num_workers", "0", "test.batch_size", "16",
+                      "test.flip_test", "false", "search.num_trials", "2",
+                      "search.trial_epochs", "1", *extra)
+
+
+def tiny_cfg(root):
+    return load_config(CFG, ["dataset.root", str(root), "model.input_size", "64x48"])
+
+
+# --------------------------------------------------------------------------------------------
+# every strategy runs and leaves arch.json + history.jsonl
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("strategy", ["none", "sync", "darts", "darts2", "gumbel", "proxyless",
+                                      "spos", "random", "evolution"])
+def test_strategy_writes_arch_and_history(coco_root, tmp_path, strategy):
+    out = tmp_path / strategy
+    r = search(coco_root, strategy, out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    arch = load_arch(out / "arch.json")  # validated against the space
+    assert arch.kind == "search" and arch.metrics.get("strategy") == strategy
+    lines = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+    assert lines
+    if strategy in ("random", "evolution"):
+        assert [x["trial"] for x in lines] == [0, 1]
+        assert all(x["status"] == "succeeded" and "AP" in x for x in lines)
+    else:
+        assert lines[0]["epoch"] == 0 and "AP" in lines[0] and lines[0]["train_loss"] > 0
+    if strategy in ("darts", "darts2", "gumbel", "sync", "none"):
+        assert arch.weights["beta"] and arch.weights["alpha"]
+        beta = next(iter(arch.weights["beta"].values()))
+        assert len(beta) == 3 and abs(sum(beta) - 1) < 1e-3
+    if strategy == "none":  # alpha/beta frozen uniform
+        assert all(abs(p - 1 / 3) < 1e-5 for p in beta)
+    if strategy == "proxyless":
+        assert not any(label.endswith("/width") or "/inner" in label for label in arch.choices)
+        assert "widths fixed" in r.stdout or "base widths" in r.stdout
+    assert "next: python -m strategies.prune" in r.stdout
+
+
+@pytest.mark.e2e
+def test_darts_resume_continues_and_prune_inherits(coco_root, tmp_path):
+    out = tmp_path / "darts"
+    assert search(coco_root, "darts", out).returncode == 0
+    r = search(coco_root, "darts", out, "search.epochs", "2", "--resume", "--show_arch_value")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "resuming from" in r.stdout and "part0/fabric/l3s0/input" in r.stdout
+    epochs = [json.loads(x)["epoch"] for x in (out / "history.jsonl").read_text().splitlines()]
+    assert epochs == [0, 1]
+    # the Prune step with inherited weights
+    r = run_module("-m", "strategies.prune", "--arch", str(out / "arch.json"), "--out",
+                   str(out / "derived.json"), "--weights", str(out / "last.ckpt"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "derived" in r.stdout and "cells removed" in r.stdout
+    derived = load_arch(out / "derived.json")
+    assert derived.kind == "derived"
+    assert all(v != "Zero" for k, v in derived.choices.items() if k.endswith("_op"))
+    # the inherited network computes what the supernet computes on that path
+    net = derived.build()
+    net.load_state_dict(torch.load(out / "derived.pth", weights_only=True))
+    from nni.nas.strategy import RandomOneShot
+
+    from strategies.prune import supernet_state_from_checkpoint
+
+    sup = RandomOneShot().mutate_model(build(derived.config.space, "coco"))
+    missing, _ = sup.load_state_dict(supernet_state_from_checkpoint(str(out / "last.ckpt")),
+                                     strict=False)
+    assert not missing
+    for module in sup.modules():
+        if isinstance(module, BaseSuperNetModule):
+            module.resample(memo=dict(derived.choices))
+    x = torch.randn(2, 3, 64, 48)
+    net.eval(), sup.eval()
+    with torch.no_grad():
+        assert torch.allclose(net(x), sup(x), atol=1e-5)
+
+
+@pytest.mark.e2e
+def test_multitrial_resume_replays_and_a_failing_trial_is_skipped(coco_root, tmp_path):
+    out = tmp_path / "random"
+    assert search(coco_root, "random", out).returncode == 0
+    r = search(coco_root, "random", out, "search.num_trials", "3", "--resume")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 recorded trials are replayed" in r.stdout
+    trials = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+    assert [t["trial"] for t in trials] == [0, 1, 2]
+    # a trial whose training fails (non-finite loss from an absurd learning rate) is skipped
+    bad = tmp_path / "bad"
+    r = search(coco_root, "random", bad, "train.lr", "1e30")
+    assert r.returncode != 0 or "failed" in r.stdout
+    lines = [json.loads(x) for x in (bad / "history.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and all(x["status"] == "failed" and "error" in x for x in lines)
+
+
+def test_unknown_strategy_and_bad_config_are_one_line_errors(tmp_path):
+    r = run_module("-m", "strategies.search", "--cfg", CFG, "--strategy", "magic")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+    r = run_module("-m", "strategies.search", "--cfg", CFG, "--strategy", "darts",
+                   "space.parts_num", "4", "dataset.root", str(tmp_path))
+    assert r.returncode == 2 and "space.parts_num" in r.stderr and "Traceback" not in r.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# second-order DARTS
+
+
+def _tiny_supernet():
+    from nni.nas.strategy import DARTS
+    from tests.test_search_space import tiny_space
+
+    torch.manual_seed(0)
+    strategy = DARTS()
+    sup = strategy.mutate_model(build(tiny_space(widths=()), "coco")).double()
+    arch = [a.double() for a in strategy._arch_parameters.values()]
+    for a in arch:
+        a.data.normal_(0, 0.5)
+    return sup, strategy
+
+
+def test_unrolled_gradient_matches_exact_second_order():
+    """The finite-difference Hessian-vector product against autograd's exact second order."""
+    from torch.func import functional_call
+
+    sup, strategy = _tiny_supernet()
+    sup.eval()  # BN on running statistics: a smooth function of the weights
+    arch = [p for n, p in sup.named_parameters() if "_arch_alpha" in n]
+    arch_ids = {id(a) for a in arch}
+    named_w = [(n, p) for n, p in sup.named_parameters() if id(p) not in arch_ids]
+    weights = [p for _, p in named_w]
+    gen = torch.Generator().manual_seed(1)
+    xt, yt = torch.randn(2, 3, 64, 48, generator=gen).double(), torch.rand(2, 17, 16, 12, generator=gen).double()
+    xv, yv = torch.randn(2, 3, 64, 48, generator=gen).double(), torch.rand(2, 17, 16, 12, generator=gen).double()
+
+    def loss(x, y):
+        return ((sup(x) - y) ** 2).mean()
+
+    xi = 0.5
+    approx = unrolled_arch_gradient(weights, arch, lambda: loss(xt, yt), lambda: loss(xv, yv), xi,
+                                    epsilon=1e-3)
+    # exact: ∇α L_val(w − ξ ∇w L_train(w, α), α) with autograd through the virtual step
+    g = torch.autograd.grad(loss(xt, yt), weights, create_graph=True, allow_unused=True)
+    virtual = {n: p - xi * (gi if gi is not None else 0) for (n, p), gi in zip(named_w, g)}
+    lv = ((functional_call(sup, virtual, (xv,)) - yv) ** 2).mean()
+    exact = torch.autograd.grad(lv, arch, allow_unused=True)
+    exact = [torch.zeros_like(a) if e is None else e for a, e in zip(arch, exact)]
+    num = torch.sqrt(sum(((a - e) ** 2).sum() for a, e in zip(approx, exact)))
+    den = torch.sqrt(sum((e ** 2).sum() for e in exact))
+    rel = float(num / den)
+    print(f"relative error of the finite-difference architecture gradient: {rel:.2e}")
+    assert den > 0 and rel < 1e-3
+
+
+def test_unrolled_step_leaves_every_weight_exactly_as_the_weight_step_makes_it():
+    sup, strategy = _tiny_supernet()
+    sup.train()
+    arch = list(strategy._arch_parameters.values())
+    arch_ids = {id(a) for a in arch}
+    weights = [p for p in sup.parameters() if id(p) not in arch_ids]
+    buffers = list(sup.buffers())
+    before_w = [w.detach().clone() for w in weights]
+    before_b = [b.detach().clone() for b in buffers]
+    x = torch.randn(2, 3, 64, 48).double()
+    y = torch.rand(2, 17, 16, 12).double()
+    grads = unrolled_arch_gradient(weights, arch, lambda: ((sup(x) - y) ** 2).mean(),
+                                   lambda: ((sup(x * 0.5) - y) ** 2).mean(), 0.1, buffers)
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert all(torch.equal(a, b) for a, b in zip(weights, before_w))  # backbone included
+    assert all(torch.equal(a, b) for a, b in zip(buffers, before_b))  # BN statistics too
+
+
+# --------------------------------------------------------------------------------------------
+# the Prune step
+
+
+def _hand_built(root):
+    """An arch.json with α/β chosen by hand on the tiny space."""
+    cfg = tiny_cfg(root)
+    labels = build(cfg.space, "coco").simplify()
+    choices, alpha, beta = {}, {}, {}
+    for label, m in labels.items():
+        if label.endswith("/input"):
+            choices[label] = [0]
+            beta[label] = [0.6, 0.3, 0.1]
+        elif label.endswith("_op"):
+            choices[label] = "Zero"
+            # Zero strongest, then max_pool: Prune must take max_pool
+            alpha[label] = {"Zero": 0.5, "skip_connect": 0.1, "Sep_Conv_3x3": 0.15,
+                            "max_pool_3x3": 0.25}
+        else:
+            choices[label] = max(m.values)
+            alpha[label] = {str(v): (0.6 if v == min(m.values) else 0.4 / (len(m.values) - 1))
+                            for v in m.values}
+    beta["part1/fabric/l4s0/input"] = [0.1, 0.2, 0.7]  # output cell reads the lower resolution
+    return ArchFile(cfg, choices, "search", {"alpha": alpha, "beta": beta}, {}, "hand.json")
+
+
+def test_prune_derives_argmax_without_zero_and_drops_exactly_the_dead_cells(coco_root):
+    arch = _hand_built(coco_root)
+    derived = prune_arch(arch)
+    assert derived.choices["part0/fabric/cell/edge0_op"] == "max_pool_3x3"
+    assert derived.choices["part1/fabric/l4s0/input"] == [2]
+    assert derived.choices["stage2/branch1/width"] == 16  # the most probable width
+    net = freeze(derived.config.space, "coco", derived.choices)
+    # part 0: output cell reads the same scale → l3s0 → pyramid level 0
+    assert set(net.heads[0].fabric.cells) == {"l4s0", "l3s0"}
+    assert list(net.heads[0].fabric.adapters) in ([], ["s0"])
+    # part 1: output cell reads the lower resolution → l3s1 (and it reads level 1)
+    assert set(net.heads[1].fabric.cells) == {"l4s0", "l3s1"}
+    assert list(net.heads[1].fabric.cells["l4s0"].routes) == ["up"]
+    plain = derive_choices(arch, prune_operations=False)
+    assert plain["part0/fabric/cell/edge0_op"] == "Zero"
+
+
+def test_prune_top_k_edges_per_node(coco_root):
+    from dataclasses import replace
+
+    cfg = tiny_cfg(coco_root)
+    cell = replace(cfg.space.cell_config, hidden_states_num=3, one_shot_search=True)
+    cfg = replace(cfg, space=replace(cfg.space, cell_config=cell))
+    labels = build(cfg.space, "coco").simplify()
+    choices = {k: (m.values[0] if not k.endswith("/input") else [0]) for k, m in labels.items()}
+    strengths = {0: .3, 1: .9, 2: .8, 3: .4, 4: .7, 5: .6}  # node 3 has edges 3, 4, 5
+    alpha = {k: {"Zero": 0.05, "skip_connect": strengths[int(k.rsplit("edge", 1)[1][:-3])],
+                 "Sep_Conv_3x3": 0.01, "max_pool_3x3": 0.01}
+             for k in labels if k.endswith("_op")}
+    derived = derive_choices(ArchFile(cfg, choices, "search", {"alpha": alpha, "beta": {}}))
+    ops = {int(k.rsplit("edge", 1)[1][:-3]): v for k, v in derived.items()
+           if k.startswith("part0/") and k.endswith("_op")}
+    assert ops[0] == ops[1] == ops[2] == "skip_connect"  # nodes 1 and 2 have ≤ 2 edges
+    assert ops[3] == "Zero" and ops[4] == ops[5] == "skip_connect"  # weakest of node 3 dropped
+
+
+def test_prune_cli_errors_write_nothing(coco_root, tmp_path):
+    arch = _hand_built(coco_root)
+    save_arch(tmp_path / "arch.json", arch)
+    bad_ckpt = tmp_path / "bad.ckpt"
+    bad_ckpt.write_bytes(b"not a checkpoint")
+    r = run_module("-m", "strategies.prune", "--arch", str(tmp_path / "arch.json"), "--out",
+                   str(tmp_path / "derived.json"), "--weights", str(bad_ckpt))
+    assert r.returncode == 2 and "bad.ckpt" in r.stderr
+    assert not (tmp_path / "derived.json").exists()
+    other = torch.nn.Conv2d(3, 4, 1).state_dict()
+    torch.save(other, tmp_path / "other.pth")
+    r = run_module("-m", "strategies.prune", "--arch", str(tmp_path / "arch.json"), "--out",
+                   str(tmp_path / "derived.json"), "--weights", str(tmp_path / "other.pth"))
+    assert r.returncode == 2 and "does not fit" in r.stderr
+    assert not (tmp_path / "derived.json").exists()
+    data = json.loads((tmp_path / "arch.json").read_text())
+    data["choices"]["part0/fabric/cell/edge0_op"] = "conv_7x7"
+    (tmp_path / "arch.json").write_text(json.dumps(data))
+    r = run_module("-m", "strategies.prune", "--arch", str(tmp_path / "arch.json"), "--out",
+                   str(tmp_path / "derived.json"))
+    assert r.returncode == 2 and "choices.part0/fabric/cell/edge0_op" in r.stderr
+    assert not (tmp_path / "derived.json").exists()
