@@ -7,6 +7,7 @@ Format (version 1)::
      "config": {...the whole experiment config...},
      "choices": {label: value},              # widths: ints, operations: names, inputs: [index]
      "weights": {"alpha": {label: {candidate: prob}}, "beta": {label: [prob, prob, prob]}},
+     "channels": {label: [kept channel indices]},   # optional: channel pruning (prune_rate)
      "metrics": {...}}
 
 ``weights`` (the softmax of a one-shot search's α/β) is optional; ``choices`` must give every
@@ -46,11 +47,15 @@ class ArchFile:
     weights: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     path: str = "<memory>"
+    channels: dict[str, list[int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "kind": self.kind,
+        data = {"format": FORMAT, "version": VERSION, "kind": self.kind,
                 "config": config_to_dict(self.config), "choices": self.choices,
                 "weights": self.weights, "metrics": self.metrics}
+        if self.channels:
+            data["channels"] = self.channels
+        return data
 
     def build(self) -> PoseNetwork:
         """The frozen network of this architecture (fresh weights)."""
@@ -99,7 +104,7 @@ def arch_from_dict(data: Any, source: str) -> ArchFile:
         raise UserInputError(source, f"unsupported version {data.get('version')!r} "
                              f"(this posenas reads version {VERSION})", field="version")
     unknown = sorted(set(data) - {"format", "version", "kind", "config", "choices", "weights",
-                                  "metrics"})
+                                  "metrics", "channels"})
     if unknown:
         raise UserInputError(source, "unknown key", field=unknown[0])
     kind = data.get("kind", "search")
@@ -116,7 +121,25 @@ def arch_from_dict(data: Any, source: str) -> ArchFile:
     metrics = data.get("metrics", {})
     if not isinstance(metrics, dict):
         raise UserInputError(source, "must be a mapping", field="metrics")
-    return ArchFile(config, dict(choices), kind, weights, metrics, source)
+    channels = _check_channels(data.get("channels", {}), choices, source)
+    return ArchFile(config, dict(choices), kind, weights, metrics, source, channels)
+
+
+def _check_channels(channels: Any, choices: Mapping[str, Any], source: str) -> dict[str, list[int]]:
+    if not isinstance(channels, dict):
+        raise UserInputError(source, "must map width labels to channel indices", field="channels")
+    for label, kept in channels.items():
+        where = f"channels.{label}"
+        if label not in choices or not isinstance(choices[label], int):
+            raise UserInputError(source, "not a width label of the choices", field=where)
+        if (not isinstance(kept, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                                  and i >= 0 for i in kept)
+                or len(set(kept)) != len(kept)):
+            raise UserInputError(source, "must be a list of distinct channel indices", field=where)
+        if len(kept) != choices[label]:
+            raise UserInputError(source, f"{len(kept)} indices for width {choices[label]}",
+                                 field=where)
+    return {k: list(v) for k, v in channels.items()}
 
 
 def _config(data: Any, source: str) -> Config:

@@ -28,6 +28,7 @@ from torch import nn
 from search_space.blocks import BLOCKS, init_pose_weights
 from search_space.choices import ArchitectureError, Chooser, FixedChooser, SearchChooser
 from search_space.fabric import Fabric, pyramid_levels_read
+from search_space.layers import conv2d
 from search_space.hrnet import HRNetBackbone, HRNetLayout, StageLayout, hrnet_layout
 from search_space.parts import BodyPart, body_parts
 from trainers.config import BackboneSpaceConfig, SpaceConfig
@@ -192,7 +193,7 @@ def _populate(module: nn.Module, space: SpaceConfig, dataset: str, chooser: Choo
     module.parts = body_parts(dataset, 1 if plain else space.parts_num)
     if plain:
         name = "final" if space.backbone.name.startswith("litehrnet") else "head"
-        setattr(module, name, nn.Conv2d(widths[0], module.num_joints, 1))
+        setattr(module, name, conv2d(widths[0], module.num_joints, 1, bias=True))
         module.plain_head_name = name
         init_pose_weights(module)
         return

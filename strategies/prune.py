@@ -126,7 +126,8 @@ def prune_arch(arch: ArchFile, prune_operations: bool = True) -> ArchFile:
     metrics: dict[str, Any] = {"source": arch.path}
     metrics.update({f"search_{k}": v for k, v in arch.metrics.items()
                     if isinstance(v, (int, float, str))})
-    return ArchFile(arch.config, choices, "derived", {}, metrics, arch.path)
+    channels = {k: v for k, v in arch.channels.items() if choices.get(k) == len(v)}
+    return ArchFile(arch.config, choices, "derived", {}, metrics, arch.path, channels)
 
 
 def _count_cells(model: torch.nn.Module) -> int:
@@ -156,6 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     state_out = None
     if args.weights:
         state = supernet_state_from_checkpoint(args.weights)
+        if derived.channels:  # channel pruning: the kept channels, not the leading ones
+            from strategies.prune_rate import slice_by_channels
+
+            try:
+                state = slice_by_channels(state, derived.channels)
+            except (KeyError, IndexError, RuntimeError) as err:
+                raise UserInputError(args.weights, f"does not fit the pruned channels ({err})",
+                                     field="state_dict") from None
         try:
             inherit_weights(network, state)
         except KeyError as err:

@@ -281,3 +281,89 @@ def test_prune_cli_errors_write_nothing(coco_root, tmp_path):
                    str(tmp_path / "derived.json"))
     assert r.returncode == 2 and "choices.part0/fabric/cell/edge0_op" in r.stderr
     assert not (tmp_path / "derived.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# pruning-rate search
+
+
+def _plain_space():
+    from trainers.config import BackboneSpaceConfig, SpaceConfig
+
+    return SpaceConfig(backbone=BackboneSpaceConfig(
+        name="hrnet_tiny", width_multipliers=(0.25, 0.5, 0.75, 1.0)), head="plain")
+
+
+def test_pruning_channels_that_carry_nothing_keeps_the_output_exactly():
+    from strategies.prune_rate import channel_importance, slice_by_channels, widths_at_rate
+
+    space = _plain_space()
+    labels = build(space, "coco").simplify()
+    full_choices = {k: max(m.values) for k, m in labels.items()}
+    full = freeze(space, "coco", full_choices).eval()
+    inner = [k for k in labels if "/inner" in k]
+    state = full.state_dict()
+    gen = torch.Generator().manual_seed(0)
+    dead = {}
+    for label in inner:  # silence half of every layer's channels: BN γ = β = 0
+        from strategies.prune_rate import block_module_path
+
+        block, i = block_module_path(label)
+        n = state[f"{block}.bn{i + 1}.weight"].numel()
+        idx = torch.randperm(n, generator=gen)[: n // 2]
+        state[f"{block}.bn{i + 1}.weight"][idx] = 0
+        state[f"{block}.bn{i + 1}.bias"][idx] = 0
+        state[f"{block}.bn{i + 1}.weight"][[j for j in range(n) if j not in set(idx.tolist())]] += 1
+        dead[label] = set(idx.tolist())
+    full.load_state_dict(state)
+    scores = channel_importance(state, inner, "scale_shift")
+    allowed = {k: sorted(labels[k].values) for k in inner}
+    widths, kept = widths_at_rate(scores, allowed, 0.5, 0.1)
+    for label in inner:
+        assert not dead[label] & set(kept[label])  # exactly the silent channels go
+        assert widths[label] == len(kept[label]) == max(allowed[label]) // 2
+    pruned = freeze(space, "coco", {**full_choices, **widths}).eval()
+    pruned.load_state_dict(slice_by_channels(state, kept))
+    x = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        assert torch.allclose(pruned(x), full(x), atol=1e-5)
+    assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in full.parameters())
+    # the floor keeps a quarter of each layer even at rate 0.99; widths stay on the space's grid
+    widths, kept = widths_at_rate(scores, allowed, 0.99, 0.25)
+    assert all(widths[k] in allowed[k] and widths[k] >= max(allowed[k]) // 4 for k in inner)
+
+
+@pytest.mark.parametrize("selection", ["simple", "golden"])
+def test_rate_selection_finds_the_largest_rate_within_tolerance(selection):
+    from strategies.prune_rate import select_rate
+
+    boundary = 0.43  # AP drop exceeds the tolerance beyond this rate
+
+    def evaluate(rate, trial):
+        return {"rate": rate, "AP": 0.7 - (0.0 if rate <= boundary else 0.1)}
+
+    best, probed = select_rate(evaluate, lambda r: 0.7 - r["AP"] <= 0.01, {"rate": 0.0, "AP": 0.7},
+                               selection, 0.05, 0.9, 12)
+    if selection == "simple":
+        assert best["rate"] == pytest.approx(0.40) and probed[-1]["rate"] == pytest.approx(0.45)
+    else:
+        assert boundary - 0.01 < best["rate"] <= boundary and len(probed) == 12
+
+
+@pytest.mark.e2e
+def test_prune_rate_search_and_prune_inherit_the_kept_channels(coco_root, tmp_path):
+    out = tmp_path / "pr"
+    r = search(coco_root, "prune_rate", out, "space.head", "plain", "search.prune_selection",
+               "simple", "search.prune_step", "0.3", "search.prune_tolerance", "1.0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    arch = load_arch(out / "arch.json")
+    assert arch.metrics["rate"] == pytest.approx(0.9) and arch.channels
+    assert all(len(v) == arch.choices[k] for k, v in arch.channels.items())
+    lines = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+    assert [x["rate"] for x in lines] == [0.0, 0.3, 0.6, 0.9]
+    r = run_module("-m", "strategies.prune", "--arch", str(out / "arch.json"), "--out",
+                   str(out / "derived.json"), "--weights", str(out / "base" / "last.ckpt"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = torch.load(out / "derived.pth", weights_only=True)
+    b = torch.load(out / "pruned.pth", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

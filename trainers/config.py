@@ -111,8 +111,19 @@ class SearchConfig:
     warmup_epochs: int = 0  #: epochs with alpha/beta frozen
     arch_lr: float = 3e-4
     arch_weight_decay: float = 1e-3
-    num_trials: int = 20  #: multi-trial strategies
+    num_trials: int = 20  #: multi-trial strategies; path samples of spos; rate probes of prune_rate
     trial_epochs: int = 1
+    #: prune_rate: a checkpoint / state dict of the full-width network (empty: train it for
+    #: ``search.epochs`` epochs first)
+    prune_weights: str = ""
+    #: prune_rate: an arch file fixing the space's non-width decisions (empty: none allowed)
+    base_arch: str = ""
+    prune_criterion: Literal["scale", "shift", "scale_shift", "l1"] = "scale"
+    prune_selection: Literal["simple", "golden"] = "golden"
+    prune_tolerance: float = 0.01  #: largest AP (PCKh) drop before retraining
+    prune_step: float = 0.05  #: rate step of the "simple" scan
+    prune_max_rate: float = 0.9
+    prune_min_keep: float = 0.1  #: per-layer floor: fraction of a layer's channels always kept
 
 
 class InvalidField(ValueError):

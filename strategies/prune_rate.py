@@ -1,0 +1,250 @@
+"""Adaptive pruning-rate channel pruning of the HRNet widths, after APRCP HRNet.
+
+1. A trained full-width network (``search.prune_weights``, or trained here for ``search.epochs``).
+2. Channel importance over the inner channels of the residual blocks — Bottleneck ``bn1``/``bn2``,
+   BasicBlock ``bn1`` (block outputs, transitions and fuse layers keep their widths) — by
+   ``search.prune_criterion``: ``scale`` |BN γ| (APRCP v1), ``shift`` |BN β| (v2),
+   ``scale_shift`` |γ| + |β| (v3), or ``l1`` (L1 norm of the conv filter making the channel).
+3. A pruning rate r sets one global threshold: the r-quantile of all importances. A layer keeps
+   the channels above it, at least ``search.prune_min_keep`` of its channels, rounded up to the
+   nearest width the space allows for that block (its ``width_multipliers`` grid).
+4. Rate selection, stated plainly: **maximise r subject to AP(full) − AP(pruned at r) ≤
+   search.prune_tolerance**, AP measured on the validation set before any retraining, with the
+   kept channels' weights. ``simple`` scans r = step, 2·step, … and stops at the first violation;
+   ``golden`` shrinks [feasible, infeasible] by golden-section probes (``search.num_trials`` of
+   them). (The APRCP code minimises a sum whose sign looks inverted; we do not copy that.)
+
+Writes ``arch.json`` (the widths, the kept channel indices under ``channels``), ``pruned.pth``
+(the pruned network's weights, for fine-tuning: ``model.pretrained``) and ``history.jsonl`` (one
+line per probed rate).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from search_space.arch import ArchFile, load_arch, save_arch
+from search_space.pose_space import build, freeze
+from strategies.records import HistoryWriter
+from trainers.config import Config
+from trainers.errors import UserInputError
+from trainers.report import format_table
+
+__all__ = ["run_prune_rate", "channel_importance", "widths_at_rate", "slice_by_channels",
+           "block_module_path", "select_rate"]
+
+logger = logging.getLogger(__name__)
+
+_INNER = re.compile(r"stage(\d+)/module(\d+)/branch(\d+)/block(\d+)/inner(\d)$")
+GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+def block_module_path(label: str) -> tuple[str, int]:
+    """``stage3/module1/branch2/block0/inner0`` → ("backbone.stages.2.modules_.1.branches.2.0", 0)."""
+    m = _INNER.match(label)
+    if m is None:
+        raise ValueError(f"not an inner-width label: {label}")
+    s, mod, b, k, i = (int(g) for g in m.groups())
+    return f"backbone.stages.{s - 1}.modules_.{mod}.branches.{b}.{k}", i
+
+
+def channel_importance(state: Mapping[str, torch.Tensor], labels: list[str],
+                       criterion: str) -> dict[str, torch.Tensor]:
+    """Per inner-width label, the importance of each of its channels in ``state``."""
+    scores = {}
+    for label in labels:
+        block, i = block_module_path(label)
+        gamma = state[f"{block}.bn{i + 1}.weight"].abs()
+        beta = state[f"{block}.bn{i + 1}.bias"].abs()
+        if criterion == "scale":
+            scores[label] = gamma
+        elif criterion == "shift":
+            scores[label] = beta
+        elif criterion == "scale_shift":
+            scores[label] = gamma + beta
+        else:
+            w = state[f"{block}.conv{i + 1}.weight"]
+            scores[label] = w.abs().flatten(1).sum(1)
+    return scores
+
+
+def widths_at_rate(scores: Mapping[str, torch.Tensor], allowed: Mapping[str, list[int]],
+                   rate: float, min_keep: float) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """Widths and kept channel indices (ascending) for pruning rate ``rate``."""
+    everything = torch.cat([s.flatten() for s in scores.values()])
+    threshold = torch.quantile(everything.float(), rate) if rate > 0 else -math.inf
+    widths, kept = {}, {}
+    for label, s in scores.items():
+        n = len(s)
+        keep = int((s > threshold).sum()) if rate > 0 else n
+        keep = max(keep, math.ceil(min_keep * n), 1)
+        width = min((v for v in allowed[label] if v >= keep), default=max(allowed[label]))
+        order = torch.argsort(s, descending=True, stable=True)[:width]
+        widths[label] = int(width)
+        kept[label] = sorted(int(i) for i in order)
+    return widths, kept
+
+
+def slice_by_channels(state: Mapping[str, torch.Tensor],
+                      channels: Mapping[str, list[int]]) -> dict[str, torch.Tensor]:
+    """The full network's ``state`` reduced to the kept inner channels of each block."""
+    out = dict(state)
+    for label, idx in channels.items():
+        block, i = block_module_path(label)
+        index = torch.tensor(idx, dtype=torch.long)
+        conv_in, bn, conv_out = f"{block}.conv{i + 1}", f"{block}.bn{i + 1}", f"{block}.conv{i + 2}"
+        out[f"{conv_in}.weight"] = out[f"{conv_in}.weight"].index_select(0, index)
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            out[f"{bn}.{name}"] = out[f"{bn}.{name}"].index_select(0, index)
+        out[f"{conv_out}.weight"] = out[f"{conv_out}.weight"].index_select(1, index)
+    return out
+
+
+def select_rate(evaluate: Any, feasible: Any, base: dict[str, Any], selection: str,
+                step: float, max_rate: float, probes: int) -> tuple[dict[str, Any], list[dict]]:
+    """The largest feasible rate: ``evaluate(rate, trial) -> record`` (with ``"rate"``),
+    ``feasible(record) -> bool``; ``base`` is the record at rate 0 (feasible by definition).
+    Returns the chosen record and every probed record."""
+    best, probed = base, []
+    if selection == "simple":
+        k = 1
+        while k * step <= max_rate + 1e-9:
+            r = evaluate(k * step, k)
+            probed.append(r)
+            if not feasible(r):
+                break
+            best = r
+            k += 1
+        return best, probed
+    top = evaluate(max_rate, 1)
+    probed.append(top)
+    if feasible(top):
+        return top, probed
+    lo, hi = 0.0, max_rate  # feasible / infeasible bounds
+    for trial in range(2, max(2, probes) + 1):
+        rate = hi - GOLDEN * (hi - lo)
+        r = evaluate(rate, trial)
+        probed.append(r)
+        if feasible(r):
+            lo, best = rate, r
+        else:
+            hi = rate
+    return best, probed
+
+
+def _fixed_choices(cfg: Config, labels: Mapping[str, Any]) -> dict[str, Any]:
+    """Non-width decisions from ``search.base_arch``."""
+    others = [k for k in labels if not (k.endswith("/width") or _INNER.search(k))]
+    if not others:
+        return {}
+    if not cfg.search.base_arch:
+        raise UserInputError("config", "prune_rate prunes channel widths; the space also has "
+                             f"{len(others)} other decisions (e.g. {others[0]}): give "
+                             "search.base_arch (a derived.json) to fix them",
+                             field="search.base_arch")
+    base = load_arch(cfg.search.base_arch)
+    return {k: base.choices[k] for k in others if k in base.choices}
+
+
+def _load_state(path: str) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001
+        raise UserInputError(path, f"cannot load weights ({type(err).__name__})",
+                             field="search.prune_weights") from None
+    if isinstance(obj, dict) and "state_dict" in obj:
+        return {k[len("model."):]: v for k, v in obj["state_dict"].items() if k.startswith("model.")}
+    if not isinstance(obj, dict):
+        raise UserInputError(path, "not a state dict", field="search.prune_weights")
+    return obj
+
+
+def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, Any]:
+    """Search the pruning rate (see the module docstring)."""
+    from trainers.engine import evaluate_model, fit
+    from trainers.module import primary_metric
+
+    out.mkdir(parents=True, exist_ok=True)
+    s = cfg.search
+    metric = primary_metric(cfg.dataset.name)
+    labels = build(cfg.space, cfg.dataset.name).simplify()
+    inner = [k for k in labels if _INNER.search(k)]
+    if not inner:
+        raise UserInputError("config", "no block widths to prune: set space.backbone."
+                             "width_multipliers and search_block_widths", field="space.backbone")
+    allowed = {k: sorted(labels[k].values) for k in inner}
+    fixed = _fixed_choices(cfg, labels)
+    full_choices = {**fixed, **{k: max(m.values) for k, m in labels.items()
+                                if k.endswith("/width") or _INNER.search(k)}}
+    full = freeze(cfg.space, cfg.dataset.name, full_choices)
+    if s.prune_weights:
+        state = _load_state(s.prune_weights)
+        try:
+            full.load_state_dict(state)
+        except RuntimeError as err:
+            raise UserInputError(s.prune_weights, "weights do not fit the full-width network "
+                                 f"({str(err).splitlines()[0][:160]})",
+                                 field="search.prune_weights") from None
+    else:
+        print(f"prune_rate: training the full-width network for {s.epochs} epochs first")
+        base_cfg = replace(cfg, train=replace(cfg.train, epochs=s.epochs))
+        fit(base_cfg, full, {"name": "prune_rate_base"}, out / "base", resume=resume and
+            (out / "base" / "last.ckpt").is_file(), progress=False)
+    state = {k: v.detach().clone() for k, v in full.state_dict().items()}
+    scores = channel_importance(state, inner, s.prune_criterion)
+    history = HistoryWriter(out / "history.jsonl", key="trial")
+    if history.path.is_file():
+        history.path.unlink()
+
+    def evaluate(rate: float, trial: int) -> dict[str, Any]:
+        widths, kept = widths_at_rate(scores, allowed, rate, s.prune_min_keep)
+        choices = {**full_choices, **widths}
+        net = freeze(cfg.space, cfg.dataset.name, choices)
+        net.load_state_dict(slice_by_channels(state, kept))
+        result = evaluate_model(cfg, net, out / "probe", progress=False)
+        value = float(result["metrics"].get(metric, float("nan")))
+        record = {"trial": trial, "strategy": "prune_rate", "rate": round(rate, 4), metric: value,
+                  "params": int(sum(p.numel() for p in net.parameters())), "choices": choices}
+        history.append(record)
+        return {**record, "kept": kept, "net": net}
+
+    base = evaluate(0.0, 0)
+    base_value = base[metric]
+    records = [base]
+    print(f"full-width network: {metric} {base_value:.4f}, {base['params']:,} params")
+
+    def feasible(r: dict[str, Any]) -> bool:
+        return math.isfinite(r[metric]) and base_value - r[metric] <= s.prune_tolerance
+
+    best, probed = select_rate(lambda rate, trial: evaluate(rate, trial), feasible, base,
+                               s.prune_selection, s.prune_step, s.prune_max_rate, s.num_trials)
+    records += probed
+    rows = [[r["trial"], r["rate"], f"{r[metric]:.4f}", f"{base_value - r[metric]:+.4f}",
+             r["params"], "yes" if feasible(r) else "no"] for r in records]
+    print(format_table(["probe", "rate", metric, "drop", "params", "within tolerance"], rows))
+    widths = {k: v for k, v in best["choices"].items() if _INNER.search(k)}
+    channels = {k: best["kept"][k] for k in widths}
+    save_arch(out / "arch.json", ArchFile(cfg, best["choices"], "search", {},
+                                          {"strategy": "prune_rate", "rate": best["rate"],
+                                           metric: best[metric], f"full_{metric}": base_value,
+                                           "criterion": s.prune_criterion,
+                                           "selection": s.prune_selection,
+                                           "params": best["params"],
+                                           "full_params": base["params"]},
+                                          channels=channels))
+    from trainers.atomic import atomic_path
+
+    with atomic_path(out / "pruned.pth") as tmp:
+        torch.save(best["net"].state_dict(), tmp)
+    print(f"chosen rate {best['rate']}: {metric} {best[metric]:.4f} (full {base_value:.4f}), "
+          f"params {best['params']:,} of {base['params']:,}; weights: {out / 'pruned.pth'}")
+    return {"metric": metric,
+            "history": [{k: v for k, v in r.items() if k not in ("net", "kept")} for r in records],
+            "arch": str(out / "arch.json")}
+
