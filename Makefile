@@ -18,6 +18,8 @@ $(STAMP): setup.cfg pyproject.toml
 	# torch first, pinned: the CPU build on our machines (an unpinned torch pulls a CUDA build)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# ENAS (NNI 3.0) needs tianshou 0.4.11; its protobuf pin conflicts with onnx, so no deps
+	$(PY) -m pip install -q --no-deps tianshou==0.4.11
 	touch $(STAMP)
 
 test: setup

@@ -246,6 +246,80 @@ class PoseRandomSamplingModule(_PoseOneShotMixin, RandomSamplingLightningModule)
         return self.training_module.validation_step(batch, batch_idx)
 
 
+class TaggedLoader:
+    """NNI's ENAS with Lightning ≥ 2.1: one loader yielding ``(batch, "train")`` for the
+    weight half, then ``(batch, "val")`` for the controller half, each epoch."""
+
+    def __init__(self, train: Any, val: Any) -> None:
+        self.train, self.val = train, val
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.train) + len(self.val)
+
+    def __iter__(self):
+        for loader in (self.train, self.val):
+            if hasattr(loader.sampler, "set_epoch"):
+                loader.sampler.set_epoch(self.epoch)
+        self.epoch += 1
+        for batch in self.train:
+            yield batch, "train"
+        for batch in self.val:
+            yield batch, "val"
+
+
+def _enas_module() -> type:
+    from nni.nas.oneshot.pytorch.sampling import EnasLightningModule
+
+    class PoseEnasModule(_PoseOneShotMixin, EnasLightningModule):
+        """ENAS (NNI): an RL controller samples paths; weights train on the first half, the
+        controller's reward is the negative heatmap loss of a sampled path on the second half."""
+
+        def __init__(self, training_module: Any, cfg: Config) -> None:
+            super().__init__(training_module, batches_per_update=5, warmup_epochs=cfg.search.warmup_epochs,
+                             reward_metric_name="reward")
+            self.cfg = cfg
+
+        def configure_architecture_optimizers(self):
+            return None  # the controller (tianshou policy) has its own optimiser
+
+        def training_step(self, batch_packed: Any, batch_idx: int) -> Any:
+            batch, mode = batch_packed
+            out = None
+            if batch["size"] == 0:
+                return None
+            if mode == "train":
+                self.policy.eval()
+                self.resample()
+                out = self.training_module.training_step(batch, batch_idx)
+                self.advance_optimization(out, batch_idx)
+            elif self.trainer.current_epoch >= self.warmup_epochs:
+                self.policy.train()
+                self.resample()
+                with torch.no_grad():
+                    reward = -float(self.training_module.compute_loss(batch))
+                self._replay_buffer.update(self.generator.send_reward(reward))
+                self._trajectory_counter += 1
+                if self._trajectory_counter % self.batches_per_update == 0:
+                    self.policy.train()
+                    self.policy.update(0, self._replay_buffer)
+            self.advance_lr_schedulers(batch_idx)
+            return out
+
+        def validation_step(self, batch: Any, batch_idx: int) -> Any:
+            for module in self.supernet_modules():
+                module.resample(memo=dict(self.export()))
+            return self.training_module.validation_step(batch, batch_idx)
+
+        def export(self) -> dict:
+            """The controller's most probable choice per label."""
+            return {label: (max(dist, key=dist.get) if not label.endswith("/input")
+                            else [max(dist, key=dist.get)])
+                    for label, dist in self.export_probs().items()}
+
+    return PoseEnasModule
+
+
 # --------------------------------------------------------------------------------------------
 # NNI strategies with our modules
 
@@ -266,6 +340,8 @@ def _with_module(base: type, module_cls: type, loaders: str) -> type:
         def train_dataloader(self, train_fn, val_fn):
             if loaders == "bilevel":
                 return {"train": train_fn(), "val": val_fn()}
+            if loaders == "tagged":
+                return TaggedLoader(train_fn(), val_fn())
             return train_fn()
 
         def val_dataloader(self, train_fn, val_fn):
@@ -292,10 +368,22 @@ ONESHOT_STRATEGIES: dict[str, tuple[type, str, str]] = {
                   "width choices for it): widths fixed to the base widths"),
     "spos": (_with_module(RandomOneShot, PoseRandomSamplingModule, "single"), "single",
              "single-path one-shot (NNI's RandomOneShot), then the best of sampled paths"),
+    "enas": (type(None), "bilevel", "ENAS (NNI, optional extra): RL controller over paths"),
 }
 
 
 def make_oneshot_strategy(name: str, cfg: Config) -> Any:
     """The NNI strategy object of ``name`` for ``cfg``."""
+    if name == "enas":
+        try:
+            import tianshou  # noqa: F401
+            from nni.nas.strategy import ENAS
+        except ImportError:
+            from trainers.errors import UserInputError
+
+            raise UserInputError("--strategy enas", "ENAS needs tianshou 0.4.11 and gym: "
+                                 "make enas (pip install --no-deps tianshou==0.4.11 && pip "
+                                 "install gym numba h5py)") from None
+        return _with_module(ENAS, _enas_module(), "tagged")(cfg)
     cls, _, _ = ONESHOT_STRATEGIES[name]
     return cls(cfg)

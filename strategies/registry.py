@@ -15,6 +15,8 @@ STRATEGIES: dict[str, tuple[str, str]] = {
     "proxyless": ("oneshot", "ProxylessNAS (NNI) over operations and inputs (widths fixed)"),
     "spos": ("oneshot", "single-path one-shot (NNI RandomOneShot), then the best of "
                         "search.num_trials sampled paths on the validation set"),
+    "enas": ("oneshot", "ENAS (NNI): an RL controller samples paths, rewarded by the negative "
+                        "loss on the second half (needs tianshou 0.4.11: make enas)"),
     "random": ("multitrial", "search.num_trials random architectures (NNI's random sampling), "
                              "each trained search.trial_epochs epochs and evaluated"),
     "evolution": ("multitrial", "regularized evolution (NNI) over search.num_trials trials"),

@@ -41,7 +41,7 @@ def tiny_cfg(root):
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("strategy", ["none", "sync", "darts", "darts2", "gumbel", "proxyless",
-                                      "spos", "random", "evolution"])
+                                      "spos", "enas", "random", "evolution"])
 def test_strategy_writes_arch_and_history(coco_root, tmp_path, strategy):
     out = tmp_path / strategy
     r = search(coco_root, strategy, out)
@@ -55,7 +55,7 @@ def test_strategy_writes_arch_and_history(coco_root, tmp_path, strategy):
         assert all(x["status"] == "succeeded" and "AP" in x for x in lines)
     else:
         assert lines[0]["epoch"] == 0 and "AP" in lines[0] and lines[0]["train_loss"] > 0
-    if strategy in ("darts", "darts2", "gumbel", "sync", "none"):
+    if strategy in ("darts", "darts2", "gumbel", "sync", "none", "enas"):
         assert arch.weights["beta"] and arch.weights["alpha"]
         beta = next(iter(arch.weights["beta"].values()))
         assert len(beta) == 3 and abs(sum(beta) - 1) < 1e-3

@@ -79,13 +79,16 @@ class PoseModule(NasLightningModule):
         return self.model(images)
 
     # ---------------------------------------------------------------- training
+    def compute_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The heatmap loss of ``batch`` (no logging; a reward for ENAS)."""
+        images = normalize_images(batch["image"], self.cfg.dataset.color_rgb)
+        return self.criterion(self.model(images), batch["target"], batch["target_weight"])
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         self._train_skips.update(batch)
         if batch["size"] == 0:
             return None  # every image of this batch was unreadable
-        images = normalize_images(batch["image"], self.cfg.dataset.color_rgb)
-        output = self.model(images)
-        loss = self.criterion(output, batch["target"], batch["target_weight"])
+        loss = self.compute_loss(batch)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, step "
