@@ -52,7 +52,7 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
     from strategies.oneshot import ONESHOT_STRATEGIES, make_oneshot_strategy
     from strategies.records import ArchRecorder
     from trainers.checkpoint import AtomicCheckpoint, load_checkpoint
-    from trainers.engine import _trainer_kwargs
+    from trainers.engine import trainer_kwargs
     from trainers.module import PoseModule, primary_metric
 
     cfg = _space_for(cfg, strategy_name)
@@ -75,7 +75,7 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
                       logger=[pl.loggers.CSVLogger(str(out), name="logs")],
                       enable_checkpointing=False, num_sanity_val_steps=0,
                       enable_progress_bar=progress, log_every_n_steps=10,
-                      enable_model_summary=False, **_trainer_kwargs(cfg))
+                      enable_model_summary=False, **trainer_kwargs(cfg))
     fit_kwargs: dict[str, Any] = {}
     if resume:
         last = out / "last.ckpt"

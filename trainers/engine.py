@@ -18,12 +18,13 @@ from trainers.errors import UserInputError
 from trainers.inference import flip_test_predictor, predict_dataset
 from trainers.module import PoseModule, primary_metric
 
-__all__ = ["fit", "evaluate_model", "load_weights"]
+__all__ = ["fit", "evaluate_model", "load_weights", "trainer_kwargs"]
 
 logger = logging.getLogger(__name__)
 
 
-def _trainer_kwargs(cfg: Config) -> dict[str, Any]:
+def trainer_kwargs(cfg: Config) -> dict[str, Any]:
+    """Lightning ``Trainer`` arguments of ``cfg``: devices, precision, DDP, batch limits."""
     cuda = torch.cuda.is_available()
     precision = cfg.train.precision
     if precision == "auto":
@@ -65,7 +66,7 @@ def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str 
     trainer = pl.Trainer(max_epochs=cfg.train.epochs, callbacks=[ckpt_cb], logger=loggers,
                          enable_checkpointing=False, num_sanity_val_steps=0,
                          enable_progress_bar=progress, log_every_n_steps=10,
-                         enable_model_summary=False, **_trainer_kwargs(cfg))
+                         enable_model_summary=False, **trainer_kwargs(cfg))
     ckpt_path = None
     if resume:
         last = out_dir / "last.ckpt"
