@@ -91,8 +91,11 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
                 summary = fit(trial_cfg, model, {"name": f"trial{trial}"},
                               out / "trials" / f"{trial:03d}", progress=False)
                 value = summary["best"]
+                from visualize.param_flop import param_flop_report
+
+                report = param_flop_report(model.cpu(), cfg.model.input_size)
                 record.update({"status": "succeeded", metric: value,
-                               "params": int(sum(p.numel() for p in model.parameters())),
+                               "params": report["params"], "gflops": round(report["gflops"], 5),
                                "train_loss": summary["history"][-1]["train_loss"]
                                if summary["history"] else None,
                                "seconds": round(time.time() - start, 1)})

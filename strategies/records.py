@@ -65,6 +65,19 @@ def arch_value_table(weights: Mapping[str, Mapping[str, Any]]) -> str:
     return format_table(["label", "softmax"], rows)
 
 
+def _cost(cfg: Config, choices: Mapping[str, Any]) -> dict[str, Any]:
+    """Params and GFLOPs of the exported architecture (for the Pareto plot)."""
+    from search_space.pose_space import freeze
+    from visualize.param_flop import param_flop_report
+
+    try:
+        report = param_flop_report(freeze(cfg.space, cfg.dataset.name, choices),
+                                   cfg.model.input_size)
+    except ValueError:  # an export NNI made that the space cannot freeze: not fatal
+        return {}
+    return {"params": report["params"], "gflops": round(report["gflops"], 5)}
+
+
 class ArchRecorder(pl.Callback):
     """For one-shot strategies: after each epoch's validation, append the epoch to
     ``history.jsonl`` (loss, metrics, α/β softmax) and rewrite ``arch.json`` with the current
@@ -95,6 +108,7 @@ class ArchRecorder(pl.Callback):
         loss = trainer.callback_metrics.get("train/loss_epoch")
         record = {"epoch": trainer.current_epoch, "strategy": self.strategy,
                   "train_loss": float(loss) if loss is not None else None, **metrics,
+                  **_cost(self.cfg, choices),
                   "alpha": weights["alpha"], "beta": weights["beta"]}
         self.history.append(record)
         self.records.append(record)
