@@ -43,7 +43,8 @@ def trainer_kwargs(cfg: Config) -> dict[str, Any]:
 
 
 def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str | Path,
-        resume: bool = False, progress: bool = True) -> dict[str, Any]:
+        resume: bool = False, progress: bool = True,
+        callbacks: list[pl.Callback] | None = None) -> dict[str, Any]:
     """Train ``model`` with the recipe of ``cfg``, evaluating each epoch; return a summary.
 
     Writes ``out_dir/last.ckpt`` (every epoch), ``best.ckpt`` (by AP / PCKh), ``metrics.json``
@@ -63,7 +64,8 @@ def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str 
     ckpt_cb = AtomicCheckpoint(out_dir, metric)
     loggers: list[Any] = [pl.loggers.CSVLogger(str(out_dir), name="logs"),
                           pl.loggers.TensorBoardLogger(str(out_dir), name="tb")]
-    trainer = pl.Trainer(max_epochs=cfg.train.epochs, callbacks=[ckpt_cb], logger=loggers,
+    trainer = pl.Trainer(max_epochs=cfg.train.epochs, callbacks=[*(callbacks or []), ckpt_cb],
+                         logger=loggers,
                          enable_checkpointing=False, num_sanity_val_steps=0,
                          enable_progress_bar=progress, log_every_n_steps=10,
                          enable_model_summary=False, **trainer_kwargs(cfg))

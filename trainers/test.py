@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, help="box enlargement (default: test.margin, 1.25)")
     p.add_argument("--out", help="where results go (default: next to the checkpoint, eval/)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the metrics")
+    p.add_argument("--visualize", type=int, nargs="?", const=8, default=0, metavar="N",
+                   help="save heatmap grids of N validation predictions (OUT/visualize/)")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     return p
 
@@ -65,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     result = evaluate_model(cfg, model, out, use_gt_bbox=False if args.use_dt else None)
     boxes = "detections" if args.use_dt else "ground-truth boxes"
     print(format_metrics(result["metrics"]))
+    if args.visualize:
+        from trainers.data.loader import build_dataset
+        from visualize.overlays import save_prediction_grids
+
+        dataset = build_dataset(cfg, "val", use_gt_bbox=True)
+        paths = save_prediction_grids(model, dataset, out / "visualize", "val", args.visualize,
+                                      cfg.dataset.color_rgb)
+        print(f"heatmap grids: {len(paths)} in {out / 'visualize'}")
     print(f"{name} from {args.weights} on {cfg.dataset.name} {cfg.dataset.val_set} "
           f"({result['persons']} {boxes}, {result['skipped']} skipped images, flip test "
           f"{'on' if cfg.test.flip_test else 'off'}); results in {out}")

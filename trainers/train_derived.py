@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", help="GPUs to use: a count or 'auto' (sets train.devices); "
                    "several GPUs train with DDP, also under torchrun")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument("--visualize", action="store_true", help="save heatmap grids of a few "
+                   "validation predictions after each epoch (OUT/visualize/)")
+    p.add_argument("--debug", action="store_true", help="save the first augmented training "
+                   "batch of each epoch with its targets (OUT/debug/)")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     return p
 
@@ -60,7 +64,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print(format_report(param_flop_report(model, cfg.model.input_size), info["name"]))
     try:
-        summary = fit(cfg, model, info, out, resume=args.resume, progress=not args.no_progress)
+        from visualize.overlays import DebugCallback, VisualizeCallback
+
+        callbacks = ([VisualizeCallback(out)] if args.visualize else []) + \
+            ([DebugCallback(out)] if args.debug else [])
+        summary = fit(cfg, model, info, out, resume=args.resume, progress=not args.no_progress,
+                      callbacks=callbacks)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
