@@ -65,6 +65,9 @@ class HRNetLayout:
             fabrics from "stem~stage3") instead of only the highest-resolution one.
         next_widths: when set, the transition into the next (cut-off) stage is kept, opening
             its new lower-resolution branch: PNFS's "HRNet-W32-stem~stage3" pyramid 32/64/128/256.
+        output_branches: with ``multi_scale_output``, the branches the last module outputs
+            (None: all); the others' fuse layers are not built (a frozen network whose heads
+            read only some levels).
     """
 
     stages: tuple[StageLayout, ...]
@@ -72,6 +75,7 @@ class HRNetLayout:
     inner_widths: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     multi_scale_output: bool = False
     next_widths: tuple[int, ...] | None = None
+    output_branches: tuple[int, ...] | None = None
 
     def inner(self, path: str) -> tuple[int, ...] | None:
         return tuple(self.inner_widths[path]) if path in self.inner_widths else None
@@ -167,7 +171,8 @@ class HRModule(nn.Module):
     """One multi-resolution module: residual blocks per branch, then the fuse layers."""
 
     def __init__(self, in_widths: Sequence[int], stage: StageLayout, layout: HRNetLayout,
-                 prefix: str, multi_scale_output: bool) -> None:
+                 prefix: str, multi_scale_output: bool,
+                 outputs: Sequence[int] | None = None) -> None:
         super().__init__()
         block = BLOCKS[stage.block]
         branches = []
@@ -176,22 +181,27 @@ class HRModule(nn.Module):
                             layout.inner(f"{prefix}/branch{b}/block{k}")) for k in range(n_blocks)]
             branches.append(nn.Sequential(*blocks))
         self.branches = nn.ModuleList(branches)
-        n_out = stage.num_branches if multi_scale_output else 1
-        self.fuse = (nn.ModuleList(FuseLayer(stage.widths, i) for i in range(n_out))
+        if outputs is None:
+            outputs = range(stage.num_branches if multi_scale_output else 1)
+        self.num_outputs = max(outputs) + 1 if outputs else 0
+        # keyed "0", "1", ...: the state-dict keys of a list, with gaps allowed
+        self.fuse = (nn.ModuleDict({str(i): FuseLayer(stage.widths, i) for i in outputs})
                      if stage.num_branches > 1 else None)
 
-    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor | None]:
         xs = [branch(x) for branch, x in zip(self.branches, xs)]
         if self.fuse is None:
             return xs
-        return [fuse(xs) for fuse in self.fuse]
+        return [self.fuse[str(i)](xs) if str(i) in self.fuse else None
+                for i in range(self.num_outputs)]
 
 
 class Stage(nn.Module):
     """A transition from the previous branches followed by ``num_modules`` HR modules."""
 
     def __init__(self, index: int, prev_widths: Sequence[int], stage: StageLayout,
-                 layout: HRNetLayout, multi_scale_output: bool) -> None:
+                 layout: HRNetLayout, multi_scale_output: bool,
+                 outputs: Sequence[int] | None = None) -> None:
         super().__init__()
         self.transition = Transition(prev_widths, stage.widths) if index > 1 else None
         in_widths = list(stage.widths) if index > 1 else list(prev_widths)
@@ -199,7 +209,8 @@ class Stage(nn.Module):
         for m in range(stage.num_modules):
             last = m == stage.num_modules - 1
             modules.append(HRModule(in_widths, stage, layout, f"stage{index}/module{m}",
-                                    multi_scale_output or not last))
+                                    multi_scale_output or not last,
+                                    outputs if last else None))
             in_widths = list(stage.widths)
         self.modules_ = nn.Sequential(*modules)
 
@@ -226,7 +237,9 @@ class HRNetBackbone(nn.Module):
         stages = []
         for s, stage in enumerate(layout.stages, start=1):
             last = s == len(layout.stages)
-            stages.append(Stage(s, prev, stage, layout, layout.multi_scale_output or not last))
+            stages.append(Stage(s, prev, stage, layout, layout.multi_scale_output or not last,
+                                layout.output_branches if last and layout.multi_scale_output
+                                and layout.next_widths is None else None))
             prev = stage.widths
         self.stages = nn.ModuleList(stages)
         self.out_channels = (tuple(layout.stages[-1].widths) if layout.multi_scale_output

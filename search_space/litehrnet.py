@@ -278,7 +278,8 @@ class LiteHRNetBackbone(nn.Module):
                                                for _ in range(n_modules)]))
             prev = widths
         self.head = IterativeHead(prev)
-        self.out_channels = tuple(prev)
+        # the iterative head projects branch b to the width of branch b-1 (branch 0 keeps its)
+        self.out_channels = (prev[0], *prev[:-1])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         xs = [self.stem(x)]

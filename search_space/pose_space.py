@@ -104,18 +104,20 @@ def hrnet_space_layout(cfg: BackboneSpaceConfig, chooser: Chooser, pyramid: bool
     return replace(base, stages=stages, inner_widths=inner, next_widths=next_widths)
 
 
-def _build_backbone(cfg: BackboneSpaceConfig, chooser: Chooser, pyramid: bool,
-                    levels: int = 4) -> tuple[nn.Module, tuple[Any, ...]]:
-    if cfg.name.startswith("litehrnet"):
-        from search_space.litehrnet import LITE_HRNET_PRESETS, LiteHRNetBackbone
+def _pyramid_widths(layout: HRNetLayout) -> tuple[Any, ...]:
+    return (tuple(layout.next_widths) if layout.next_widths is not None
+            else tuple(layout.stages[-1].widths))
 
-        backbone = LiteHRNetBackbone(LITE_HRNET_PRESETS[cfg.name])
-        return backbone, tuple(backbone.out_channels)
-    layout = hrnet_space_layout(cfg, chooser, pyramid, levels)
-    backbone = HRNetBackbone(layout)
-    widths = (tuple(layout.next_widths) if layout.next_widths is not None
-              else tuple(layout.stages[-1].widths))
-    return backbone, widths if pyramid else widths[:1]
+
+def _prune_outputs(layout: HRNetLayout, used: set[int]) -> HRNetLayout:
+    """A frozen network's backbone computes only the pyramid levels its heads read: no
+    transition to an unread new branch, no fuse layers for unread outputs."""
+    used = used | {0}
+    if layout.next_widths is not None and len(layout.stages[-1].widths) not in used:
+        layout = replace(layout, next_widths=None)
+    if layout.next_widths is None:
+        layout = replace(layout, output_branches=tuple(sorted(used)))
+    return layout
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,25 +190,42 @@ def _populate(module: nn.Module, space: SpaceConfig, dataset: str, chooser: Choo
     module.dataset = dataset
     module.num_joints = keypoint_spec(dataset).num_joints
     plain = space.head == "plain"
-    module.backbone, widths = _build_backbone(space.backbone, chooser, pyramid=not plain,
-                                              levels=pyramid_levels_read(space.cell_config))
+    bcfg = space.backbone
     module.parts = body_parts(dataset, 1 if plain else space.parts_num)
+    layout = None
+    if bcfg.name.startswith("litehrnet"):
+        from search_space.litehrnet import LITE_HRNET_PRESETS, LiteHRNetBackbone
+
+        backbone: nn.Module | None = LiteHRNetBackbone(LITE_HRNET_PRESETS[bcfg.name])
+        widths = tuple(backbone.out_channels)
+    else:
+        backbone = None
+        layout = hrnet_space_layout(bcfg, chooser, pyramid=not plain,
+                                    levels=pyramid_levels_read(space.cell_config))
+        widths = _pyramid_widths(layout) if not plain else _pyramid_widths(layout)[:1]
     if plain:
-        name = "final" if space.backbone.name.startswith("litehrnet") else "head"
+        module.backbone = backbone if backbone is not None else HRNetBackbone(layout)
+        name = "final" if bcfg.name.startswith("litehrnet") else "head"
         setattr(module, name, conv2d(widths[0], module.num_joints, 1, bias=True))
         module.plain_head_name = name
         init_pose_weights(module)
         return
     module.plain_head_name = None
-    init_pose_weights(module.backbone)
     cell = space.cell_config
     heads = nn.ModuleList()
     for p, part in enumerate(module.parts):
         c0 = cell.factor * cell.size_types[0]
         head = (VectorHead(c0, len(part.joints), cell.vector_dim, cell.convolution_mode)
                 if cell.vector_in_pixel else HeatmapHead(c0, len(part.joints)))
-        init_pose_weights(head)
         heads.append(PartHead(Fabric(cell, widths, chooser, prefix=f"part{p}/fabric"), head))
+    if backbone is None:
+        if not chooser.searching:
+            layout = _prune_outputs(layout, {i for h in heads for i in h.fabric.used_levels})
+        backbone = HRNetBackbone(layout)
+    init_pose_weights(backbone)
+    for h in heads:
+        init_pose_weights(h.head)
+    module.backbone = backbone
     module.heads = heads
     for p, part in enumerate(module.parts):
         module.register_buffer(f"_joints{p}", torch.tensor(part.joints), persistent=False)

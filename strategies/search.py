@@ -70,7 +70,7 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
     module = PoseModule(supernet, cfg, data.val_set, out,
                         {"name": f"supernet:{strategy_name}"})
     recorder = ArchRecorder(cfg, strategy_name, out, show_arch_value)
-    ckpt_cb = AtomicCheckpoint(out, metric)
+    ckpt_cb = AtomicCheckpoint(out, metric, verbose=False)  # the recorder prints the epochs
     trainer = Trainer(max_epochs=cfg.search.epochs, callbacks=[recorder, ckpt_cb],
                       logger=[pl.loggers.CSVLogger(str(out), name="logs")],
                       enable_checkpointing=False, num_sanity_val_steps=0,
@@ -86,6 +86,8 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
         fit_kwargs = {"ckpt_path": str(last), "weights_only": True}
     _, loaders, _ = ONESHOT_STRATEGIES[strategy_name]
     train_loader = data.weights if loaders == "bilevel" else data.full
+    # in process: NNI's advice to trace loaders for remote trials does not apply
+    warnings.filterwarnings("ignore", ".*When using training service to spawn trials.*")
     evaluator = Lightning(module, trainer, train_dataloaders=train_loader,
                           val_dataloaders=data.arch if loaders == "bilevel" else data.val,
                           fit_kwargs=fit_kwargs)

@@ -211,6 +211,9 @@ def test_border_cell_reached_through_its_stand_in_is_kept():
     cells = set(net.heads[0].fabric.cells)
     assert cells == {"l4s0", "l3s0"}  # the stand-in's source is kept, l3s1 is not read
     assert list(net.heads[0].fabric.adapters) == ["s0"]
+    # every part reads only the 1/4 level: no fuse layers for the other outputs
+    assert list(net.backbone.stages[-1].modules_[-1].fuse) == ["0"]
+    assert net.backbone.next_transition is None
     sup = supernet_under(space, "coco", sample, 0)
     inherit_weights(net.eval(), sup.state_dict())
     with torch.no_grad():
@@ -243,6 +246,19 @@ def test_search_off_is_a_fixed_network_without_choices():
         assert torch.equal(net(X), model(X))
     with pytest.raises(ValueError, match="unknown label"):
         freeze(space, "coco", {"part0/fabric/cell/edge0_op": "skip_connect"})
+
+
+def test_lite_hrnet_backbone_feeds_fabrics():
+    space = SpaceConfig(backbone=BackboneSpaceConfig(name="litehrnet_18"), parts_num=3,
+                        cell_config=CellConfig(depth=5, factor=4, vector_dim=4))
+    model = build(space, "mpii")
+    sample = random_sample(model, 0)
+    net = freeze(space, "mpii", sample)
+    assert net(X).shape == (2, 16, 16, 12)
+    sup = supernet_under(space, "mpii", sample, 1)
+    inherit_weights(net.eval(), sup.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(net(X), sup(X), atol=1e-5)
 
 
 # --------------------------------------------------------------------------------------------

@@ -156,18 +156,27 @@ def test_visualize_demo_draws_people(trained, learn_root, tmp_path):
 
 @pytest.mark.e2e
 def test_make_demo_in_ci_size(tmp_path):
-    """`make demo`, shrunk: data, --param_flop, training, flip-test evaluation, overlays."""
-    r = run_module("-m", "trainers.demo", "--out", str(tmp_path / "demo"), "--data",
+    """`make demo`, shrunk: data, DARTS search, Prune, --param_flop, training from inherited
+    weights, flip-test evaluation, graphs, history plot, overlays, summary."""
+    out = tmp_path / "demo"
+    r = run_module("-m", "trainers.demo", "--out", str(out), "--data",
                    str(tmp_path / "data"), "--train", "8", "--val", "4", "--overlays", "2",
+                   "--search-epochs", "1", "--search-override", "search.batch_size=4",
+                   "--search-override", "search.warmup_epochs=0",
                    "train.epochs", "1", "model.input_size", "64x48", "train.num_workers", "0",
                    "train.batch_size", "8")
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.strip().splitlines()
     assert lines[-1].startswith("AP=") and 0.0 <= float(lines[-1][3:]) <= 1.0
-    assert "GFLOPs" in r.stdout and "[5/5]" in r.stdout
-    assert (tmp_path / "demo" / "best.ckpt").is_file()
-    assert (tmp_path / "demo" / "test" / "keypoints_val2017_results.json").is_file()
-    assert len(list((tmp_path / "demo" / "overlays").glob("*.png"))) == 2
+    assert "GFLOPs" in r.stdout and "[8/8]" in r.stdout and "searching" in r.stdout
+    assert (out / "search" / "arch.json").is_file() and (out / "search" / "derived.json").is_file()
+    assert (out / "search" / "derived.pth").is_file()
+    assert (out / "train" / "best.ckpt").is_file()
+    assert (out / "test" / "keypoints_val2017_results.json").is_file()
+    for name in ("arch_search.svg", "arch_derived.svg", "arch_derived.png", "search_history.png"):
+        assert (out / name).stat().st_size > 1000, name
+    assert "head" in (out / "arch_derived.svg").read_text()
+    assert len(list((out / "overlays").glob("*.png"))) == 2
 
 
 @pytest.mark.e2e

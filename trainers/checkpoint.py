@@ -36,9 +36,10 @@ class AtomicCheckpoint(pl.Callback):
     """Save ``last.ckpt`` each epoch and ``best.ckpt`` when the metric improves; keep
     ``metrics.json`` (one record per epoch: loss, learning rate, validation metrics)."""
 
-    def __init__(self, out_dir: str | Path, metric: str) -> None:
+    def __init__(self, out_dir: str | Path, metric: str, verbose: bool = True) -> None:
         self.out_dir = Path(out_dir)
         self.metric = metric
+        self.verbose = verbose  # a line per epoch when there is no progress bar
         self.best: float | None = None
         self.history: list[dict[str, Any]] = []
 
@@ -79,6 +80,11 @@ class AtomicCheckpoint(pl.Callback):
         improved = _is_better(value, self.best)
         if improved:
             self.best = value
+        if self.verbose and trainer.is_global_zero and not trainer.progress_bar_callback:
+            print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: train loss "
+                  f"{record['train_loss'] if record['train_loss'] is not None else float('nan'):.6f}"
+                  f", {self.metric} {value if value is not None else float('nan'):.4f}"
+                  + (" (best)" if improved else ""), flush=True)
         self._save(trainer, "last.ckpt")
         if improved:
             self._save(trainer, "best.ckpt")

@@ -1,16 +1,21 @@
-"""`make demo`: the loop on the embedded synthetic data, end to end.
+"""`make demo`: the whole loop on the embedded synthetic data.
 
     python -m trainers.demo [--out runs/demo] [--data data/synthetic_coco] [--train N --val M]
-                            [--cfg CFG] [KEY VALUE ...]
+                            [--search-cfg CFG] [--cfg CFG] [--search-epochs E] [KEY VALUE ...]
 
 1. writes the synthetic COCO-layout dataset (once);
-2. prints the --param_flop table of the model;
-3. trains it with ``train_derived``'s engine (checkpoints, metrics.json, CSV logs);
-4. evaluates ``best.ckpt`` with flip test, as ``trainers/test.py --flip_test`` does;
-5. draws the predicted skeletons on a few validation images;
-6. prints a summary: output paths, params, GFLOPs and the final ``AP=<value>`` line.
+2. searches ``configs/search/synthetic_tiny.yaml`` with first-order DARTS
+   (``strategies.search --strategy darts``): ``OUT/search/arch.json``, ``history.jsonl``;
+3. the Prune step (``strategies.prune``): ``OUT/search/derived.json`` and the supernet's weights
+   for it, ``derived.pth``;
+4. prints the --param_flop table of the derived network;
+5. trains it with the recipe of ``configs/models/derived_synthetic.yaml`` from those weights
+   (``train_derived.py --arch derived.json model.pretrained derived.pth``);
+6. evaluates ``best.ckpt`` with flip test (``test.py --flip_test``);
+7. draws the architecture (one-shot and derived), the α/β history, and predicted skeletons;
+8. prints a summary: output paths, params, GFLOPs and the final ``AP=<value>`` line.
 
-Search and Prune join this loop as they land (see the open issues).
+Overrides (``KEY VALUE``) apply to the training of the derived network.
 """
 from __future__ import annotations
 
@@ -36,7 +41,9 @@ from visualize.keypoints import draw_skeleton
 from visualize.param_flop import format_report, param_flop_report
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_CONFIG = REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml"
+DEMO_CONFIG = REPO / "configs" / "models" / "derived_synthetic.yaml"
+SEARCH_CONFIG = REPO / "configs" / "search" / "synthetic_tiny.yaml"
+STEPS = 8
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="data/synthetic_coco")
     p.add_argument("--train", type=int, default=400, help="synthetic training images")
     p.add_argument("--val", type=int, default=100, help="synthetic validation images")
-    p.add_argument("--cfg", default=str(DEMO_CONFIG))
+    p.add_argument("--cfg", default=str(DEMO_CONFIG), help="recipe for the derived network")
+    p.add_argument("--search-cfg", default=str(SEARCH_CONFIG), help="the search space and budget")
+    p.add_argument("--search-epochs", type=int, help="override search.epochs")
+    p.add_argument("--search-override", action="append", default=[], metavar="KEY=VALUE",
+                   help="an override for the search config (repeatable)")
     p.add_argument("--overlays", type=int, default=4, help="validation images to draw")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     return p
@@ -73,6 +84,10 @@ def _draw_overlays(cfg, model, data: Path, out: Path, count: int) -> list[str]:
     return paths
 
 
+def _step(k: int, text: str) -> None:
+    print(f"[{k}/{STEPS}] {text}", flush=True)
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -80,37 +95,93 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     data, out = Path(args.data), Path(args.out)
     if not (data / "annotations" / "person_keypoints_val2017.json").exists():
-        print(f"[1/5] writing the synthetic COCO dataset to {data}")
+        _step(1, f"writing the synthetic COCO dataset to {data}")
         write_coco(data, args.train, args.val, seed=0)
     else:
-        print(f"[1/5] using the synthetic COCO dataset in {data}")
-    cfg = load_config(args.cfg, ["dataset.root", str(data), *args.overrides])
+        _step(1, f"using the synthetic COCO dataset in {data}")
+
+    from search_space.arch import load_arch, save_arch
+    from strategies.prune import prune_arch, supernet_state_from_checkpoint
+    from strategies.search import run_oneshot
+
+    search_over = ["dataset.root", str(data), *args.search_override]
+    if args.search_epochs is not None:
+        search_over += ["search.epochs", str(args.search_epochs)]
+    train_over = [o for o in args.overrides]
+    # the search runs at the training input size, with the training loader settings
+    for key in ("model.input_size", "train.num_workers"):
+        if key in train_over:
+            search_over += [key, train_over[train_over.index(key) + 1]]
+    search_cfg = load_config(args.search_cfg, search_over)
+    search_dir = out / "search"
+    from search_space.pose_space import build
+
+    decisions = len(build(search_cfg.space, search_cfg.dataset.name).simplify())
+    _step(2, f"searching {Path(args.search_cfg).name} with DARTS for {search_cfg.search.epochs} "
+          f"epochs ({decisions} decisions)")
+    t0 = time.time()
+    run_oneshot(search_cfg, "darts", search_dir, progress=False)
+    search_s = time.time() - t0
+
+    _step(3, "the Prune step: argmax of alpha/beta, weights inherited from the supernet")
+    import torch
+
+    from search_space.pose_space import freeze, inherit_weights
+    from trainers.atomic import atomic_path
+
+    arch = load_arch(search_dir / "arch.json")
+    derived = prune_arch(arch)
+    save_arch(search_dir / "derived.json", derived)
+    net = freeze(derived.config.space, "coco", derived.choices)
+    inherit_weights(net, supernet_state_from_checkpoint(str(search_dir / "last.ckpt")))
+    with atomic_path(search_dir / "derived.pth") as tmp:
+        torch.save(net.state_dict(), tmp)
+
+    cfg = load_config(args.cfg, ["dataset.root", str(data), "model.pretrained",
+                                 str(search_dir / "derived.pth"), *train_over])
     pl.seed_everything(cfg.seed, verbose=False)
-    model, info = build_pose_model(cfg)
+    model, info = build_pose_model(cfg, arch_path=str(search_dir / "derived.json"))
     report = param_flop_report(model, cfg.model.input_size)
-    print("[2/5] --param_flop")
-    print(format_report(report, info["name"]))
-    print(f"[3/5] training {info['name']} for {cfg.train.epochs} epochs")
-    summary = fit(cfg, model, info, out)
-    print("[4/5] evaluating best.ckpt with flip test")
-    ckpt = load_checkpoint(out / "best.ckpt")
-    best_model, _ = build_pose_model(cfg, info["name"])
-    load_weights(best_model, ckpt, str(out / "best.ckpt"))
+    _step(4, "--param_flop of the derived network")
+    print(format_report(report, "derived"))
+    _step(5, f"training the derived network for {cfg.train.epochs} epochs")
+    train_dir = out / "train"
+    summary = fit(cfg, model, info, train_dir, progress=False)
+
+    _step(6, "evaluating best.ckpt with flip test")
+    from trainers.build import rebuild_pose_model
+
+    ckpt = load_checkpoint(train_dir / "best.ckpt")
+    best_model = rebuild_pose_model(cfg, ckpt["posenas"]["model"], str(train_dir / "best.ckpt"))
+    load_weights(best_model, ckpt, str(train_dir / "best.ckpt"))
     result = evaluate_model(cfg, best_model, out / "test")
     metrics = result["metrics"]
     print(format_metrics(metrics))
-    print("[5/5] drawing predictions")
+
+    _step(7, "drawing the architecture, the search history and predictions")
+    from visualize.arch import render
+    from visualize.history import plot_history, read_history
+
+    graphs = [render(arch, out / "arch_search.svg"), render(derived, out / "arch_derived.svg"),
+              render(derived, out / "arch_derived.png")]
+    history = plot_history(read_history(search_dir / "history.jsonl"), out / "search_history.png")
     overlays = _draw_overlays(cfg, best_model.cpu(), data, out, args.overlays)
+
+    _step(8, "summary")
     h, w = cfg.model.input_size
     print(format_table(["output", "path"], [
-        ["checkpoints", f"{out / 'best.ckpt'}, {out / 'last.ckpt'}"],
-        ["per-epoch metrics", str(out / "metrics.json")],
+        ["search", f"{search_dir / 'arch.json'}, {search_dir / 'history.jsonl'}"],
+        ["derived architecture", f"{search_dir / 'derived.json'} (+ derived.pth)"],
+        ["checkpoints", f"{train_dir / 'best.ckpt'}, {train_dir / 'last.ckpt'}"],
+        ["per-epoch metrics", str(train_dir / "metrics.json")],
         ["COCO results", str(out / "test" / "keypoints_val2017_results.json")],
+        ["architecture graphs", ", ".join(str(g) for g in graphs)],
+        ["search history plot", str(history)],
         ["overlays", f"{out / 'overlays'} ({len(overlays)} images)"],
     ]))
-    print(f"{info['name']} at {h}x{w}: {report['params'] / 1e6:.2f}M params, "
-          f"{report['gflops']:.3f} GFLOPs; best epoch AP {summary['best']:.4f}; "
-          f"flip-test AP {metrics['AP']:.4f}; {time.time() - start:.0f}s")
+    print(f"derived network at {h}x{w}: {report['params'] / 1e6:.3f}M params, "
+          f"{report['gflops']:.3f} GFLOPs; search {search_s:.0f}s; best epoch AP "
+          f"{summary['best']:.4f}; flip-test AP {metrics['AP']:.4f}; total {time.time() - start:.0f}s")
     print(f"AP={metrics['AP']:.4f}")
     return 0
 
