@@ -37,7 +37,8 @@ from trainers.errors import UserInputError
 from trainers.report import format_table
 
 __all__ = ["run_prune_rate", "channel_importance", "widths_at_rate", "slice_by_channels",
-           "block_module_path", "select_rate"]
+           "block_module_path", "select_rate", "widths_at_stage_rates",
+           "prune_rate_search_space", "pruned_network"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,53 @@ def widths_at_rate(scores: Mapping[str, torch.Tensor], allowed: Mapping[str, lis
         widths[label] = int(width)
         kept[label] = sorted(int(i) for i in order)
     return widths, kept
+
+
+def widths_at_stage_rates(scores: Mapping[str, torch.Tensor], allowed: Mapping[str, list[int]],
+                          rates: Mapping[int, float], min_keep: float
+                          ) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """Like :func:`widths_at_rate` with one rate (and threshold) per stage (``{stage: r}``;
+    stages not given keep all channels): the per-stage space of ``experiments/prune_rate.yml``."""
+    widths, kept = {}, {}
+    for stage in sorted({int(_INNER.search(k).group(1)) for k in scores}):
+        group = {k: v for k, v in scores.items() if int(_INNER.search(k).group(1)) == stage}
+        w, c = widths_at_rate(group, allowed, float(rates.get(stage, 0.0)), min_keep)
+        widths.update(w)
+        kept.update(c)
+    return widths, kept
+
+
+def prune_rate_search_space(cfg: Config, step: float = 0.05) -> dict[str, Any]:
+    """NNI search space of per-stage pruning rates: ``stage{s}/rate`` ∈ {0, step, …, max}."""
+    labels = build(cfg.space, cfg.dataset.name).simplify()
+    stages = sorted({int(m.group(1)) for k in labels if (m := _INNER.search(k))})
+    if not stages:
+        raise UserInputError("config", "no block widths to prune: set space.backbone."
+                             "width_multipliers", field="space.backbone")
+    return {f"stage{s}/rate": {"_type": "quniform", "_value": [0.0, cfg.search.prune_max_rate, step]}
+            for s in stages}
+
+
+def pruned_network(cfg: Config, rates: Mapping[int, float]) -> tuple[Any, dict[str, Any],
+                                                                    dict[str, list[int]]]:
+    """The network pruned at per-stage ``rates`` from ``search.prune_weights`` (weights of the
+    kept channels loaded): (network, choices, kept channels)."""
+    if not cfg.search.prune_weights:
+        raise UserInputError("config", "per-stage pruning trials need the trained full-width "
+                             "network", field="search.prune_weights")
+    labels = build(cfg.space, cfg.dataset.name).simplify()
+    inner = [k for k in labels if _INNER.search(k)]
+    allowed = {k: sorted(labels[k].values) for k in inner}
+    full_choices = {**_fixed_choices(cfg, labels),
+                    **{k: max(m.values) for k, m in labels.items()
+                       if k.endswith("/width") or _INNER.search(k)}}
+    state = _load_state(cfg.search.prune_weights)
+    scores = channel_importance(state, inner, cfg.search.prune_criterion)
+    widths, kept = widths_at_stage_rates(scores, allowed, rates, cfg.search.prune_min_keep)
+    choices = {**full_choices, **widths}
+    net = freeze(cfg.space, cfg.dataset.name, choices)
+    net.load_state_dict(slice_by_channels(state, kept))
+    return net, choices, kept
 
 
 def slice_by_channels(state: Mapping[str, torch.Tensor],

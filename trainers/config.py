@@ -124,6 +124,14 @@ class SearchConfig:
     prune_step: float = 0.05  #: rate step of the "simple" scan
     prune_max_rate: float = 0.9
     prune_min_keep: float = 0.1  #: per-layer floor: fraction of a layer's channels always kept
+    #: trials (trial.py): start from a one-shot search checkpoint's supernet weights
+    inherit_from: str = ""
+    #: what trials and rankings maximise: the metric (AP / PCKh), the metric with a FLOPs penalty
+    #: (MnasNet's soft reward: metric × (GFLOPs / target)^-penalty_weight above the target), or
+    #: the metric under a FLOPs constraint (0 above the target)
+    objective: Literal["metric", "flops_penalty", "flops_constraint"] = "metric"
+    target_gflops: float = 0.0
+    penalty_weight: float = 0.07
 
 
 class InvalidField(ValueError):

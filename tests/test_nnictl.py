@@ -1,0 +1,125 @@
+"""End to end through NNI's manager: `nnictl create --config experiments/pnfs_synthetic.yml`,
+trials of trainers/trial.py, strategies.collect, and the web UI in headless Chromium."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from search_space.arch import load_arch
+from tests.conftest import REPO, run_module
+
+ARTIFACTS = REPO / "runs" / "test-artifacts"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(port: int, path: str):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/nni/{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _nnictl(*args: str, env: dict) -> subprocess.CompletedProcess:
+    nnictl = Path(sys.executable).parent / "nnictl"
+    return subprocess.run([str(nnictl), *args], capture_output=True, text=True, env=env,
+                          timeout=180)
+
+
+@pytest.mark.e2e
+def test_space_files_are_in_sync_with_the_configs():
+    pairs = [("configs/search/synthetic_tiny.yaml", "experiments/pnfs_synthetic_space.json", []),
+             ("configs/search/pnfs_hrnet_w32_coco_384x288.yaml", "experiments/pnfs_space.json", []),
+             ("configs/search/pnfs_hrnet_w32_mpii_256x256.yaml", "experiments/pnfs_mpii_space.json", []),
+             ("configs/search/prune_rate_hrnet_w32_coco.yaml", "experiments/prune_rate_space.json",
+              ["--prune-rates"])]
+    for cfg, space, extra in pairs:
+        r = run_module("-m", "search_space.export", "--cfg", cfg, "--out", space, "--check", *extra)
+        assert r.returncode == 0, f"{space}: {r.stderr}"
+    for yml in (REPO / "experiments").glob("*.yml"):
+        exp = yaml.safe_load(yml.read_text())
+        assert (yml.parent / exp["searchSpaceFile"]).is_file(), yml
+        assert "trainers/trial.py" in exp["trialCommand"]
+
+
+def test_stale_search_space_is_a_clear_error(tmp_path, coco_root):
+    params = json.loads((REPO / "experiments" / "pnfs_synthetic_space.json").read_text())
+    choice = {k: v["_value"][0] for k, v in params.items()}
+    choice["part7/fabric/l3s0/input"] = 0
+    (tmp_path / "p.json").write_text(json.dumps(choice))
+    r = run_module("trainers/trial.py", "--cfg", "configs/search/synthetic_tiny.yaml",
+                   "--params", str(tmp_path / "p.json"), "--out", str(tmp_path / "t"),
+                   "dataset.root", str(coco_root))
+    assert r.returncode == 2
+    assert "part7/fabric/l3s0/input" in r.stderr and "search_space.export" in r.stderr
+
+
+@pytest.mark.e2e
+def test_nnictl_experiment_runs_trials_collects_and_shows_them(coco_root, tmp_path):
+    port = _free_port()
+    exp = yaml.safe_load((REPO / "experiments" / "pnfs_synthetic.yml").read_text())
+    assert exp["maxTrialNumber"] <= 4
+    exp["trialCodeDirectory"] = str(REPO)
+    exp["searchSpaceFile"] = str(REPO / "experiments" / exp["searchSpaceFile"])
+    exp["trialCommand"] = exp["trialCommand"].replace("dataset.root data/synthetic_coco",
+                                                      f"dataset.root {coco_root}")
+    exp["experimentWorkingDirectory"] = str(tmp_path / "work")
+    (tmp_path / "exp.yml").write_text(yaml.safe_dump(exp))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               PYTHONWARNINGS="ignore")
+    r = _nnictl("create", "--config", str(tmp_path / "exp.yml"), "--port", str(port), env=env)
+    match = re.search(r"Experiment ID: (?:\x1b\[\d+m)?(\w+)", r.stdout)
+    assert r.returncode == 0 and match, r.stdout + r.stderr
+    exp_id = match.group(1)
+    try:
+        deadline = time.time() + 900
+        status = {}
+        while time.time() < deadline:
+            status = _get(port, "check-status")
+            if status["status"] in ("DONE", "ERROR", "STOPPED"):
+                break
+            time.sleep(3)
+        assert status.get("status") == "DONE", status
+        trials = _get(port, "trial-jobs")
+        assert len(trials) == exp["maxTrialNumber"]
+        for t in trials:
+            assert t["status"] == "SUCCEEDED", t
+            final = [m for m in t["finalMetricData"] if m["type"] == "FINAL"]
+            result = json.loads(json.loads(final[0]["data"]))
+            assert {"default", "AP", "params", "gflops"} <= set(result)
+        r = run_module("-m", "strategies.collect", str(tmp_path / "work" / exp_id),
+                       "--out", str(tmp_path / "best.json"))
+        assert r.returncode == 0, r.stderr
+        assert f"{len(trials)} trials with results" in r.stdout
+        best = load_arch(tmp_path / "best.json")
+        assert best.metrics["strategy"] == "nnictl"
+        # the web UI of the experiment lists the trials (headless Chromium)
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        assert chromium, "Debian's chromium is needed for the web UI test (make setup installs it)"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "nni_webui_trials.png"
+        flags = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
+                 "--disable-dev-shm-usage", "--window-size=1400,900",
+                 "--virtual-time-budget=15000"]
+        url = f"http://127.0.0.1:{port}/detail"
+        dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True,
+                             timeout=120).stdout
+        for t in trials:
+            assert t["trialJobId"] in dom
+        subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120)
+        assert shot.is_file() and shot.stat().st_size > 10_000
+    finally:
+        _nnictl("stop", exp_id, env=env)
