@@ -94,7 +94,10 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
                 from visualize.param_flop import param_flop_report
 
                 report = param_flop_report(model.cpu(), cfg.model.input_size)
+                from strategies.objective import objective
+
                 record.update({"status": "succeeded", metric: value,
+                               "objective": objective(value, report["gflops"], cfg.search),
                                "params": report["params"], "gflops": round(report["gflops"], 5),
                                "train_loss": summary["history"][-1]["train_loss"]
                                if summary["history"] else None,
@@ -104,14 +107,18 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
                 record.update({"status": "failed", "error": f"{type(err).__name__}: {err}"})
             history.append(record)
         state["records"].append(record)
-        value = record.get(metric)
+        value = record.get("objective", record.get(metric))
         ok = record.get("status") == "succeeded" and value is not None and math.isfinite(value)
+        shown = record.get(metric)
         print(f"trial {trial + 1}/{cfg.search.num_trials}: {record.get('status')} "
-              f"{metric}={value if value is not None else float('nan'):.4f}", flush=True)
+              f"{metric}={shown if shown is not None else float('nan'):.4f}"
+              + (f" objective={value:.4f}" if cfg.search.objective != "metric" and ok else ""),
+              flush=True)
         if ok and (state["best"] is None or value > state["best"][0]):
             state["best"] = (value, choices)
             save_arch(out / "arch.json", ArchFile(cfg, choices, "search", {},
-                                                  {"strategy": name, "trial": trial, metric: value}))
+                                                  {"strategy": name, "trial": trial,
+                                                   metric: record.get(metric), "objective": value}))
         if ok:
             nni.report_final_result(float(value))
         else:

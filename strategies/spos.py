@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from search_space.arch import ArchFile, save_arch
+from strategies.objective import objective
 from strategies.records import HistoryWriter
 from trainers.config import Config
 from trainers.report import format_table
@@ -28,14 +29,22 @@ def pick_best_path(cfg: Config, oneshot_module: Any, trainer: Any, data: Any, ou
         sample = {label: m.random(random_state=rng) for label, m in space.simplify().items()}
         oneshot_module.fixed_sample = sample
         trainer.validate(oneshot_module, data.val, verbose=False)
-        value = float(oneshot_module.training_module.last_metrics.get(metric, float("nan")))
-        history.append({"trial": trial, "phase": "path_ranking", metric: value,
-                        "choices": sample})
-        rows.append([trial, f"{value:.4f}"])
+        ap = float(oneshot_module.training_module.last_metrics.get(metric, float("nan")))
+        gflops = None
+        if cfg.search.objective != "metric":
+            from search_space.pose_space import freeze
+            from visualize.param_flop import param_flop_report
+
+            gflops = param_flop_report(freeze(cfg.space, cfg.dataset.name, sample),
+                                       cfg.model.input_size)["gflops"]
+        value = objective(ap, gflops, cfg.search)
+        history.append({"trial": trial, "phase": "path_ranking", metric: ap, "objective": value,
+                        "choices": sample, **({"gflops": gflops} if gflops is not None else {})})
+        rows.append([trial, f"{ap:.4f}", f"{value:.4f}"])
         if best is None or value > best[0]:
             best = (value, sample)
     oneshot_module.fixed_sample = None
-    print(format_table(["path", f"{metric} (shared weights)"], rows))
+    print(format_table(["path", f"{metric} (shared weights)", "objective"], rows))
     assert best is not None
     save_arch(out / "arch.json", ArchFile(cfg, best[1], "search", {},
                                           {"strategy": "spos", metric: best[0]}))

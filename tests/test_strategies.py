@@ -367,3 +367,20 @@ def test_prune_rate_search_and_prune_inherit_the_kept_channels(coco_root, tmp_pa
     a = torch.load(out / "derived.pth", weights_only=True)
     b = torch.load(out / "pruned.pth", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_hardware_aware_objective():
+    from dataclasses import replace
+
+    from strategies.objective import objective
+    from trainers.config import SearchConfig
+
+    s = SearchConfig()
+    assert objective(0.7, 9.0, s) == 0.7
+    pen = replace(s, objective="flops_penalty", target_gflops=4.0, penalty_weight=0.07)
+    assert objective(0.7, 3.0, pen) == 0.7
+    assert objective(0.7, 8.0, pen) == pytest.approx(0.7 * 2 ** -0.07)
+    con = replace(s, objective="flops_constraint", target_gflops=4.0)
+    assert objective(0.7, 4.0, con) == 0.7 and objective(0.7, 4.1, con) == 0.0
+    with pytest.raises(ValueError, match="target_gflops"):
+        objective(0.7, 1.0, replace(s, objective="flops_penalty"))
