@@ -317,3 +317,13 @@ def test_nni_one_shot_strategies_take_a_training_step(strategy):
     if strategy in ("DARTS", "GumbelDARTS"):
         assert arch and all(a.grad is not None and torch.isfinite(a.grad).all() for a in arch)
         assert any(a.grad.abs().sum() > 0 for a in arch)
+
+
+def test_package_level_build_and_freeze_take_a_config():
+    import search_space
+
+    cfg = load_config("configs/search/synthetic_tiny.yaml", ["dataset.root", "unused"])
+    space = search_space.build(cfg)
+    sample = random_sample(space, 0)
+    assert set(sample) == set(space.decisions)
+    assert search_space.freeze(cfg, sample)(X).shape == (2, 17, 16, 12)
