@@ -71,3 +71,20 @@ def test_bad_input_exits_with_one_line(tmp_path, coco_root, args, words):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and words in r.stderr
+
+
+@pytest.mark.parametrize("command, words", [
+    (["-m", "strategies.search"], ["darts2", "prune_rate", "enas", "--show_arch_value"]),
+    (["-m", "strategies.prune"], ["--prune_operations", "--weights"]),
+    (["-m", "strategies.collect"], ["EXPERIMENT_ID_OR_DIR", "--out"]),
+    (["-m", "search_space.export"], ["--check", "--prune-rates"]),
+    (["-m", "visualize.arch"], ["--out"]),
+    (["-m", "visualize.history"], ["--pareto", "--baseline"]),
+    (["trainers/trial.py"], ["get_next_parameter", "--params"]),
+    (["trainers/train_derived.py"], ["--arch", "--visualize", "--debug"]),
+])
+def test_commands_document_themselves(command, words):
+    r = run_module(*command, "--help")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for word in words:
+        assert word in r.stdout, word
