@@ -20,7 +20,6 @@ from typing import Any, Callable, Sequence
 
 import torch
 from nni.nas.oneshot.pytorch.differentiable import (DartsLightningModule,
-                                                      GumbelDartsLightningModule,
                                                       LinearTemperatureScheduler)
 from nni.nas.oneshot.pytorch.sampling import RandomSamplingLightningModule
 from nni.nas.strategy import DARTS, GumbelDARTS, Proxyless, RandomOneShot
@@ -136,22 +135,78 @@ class _PoseOneShotMixin:
 
 
 class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
-    """First-order DARTS (NNI's), with the pose evaluator and configured arch optimiser."""
+    """First-order DARTS (NNI's supernet and bi-level loop) with the pose evaluator, the
+    configured arch optimiser, and the hardware-aware objective: with ``search.objective``
+    other than ``metric`` the architecture loss is :func:`~strategies.cost.objective_loss` of
+    the relaxation's expected GFLOPs (:class:`~strategies.cost.ExpectedCost`)."""
 
     def __init__(self, training_module: Any, cfg: Config) -> None:
         super().__init__(training_module, arc_learning_rate=cfg.search.arch_lr,
                          warmup_epochs=cfg.search.warmup_epochs, log_prob_every_n_step=10**9)
         self.cfg = cfg
+        self.expected_cost: Any = None
+
+    def on_fit_start(self) -> None:
+        if self.cfg.search.objective != "metric" and self.expected_cost is None:
+            from strategies.cost import ExpectedCost
+
+            if self.cfg.search.target_gflops <= 0:
+                raise ValueError("search.objective needs search.target_gflops > 0")
+            alphas: dict[str, Any] = {}
+            for m in self.supernet_modules():
+                alpha = getattr(m, "_arch_alpha", None)
+                if isinstance(alpha, nn.ParameterDict):  # mixed operations (width choices)
+                    alphas.update(alpha.items())
+                elif alpha is not None:
+                    alphas[m.label] = alpha
+            self.expected_cost = ExpectedCost(self.training_module.model,
+                                              self.cfg.model.input_size, alphas)
+        return super().on_fit_start()
+
+    def arch_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """The architecture step's loss: the pose loss, under the search objective."""
+        loss = self.training_module.training_step(batch, batch_idx)
+        if self.expected_cost is None:
+            return loss
+        from strategies.cost import objective_loss
+
+        gflops = self.expected_cost()
+        self.log("search/expected_gflops", gflops.detach(), on_step=False, on_epoch=True)
+        s = self.cfg.search
+        return objective_loss(loss, gflops, s.objective, s.target_gflops, s.penalty_weight)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        arch_opt = self.architecture_optimizers()
+        trn, val = batch["train"], batch["val"]
+        if self.trainer.current_epoch >= self.warmup_epochs and val["size"]:
+            self.resample()
+            arch_opt.zero_grad()
+            self.manual_backward(self.arch_loss(val, 2 * batch_idx))
+            arch_opt.step()
+        self.resample()
+        loss = self.training_module.training_step(trn, 2 * batch_idx + 1)
+        if loss is not None:
+            self.advance_optimization(loss, batch_idx, self.gradient_clip_val)
+        self.advance_lr_schedulers(batch_idx)
+        return loss
 
 
-class PoseGumbelModule(_PoseOneShotMixin, GumbelDartsLightningModule):
-    """NNI's GumbelDARTS (temperature 1.0 → 0.33 over the epochs)."""
+class PoseGumbelModule(PoseDartsModule):
+    """GumbelDARTS: NNI's Gumbel-softmax supernet (``GumbelDARTS`` mutation), our bi-level step
+    (with the search objective), temperature 1.0 → 0.33 over the epochs."""
 
     def __init__(self, training_module: Any, cfg: Config) -> None:
-        super().__init__(training_module, LinearTemperatureScheduler(1.0, 0.33),
-                         arc_learning_rate=cfg.search.arch_lr,
-                         warmup_epochs=cfg.search.warmup_epochs, log_prob_every_n_step=10**9)
-        self.cfg = cfg
+        super().__init__(training_module, cfg)
+        self.temperature = LinearTemperatureScheduler(1.0, 0.33)
+
+    def on_train_epoch_start(self) -> None:
+        from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
+
+        tau = self.temperature.step(self.trainer.current_epoch, self.trainer.max_epochs)
+        for module in self.modules():
+            if isinstance(module, GumbelSoftmax):
+                module.tau = tau
+        return super().on_train_epoch_start()
 
 
 class FrozenArchModule(PoseDartsModule):
@@ -188,7 +243,10 @@ class SyncModule(PoseDartsModule):
         searching = self.trainer.current_epoch >= self.warmup_epochs
         if searching:
             arch_opt.zero_grad()
-        loss = self.training_module.training_step(batch, batch_idx)
+        loss = (self.arch_loss(batch, batch_idx) if searching
+                else self.training_module.training_step(batch, batch_idx))
+        if loss is None:
+            return None
         self.advance_optimization(loss, batch_idx)  # zero_grad (weights), backward, step
         if searching:
             arch_opt.step()
@@ -215,7 +273,8 @@ class UnrolledDartsModule(PoseDartsModule):
             xi = float(opt.param_groups[0]["lr"])
             step = self.training_module.training_step
             grads = unrolled_arch_gradient(weights, arch, lambda: step(trn, 2 * batch_idx),
-                                           lambda: step(val, 2 * batch_idx), xi, buffers)
+                                           lambda: self.arch_loss(val, 2 * batch_idx), xi,
+                                           buffers)
             arch_opt.zero_grad()
             for a, g in zip(arch, grads):
                 a.grad = g

@@ -385,3 +385,44 @@ def test_hardware_aware_objective():
     assert objective(0.7, 4.0, con) == 0.7 and objective(0.7, 4.1, con) == 0.0
     with pytest.raises(ValueError, match="target_gflops"):
         objective(0.7, 1.0, replace(s, objective="flops_penalty"))
+
+
+def test_expected_cost_is_differentiable_and_steers_to_cheaper_architectures():
+    from nni.nas.strategy import DARTS
+
+    from search_space.pose_space import freeze
+    from strategies.cost import ExpectedCost
+    from tests.test_search_space import random_sample, tiny_space
+    from visualize.param_flop import param_flop_report
+
+    space = tiny_space()
+    strategy = DARTS()
+    sup = strategy.mutate_model(build(space, "coco"))
+    alphas = dict(strategy._arch_parameters)
+    cost = ExpectedCost(sup, (64, 48), alphas)
+    start = float(cost())
+    # the relaxation sits between the cheapest and the most expensive frozen networks
+    samples = [random_sample(build(space, "coco"), seed) for seed in range(3)]
+    frozen = [param_flop_report(freeze(space, "coco", s), (64, 48))["gflops"] for s in samples]
+    assert 0 < min(frozen) * 0.5 < start < cost.total / 2 ** 30 + 1e-9
+    opt = torch.optim.Adam(list(alphas.values()), lr=0.1)
+    for _ in range(30):
+        opt.zero_grad()
+        cost().backward()
+        opt.step()
+    end = float(cost())
+    assert end < 0.8 * start
+    widths = {k: max(range(len(a)), key=lambda i: float(a[i])) for k, a in alphas.items()
+              if k.endswith("/width")}
+    labels = build(space, "coco").simplify()
+    assert all(labels[k].values[i] == min(labels[k].values) for k, i in widths.items())
+
+
+@pytest.mark.e2e
+def test_darts_with_a_flops_constraint_runs(coco_root, tmp_path):
+    out = tmp_path / "hw"
+    r = search(coco_root, "darts", out, "search.objective", "flops_constraint",
+               "search.target_gflops", "0.001", "search.arch_lr", "0.05")
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = (out / "logs").rglob("metrics.csv")
+    assert any("search/expected_gflops" in p.read_text().splitlines()[0] for p in metrics)

@@ -133,6 +133,15 @@ class SearchConfig:
     target_gflops: float = 0.0
     penalty_weight: float = 0.07
 
+    def __post_init__(self) -> None:
+        if self.objective != "metric" and self.target_gflops <= 0:
+            raise InvalidField("target_gflops", f"objective {self.objective!r} needs a target "
+                               "above 0 (GFLOPs, as --param_flop reports them)")
+        for name in ("prune_tolerance", "prune_step", "prune_max_rate", "prune_min_keep"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0 or (name == "prune_step" and value == 0):
+                raise InvalidField(name, f"must be in [0, 1]{' and > 0' if name == 'prune_step' else ''}, got {value}")
+
 
 class InvalidField(ValueError):
     """Raised by a config section's checks; the loader turns it into a :class:`UserInputError`
