@@ -23,6 +23,8 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	# ENAS (NNI 3.0) needs tianshou 0.4.11; its protobuf pin conflicts with onnx, so no deps
 	$(PY) -m pip install -q --no-deps tianshou==0.4.11
+	# gym prints a 3-line deprecation notice on every import (NNI imports it) from gym_notices
+	$(PY) -m pip uninstall -q -y gym_notices
 	touch $(STAMP)
 
 test: setup
