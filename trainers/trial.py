@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import search_space  # noqa: E402,F401  (first: it silences NNI's import-time warnings)
 import nni  # noqa: E402
 import pytorch_lightning as pl  # noqa: E402
 
