@@ -412,7 +412,7 @@ def test_expected_cost_is_differentiable_and_steers_to_cheaper_architectures():
         opt.step()
     end = float(cost().detach())
     assert end < 0.8 * start
-    widths = {k: max(range(len(a)), key=lambda i: float(a[i])) for k, a in alphas.items()
+    widths = {k: int(a.detach().argmax()) for k, a in alphas.items()
               if k.endswith("/width")}
     labels = build(space, "coco").simplify()
     assert all(labels[k].values[i] == min(labels[k].values) for k, i in widths.items())
