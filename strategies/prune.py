@@ -92,22 +92,9 @@ def derive_choices(arch: ArchFile, prune_operations: bool = True,
 
 def supernet_state_from_checkpoint(path: str) -> dict[str, torch.Tensor]:
     """The supernet's state dict from a search checkpoint (or a plain state dict file)."""
-    from trainers.checkpoint import load_checkpoint
+    from trainers.checkpoint import read_state_dict
 
-    try:
-        ckpt = load_checkpoint(path)
-        state = ckpt["state_dict"]
-    except UserInputError:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unreadable file
-            raise UserInputError(path, f"not a checkpoint or state dict ({type(err).__name__})") from None
-        if not isinstance(state, dict):
-            raise UserInputError(path, "not a checkpoint or state dict") from None
-    for prefix in ("training_module.model.", "model."):
-        if any(k.startswith(prefix) for k in state):
-            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    return dict(state)
+    return read_state_dict(path, field="--weights")
 
 
 def _report_rows(model: torch.nn.Module, size) -> tuple[float, float]:

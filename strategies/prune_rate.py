@@ -32,6 +32,7 @@ import torch
 from search_space.arch import ArchFile, load_arch, save_arch
 from search_space.pose_space import build, freeze
 from strategies.records import HistoryWriter
+from trainers.checkpoint import read_state_dict
 from trainers.config import Config
 from trainers.errors import UserInputError
 from trainers.report import format_table
@@ -130,7 +131,7 @@ def pruned_network(cfg: Config, rates: Mapping[int, float]) -> tuple[Any, dict[s
     full_choices = {**_fixed_choices(cfg, labels),
                     **{k: max(m.values) for k, m in labels.items()
                        if k.endswith("/width") or _INNER.search(k)}}
-    state = _load_state(cfg.search.prune_weights)
+    state = read_state_dict(cfg.search.prune_weights, field="search.prune_weights")
     scores = channel_importance(state, inner, cfg.search.prune_criterion)
     widths, kept = widths_at_stage_rates(scores, allowed, rates, cfg.search.prune_min_keep)
     choices = {**full_choices, **widths}
@@ -200,19 +201,6 @@ def _fixed_choices(cfg: Config, labels: Mapping[str, Any]) -> dict[str, Any]:
     return {k: base.choices[k] for k in others if k in base.choices}
 
 
-def _load_state(path: str) -> dict[str, torch.Tensor]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001
-        raise UserInputError(path, f"cannot load weights ({type(err).__name__})",
-                             field="search.prune_weights") from None
-    if isinstance(obj, dict) and "state_dict" in obj:
-        return {k[len("model."):]: v for k, v in obj["state_dict"].items() if k.startswith("model.")}
-    if not isinstance(obj, dict):
-        raise UserInputError(path, "not a state dict", field="search.prune_weights")
-    return obj
-
-
 def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, Any]:
     """Search the pruning rate (see the module docstring)."""
     from trainers.engine import evaluate_model, fit
@@ -232,7 +220,7 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
                                 if k.endswith("/width") or _INNER.search(k)}}
     full = freeze(cfg.space, cfg.dataset.name, full_choices)
     if s.prune_weights:
-        state = _load_state(s.prune_weights)
+        state = read_state_dict(s.prune_weights, field="search.prune_weights")
         try:
             full.load_state_dict(state)
         except RuntimeError as err:

@@ -56,16 +56,9 @@ def _load_pretrained(model: nn.Module, path: str) -> None:
     ``derived.pth`` of the Prune step, with weights inherited from the supernet)."""
     if not path:
         return
-    import torch
+    from trainers.checkpoint import read_state_dict
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - missing, foreign or corrupt file
-        raise UserInputError(path, f"cannot load pretrained weights ({type(err).__name__})",
-                             field="model.pretrained") from None
-    if isinstance(state, dict) and "state_dict" in state:  # a posenas checkpoint
-        state = {k[len("model."):]: v for k, v in state["state_dict"].items()
-                 if k.startswith("model.")}
+    state = read_state_dict(path, field="model.pretrained")
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as err:

@@ -20,7 +20,7 @@ import torch
 from trainers.atomic import write_json_atomic
 from trainers.errors import UserInputError
 
-__all__ = ["AtomicCheckpoint", "load_checkpoint", "model_state_dict"]
+__all__ = ["AtomicCheckpoint", "load_checkpoint", "model_state_dict", "read_state_dict"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,3 +121,30 @@ def model_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The network's own state dict (the Lightning module stores it under ``model.``)."""
     prefix = "model."
     return {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+
+
+#: where a Lightning checkpoint keeps the network: PoseModule's ``model``, or the one-shot
+#: module's ``training_module.model`` (a search supernet)
+_NETWORK_PREFIXES = ("training_module.model.", "model.")
+
+
+def read_state_dict(path: str | Path, field: str) -> dict[str, torch.Tensor]:
+    """A network's state dict from ``path``: a posenas/Lightning checkpoint (training or search)
+    or a plain state-dict file (``derived.pth``, ``pruned.pth``), loaded with ``weights_only``.
+
+    Raises:
+        UserInputError: naming ``path`` and the config key or option ``field``.
+    """
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - missing, foreign or corrupt file
+        raise UserInputError(str(path), f"not a checkpoint or state dict ({type(err).__name__})",
+                             field=field) from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserInputError(str(path), "not a checkpoint or state dict", field=field)
+    for prefix in _NETWORK_PREFIXES:
+        if any(k.startswith(prefix) for k in obj):
+            return {k[len(prefix):]: v for k, v in obj.items() if k.startswith(prefix)}
+    return dict(obj)
