@@ -118,6 +118,30 @@ def prune_rate_search_space(cfg: Config, step: float = 0.05) -> dict[str, Any]:
             for s in stages}
 
 
+def _width_plan(cfg: Config) -> tuple[list[str], dict[str, list[int]], dict[str, Any]]:
+    """The block inner-width labels, their allowed widths, and the full-width choices (other
+    decisions from ``search.base_arch``)."""
+    labels = build(cfg.space, cfg.dataset.name).simplify()
+    inner = [k for k in labels if _INNER.search(k)]
+    if not inner:
+        raise UserInputError("config", "no block widths to prune: set space.backbone."
+                             "width_multipliers and search_block_widths", field="space.backbone")
+    allowed = {k: sorted(labels[k].values) for k in inner}
+    full_choices = {**_fixed_choices(cfg, labels),
+                    **{k: max(m.values) for k, m in labels.items()
+                       if k.endswith("/width") or _INNER.search(k)}}
+    return inner, allowed, full_choices
+
+
+def _pruned(cfg: Config, full_choices: Mapping[str, Any], state: Mapping[str, torch.Tensor],
+            widths: Mapping[str, int], kept: Mapping[str, list[int]]) -> tuple[Any, dict]:
+    """The frozen network at ``widths`` with the kept channels' weights: (network, choices)."""
+    choices = {**full_choices, **widths}
+    net = freeze(cfg.space, cfg.dataset.name, choices)
+    net.load_state_dict(slice_by_channels(state, kept))
+    return net, choices
+
+
 def pruned_network(cfg: Config, rates: Mapping[int, float]) -> tuple[Any, dict[str, Any],
                                                                     dict[str, list[int]]]:
     """The network pruned at per-stage ``rates`` from ``search.prune_weights`` (weights of the
@@ -125,18 +149,11 @@ def pruned_network(cfg: Config, rates: Mapping[int, float]) -> tuple[Any, dict[s
     if not cfg.search.prune_weights:
         raise UserInputError("config", "per-stage pruning trials need the trained full-width "
                              "network", field="search.prune_weights")
-    labels = build(cfg.space, cfg.dataset.name).simplify()
-    inner = [k for k in labels if _INNER.search(k)]
-    allowed = {k: sorted(labels[k].values) for k in inner}
-    full_choices = {**_fixed_choices(cfg, labels),
-                    **{k: max(m.values) for k, m in labels.items()
-                       if k.endswith("/width") or _INNER.search(k)}}
+    inner, allowed, full_choices = _width_plan(cfg)
     state = read_state_dict(cfg.search.prune_weights, field="search.prune_weights")
     scores = channel_importance(state, inner, cfg.search.prune_criterion)
     widths, kept = widths_at_stage_rates(scores, allowed, rates, cfg.search.prune_min_keep)
-    choices = {**full_choices, **widths}
-    net = freeze(cfg.space, cfg.dataset.name, choices)
-    net.load_state_dict(slice_by_channels(state, kept))
+    net, choices = _pruned(cfg, full_choices, state, widths, kept)
     return net, choices, kept
 
 
@@ -209,15 +226,7 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
     out.mkdir(parents=True, exist_ok=True)
     s = cfg.search
     metric = primary_metric(cfg.dataset.name)
-    labels = build(cfg.space, cfg.dataset.name).simplify()
-    inner = [k for k in labels if _INNER.search(k)]
-    if not inner:
-        raise UserInputError("config", "no block widths to prune: set space.backbone."
-                             "width_multipliers and search_block_widths", field="space.backbone")
-    allowed = {k: sorted(labels[k].values) for k in inner}
-    fixed = _fixed_choices(cfg, labels)
-    full_choices = {**fixed, **{k: max(m.values) for k, m in labels.items()
-                                if k.endswith("/width") or _INNER.search(k)}}
+    inner, allowed, full_choices = _width_plan(cfg)
     full = freeze(cfg.space, cfg.dataset.name, full_choices)
     if s.prune_weights:
         state = read_state_dict(s.prune_weights, field="search.prune_weights")
@@ -240,9 +249,7 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
 
     def evaluate(rate: float, trial: int) -> dict[str, Any]:
         widths, kept = widths_at_rate(scores, allowed, rate, s.prune_min_keep)
-        choices = {**full_choices, **widths}
-        net = freeze(cfg.space, cfg.dataset.name, choices)
-        net.load_state_dict(slice_by_channels(state, kept))
+        net, choices = _pruned(cfg, full_choices, state, widths, kept)
         result = evaluate_model(cfg, net, out / "probe", progress=False)
         value = float(result["metrics"].get(metric, float("nan")))
         record = {"trial": trial, "strategy": "prune_rate", "rate": round(rate, 4), metric: value,
@@ -258,7 +265,7 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
     def feasible(r: dict[str, Any]) -> bool:
         return math.isfinite(r[metric]) and base_value - r[metric] <= s.prune_tolerance
 
-    best, probed = select_rate(lambda rate, trial: evaluate(rate, trial), feasible, base,
+    best, probed = select_rate(evaluate, feasible, base,
                                s.prune_selection, s.prune_step, s.prune_max_rate, s.num_trials)
     records += probed
     rows = [[r["trial"], r["rate"], f"{r[metric]:.4f}", f"{base_value - r[metric]:+.4f}",

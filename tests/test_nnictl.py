@@ -123,3 +123,34 @@ def test_nnictl_experiment_runs_trials_collects_and_shows_them(coco_root, tmp_pa
         assert shot.is_file() and shot.stat().st_size > 10_000
     finally:
         _nnictl("stop", exp_id, env=env)
+
+
+@pytest.mark.e2e
+def test_per_stage_prune_rate_trial(coco_root, tmp_path):
+    """A trial of experiments/prune_rate.yml: stage{s}/rate parameters prune the trained
+    full-width network, fine-tune it and record the kept channels."""
+    import torch
+
+    from search_space.pose_space import build, freeze
+    from trainers.config import load_config
+
+    over = ["dataset.root", str(coco_root), "space.head", "plain", "model.input_size", "64x48"]
+    cfg = load_config(REPO / "configs" / "search" / "synthetic_tiny.yaml", over)
+    labels = build(cfg.space, "coco").simplify()
+    full = freeze(cfg.space, "coco", {k: max(m.values) for k, m in labels.items()})
+    torch.save(full.state_dict(), tmp_path / "full.pth")
+    r = run_module("-m", "search_space.export", "--cfg", "configs/search/synthetic_tiny.yaml",
+                   "--out", str(tmp_path / "space.json"), "--prune-rates", *over)
+    assert r.returncode == 0, r.stderr
+    space = json.loads((tmp_path / "space.json").read_text())
+    assert set(space) == {"stage1/rate", "stage2/rate", "stage3/rate", "stage4/rate"}
+    (tmp_path / "p.json").write_text(json.dumps({k: 0.5 for k in space}))
+    r = run_module("trainers/trial.py", "--cfg", "configs/search/synthetic_tiny.yaml",
+                   "--params", str(tmp_path / "p.json"), "--out", str(tmp_path / "t"), *over,
+                   "search.prune_weights", str(tmp_path / "full.pth"), "search.trial_epochs", "1",
+                   "train.num_workers", "0", "train.batch_size", "8", "test.flip_test", "false",
+                   "train.limit_train_batches", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    arch = load_arch(tmp_path / "t" / "arch.json")
+    assert arch.channels and all(len(v) == arch.choices[k] for k, v in arch.channels.items())
+    assert arch.metrics["params"] < sum(p.numel() for p in full.parameters())
