@@ -50,7 +50,7 @@ def _base_hrnet_layout(name: str) -> HRNetLayout:
 
 
 def _choices_of(base: int, multipliers: tuple[float, ...]) -> list[int]:
-    return sorted({max(1, int(round(base * m))) for m in multipliers} | set(), reverse=True)
+    return sorted({max(1, int(round(base * m))) for m in multipliers}, reverse=True)
 
 
 def hrnet_space_layout(cfg: BackboneSpaceConfig, chooser: Chooser, pyramid: bool,
@@ -202,7 +202,7 @@ def _populate(module: nn.Module, space: SpaceConfig, dataset: str, chooser: Choo
         backbone = None
         layout = hrnet_space_layout(bcfg, chooser, pyramid=not plain,
                                     levels=pyramid_levels_read(space.cell_config))
-        widths = _pyramid_widths(layout) if not plain else _pyramid_widths(layout)[:1]
+        widths = _pyramid_widths(layout)[:1] if plain else _pyramid_widths(layout)
     if plain:
         module.backbone = backbone if backbone is not None else HRNetBackbone(layout)
         name = "final" if bcfg.name.startswith("litehrnet") else "head"

@@ -104,8 +104,6 @@ class ExpectedCost:
     def _expected_ratio(self, label: str | None, values: list[int]) -> torch.Tensor | float:
         if label is None or label not in self.alphas:
             return 1.0
-        from nni.mutable import Categorical  # noqa: F401  (values follow the label's order)
-
         v = torch.tensor(values, dtype=torch.float32, device=self.alphas[label].device)
         return (self._probs(label) * v).sum() / max(values)
 

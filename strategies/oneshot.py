@@ -146,12 +146,14 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
         self.cfg = cfg
         self.expected_cost: Any = None
 
+    #: whether α/β are trained (the expected cost is only measured then)
+    searches_architecture = True
+
     def on_fit_start(self) -> None:
-        if self.cfg.search.objective != "metric" and self.expected_cost is None:
+        if (self.searches_architecture and self.cfg.search.objective != "metric"
+                and self.expected_cost is None):  # target_gflops > 0: checked by the config
             from strategies.cost import ExpectedCost
 
-            if self.cfg.search.target_gflops <= 0:
-                raise ValueError("search.objective needs search.target_gflops > 0")
             alphas: dict[str, Any] = {}
             for m in self.supernet_modules():
                 alpha = getattr(m, "_arch_alpha", None)
@@ -212,6 +214,8 @@ class PoseGumbelModule(PoseDartsModule):
 class FrozenArchModule(PoseDartsModule):
     """PNFS ``none``: α/β stay uniform (zero logits, never updated); weights train on the whole
     training set with the relaxed (equally weighted) network."""
+
+    searches_architecture = False
 
     def on_fit_start(self) -> None:
         with torch.no_grad():

@@ -13,7 +13,8 @@ from search_space.arch import ArchFile, save_arch
 from trainers.config import Config
 from trainers.report import format_table
 
-__all__ = ["HistoryWriter", "split_probs", "arch_value_table", "ArchRecorder"]
+__all__ = ["HistoryWriter", "split_probs", "arch_value_table", "ArchRecorder",
+           "architecture_cost"]
 
 
 class HistoryWriter:
@@ -65,8 +66,8 @@ def arch_value_table(weights: Mapping[str, Mapping[str, Any]]) -> str:
     return format_table(["label", "softmax"], rows)
 
 
-def _cost(cfg: Config, choices: Mapping[str, Any]) -> dict[str, Any]:
-    """Params and GFLOPs of the exported architecture (for the Pareto plot)."""
+def architecture_cost(cfg: Config, choices: Mapping[str, Any]) -> dict[str, Any]:
+    """Params and GFLOPs of the frozen network of ``choices`` ({} if it cannot be frozen)."""
     from search_space.pose_space import freeze
     from visualize.param_flop import param_flop_report
 
@@ -83,14 +84,12 @@ class ArchRecorder(pl.Callback):
     ``history.jsonl`` (loss, metrics, α/β softmax) and rewrite ``arch.json`` with the current
     export of the strategy (NNI's argmax) and its α/β."""
 
-    def __init__(self, cfg: Config, strategy: str, out_dir: Path, show_arch_value: bool,
-                 fixed_choices: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, cfg: Config, strategy: str, out_dir: Path, show_arch_value: bool) -> None:
         self.cfg = cfg
         self.strategy = strategy
         self.out_dir = Path(out_dir)
         self.history = HistoryWriter(self.out_dir / "history.jsonl")
         self.show = show_arch_value
-        self.fixed = dict(fixed_choices or {})
         self.records: list[dict[str, Any]] = []
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -101,14 +100,14 @@ class ArchRecorder(pl.Callback):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         probs = pl_module.export_probs()
-        choices = {**self.fixed, **{k: (list(v) if isinstance(v, (list, tuple)) else v)
-                                    for k, v in pl_module.export().items()}}
+        choices = {k: (list(v) if isinstance(v, (list, tuple)) else v)
+                   for k, v in pl_module.export().items()}
         weights = split_probs(probs)
         metrics = dict(pl_module.training_module.last_metrics)
         loss = trainer.callback_metrics.get("train/loss_epoch")
         record = {"epoch": trainer.current_epoch, "strategy": self.strategy,
                   "train_loss": float(loss) if loss is not None else None, **metrics,
-                  **_cost(self.cfg, choices),
+                  **architecture_cost(self.cfg, choices),
                   "alpha": weights["alpha"], "beta": weights["beta"]}
         self.history.append(record)
         self.records.append(record)

@@ -100,7 +100,7 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
     if strategy_name == "spos":
         from strategies.spos import pick_best_path
 
-        pick_best_path(cfg, oneshot_module, trainer, data, out, recorder)
+        pick_best_path(cfg, oneshot_module, trainer, data, out)
     return {"metric": metric, "history": recorder.records, "arch": str(out / "arch.json")}
 
 

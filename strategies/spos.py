@@ -9,43 +9,39 @@ import numpy as np
 
 from search_space.arch import ArchFile, save_arch
 from strategies.objective import objective
-from strategies.records import HistoryWriter
+from strategies.records import HistoryWriter, architecture_cost
 from trainers.config import Config
 from trainers.report import format_table
 
 __all__ = ["pick_best_path"]
 
 
-def pick_best_path(cfg: Config, oneshot_module: Any, trainer: Any, data: Any, out: Path,
-                   recorder: Any) -> dict[str, Any]:
+def pick_best_path(cfg: Config, oneshot_module: Any, trainer: Any, data: Any,
+                   out: Path) -> dict[str, Any]:
     """Evaluate ``cfg.search.num_trials`` uniformly sampled paths; write the best to arch.json."""
     metric = oneshot_module.training_module.metric_name
     space = oneshot_module.training_module.model
     rng = np.random.RandomState(cfg.seed)
     history = HistoryWriter(out / "history.jsonl", key="trial")
-    best: tuple[float, dict] | None = None
+    best: tuple[float, float, dict] | None = None  # objective, metric, choices
     rows = []
     for trial in range(cfg.search.num_trials):
         sample = {label: m.random(random_state=rng) for label, m in space.simplify().items()}
         oneshot_module.fixed_sample = sample
         trainer.validate(oneshot_module, data.val, verbose=False)
         ap = float(oneshot_module.training_module.last_metrics.get(metric, float("nan")))
-        gflops = None
-        if cfg.search.objective != "metric":
-            from search_space.pose_space import freeze
-            from visualize.param_flop import param_flop_report
-
-            gflops = param_flop_report(freeze(cfg.space, cfg.dataset.name, sample),
-                                       cfg.model.input_size)["gflops"]
+        gflops = (architecture_cost(cfg, sample).get("gflops")
+                  if cfg.search.objective != "metric" else None)
         value = objective(ap, gflops, cfg.search)
         history.append({"trial": trial, "phase": "path_ranking", metric: ap, "objective": value,
                         "choices": sample, **({"gflops": gflops} if gflops is not None else {})})
         rows.append([trial, f"{ap:.4f}", f"{value:.4f}"])
         if best is None or value > best[0]:
-            best = (value, sample)
+            best = (value, ap, sample)
     oneshot_module.fixed_sample = None
     print(format_table(["path", f"{metric} (shared weights)", "objective"], rows))
     assert best is not None
-    save_arch(out / "arch.json", ArchFile(cfg, best[1], "search", {},
-                                          {"strategy": "spos", metric: best[0]}))
-    return {"best": best[0], "choices": best[1]}
+    value, ap, choices = best
+    save_arch(out / "arch.json", ArchFile(cfg, choices, "search", {},
+                                          {"strategy": "spos", metric: ap, "objective": value}))
+    return {"best": value, "choices": choices}

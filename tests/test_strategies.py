@@ -61,6 +61,8 @@ def test_strategy_writes_arch_and_history(coco_root, tmp_path, strategy):
         assert len(beta) == 3 and abs(sum(beta) - 1) < 1e-3
     if strategy == "none":  # alpha/beta frozen uniform
         assert all(abs(p - 1 / 3) < 1e-5 for p in beta)
+    if strategy == "spos":  # the best path's metric and objective, each under its own name
+        assert {"AP", "objective"} <= set(arch.metrics)
     if strategy == "proxyless":
         assert not any(label.endswith("/width") or "/inner" in label for label in arch.choices)
         assert "widths fixed" in r.stdout or "base widths" in r.stdout
