@@ -36,7 +36,8 @@ from search_space.operations import ZERO  # noqa: E402
 from trainers.errors import UserInputError, cli_errors  # noqa: E402
 from trainers.report import format_table  # noqa: E402
 
-__all__ = ["derive_choices", "prune_arch", "supernet_state_from_checkpoint"]
+__all__ = ["derive_choices", "prune_arch", "supernet_state_from_checkpoint",
+           "inherited_network", "save_state"]
 
 TOP_K = 2
 
@@ -97,6 +98,38 @@ def supernet_state_from_checkpoint(path: str) -> dict[str, torch.Tensor]:
     return read_state_dict(path, field="--weights")
 
 
+def inherited_network(derived: ArchFile, weights: str) -> torch.nn.Module:
+    """The frozen network of ``derived`` with the weights of the search checkpoint ``weights``
+    (the kept channels of a channel-pruned architecture, else the leading ones)."""
+    from search_space.pose_space import freeze, inherit_weights
+
+    cfg = derived.config
+    network = freeze(cfg.space, cfg.dataset.name, derived.choices)
+    state = supernet_state_from_checkpoint(weights)
+    if derived.channels:
+        from strategies.prune_rate import slice_by_channels
+
+        try:
+            state = slice_by_channels(state, derived.channels)
+        except (KeyError, IndexError, RuntimeError) as err:
+            raise UserInputError(weights, f"does not fit the pruned channels ({err})",
+                                 field="state_dict") from None
+    try:
+        inherit_weights(network, state)
+    except KeyError as err:
+        raise UserInputError(weights, f"does not fit the architecture's space "
+                             f"({err.args[0]})", field="state_dict") from None
+    return network
+
+
+def save_state(network: torch.nn.Module, path: str | Path) -> None:
+    """Write ``network``'s state dict atomically (``derived.pth``)."""
+    from trainers.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(network.state_dict(), tmp)
+
+
 def _report_rows(model: torch.nn.Module, size) -> tuple[float, float]:
     from visualize.param_flop import param_flop_report
 
@@ -134,30 +167,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", help="search checkpoint (last.ckpt): also write the inherited "
                    "weights of the frozen network next to --out (.pth)")
     args = p.parse_args(argv)
-    from search_space.pose_space import build, freeze, inherit_weights
+    from search_space.pose_space import build, freeze
 
     arch = load_arch(args.arch)
     derived = prune_arch(arch, args.prune_operations)
     cfg = derived.config
     size = cfg.model.input_size
-    network = freeze(cfg.space, cfg.dataset.name, derived.choices)
-    state_out = None
     if args.weights:
-        state = supernet_state_from_checkpoint(args.weights)
-        if derived.channels:  # channel pruning: the kept channels, not the leading ones
-            from strategies.prune_rate import slice_by_channels
-
-            try:
-                state = slice_by_channels(state, derived.channels)
-            except (KeyError, IndexError, RuntimeError) as err:
-                raise UserInputError(args.weights, f"does not fit the pruned channels ({err})",
-                                     field="state_dict") from None
-        try:
-            inherit_weights(network, state)
-        except KeyError as err:
-            raise UserInputError(args.weights, f"does not fit the architecture's space "
-                                 f"({err.args[0]})", field="state_dict") from None
+        network = inherited_network(derived, args.weights)
         state_out = Path(args.out).with_suffix(".pth")
+    else:
+        network, state_out = freeze(cfg.space, cfg.dataset.name, derived.choices), None
     supernet = build(cfg.space, cfg.dataset.name)
     before = _report_rows(supernet, size)
     after = _report_rows(network, size)
@@ -168,10 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     zero_edges = sum(1 for k, v in derived.choices.items() if k.endswith("_op") and v == ZERO)
     save_arch(args.out, derived)
     if state_out is not None:
-        from trainers.atomic import atomic_path
-
-        with atomic_path(state_out) as tmp:
-            torch.save(network.state_dict(), tmp)
+        save_state(network, state_out)
     rows = [["supernet (largest)", f"{before[0]:.3f}", f"{before[1]:.3f}", total_cells],
             ["derived", f"{after[0]:.3f}", f"{after[1]:.3f}", kept]]
     print(format_table(["network", "params (M)", "GFLOPs", "cells"], rows))

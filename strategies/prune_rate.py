@@ -281,10 +281,9 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
                                            "params": best["params"],
                                            "full_params": base["params"]},
                                           channels=channels))
-    from trainers.atomic import atomic_path
+    from strategies.prune import save_state
 
-    with atomic_path(out / "pruned.pth") as tmp:
-        torch.save(best["net"].state_dict(), tmp)
+    save_state(best["net"], out / "pruned.pth")
     print(f"chosen rate {best['rate']}: {metric} {best[metric]:.4f} (full {base_value:.4f}), "
           f"params {best['params']:,} of {base['params']:,}; weights: {out / 'pruned.pth'}")
     return {"metric": metric,

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         _step(1, f"using the synthetic COCO dataset in {data}")
 
     from search_space.arch import load_arch, save_arch
-    from strategies.prune import prune_arch, supernet_state_from_checkpoint
+    from strategies.prune import inherited_network, prune_arch, save_state
     from strategies.search import run_oneshot
 
     search_over = ["dataset.root", str(data), *args.search_override]
@@ -124,18 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     search_s = time.time() - t0
 
     _step(3, "the Prune step: argmax of alpha/beta, weights inherited from the supernet")
-    import torch
-
-    from search_space.pose_space import freeze, inherit_weights
-    from trainers.atomic import atomic_path
-
     arch = load_arch(search_dir / "arch.json")
     derived = prune_arch(arch)
     save_arch(search_dir / "derived.json", derived)
-    net = freeze(derived.config.space, "coco", derived.choices)
-    inherit_weights(net, supernet_state_from_checkpoint(str(search_dir / "last.ckpt")))
-    with atomic_path(search_dir / "derived.pth") as tmp:
-        torch.save(net.state_dict(), tmp)
+    save_state(inherited_network(derived, str(search_dir / "last.ckpt")),
+               search_dir / "derived.pth")
 
     cfg = load_config(args.cfg, ["dataset.root", str(data), "model.pretrained",
                                  str(search_dir / "derived.pth"), *train_over])
