@@ -152,11 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     print(format_metrics(metrics))
 
     _step(7, "drawing the architecture, the search history and predictions")
-    from visualize.arch import render
+    from visualize.arch import arch_graph, render
     from visualize.history import plot_history, read_history
 
-    graphs = [render(arch, out / "arch_search.svg"), render(derived, out / "arch_derived.svg"),
-              render(derived, out / "arch_derived.png")]
+    derived_graph = arch_graph(derived)
+    graphs = [render(arch, out / "arch_search.svg"),
+              render(derived, out / "arch_derived.svg", derived_graph),
+              render(derived, out / "arch_derived.png", derived_graph)]
     history = plot_history(read_history(search_dir / "history.jsonl"), out / "search_history.png")
     overlays = _draw_overlays(cfg, best_model.cpu(), data, out, args.overlays)
 

@@ -213,8 +213,9 @@ def to_dot(g: nx.DiGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(arch: ArchFile, out: str | Path) -> Path:
-    """Write the graph of ``arch`` to ``out`` (.svg, .png or .dot), atomically."""
+def render(arch: ArchFile, out: str | Path, graph: nx.DiGraph | None = None) -> Path:
+    """Write the graph of ``arch`` (``graph`` if already built) to ``out`` (.svg, .png or
+    .dot), atomically."""
     import graphviz
 
     from trainers.atomic import atomic_path
@@ -223,7 +224,7 @@ def render(arch: ArchFile, out: str | Path) -> Path:
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in ("svg", "png", "dot"):
         raise UserInputError(str(out), "the output must end in .svg, .png or .dot")
-    dot = to_dot(arch_graph(arch))
+    dot = to_dot(graph if graph is not None else arch_graph(arch))
     if fmt == "dot":
         data = dot.encode()
     else:
@@ -246,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="FILE.svg, FILE.png or FILE.dot")
     args = p.parse_args(argv)
     arch = load_arch(args.arch)
-    path = render(arch, args.out)
     g = arch_graph(arch)
+    path = render(arch, args.out, g)
     cells = sum(1 for n in g.nodes if re.match(r"p\d+_l\d+s\d+$", n))
     print(f"wrote {path}: {g.number_of_nodes()} nodes, {g.number_of_edges()} edges, "
           f"{cells} cells drawn ({arch.kind} architecture)")
