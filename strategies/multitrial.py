@@ -54,7 +54,7 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
     from nni.nas.space import RawFormatModelSpace
 
     from search_space.pose_space import build
-    from trainers.engine import fit
+    from strategies.objective import train_and_score
     from trainers.module import primary_metric
 
     out.mkdir(parents=True, exist_ok=True)
@@ -88,20 +88,9 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
         else:
             start = time.time()
             try:
-                summary = fit(trial_cfg, model, {"name": f"trial{trial}"},
-                              out / "trials" / f"{trial:03d}", progress=False)
-                value = summary["best"]
-                from visualize.param_flop import param_flop_report
-
-                report = param_flop_report(model.cpu(), cfg.model.input_size)
-                from strategies.objective import objective
-
-                record.update({"status": "succeeded", metric: value,
-                               "objective": objective(value, report["gflops"], cfg.search),
-                               "params": report["params"], "gflops": round(report["gflops"], 5),
-                               "train_loss": summary["history"][-1]["train_loss"]
-                               if summary["history"] else None,
-                               "seconds": round(time.time() - start, 1)})
+                record.update(train_and_score(trial_cfg, model, out / "trials" / f"{trial:03d}",
+                                              f"trial{trial}"))
+                record.update({"status": "succeeded", "seconds": round(time.time() - start, 1)})
             except Exception as err:  # noqa: BLE001 - a failed trial must not end the search
                 logger.error("trial %d failed: %s\n%s", trial, err, traceback.format_exc())
                 record.update({"status": "failed", "error": f"{type(err).__name__}: {err}"})

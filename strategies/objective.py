@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any, Sequence
 
-from trainers.config import SearchConfig
+from torch import nn
 
-__all__ = ["objective"]
+from trainers.config import Config, SearchConfig
+
+__all__ = ["objective", "train_and_score"]
 
 
 def objective(metric: float, gflops: float | None, s: SearchConfig) -> float:
@@ -25,3 +29,20 @@ def objective(metric: float, gflops: float | None, s: SearchConfig) -> float:
     if s.objective == "flops_constraint":
         return 0.0
     return metric * (gflops / s.target_gflops) ** (-s.penalty_weight)
+
+
+def train_and_score(cfg: Config, model: nn.Module, out: Path, name: str,
+                    callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Train a candidate with ``cfg``'s recipe (a trial's config: its epochs and batch) and
+    score it: ``{"objective", metric, "params", "gflops", "train_loss"}``."""
+    from trainers.engine import fit
+    from trainers.module import primary_metric
+    from visualize.param_flop import param_flop_report
+
+    metric = primary_metric(cfg.dataset.name)
+    report = param_flop_report(model, cfg.model.input_size)  # the architecture's cost
+    summary = fit(cfg, model, {"name": name}, out, progress=False, callbacks=list(callbacks))
+    value = summary["best"] if summary["best"] is not None else float("nan")
+    return {"objective": objective(value, report["gflops"], cfg.search), metric: value,
+            "params": report["params"], "gflops": round(report["gflops"], 5),
+            "train_loss": summary["history"][-1]["train_loss"] if summary["history"] else None}

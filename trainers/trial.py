@@ -84,10 +84,8 @@ def run_trial(cfg: Config, choices: dict[str, Any], out: Path,
     """
     from search_space.arch import ArchFile, save_arch
     from search_space.pose_space import freeze, inherit_weights
-    from strategies.objective import objective
-    from trainers.engine import fit
+    from strategies.objective import train_and_score
     from trainers.module import primary_metric
-    from visualize.param_flop import param_flop_report
 
     metric = primary_metric(cfg.dataset.name)
     pl.seed_everything(cfg.seed, verbose=False)
@@ -104,21 +102,18 @@ def run_trial(cfg: Config, choices: dict[str, Any], out: Path,
         _check(cfg, choices, cfg_path)
         model = freeze(cfg.space, cfg.dataset.name, choices)
     if cfg.search.inherit_from and not channels:
-        from strategies.prune import supernet_state_from_checkpoint
+        from trainers.checkpoint import read_state_dict
 
         try:
-            inherit_weights(model, supernet_state_from_checkpoint(cfg.search.inherit_from))
+            inherit_weights(model, read_state_dict(cfg.search.inherit_from,
+                                                   field="search.inherit_from"))
         except KeyError as err:
             raise UserInputError(cfg.search.inherit_from, f"not a supernet of this space "
                                  f"({err.args[0]})", field="search.inherit_from") from None
-    report = param_flop_report(model, cfg.model.input_size)
     trial_cfg = replace(cfg, train=replace(cfg.train, epochs=cfg.search.trial_epochs))
-    summary = fit(trial_cfg, model, {"name": "trial"}, out, progress=False,
-                  callbacks=[ReportIntermediate(metric)])
-    value = summary["best"] if summary["best"] is not None else float("nan")
-    score = objective(value, report["gflops"], cfg.search)
-    result = {"default": score, metric: value, "params": report["params"],
-              "gflops": round(report["gflops"], 5)}
+    scored = train_and_score(trial_cfg, model, out, "trial", [ReportIntermediate(metric)])
+    result = {"default": scored["objective"], metric: scored[metric],
+              "params": scored["params"], "gflops": scored["gflops"]}
     save_arch(out / "arch.json", ArchFile(cfg, choices, "search", {},
                                           {"strategy": "nnictl", **result,
                                            "trial": os.environ.get("NNI_TRIAL_JOB_ID", "")},
