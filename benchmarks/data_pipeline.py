@@ -23,7 +23,7 @@ import cv2
 
 from trainers.config import load_config
 from trainers.data.images import read_image
-from trainers.data.loader import build_dataset
+from trainers.data.datasets import build_dataset
 from trainers.data.synthetic import write_coco
 from trainers.report import format_table
 

@@ -19,77 +19,8 @@ import time
 import torch
 from torch import nn
 
+from tests.reference_hrnet import ReferenceHRNet
 from trainers.report import format_table
-
-
-# ---------------------------------------------------------------- plain reference HRNet-W32
-def _cbr(i, o, k=3, s=1, relu=True):
-    layers = [nn.Conv2d(i, o, k, s, k // 2, bias=False), nn.BatchNorm2d(o)]
-    return nn.Sequential(*layers, nn.ReLU(inplace=True)) if relu else nn.Sequential(*layers)
-
-
-class _Basic(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.a, self.b = _cbr(c, c), _cbr(c, c, relu=False)
-
-    def forward(self, x):
-        return torch.relu(self.b(self.a(x)) + x)
-
-
-class _Bottle(nn.Module):
-    def __init__(self, i, c):
-        super().__init__()
-        self.body = nn.Sequential(_cbr(i, c, 1), _cbr(c, c), _cbr(c, 4 * c, 1, relu=False))
-        self.down = _cbr(i, 4 * c, 1, relu=False) if i != 4 * c else nn.Identity()
-
-    def forward(self, x):
-        return torch.relu(self.body(x) + self.down(x))
-
-
-class _Module(nn.Module):
-    def __init__(self, ch, multi):
-        super().__init__()
-        self.branches = nn.ModuleList(nn.Sequential(*[_Basic(c) for _ in range(4)]) for c in ch)
-        outs = range(len(ch)) if multi else range(1)
-        self.fuse = nn.ModuleList()
-        for i in outs:
-            row = nn.ModuleList()
-            for j, c in enumerate(ch):
-                if j > i:
-                    row.append(nn.Sequential(_cbr(c, ch[i], 1, relu=False),
-                                             nn.Upsample(scale_factor=2 ** (j - i), mode="nearest")))
-                elif j == i:
-                    row.append(nn.Identity())
-                else:
-                    row.append(nn.Sequential(*[_cbr(c, c, s=2) for _ in range(i - j - 1)],
-                                             _cbr(c, ch[i], s=2, relu=False)))
-            self.fuse.append(row)
-
-    def forward(self, xs):
-        xs = [b(x) for b, x in zip(self.branches, xs)]
-        return [torch.relu(sum(f(x) for f, x in zip(row, xs))) for row in self.fuse]
-
-
-class ReferenceHRNetW32(nn.Module):
-    def __init__(self, k=17):
-        super().__init__()
-        self.stem = nn.Sequential(_cbr(3, 64, s=2), _cbr(64, 64, s=2))
-        self.layer1 = nn.Sequential(_Bottle(64, 64), *[_Bottle(256, 64) for _ in range(3)])
-        self.t1 = nn.ModuleList([_cbr(256, 32), _cbr(256, 64, s=2)])
-        self.s2 = nn.Sequential(_Module([32, 64], True))
-        self.t2 = _cbr(64, 128, s=2)
-        self.s3 = nn.Sequential(*[_Module([32, 64, 128], True) for _ in range(4)])
-        self.t3 = _cbr(128, 256, s=2)
-        self.s4 = nn.Sequential(*[_Module([32, 64, 128, 256], i < 2) for i in range(3)])
-        self.final = nn.Conv2d(32, k, 1)
-
-    def forward(self, x):
-        x = self.layer1(self.stem(x))
-        xs = self.s2([t(x) for t in self.t1])
-        xs = self.s3(xs + [self.t2(xs[-1])])
-        xs = self.s4(xs + [self.t3(xs[-1])])
-        return self.final(xs[0])
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -100,7 +31,7 @@ def _measure(which: str, batch: int, steps: int, warmup: int) -> dict:
 
         model = build_model("hrnet_w32", 17)
     else:
-        model = ReferenceHRNetW32()
+        model = ReferenceHRNet(32)
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     x, target = torch.randn(batch, 3, 256, 192), torch.rand(batch, 17, 64, 48)

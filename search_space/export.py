@@ -19,7 +19,11 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trainers.config import SpaceConfig, load_config  # noqa: E402
+from search_space.config import SpaceConfig  # noqa: E402
+from search_space.pose_space import space_labels  # noqa: E402
+from strategies.prune_rate import prune_rate_search_space  # noqa: E402
+from trainers.atomic import atomic_path  # noqa: E402
+from trainers.config import load_config  # noqa: E402
 from trainers.errors import UserInputError, cli_errors  # noqa: E402
 
 __all__ = ["nni_search_space", "choices_from_parameters"]
@@ -27,8 +31,6 @@ __all__ = ["nni_search_space", "choices_from_parameters"]
 
 def nni_search_space(space: SpaceConfig, dataset: str) -> dict[str, Any]:
     """``{label: {"_type": "choice", "_value": candidates}}`` for every label of the space."""
-    from search_space.pose_space import space_labels
-
     return {label: {"_type": "choice", "_value": list(values)}
             for label, values in space_labels(space, dataset).items()}
 
@@ -47,13 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="the search-space JSON to write")
     p.add_argument("--check", action="store_true", help="only check that --out is up to date")
     p.add_argument("--prune-rates", action="store_true",
-                   help="the per-stage pruning-rate space (experiments/prune_rate.yml) instead")
+                   help="the per-stage pruning-rate space (experiments/prune_rate.yml) instead: "
+                   "rates 0 to search.prune_max_rate in steps of search.prune_step")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     args = p.parse_args(argv)
     cfg = load_config(args.cfg, args.overrides)
     if args.prune_rates:
-        from strategies.prune_rate import prune_rate_search_space
-
         space = prune_rate_search_space(cfg)
     else:
         space = nni_search_space(cfg.space, cfg.dataset.name)
@@ -69,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{out} is up to date ({len(space)} labels)")
         return 0
-    from trainers.atomic import atomic_path
-
     with atomic_path(out) as tmp:
         tmp.write_text(text)
     print(f"wrote {out}: {len(space)} labels")

@@ -39,7 +39,7 @@ from torch import nn
 from search_space.choices import Chooser
 from search_space.layers import BN_MOMENTUM, Width, conv2d, same_width
 from search_space.operations import ZERO, make_operation
-from trainers.config import CellConfig
+from search_space.config import CellConfig
 
 __all__ = ["FabricGeometry", "Fabric", "Cell", "UniformOperations", "ChosenOperation",
            "slot_routes", "SLOT_NAMES", "pyramid_levels_read"]

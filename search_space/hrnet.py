@@ -11,94 +11,18 @@ Shape legend: N batch, K joints, C_b channels of branch b, H×W input.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence
+from dataclasses import replace
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_space.blocks import BLOCKS, conv3x3, init_pose_weights
+from search_space.blocks import BLOCKS, conv3x3
 from search_space.layers import Width, batch_norm, conv2d, same_width
+from search_space.layouts import HRNetLayout, StageLayout
 
-__all__ = ["StageLayout", "HRNetLayout", "HRNetBackbone", "HRNetPose", "hrnet_layout"]
-
-
-@dataclass(frozen=True)
-class StageLayout:
-    """One stage: ``num_modules`` repeated multi-branch modules of residual blocks.
-
-    Attributes:
-        num_modules: modules in the stage (each ends with a fuse).
-        num_blocks: residual blocks per branch.
-        widths: output channels per branch (tied across the stage, so every fuse layer that
-            reads a branch sees the same width).
-        block: ``"basic"`` or ``"bottleneck"``.
-    """
-
-    num_modules: int
-    num_blocks: tuple[int, ...]
-    widths: tuple[int, ...]
-    block: str = "basic"
-
-    def __post_init__(self) -> None:
-        if len(self.num_blocks) != len(self.widths):
-            raise ValueError(f"num_blocks {self.num_blocks} and widths {self.widths} differ in length")
-        if self.block not in BLOCKS:
-            raise ValueError(f"block must be one of {sorted(BLOCKS)}, got {self.block!r}")
-
-    @property
-    def num_branches(self) -> int:
-        return len(self.widths)
-
-
-@dataclass(frozen=True)
-class HRNetLayout:
-    """The whole network's layout.
-
-    Attributes:
-        stem_width: channels of the two stride-2 stem convs.
-        stages: stage 1 (one branch) to the last stage.
-        inner_widths: block path (``"stage3/module0/branch1/block2"``) → inner widths of that
-            block (1 value for a BasicBlock, 2 for a Bottleneck); missing paths use the default.
-        multi_scale_output: the last module outputs every branch (a pyramid, e.g. to feed PNFS
-            fabrics from "stem~stage3") instead of only the highest-resolution one.
-        next_widths: when set, the transition into the next (cut-off) stage is kept, opening
-            its new lower-resolution branch: PNFS's "HRNet-W32-stem~stage3" pyramid 32/64/128/256.
-        output_branches: with ``multi_scale_output``, the branches the last module outputs
-            (None: all); the others' fuse layers are not built (a frozen network whose heads
-            read only some levels).
-    """
-
-    stages: tuple[StageLayout, ...]
-    stem_width: int = 64
-    inner_widths: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
-    multi_scale_output: bool = False
-    next_widths: tuple[int, ...] | None = None
-    output_branches: tuple[int, ...] | None = None
-
-    def inner(self, path: str) -> tuple[int, ...] | None:
-        return tuple(self.inner_widths[path]) if path in self.inner_widths else None
-
-    def truncated(self, num_stages: int) -> "HRNetLayout":
-        """The first ``num_stages`` stages with a multi-scale output plus the transition into
-        the next stage (PNFS's stem~stageN: 4 branches for N = 3)."""
-        nxt = self.stages[num_stages].widths if num_stages < len(self.stages) else None
-        return replace(self, stages=self.stages[:num_stages], multi_scale_output=True,
-                       next_widths=nxt)
-
-
-def hrnet_layout(width: int, blocks: int = 4, modules: Sequence[int] = (1, 4, 3),
-                 stem_width: int = 64, stage1_blocks: int = 4, stage1_inner: int = 64) -> HRNetLayout:
-    """The standard HRNet-W``width`` layout (widths width·[1, 2, 4, 8]; W32: modules 1/4/3)."""
-    stages = [StageLayout(1, (stage1_blocks,), (stage1_inner * 4,), "bottleneck")]
-    for i, n_modules in enumerate(modules):
-        branches = i + 2
-        stages.append(StageLayout(n_modules, (blocks,) * branches,
-                                  tuple(width * 2 ** b for b in range(branches))))
-    return HRNetLayout(tuple(stages), stem_width=stem_width,
-                       inner_widths={f"stage1/module0/branch0/block{k}": (stage1_inner, stage1_inner)
-                                     for k in range(stage1_blocks)})
+__all__ = ["HRNetBackbone"]
 
 
 def _conv_bn(in_ch: Width, out_ch: Width, kernel: int, stride: int = 1,
@@ -249,6 +173,15 @@ class HRNetBackbone(nn.Module):
             self.next_transition = Transition(layout.stages[-1].widths, layout.next_widths)
             self.out_channels = tuple(layout.next_widths)
 
+    def components(self) -> dict[str, nn.Module]:
+        """Named parts for parameter/FLOP reports: stem, stage1..N (and the next transition)."""
+        parts: dict[str, nn.Module] = {"stem": self.stem}
+        for i, stage in enumerate(self.stages, start=1):
+            parts[f"stage{i}"] = stage
+        if self.next_transition is not None:
+            parts["next_transition"] = self.next_transition
+        return parts
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         xs = [self.stem(x)]
         for stage in self.stages:
@@ -256,24 +189,3 @@ class HRNetBackbone(nn.Module):
         if self.next_transition is not None:
             xs = self.next_transition(xs)
         return xs
-
-
-class HRNetPose(nn.Module):
-    """HRNet + a 1×1 conv to K heatmaps at 1/4 resolution: (N, 3, H, W) → (N, K, H/4, W/4)."""
-
-    def __init__(self, layout: HRNetLayout, num_joints: int) -> None:
-        super().__init__()
-        self.backbone = HRNetBackbone(replace(layout, multi_scale_output=False))
-        self.head = nn.Conv2d(self.backbone.out_channels[0], num_joints, 1)
-        init_pose_weights(self)
-
-    def components(self) -> dict[str, nn.Module]:
-        """Named parts for parameter/FLOP reports: stem, stage1..N, head."""
-        parts: dict[str, nn.Module] = {"stem": self.backbone.stem}
-        for i, stage in enumerate(self.backbone.stages, start=1):
-            parts[f"stage{i}"] = stage
-        parts["head"] = self.head
-        return parts
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x)[0])

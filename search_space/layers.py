@@ -14,14 +14,13 @@ from nni.mutable import Mutable
 from nni.nas.nn.pytorch import MutableBatchNorm2d, MutableConv2d
 from torch import nn
 
+from search_space.operations import BN_MOMENTUM
+
 __all__ = ["Width", "ChosenWidth", "is_choice", "same_width", "conv2d", "batch_norm",
            "max_width"]
 
 #: a channel count or an NNI choice of channel counts
 Width = Union[int, Any]
-
-BN_MOMENTUM = 0.1
-
 
 class ChosenWidth(int):
     """The value an architecture gave a width choice. Structure never depends on the value: a

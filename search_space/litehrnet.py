@@ -15,38 +15,15 @@ Shape legend: N batch, K joints, C channels, H×W.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_space.blocks import init_pose_weights
+from search_space.layouts import LiteHRNetLayout
 
-__all__ = ["LiteHRNetLayout", "LiteHRNetBackbone", "LiteHRNetPose", "LITE_HRNET_PRESETS"]
-
-
-@dataclass(frozen=True)
-class LiteHRNetLayout:
-    """Stages of Lite-HRNet: modules, blocks per module, branch widths and the block type."""
-
-    num_modules: tuple[int, ...]
-    widths: tuple[tuple[int, ...], ...]
-    num_blocks: tuple[int, ...] = (2, 2, 2)
-    block: str = "lite"  #: "lite" (conditional channel weighting) or "naive" (shuffle units)
-    reduce_ratio: int = 8  #: squeeze ratio of the cross-resolution weighting
-    stem_width: int = 32
-
-
-LITE_HRNET_PRESETS: dict[str, LiteHRNetLayout] = {
-    "litehrnet_18": LiteHRNetLayout((2, 4, 2), ((40, 80), (40, 80, 160), (40, 80, 160, 320))),
-    "litehrnet_30": LiteHRNetLayout((3, 8, 3), ((40, 80), (40, 80, 160), (40, 80, 160, 320))),
-    "naive_litehrnet_18": LiteHRNetLayout((2, 4, 2), ((30, 60), (30, 60, 120), (30, 60, 120, 240)),
-                                          block="naive"),
-    "wider_naive_litehrnet_18": LiteHRNetLayout((2, 4, 2), ((40, 80), (40, 80, 160), (40, 80, 160, 320)),
-                                                block="naive"),
-}
+__all__ = ["LiteHRNetBackbone"]
 
 
 def conv_bn(in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1, groups: int = 1,
@@ -281,6 +258,15 @@ class LiteHRNetBackbone(nn.Module):
         # the iterative head projects branch b to the width of branch b-1 (branch 0 keeps its)
         self.out_channels = (prev[0], *prev[:-1])
 
+    def components(self) -> dict[str, nn.Module]:
+        """Named parts for parameter/FLOP reports: stem, transitions, stages, iterative head."""
+        parts: dict[str, nn.Module] = {"stem": self.stem}
+        for i, (t, s) in enumerate(zip(self.transitions, self.stages), start=2):
+            parts[f"transition{i}"] = t
+            parts[f"stage{i}"] = s
+        parts["iterative_head"] = self.head
+        return parts
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         xs = [self.stem(x)]
         for transition, stage in zip(self.transitions, self.stages):
@@ -288,26 +274,3 @@ class LiteHRNetBackbone(nn.Module):
             for module in stage:
                 xs = module(xs)
         return self.head(xs)
-
-
-class LiteHRNetPose(nn.Module):
-    """Lite-HRNet + 1×1 conv on the highest-resolution branch: (N, 3, H, W) → (N, K, H/4, W/4)."""
-
-    def __init__(self, layout: LiteHRNetLayout, num_joints: int) -> None:
-        super().__init__()
-        self.backbone = LiteHRNetBackbone(layout)
-        self.final = nn.Conv2d(self.backbone.out_channels[0], num_joints, 1)
-        init_pose_weights(self)
-
-    def components(self) -> dict[str, nn.Module]:
-        """Named parts for parameter/FLOP reports."""
-        parts: dict[str, nn.Module] = {"stem": self.backbone.stem}
-        for i, (t, s) in enumerate(zip(self.backbone.transitions, self.backbone.stages), start=2):
-            parts[f"transition{i}"] = t
-            parts[f"stage{i}"] = s
-        parts["iterative_head"] = self.backbone.head
-        parts["head"] = self.final
-        return parts
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.final(self.backbone(x)[0])

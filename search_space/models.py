@@ -1,81 +1,78 @@
-"""The registry of fixed models: name → builder. Every model goes through here.
+"""The model registry: every fixed network is a point of the space, built by one function.
 
-Variants are data: each entry is a layout preset handed to one builder. ``build_model`` is what
-configs (``model.name``), ``train_derived.py --model`` and ``visualize.param_flop`` call.
+A registered model is a :class:`~search_space.config.SpaceConfig` (data) that
+:func:`~search_space.pose_space.freeze` turns into a network with no choices left:
+
+- the baselines (``head: plain``): a backbone of :mod:`search_space.backbones` and HRNet's 1×1
+  heatmap conv on its highest-resolution branch — HRNet-W32/W48, Lite-HRNet-18/30 and the naive
+  variants, ``hrnet_tiny``;
+- the PNFS fixed models (``search_alpha``/``search_beta`` off, fixed widths): PNFS's "None"
+  baseline, every operation and input of the fabric mixed with equal weights.
+
+``model.name`` in a config, ``train_derived.py --model``, ``visualize.param_flop --model`` and
+checkpoints name these entries.
 """
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
 
-from torch import nn
+from search_space.backbones import BACKBONES
+from search_space.config import BackboneSpaceConfig, CellConfig, SpaceConfig
+from search_space.pose_space import PoseNetwork, freeze
 
-from search_space.hrnet import HRNetLayout, HRNetPose, StageLayout, hrnet_layout
-
-__all__ = ["MODELS", "build_model", "model_names", "hrnet_tiny_layout"]
-
-
-def hrnet_tiny_layout() -> HRNetLayout:
-    """A small HRNet for tests and the CPU demo: width 16, one block per branch."""
-    stages = (
-        StageLayout(1, (1,), (64,), "bottleneck"),
-        StageLayout(1, (1, 1), (16, 32)),
-        StageLayout(1, (1, 1, 1), (16, 32, 64)),
-        StageLayout(1, (1, 1, 1, 1), (16, 32, 64, 128)),
-    )
-    return HRNetLayout(stages, stem_width=32,
-                       inner_widths={"stage1/module0/branch0/block0": (16, 16)})
+__all__ = ["ModelEntry", "MODELS", "model_names", "build_model"]
 
 
-def _lite(name: str) -> Callable[[int], nn.Module]:
-    def build(num_joints: int) -> nn.Module:
-        from search_space.litehrnet import LiteHRNetPose, LITE_HRNET_PRESETS
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: its point of the space and a one-line description."""
 
-        return LiteHRNetPose(LITE_HRNET_PRESETS[name], num_joints)
-
-    return build
-
-
-def _preset(name: str) -> Callable[[int], nn.Module]:
-    def build(num_joints: int) -> nn.Module:
-        from search_space.pose_space import freeze
-        from search_space.presets import SPACE_PRESETS
-
-        dataset = {17: "coco", 16: "mpii"}.get(num_joints)
-        if dataset is None:
-            raise KeyError(f"{name} has body-part heads for COCO (17) or MPII (16) joints, "
-                           f"not {num_joints}")
-        return freeze(SPACE_PRESETS[name], dataset, {})
-
-    return build
+    space: SpaceConfig
+    description: str
 
 
-#: model name → builder(num_joints)
-MODELS: dict[str, Callable[[int], nn.Module]] = {
-    "hrnet_w32": lambda k: HRNetPose(hrnet_layout(32), k),
-    "hrnet_w48": lambda k: HRNetPose(hrnet_layout(48), k),
-    "hrnet_tiny": lambda k: HRNetPose(hrnet_tiny_layout(), k),
-    "litehrnet_18": _lite("litehrnet_18"),
-    "litehrnet_30": _lite("litehrnet_30"),
-    "naive_litehrnet_18": _lite("naive_litehrnet_18"),
-    "wider_naive_litehrnet_18": _lite("wider_naive_litehrnet_18"),
-    "pnfs_hrnet_w32_cnf5": _preset("pnfs_hrnet_w32_cnf5"),
-    "pnfs_hrnet_tiny_cnf3": _preset("pnfs_hrnet_tiny_cnf3"),
+def _plain(backbone: str) -> ModelEntry:
+    return ModelEntry(SpaceConfig(backbone=BackboneSpaceConfig(name=backbone), head="plain"),
+                      BACKBONES[backbone].description)
+
+
+_CNF = CellConfig(search_alpha=False, search_beta=False, one_shot_search=True,
+                  vector_in_pixel=True, vector_dim=8, convolution_mode="2D",
+                  operators=("Zero", "skip_connect", "Atr_Conv_3x3", "Sep_Conv_3x3"), depth=6,
+                  cut_layers_num=3, size_types=(4, 8, 16, 32), hidden_states_num=1, factor=16)
+
+#: model name → :class:`ModelEntry`
+MODELS: dict[str, ModelEntry] = {
+    **{name: _plain(name) for name in BACKBONES},
+    # PNFS "HRNet-W32-stem~stage3 + CNF×5" (P=5, H=1, C=16)
+    "pnfs_hrnet_w32_cnf5": ModelEntry(
+        SpaceConfig(backbone=BackboneSpaceConfig(name="hrnet_w32", stages=3), parts_num=5,
+                    cell_config=_CNF),
+        "PNFS 'None' baseline: HRNet-W32 stem~stage3 + CNF×5, operations and inputs mixed "
+        "equally"),
+    # the same fabric heads on the small HRNet of the CPU demo (3 parts, factor 4)
+    "pnfs_hrnet_tiny_cnf3": ModelEntry(
+        SpaceConfig(backbone=BackboneSpaceConfig(name="hrnet_tiny", stages=3), parts_num=3,
+                    cell_config=CellConfig(search_alpha=False, search_beta=False, vector_dim=4,
+                                           operators=("Zero", "skip_connect", "Sep_Conv_3x3"),
+                                           depth=5, cut_layers_num=3, factor=4)),
+        "the PNFS idea on hrnet_tiny stem~stage3, 3 parts, factor 4"),
 }
 
 
 def model_names() -> list[str]:
-    """Registered model names."""
-    return sorted(MODELS)
+    """Registered model names, in registry order."""
+    return list(MODELS)
 
 
-def build_model(name: str, num_joints: int) -> nn.Module:
-    """Build the registered model ``name`` with ``num_joints`` heatmap channels.
+def build_model(name: str, dataset: str) -> PoseNetwork:
+    """The registered model ``name`` with heads for ``dataset``'s joints ("coco", "mpii").
 
     Raises:
         KeyError: unknown name (the message lists the known ones).
     """
     try:
-        builder = MODELS[name]
+        entry = MODELS[name]
     except KeyError:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(model_names())}") from None
-    return builder(num_joints)
+    return freeze(entry.space, dataset, {})

@@ -14,11 +14,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from search_space.layers import BN_MOMENTUM
-
-__all__ = ["OPERATIONS", "ZERO", "Zero", "operation_names", "make_operation"]
+__all__ = ["OPERATIONS", "ZERO", "Zero", "operation_names", "make_operation", "BN_MOMENTUM"]
 
 ZERO = "Zero"
+#: momentum of every BatchNorm of posenas networks (HRNet's)
+BN_MOMENTUM = 0.1
 
 
 class Zero(nn.Module):

@@ -6,14 +6,14 @@ belongs to two limbs (8 parts: the elbows, knees and shoulders); the outputs of 
 share a joint are summed.
 
 Groupings are written with joint names and resolved against the dataset's
-:class:`~trainers.data.joints.KeypointSpec`, so a typo fails at import-time tests rather than
+:class:`~search_space.joints.KeypointSpec`, so a typo fails at import-time tests rather than
 silently predicting the wrong joint.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainers.data.joints import keypoint_spec
+from search_space.joints import keypoint_spec
 
 __all__ = ["BodyPart", "body_parts", "PARTS_NUMS"]
 

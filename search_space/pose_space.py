@@ -11,7 +11,7 @@ PNFS fabric → vector or heatmap head → the part's joints; joints shared by t
 - :func:`freeze` — a plain PyTorch network for one choice of every label: no NNI mutables, no
   ``Zero`` operations, no cells or routes without a path to an output. Its state-dict keys are a
   subset of the supernet's (tensors are leading slices for width choices), see
-  :func:`inherit_weights`.
+  :func:`search_space.inherit.inherit_weights`.
 
 Shape legend: N batch, K joints, H×W input; heatmaps are H/4 × W/4.
 """
@@ -25,28 +25,24 @@ import torch.nn.functional as F
 from nni.nas.nn.pytorch import ModelSpace
 from torch import nn
 
+from search_space.backbones import get_backbone
 from search_space.blocks import BLOCKS, init_pose_weights
 from search_space.choices import ArchitectureError, Chooser, FixedChooser, SearchChooser
+from search_space.config import BackboneSpaceConfig, SpaceConfig
 from search_space.fabric import Fabric, pyramid_levels_read
+from search_space.hrnet import HRNetBackbone
+from search_space.joints import keypoint_spec
 from search_space.layers import conv2d
-from search_space.hrnet import HRNetBackbone, HRNetLayout, StageLayout, hrnet_layout
+from search_space.layouts import HRNetLayout, StageLayout
+from search_space.litehrnet import LiteHRNetBackbone
 from search_space.parts import BodyPart, body_parts
-from trainers.config import BackboneSpaceConfig, SpaceConfig
 
-__all__ = ["PoseSpace", "PoseNetwork", "PartHead", "build", "freeze", "inherit_weights", "space_labels",
+__all__ = ["PoseSpace", "PoseNetwork", "PartHead", "build", "freeze", "check_architecture", "space_labels",
            "VectorHead", "HeatmapHead"]
 
 
 # --------------------------------------------------------------------------------------------
 # backbone
-
-
-def _base_hrnet_layout(name: str) -> HRNetLayout:
-    from search_space.models import hrnet_tiny_layout
-
-    if name == "hrnet_tiny":
-        return hrnet_tiny_layout()
-    return hrnet_layout({"hrnet_w32": 32, "hrnet_w48": 48}[name])
 
 
 def _choices_of(base: int, multipliers: tuple[float, ...]) -> list[int]:
@@ -63,7 +59,7 @@ def hrnet_space_layout(cfg: BackboneSpaceConfig, chooser: Chooser, pyramid: bool
     of residual blocks: ``stage{s}/module{m}/branch{b}/block{k}/inner{i}``. A truncated HRNet
     opens the next stage's branch only if the heads read ``levels`` > its branches.
     """
-    base = _base_hrnet_layout(cfg.name)
+    base = get_backbone(cfg.name).layout()
     if pyramid:
         base = base.truncated(cfg.stages) if cfg.stages else replace(base, multi_scale_output=True)
         if base.next_widths is not None and levels <= len(base.stages[-1].widths):
@@ -184,8 +180,6 @@ class PartHead(nn.Module):
 
 def _populate(module: nn.Module, space: SpaceConfig, dataset: str, chooser: Chooser) -> None:
     """Build backbone and heads onto ``module`` (a ``PoseSpace`` or a ``PoseNetwork``)."""
-    from trainers.data.joints import keypoint_spec
-
     module.space_config = space
     module.dataset = dataset
     module.num_joints = keypoint_spec(dataset).num_joints
@@ -193,10 +187,9 @@ def _populate(module: nn.Module, space: SpaceConfig, dataset: str, chooser: Choo
     bcfg = space.backbone
     module.parts = body_parts(dataset, 1 if plain else space.parts_num)
     layout = None
-    if bcfg.name.startswith("litehrnet"):
-        from search_space.litehrnet import LITE_HRNET_PRESETS, LiteHRNetBackbone
-
-        backbone: nn.Module | None = LiteHRNetBackbone(LITE_HRNET_PRESETS[bcfg.name])
+    lite = get_backbone(bcfg.name).family == "litehrnet"
+    if lite:
+        backbone: nn.Module | None = LiteHRNetBackbone(get_backbone(bcfg.name).layout())
         widths = tuple(backbone.out_channels)
     else:
         backbone = None
@@ -205,7 +198,7 @@ def _populate(module: nn.Module, space: SpaceConfig, dataset: str, chooser: Choo
         widths = _pyramid_widths(layout)[:1] if plain else _pyramid_widths(layout)
     if plain:
         module.backbone = backbone if backbone is not None else HRNetBackbone(layout)
-        name = "final" if bcfg.name.startswith("litehrnet") else "head"
+        name = "final" if lite else "head"  # the official codes' names
         setattr(module, name, conv2d(widths[0], module.num_joints, 1, bias=True))
         module.plain_head_name = name
         init_pose_weights(module)
@@ -245,10 +238,11 @@ def _forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _components(module: nn.Module) -> dict[str, nn.Module]:
-    parts: dict[str, nn.Module] = {"backbone": module.backbone}
-    if module.plain_head_name is not None:
+    if module.plain_head_name is not None:  # the baselines: stem, stages, head
+        parts = dict(module.backbone.components())
         parts["head"] = getattr(module, module.plain_head_name)
         return parts
+    parts = {"backbone": module.backbone}
     for p, part in enumerate(module.parts):
         parts[f"part{p}:{part.name}"] = module.heads[p]
     return parts
@@ -296,7 +290,8 @@ class PoseSpace(ModelSpace):
         return _forward(self, x)
 
     def freeze(self, sample: dict[str, Any]) -> nn.Module:  # type: ignore[override]
-        """The frozen network of ``sample`` (fresh weights; see :func:`inherit_weights`)."""
+        """The frozen network of ``sample`` (fresh weights; see
+        :func:`search_space.inherit.inherit_weights`)."""
         return freeze(self.space_config, self.dataset, sample)
 
 
@@ -318,36 +313,22 @@ def freeze(space: SpaceConfig, dataset: str, choices: Mapping[str, Any]) -> Pose
     return PoseNetwork(space, dataset, choices)
 
 
+def check_architecture(space: SpaceConfig, dataset: str, choices: Mapping[str, Any]) -> None:
+    """Check that ``choices`` fit the space (the network is built on the meta device: no memory).
+
+    Raises:
+        ArchitectureError: a label is missing, unknown or has a value outside its candidates.
+        ValueError: the space itself cannot be built (e.g. a head that does not fit the cell).
+    """
+    with torch.device("meta"):
+        PoseNetwork(space, dataset, choices)
+
+
 def space_labels(space: SpaceConfig, dataset: str) -> dict[str, list[Any]]:
     """Every label of the space and its candidate values (builds the supernet on CPU)."""
     with torch.device("meta"):
         model = PoseSpace(space, dataset)
     return {label: d.values for label, d in model.decisions.items()}
-
-
-def inherit_weights(frozen: nn.Module, supernet_state: Mapping[str, torch.Tensor]) -> None:
-    """Copy the supernet's weights into ``frozen``: each frozen tensor is the supernet tensor of
-    the same key, sliced to the leading channels (NNI's weight sharing for width choices), or
-    the columns of the hidden nodes a pruned cell keeps.
-
-    Raises:
-        KeyError: a frozen key the supernet does not have (the two come from different spaces).
-    """
-    owners = {name: module for name, module in frozen.named_modules()}
-    new_state = {}
-    for key, target in frozen.state_dict().items():
-        if key not in supernet_state:
-            raise KeyError(f"supernet weights have no {key!r}: not the supernet of this space")
-        source = supernet_state[key]
-        owner_name, _, leaf = key.rpartition(".")
-        owner = owners.get(owner_name)
-        if hasattr(owner, "inherit"):
-            source = owner.inherit(leaf, source)
-        if source.dim() != target.dim() or any(s < t for s, t in zip(source.shape, target.shape)):
-            raise KeyError(f"{key}: supernet shape {tuple(source.shape)} cannot hold "
-                           f"{tuple(target.shape)}")
-        new_state[key] = source[tuple(slice(0, t) for t in target.shape)].clone()
-    frozen.load_state_dict(new_state)
 
 
 __all__ += ["ArchitectureError"]

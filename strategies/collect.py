@@ -20,6 +20,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from trainers.arch_file import load_arch  # noqa: E402
+from trainers.atomic import atomic_path  # noqa: E402
 from trainers.errors import UserInputError, cli_errors  # noqa: E402
 from trainers.report import format_table  # noqa: E402
 
@@ -39,8 +41,6 @@ def experiment_dir(ref: str) -> Path:
 
 def collect_trials(exp_dir: Path) -> tuple[list[dict[str, Any]], int]:
     """(results of the trials that wrote arch.json, best first; count of trials without)."""
-    from search_space.arch import load_arch
-
     # NNI 3.0's local training service: environments/local-env/trials/ID; older: trials/ID
     trial_dirs = sorted(p for d in [exp_dir / "trials", *exp_dir.glob("environments/*/trials")]
                         if d.is_dir() for p in d.iterdir() if p.is_dir())
@@ -81,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{r.get('gflops', float('nan')):.4f}"] for r in rows[:args.top]]
     print(format_table(["trial", "objective", metric, "params (M)", "GFLOPs"], table))
     print(f"{len(rows)} trials with results, {missing} without")
-    from trainers.atomic import atomic_path
-
     with atomic_path(args.out) as tmp:
         shutil.copyfile(rows[0]["path"], tmp)
     print(f"best: {rows[0]['trial']} → {args.out}")

@@ -8,7 +8,8 @@ from typing import Any, Sequence
 from torch.utils.data import DataLoader, Dataset
 
 from trainers.config import Config
-from trainers.data.loader import build_dataset, build_loader
+from trainers.data.datasets import build_dataset
+from trainers.data.loader import build_loader
 from trainers.data.topdown import TopDownDataset
 
 __all__ = ["IndexSubset", "SearchData", "build_search_data"]

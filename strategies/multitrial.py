@@ -1,7 +1,8 @@
 """Multi-trial strategies in process: NNI's ``Random`` and ``RegularizedEvolution`` on a
-``SequentialExecutionEngine``. Each trial freezes the sampled architecture
-(``PoseSpace.freeze``), trains it ``search.trial_epochs`` epochs with the config's recipe and
-reports its AP / PCKh (``nni.report_final_result``).
+``SequentialExecutionEngine``. Each sampled architecture goes through the one trial path
+(:func:`strategies.trials.run_trial`, also what an ``nnictl`` trial runs): frozen, trained
+``search.trial_epochs`` epochs at ``search.batch_size``, scored by the objective, reported to NNI
+(``nni.report_final_result``).
 
 A trial that crashes is logged, recorded as failed in ``history.jsonl`` and skipped. ``--resume``
 replays the recorded trials (NNI's samplers are seeded with ``seed``, so they propose the same
@@ -14,16 +15,23 @@ import logging
 import math
 import time
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import nni
 import torch
+from nni.nas.evaluator import FunctionalEvaluator
+from nni.nas.execution import SequentialExecutionEngine
+from nni.nas.space import RawFormatModelSpace
 
-from search_space.arch import ArchFile, save_arch
+from search_space.pose_space import build
 from strategies.records import HistoryWriter
+from strategies.registry import STRATEGIES
+from strategies.trials import run_trial
+from trainers.arch_file import ArchFile, save_arch
 from trainers.config import Config
+from trainers.data.datasets import primary_metric
+from trainers.errors import UserInputError
 from trainers.report import format_table
 
 __all__ = ["run_multitrial", "make_nni_strategy"]
@@ -32,15 +40,14 @@ logger = logging.getLogger(__name__)
 
 
 def make_nni_strategy(name: str, cfg: Config) -> Any:
-    """NNI's strategy object for ``name`` ("random" or "evolution")."""
-    from nni.nas.strategy import Random, RegularizedEvolution
-
+    """NNI's strategy object for the multi-trial strategy ``name`` (``random``: uniform samples;
+    ``evolution``: a population of min(20, trials/2))."""
+    cls = STRATEGIES[name].nni_strategy
     if name == "random":
-        return Random(seed=cfg.seed)
-    n = cfg.search.num_trials
-    population = max(2, min(20, n // 2))
-    return RegularizedEvolution(population_size=population, sample_size=max(2, population // 2),
-                                mutation_prob=0.1, seed=cfg.seed)
+        return cls(seed=cfg.seed)
+    population = max(2, min(20, cfg.search.num_trials // 2))
+    return cls(population_size=population, sample_size=max(2, population // 2),
+               mutation_prob=0.1, seed=cfg.seed)
 
 
 def _key(choices: dict) -> str:
@@ -49,22 +56,12 @@ def _key(choices: dict) -> str:
 
 def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> dict[str, Any]:
     """Run ``search.num_trials`` trials of strategy ``name``; write arch.json and history."""
-    from nni.nas.evaluator import FunctionalEvaluator
-    from nni.nas.execution import SequentialExecutionEngine
-    from nni.nas.space import RawFormatModelSpace
-
-    from search_space.pose_space import build
-    from strategies.objective import train_and_score
-    from trainers.module import primary_metric
-
     out.mkdir(parents=True, exist_ok=True)
     metric = primary_metric(cfg.dataset.name)
     history = HistoryWriter(out / "history.jsonl", key="trial")
     done: dict[str, dict] = {}
     if resume:
         if not history.path.is_file():
-            from trainers.errors import UserInputError
-
             raise UserInputError(str(history.path), "no history to resume from (--resume)")
         for line in history.path.read_text().splitlines():
             if line.strip():
@@ -73,8 +70,6 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
         print(f"resuming: {len(done)} recorded trials are replayed without training")
     elif history.path.is_file():
         history.path.unlink()
-    trial_cfg = replace(cfg, train=replace(cfg.train, epochs=cfg.search.trial_epochs,
-                                           batch_size=cfg.search.batch_size))
     state: dict[str, Any] = {"trial": 0, "best": None, "records": []}
 
     def evaluate(model: torch.nn.Module) -> None:
@@ -88,8 +83,7 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
         else:
             start = time.time()
             try:
-                record.update(train_and_score(trial_cfg, model, out / "trials" / f"{trial:03d}",
-                                              f"trial{trial}"))
+                record.update(run_trial(cfg, choices, out / "trials" / f"{trial:03d}"))
                 record.update({"status": "succeeded", "seconds": round(time.time() - start, 1)})
             except Exception as err:  # noqa: BLE001 - a failed trial must not end the search
                 logger.error("trial %d failed: %s\n%s", trial, err, traceback.format_exc())
@@ -122,7 +116,5 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
     rows = [[r["trial"], r.get("status"), r.get(metric), r.get("params")] for r in state["records"]]
     print(format_table(["trial", "status", metric, "params"], rows))
     if state["best"] is None:
-        from trainers.errors import UserInputError
-
         raise UserInputError(str(out), "no trial succeeded (see history.jsonl for the errors)")
     return {"metric": metric, "history": state["records"], "arch": str(out / "arch.json")}

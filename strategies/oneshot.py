@@ -1,312 +1,31 @@
-"""One-shot strategies on NNI 3.0's machinery, wired to ``PoseSpace`` and ``PoseModule``.
-
-Each strategy is an NNI one-shot strategy (``DARTS``, ``GumbelDARTS``, ``RandomOneShot``,
-``Proxyless``, ``ENAS``) whose Lightning module we extend where the pose search needs it:
-
-- the architecture optimiser takes ``search.arch_lr`` / ``search.arch_weight_decay`` from the
-  config (NNI hard-codes its weight decay);
-- validation runs the pose evaluator (AP / PCKh) each epoch;
-- ``none`` and ``sync`` (the PNFS baselines): α/β frozen uniform, or trained jointly with the
-  weights on the training loss;
-- ``darts2``: second-order (unrolled) DARTS, which NNI 3.0 lacks (:func:`unrolled_arch_gradient`).
-
-The bi-level strategies train the weights on one half of the training set and α/β on the other
-(``batch["train"]`` / ``batch["val"]`` of NNI's combined loader).
+"""One-shot search: NNI's one-shot strategies wired to ``PoseSpace``, ``PoseModule`` and our
+Lightning modules (:mod:`strategies.oneshot_modules`), and :func:`run_oneshot`, which trains the
+supernet and records the architecture each epoch.
 """
 from __future__ import annotations
 
-import logging
-from typing import Any, Callable, Sequence
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
-import torch
-from nni.nas.oneshot.pytorch.differentiable import (DartsLightningModule,
-                                                      LinearTemperatureScheduler)
-from nni.nas.oneshot.pytorch.sampling import RandomSamplingLightningModule
-from nni.nas.strategy import DARTS, GumbelDARTS, Proxyless, RandomOneShot
-from torch import nn
+import pytorch_lightning as pl
+from nni.nas.evaluator.pytorch import Lightning, Trainer
+from nni.nas.oneshot.pytorch.sampling import has_tianshou
 
+from search_space.pose_space import build
+from strategies.data import build_search_data
+from strategies.records import ArchRecorder
+from strategies.registry import STRATEGIES
+from strategies.spos import pick_best_path
+from trainers.checkpoint import AtomicCheckpoint, load_checkpoint
 from trainers.config import Config
+from trainers.data.datasets import primary_metric
+from trainers.engine import trainer_kwargs
+from trainers.errors import UserInputError
+from trainers.module import PoseModule
 
-__all__ = ["unrolled_arch_gradient", "ONESHOT_STRATEGIES", "make_oneshot_strategy",
-           "PoseDartsModule", "SyncModule", "FrozenArchModule", "UnrolledDartsModule"]
-
-logger = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------------------------
-# second order
-
-
-def _loss_grads(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
-
-
-@torch.no_grad()
-def _add_(params: Sequence[torch.Tensor], deltas: Sequence[torch.Tensor], scale: float) -> None:
-    for p, d in zip(params, deltas):
-        p.add_(d, alpha=scale)
-
-
-def unrolled_arch_gradient(weights: Sequence[nn.Parameter], arch: Sequence[nn.Parameter],
-                           train_loss: Callable[[], torch.Tensor],
-                           val_loss: Callable[[], torch.Tensor], xi: float,
-                           buffers: Sequence[torch.Tensor] = (),
-                           epsilon: float = 0.01) -> list[torch.Tensor]:
-    """The architecture gradient of second-order DARTS (Liu et al., 2019, eq. 7-8):
-
-    ∇α L_val(w', α) − ξ ∇²α,w L_train(w, α) · ∇w' L_val(w', α),  with w' = w − ξ ∇w L_train(w, α),
-
-    the Hessian-vector product by central finite differences at w ± ε ∇w' L_val,
-    ε = epsilon / ‖∇w' L_val‖. ``train_loss``/``val_loss`` run the model on fixed batches.
-
-    Weights and ``buffers`` (BN running statistics, which the extra forward passes update) are
-    restored bit for bit: after this call the network is exactly as before it.
-    """
-    saved_w = [w.detach().clone() for w in weights]
-    saved_b = [b.detach().clone() for b in buffers]
-    try:
-        # virtual step w' = w − ξ ∇w L_train(w, α)
-        g_train = _loss_grads(train_loss(), list(weights))
-        _add_(weights, g_train, -xi)
-        # ∇α L_val(w', α) and ∇w' L_val(w', α)
-        grads = _loss_grads(val_loss(), list(arch) + list(weights))
-        d_arch, d_w = grads[:len(arch)], grads[len(arch):]
-        with torch.no_grad():
-            for w, s in zip(weights, saved_w):
-                w.copy_(s)
-        norm = torch.sqrt(sum((d * d).sum() for d in d_w))
-        eps = epsilon / max(float(norm), 1e-12)
-        _add_(weights, d_w, eps)  # w+ = w + ε dw'
-        g_pos = _loss_grads(train_loss(), list(arch))
-        _add_(weights, d_w, -2 * eps)  # w- = w − ε dw'
-        g_neg = _loss_grads(train_loss(), list(arch))
-        return [da - xi * (gp - gn) / (2 * eps) for da, gp, gn in zip(d_arch, g_pos, g_neg)]
-    finally:
-        with torch.no_grad():
-            for w, s in zip(weights, saved_w):
-                w.copy_(s)
-            for b, s in zip(buffers, saved_b):
-                b.copy_(s)
-
-
-# --------------------------------------------------------------------------------------------
-# Lightning modules
-
-
-class _PoseOneShotMixin:
-    """Validation through the pose evaluator and the configured architecture optimiser."""
-
-    cfg: Config
-    training_module: Any
-
-    def validation_step(self, batch: Any, batch_idx: int) -> Any:
-        return self.training_module.validation_step(batch, batch_idx)
-
-    def on_validation_epoch_start(self) -> None:
-        self.training_module.on_validation_epoch_start()
-
-    def on_validation_epoch_end(self) -> None:
-        self.training_module.on_validation_epoch_end()
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        self.training_module.on_save_checkpoint(checkpoint)
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.training_module.on_load_checkpoint(checkpoint)
-
-    def arch_parameters(self) -> list[nn.Parameter]:
-        """α/β in module order (NNI returns a set, whose order changes between processes and
-        would scramble the optimiser state on resume)."""
-        seen: dict[int, nn.Parameter] = {}
-        for module in self.supernet_modules():  # type: ignore[attr-defined]
-            if hasattr(module, "arch_parameters"):
-                for p in module.arch_parameters():
-                    seen.setdefault(id(p), p)
-        return list(seen.values())
-
-    def configure_architecture_optimizers(self):
-        params = self.arch_parameters()
-        if not params:
-            raise ValueError("the space has no architecture parameters to search")
-        s = self.cfg.search
-        return torch.optim.Adam(params, lr=s.arch_lr, betas=(0.5, 0.999),
-                                weight_decay=s.arch_weight_decay)
-
-
-class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
-    """First-order DARTS (NNI's supernet and bi-level loop) with the pose evaluator, the
-    configured arch optimiser, and the hardware-aware objective: with ``search.objective``
-    other than ``metric`` the architecture loss is :func:`~strategies.cost.objective_loss` of
-    the relaxation's expected GFLOPs (:class:`~strategies.cost.ExpectedCost`)."""
-
-    def __init__(self, training_module: Any, cfg: Config) -> None:
-        super().__init__(training_module, arc_learning_rate=cfg.search.arch_lr,
-                         warmup_epochs=cfg.search.warmup_epochs, log_prob_every_n_step=10**9)
-        self.cfg = cfg
-        self.expected_cost: Any = None
-
-    #: whether α/β are trained (the expected cost is only measured then)
-    searches_architecture = True
-
-    def on_fit_start(self) -> None:
-        if (self.searches_architecture and self.cfg.search.objective != "metric"
-                and self.expected_cost is None):  # target_gflops > 0: checked by the config
-            from strategies.cost import ExpectedCost
-
-            alphas: dict[str, Any] = {}
-            for m in self.supernet_modules():
-                alpha = getattr(m, "_arch_alpha", None)
-                if isinstance(alpha, nn.ParameterDict):  # mixed operations (width choices)
-                    alphas.update(alpha.items())
-                elif alpha is not None:
-                    alphas[m.label] = alpha
-            self.expected_cost = ExpectedCost(self.training_module.model,
-                                              self.cfg.model.input_size, alphas)
-        return super().on_fit_start()
-
-    def arch_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """The architecture step's loss: the pose loss, under the search objective."""
-        loss = self.training_module.training_step(batch, batch_idx)
-        if self.expected_cost is None:
-            return loss
-        from strategies.cost import objective_loss
-
-        gflops = self.expected_cost()
-        self.log("search/expected_gflops", gflops.detach(), on_step=False, on_epoch=True)
-        s = self.cfg.search
-        return objective_loss(loss, gflops, s.objective, s.target_gflops, s.penalty_weight)
-
-    def training_step(self, batch: Any, batch_idx: int) -> Any:
-        arch_opt = self.architecture_optimizers()
-        trn, val = batch["train"], batch["val"]
-        if self.trainer.current_epoch >= self.warmup_epochs and val["size"]:
-            self.resample()
-            arch_opt.zero_grad()
-            self.manual_backward(self.arch_loss(val, 2 * batch_idx))
-            arch_opt.step()
-        self.resample()
-        loss = self.training_module.training_step(trn, 2 * batch_idx + 1)
-        if loss is not None:
-            self.advance_optimization(loss, batch_idx, self.gradient_clip_val)
-        self.advance_lr_schedulers(batch_idx)
-        return loss
-
-
-class PoseGumbelModule(PoseDartsModule):
-    """GumbelDARTS: NNI's Gumbel-softmax supernet (``GumbelDARTS`` mutation), our bi-level step
-    (with the search objective), temperature 1.0 → 0.33 over the epochs."""
-
-    def __init__(self, training_module: Any, cfg: Config) -> None:
-        super().__init__(training_module, cfg)
-        self.temperature = LinearTemperatureScheduler(1.0, 0.33)
-
-    def on_train_epoch_start(self) -> None:
-        from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
-
-        tau = self.temperature.step(self.trainer.current_epoch, self.trainer.max_epochs)
-        for module in self.modules():
-            if isinstance(module, GumbelSoftmax):
-                module.tau = tau
-        return super().on_train_epoch_start()
-
-
-class FrozenArchModule(PoseDartsModule):
-    """PNFS ``none``: α/β stay uniform (zero logits, never updated); weights train on the whole
-    training set with the relaxed (equally weighted) network."""
-
-    searches_architecture = False
-
-    def on_fit_start(self) -> None:
-        with torch.no_grad():
-            for p in self.arch_parameters():
-                p.zero_()
-                p.requires_grad_(False)
-        return super().on_fit_start()
-
-    def on_train_epoch_start(self) -> None:  # never unfreeze
-        for p in self.arch_parameters():
-            p.requires_grad_(False)
-
-    def configure_architecture_optimizers(self):
-        return None
-
-    def training_step(self, batch: Any, batch_idx: int) -> Any:
-        loss = self.training_module.training_step(batch, batch_idx)
-        self.advance_optimization(loss, batch_idx)
-        self.advance_lr_schedulers(batch_idx)
-        return loss
-
-
-class SyncModule(PoseDartsModule):
-    """PNFS ``sync``: α/β and weights take a step together on the same training loss (after
-    ``warmup_epochs`` with α/β frozen)."""
-
-    def training_step(self, batch: Any, batch_idx: int) -> Any:
-        arch_opt = self.architecture_optimizers()
-        searching = self.trainer.current_epoch >= self.warmup_epochs
-        if searching:
-            arch_opt.zero_grad()
-        loss = (self.arch_loss(batch, batch_idx) if searching
-                else self.training_module.training_step(batch, batch_idx))
-        if loss is None:
-            return None
-        self.advance_optimization(loss, batch_idx)  # zero_grad (weights), backward, step
-        if searching:
-            arch_opt.step()
-        self.advance_lr_schedulers(batch_idx)
-        return loss
-
-
-class UnrolledDartsModule(PoseDartsModule):
-    """Second-order DARTS: the architecture step uses :func:`unrolled_arch_gradient` with
-    ξ = the current weight learning rate; then the ordinary weight step."""
-
-    def training_step(self, batch: Any, batch_idx: int) -> Any:
-        arch_opt = self.architecture_optimizers()
-        trn, val = batch["train"], batch["val"]
-        if self.trainer.current_epoch >= self.warmup_epochs and trn["size"] and val["size"]:
-            arch = self.arch_parameters()
-            arch_ids = {id(a) for a in arch}
-            weights = [p for p in self.training_module.model.parameters()
-                       if p.requires_grad and id(p) not in arch_ids]
-            buffers = [b for b in self.training_module.model.buffers() if b.is_floating_point()
-                       or b.dtype == torch.long]
-            opt = self.optimizers()
-            opt = opt[0] if isinstance(opt, list) else opt
-            xi = float(opt.param_groups[0]["lr"])
-            step = self.training_module.training_step
-            grads = unrolled_arch_gradient(weights, arch, lambda: step(trn, 2 * batch_idx),
-                                           lambda: self.arch_loss(val, 2 * batch_idx), xi,
-                                           buffers)
-            arch_opt.zero_grad()
-            for a, g in zip(arch, grads):
-                a.grad = g
-            arch_opt.step()
-        loss = self.training_module.training_step(trn, 2 * batch_idx + 1)
-        self.advance_optimization(loss, batch_idx)
-        self.advance_lr_schedulers(batch_idx)
-        return loss
-
-
-class PoseRandomSamplingModule(_PoseOneShotMixin, RandomSamplingLightningModule):
-    """SPOS (NNI's RandomOneShot): one uniformly sampled path per step."""
-
-    def __init__(self, training_module: Any, cfg: Config) -> None:
-        super().__init__(training_module)
-        self.cfg = cfg
-        self.fixed_sample: dict | None = None  # set while ranking paths after training
-
-    def configure_architecture_optimizers(self):
-        return None
-
-    def validation_step(self, batch: Any, batch_idx: int) -> Any:
-        if self.fixed_sample is None:
-            self.resample()
-        else:
-            for module in self.supernet_modules():
-                module.resample(memo=dict(self.fixed_sample))
-        return self.training_module.validation_step(batch, batch_idx)
+__all__ = ["run_oneshot", "make_oneshot_strategy", "TaggedLoader"]
 
 
 class TaggedLoader:
@@ -329,62 +48,6 @@ class TaggedLoader:
             yield batch, "train"
         for batch in self.val:
             yield batch, "val"
-
-
-def _enas_module() -> type:
-    from nni.nas.oneshot.pytorch.sampling import EnasLightningModule
-
-    class PoseEnasModule(_PoseOneShotMixin, EnasLightningModule):
-        """ENAS (NNI): an RL controller samples paths; weights train on the first half, the
-        controller's reward is the negative heatmap loss of a sampled path on the second half."""
-
-        def __init__(self, training_module: Any, cfg: Config) -> None:
-            super().__init__(training_module, batches_per_update=5, warmup_epochs=cfg.search.warmup_epochs,
-                             reward_metric_name="reward")
-            self.cfg = cfg
-
-        def configure_architecture_optimizers(self):
-            return None  # the controller (tianshou policy) has its own optimiser
-
-        def training_step(self, batch_packed: Any, batch_idx: int) -> Any:
-            batch, mode = batch_packed
-            out = None
-            if batch["size"] == 0:
-                return None
-            if mode == "train":
-                self.policy.eval()
-                self.resample()
-                out = self.training_module.training_step(batch, batch_idx)
-                self.advance_optimization(out, batch_idx)
-            elif self.trainer.current_epoch >= self.warmup_epochs:
-                self.policy.train()
-                self.resample()
-                with torch.no_grad():
-                    reward = -float(self.training_module.compute_loss(batch))
-                self._replay_buffer.update(self.generator.send_reward(reward))
-                self._trajectory_counter += 1
-                if self._trajectory_counter % self.batches_per_update == 0:
-                    self.policy.train()
-                    self.policy.update(0, self._replay_buffer)
-            self.advance_lr_schedulers(batch_idx)
-            return out
-
-        def validation_step(self, batch: Any, batch_idx: int) -> Any:
-            for module in self.supernet_modules():
-                module.resample(memo=dict(self.export()))
-            return self.training_module.validation_step(batch, batch_idx)
-
-        def export(self) -> dict:
-            """The controller's most probable choice per label."""
-            return {label: (max(dist, key=dist.get) if not label.endswith("/input")
-                            else [max(dist, key=dist.get)])
-                    for label, dist in self.export_probs().items()}
-
-    return PoseEnasModule
-
-
-# --------------------------------------------------------------------------------------------
-# NNI strategies with our modules
 
 
 def _with_module(base: type, module_cls: type, loaders: str) -> type:
@@ -414,39 +77,72 @@ def _with_module(base: type, module_cls: type, loaders: str) -> type:
     return Strategy
 
 
-#: name → (NNI strategy class wired to our module, loaders, what it is)
-ONESHOT_STRATEGIES: dict[str, tuple[type, str, str]] = {
-    "none": (_with_module(DARTS, FrozenArchModule, "single"), "single",
-             "PNFS baseline: α/β frozen uniform, weights trained"),
-    "sync": (_with_module(DARTS, SyncModule, "single"), "single",
-             "PNFS: α/β trained jointly with the weights on the training loss"),
-    "darts": (_with_module(DARTS, PoseDartsModule, "bilevel"), "bilevel",
-              "first-order DARTS (NNI), weights / α-β on the two halves of the training set"),
-    "darts2": (_with_module(DARTS, UnrolledDartsModule, "bilevel"), "bilevel",
-               "second-order (unrolled) DARTS"),
-    "gumbel": (_with_module(GumbelDARTS, PoseGumbelModule, "bilevel"), "bilevel",
-               "GumbelDARTS (NNI)"),
-    "proxyless": (_with_module(Proxyless, PoseDartsModule, "bilevel"), "bilevel",
-                  "ProxylessNAS (NNI); operations and inputs only (NNI 3.0 has no one-shot "
-                  "width choices for it): widths fixed to the base widths"),
-    "spos": (_with_module(RandomOneShot, PoseRandomSamplingModule, "single"), "single",
-             "single-path one-shot (NNI's RandomOneShot), then the best of sampled paths"),
-    "enas": (type(None), "bilevel", "ENAS (NNI, optional extra): RL controller over paths"),
-}
-
-
 def make_oneshot_strategy(name: str, cfg: Config) -> Any:
-    """The NNI strategy object of ``name`` for ``cfg``."""
-    if name == "enas":
-        try:
-            import tianshou  # noqa: F401
-            from nni.nas.strategy import ENAS
-        except ImportError:
-            from trainers.errors import UserInputError
+    """The NNI strategy object of the one-shot strategy ``name`` for ``cfg``, wired to our
+    Lightning module (see :data:`~strategies.registry.STRATEGIES`)."""
+    entry = STRATEGIES[name]
+    if name == "enas" and not has_tianshou:
+        raise UserInputError("--strategy enas", "ENAS needs tianshou 0.4.11 and gym: make setup "
+                             "installs them (pip install --no-deps tianshou==0.4.11 && pip "
+                             "install gym numba h5py)")
+    return _with_module(entry.nni_strategy, entry.module, entry.loaders)(cfg)
 
-            raise UserInputError("--strategy enas", "ENAS needs tianshou 0.4.11 and gym: "
-                                 "make enas (pip install --no-deps tianshou==0.4.11 && pip "
-                                 "install gym numba h5py)") from None
-        return _with_module(ENAS, _enas_module(), "tagged")(cfg)
-    cls, _, _ = ONESHOT_STRATEGIES[name]
-    return cls(cfg)
+
+def _space_for(cfg: Config, strategy: str) -> Config:
+    if strategy == "proxyless" and cfg.space.backbone.width_multipliers:
+        print("proxyless: NNI 3.0's Proxyless has no one-shot width choices; searching operations "
+              "and inputs with the base widths (space.backbone.width_multipliers ignored)")
+        backbone = replace(cfg.space.backbone, width_multipliers=())
+        return replace(cfg, space=replace(cfg.space, backbone=backbone))
+    return cfg
+
+
+def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False,
+                progress: bool = True, show_arch_value: bool = False) -> dict[str, Any]:
+    """Train a supernet with the one-shot strategy ``strategy_name``; write arch.json,
+    history.jsonl and checkpoints into ``out``; return the summary."""
+    cfg = _space_for(cfg, strategy_name)
+    out.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    space = build(cfg.space, cfg.dataset.name)
+    if not space.simplify():
+        raise UserInputError("config", "the space has no decisions to search (search_alpha, "
+                             "search_beta and width_multipliers are all off)", field="space")
+    strategy = make_oneshot_strategy(strategy_name, cfg)
+    supernet = strategy.mutate_model(space)
+    data = build_search_data(cfg)
+    strategy.val_loader = data.val
+    metric = primary_metric(cfg.dataset.name)
+    module = PoseModule(supernet, cfg, data.val_set, out,
+                        {"name": f"supernet:{strategy_name}"})
+    recorder = ArchRecorder(cfg, strategy_name, out, show_arch_value)
+    ckpt_cb = AtomicCheckpoint(out, metric, verbose=False)  # the recorder prints the epochs
+    trainer = Trainer(max_epochs=cfg.search.epochs, callbacks=[recorder, ckpt_cb],
+                      logger=[pl.loggers.CSVLogger(str(out), name="logs")],
+                      enable_checkpointing=False, num_sanity_val_steps=0,
+                      enable_progress_bar=progress, log_every_n_steps=10,
+                      enable_model_summary=False, **trainer_kwargs(cfg))
+    fit_kwargs: dict[str, Any] = {}
+    if resume:
+        last = out / "last.ckpt"
+        if not last.is_file():
+            raise UserInputError(str(last), "no checkpoint to resume from (--resume)")
+        ckpt = load_checkpoint(last)
+        print(f"resuming from {last} (finished epoch {ckpt['epoch']})")
+        fit_kwargs = {"ckpt_path": str(last), "weights_only": True}
+    loaders = STRATEGIES[strategy_name].loaders
+    train_loader = data.weights if loaders == "bilevel" else data.full
+    # in process: NNI's advice to trace loaders for remote trials does not apply
+    warnings.filterwarnings("ignore", ".*When using training service to spawn trials.*")
+    evaluator = Lightning(module, trainer, train_dataloaders=train_loader,
+                          val_dataloaders=data.arch if loaders == "bilevel" else data.val,
+                          fit_kwargs=fit_kwargs)
+    evaluator = strategy.mutate_evaluator(evaluator)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*Checkpoint directory.*exists and is not empty.*")
+        evaluator.evaluate(supernet)
+    oneshot_module = evaluator.module
+    if strategy_name == "spos":
+        pick_best_path(cfg, oneshot_module, trainer, data, out)
+    return {"metric": metric, "history": recorder.records, "arch": str(out / "arch.json")}

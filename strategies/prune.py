@@ -1,7 +1,7 @@
 """The Prune step: from a search result (``arch.json``) to a frozen architecture (``derived.json``).
 
     python -m strategies.prune --arch DIR/arch.json --out DIR/derived.json
-                               [--no-prune_operations] [--no-prune_cells] [--weights CKPT]
+                               [--no-prune_operations] [--weights CKPT]
 
 PNFS's ``Prune(Arch, prune_cells=True, prune_operations=True)`` plus channel pruning:
 
@@ -9,9 +9,9 @@ PNFS's ``Prune(Arch, prune_cells=True, prune_operations=True)`` plus channel pru
   operation by α, and each hidden node keeps its ``top_k`` (2, as DARTS) strongest incoming
   edges — the others become ``Zero`` (removed). Off: the plain argmax, ``Zero`` included;
 - inputs: each cell takes its strongest slot by β; widths their most probable value;
-- cells (``--prune_cells``, default on): every cell, route, adapter or backbone branch without a
-  path to a part's output is dropped — :func:`~search_space.pose_space.freeze` does this for
-  every architecture (they cannot change the output), the flag only controls the report;
+- cells: every cell, route, adapter or backbone branch without a path to a part's output is
+  dropped — :func:`~search_space.pose_space.freeze` does this for every architecture (they
+  cannot change the output); the report counts them;
 - an ``arch.json`` without α/β (multi-trial, SPOS, prune_rate) keeps its choices.
 
 With ``--weights`` (a search checkpoint, ``last.ckpt``) it also writes ``derived.pth``: the state
@@ -31,13 +31,16 @@ if __package__ in (None, ""):
 
 import torch  # noqa: E402
 
-from search_space.arch import ArchFile, load_arch, save_arch  # noqa: E402
+from search_space.counting import param_flop_report  # noqa: E402
 from search_space.operations import ZERO  # noqa: E402
-from trainers.errors import UserInputError, cli_errors  # noqa: E402
+from search_space.pose_space import build  # noqa: E402
+from trainers.arch_file import ArchFile, check_choices, load_arch, save_arch  # noqa: E402
+from trainers.build import build_network, spec_from_arch  # noqa: E402
+from trainers.checkpoint import save_state_dict  # noqa: E402
+from trainers.errors import cli_errors  # noqa: E402
 from trainers.report import format_table  # noqa: E402
 
-__all__ = ["derive_choices", "prune_arch", "supernet_state_from_checkpoint",
-           "inherited_network", "save_state"]
+__all__ = ["derive_choices", "prune_arch", "inherited_network", "write_inherited_state"]
 
 TOP_K = 2
 
@@ -91,56 +94,26 @@ def derive_choices(arch: ArchFile, prune_operations: bool = True,
     return choices
 
 
-def supernet_state_from_checkpoint(path: str) -> dict[str, torch.Tensor]:
-    """The supernet's state dict from a search checkpoint (or a plain state dict file)."""
-    from trainers.checkpoint import read_state_dict
-
-    return read_state_dict(path, field="--weights")
-
-
 def inherited_network(derived: ArchFile, weights: str) -> torch.nn.Module:
     """The frozen network of ``derived`` with the weights of the search checkpoint ``weights``
     (the kept channels of a channel-pruned architecture, else the leading ones)."""
-    from search_space.pose_space import freeze, inherit_weights
+    return build_network(spec_from_arch(derived), weights, inherit=True, field="--weights")
 
-    cfg = derived.config
-    network = freeze(cfg.space, cfg.dataset.name, derived.choices)
-    state = supernet_state_from_checkpoint(weights)
-    if derived.channels:
-        from strategies.prune_rate import slice_by_channels
 
-        try:
-            state = slice_by_channels(state, derived.channels)
-        except (KeyError, IndexError, RuntimeError) as err:
-            raise UserInputError(weights, f"does not fit the pruned channels ({err})",
-                                 field="state_dict") from None
-    try:
-        inherit_weights(network, state)
-    except KeyError as err:
-        raise UserInputError(weights, f"does not fit the architecture's space "
-                             f"({err.args[0]})", field="state_dict") from None
+def write_inherited_state(derived: ArchFile, weights: str, path: str | Path) -> torch.nn.Module:
+    """Write the inherited state dict of ``derived`` (``derived.pth``); return the network."""
+    network = inherited_network(derived, weights)
+    save_state_dict(network, path)
     return network
 
 
-def save_state(network: torch.nn.Module, path: str | Path) -> None:
-    """Write ``network``'s state dict atomically (``derived.pth``)."""
-    from trainers.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        torch.save(network.state_dict(), tmp)
-
-
 def _report_rows(model: torch.nn.Module, size) -> tuple[float, float]:
-    from visualize.param_flop import param_flop_report
-
     report = param_flop_report(model, size)
     return report["params"] / 1e6, report["gflops"]
 
 
 def prune_arch(arch: ArchFile, prune_operations: bool = True) -> ArchFile:
     """The derived architecture of ``arch`` (validated against its space)."""
-    from search_space.arch import check_choices
-
     choices = derive_choices(arch, prune_operations)
     check_choices(arch.config, choices, arch.path)
     metrics: dict[str, Any] = {"source": arch.path}
@@ -162,13 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="derived.json to write")
     p.add_argument("--prune_operations", action=argparse.BooleanOptionalAction, default=True,
                    help="drop Zero and keep the top-2 edges per node (default on)")
-    p.add_argument("--prune_cells", action=argparse.BooleanOptionalAction, default=True,
-                   help="report the cells removed for having no path to an output (default on)")
     p.add_argument("--weights", help="search checkpoint (last.ckpt): also write the inherited "
                    "weights of the frozen network next to --out (.pth)")
     args = p.parse_args(argv)
-    from search_space.pose_space import build, freeze
-
     arch = load_arch(args.arch)
     derived = prune_arch(arch, args.prune_operations)
     cfg = derived.config
@@ -177,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         network = inherited_network(derived, args.weights)
         state_out = Path(args.out).with_suffix(".pth")
     else:
-        network, state_out = freeze(cfg.space, cfg.dataset.name, derived.choices), None
+        network, state_out = build_network(spec_from_arch(derived)), None
     supernet = build(cfg.space, cfg.dataset.name)
     before = _report_rows(supernet, size)
     after = _report_rows(network, size)
@@ -188,13 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     zero_edges = sum(1 for k, v in derived.choices.items() if k.endswith("_op") and v == ZERO)
     save_arch(args.out, derived)
     if state_out is not None:
-        save_state(network, state_out)
+        save_state_dict(network, state_out)
     rows = [["supernet (largest)", f"{before[0]:.3f}", f"{before[1]:.3f}", total_cells],
             ["derived", f"{after[0]:.3f}", f"{after[1]:.3f}", kept]]
     print(format_table(["network", "params (M)", "GFLOPs", "cells"], rows))
-    if args.prune_cells:
-        print(f"cells removed (no path to an output): {total_cells - kept} of {total_cells}; "
-              f"edges set to Zero: {zero_edges}")
+    print(f"cells removed (no path to an output): {total_cells - kept} of {total_cells}; "
+          f"edges set to Zero: {zero_edges}")
     print(f"wrote {args.out}" + (f" and {state_out}" if state_out else ""))
     return 0
 

@@ -22,38 +22,31 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from search_space.arch import ArchFile, load_arch, save_arch
-from search_space.pose_space import build, freeze
+from search_space.inherit import INNER_WIDTH_LABEL as _INNER
+from search_space.inherit import block_module_path
+from search_space.pose_space import space_labels
 from strategies.records import HistoryWriter
-from trainers.checkpoint import read_state_dict
+from trainers.arch_file import ArchFile, load_arch, save_arch
+from trainers.build import build_network, spec_from_choices
+from trainers.checkpoint import read_state_dict, save_state_dict
 from trainers.config import Config
+from trainers.data.datasets import primary_metric
+from trainers.engine import evaluate_model, fit
 from trainers.errors import UserInputError
 from trainers.report import format_table
 
-__all__ = ["run_prune_rate", "channel_importance", "widths_at_rate", "slice_by_channels",
-           "block_module_path", "select_rate", "widths_at_stage_rates",
-           "prune_rate_search_space", "pruned_network"]
+__all__ = ["run_prune_rate", "channel_importance", "widths_at_rate", "select_rate",
+           "widths_at_stage_rates", "prune_rate_search_space", "pruned_choices"]
 
 logger = logging.getLogger(__name__)
 
-_INNER = re.compile(r"stage(\d+)/module(\d+)/branch(\d+)/block(\d+)/inner(\d)$")
 GOLDEN = (math.sqrt(5) - 1) / 2
-
-
-def block_module_path(label: str) -> tuple[str, int]:
-    """``stage3/module1/branch2/block0/inner0`` → ("backbone.stages.2.modules_.1.branches.2.0", 0)."""
-    m = _INNER.match(label)
-    if m is None:
-        raise ValueError(f"not an inner-width label: {label}")
-    s, mod, b, k, i = (int(g) for g in m.groups())
-    return f"backbone.stages.{s - 1}.modules_.{mod}.branches.{b}.{k}", i
 
 
 def channel_importance(state: Mapping[str, torch.Tensor], labels: list[str],
@@ -107,28 +100,30 @@ def widths_at_stage_rates(scores: Mapping[str, torch.Tensor], allowed: Mapping[s
     return widths, kept
 
 
-def prune_rate_search_space(cfg: Config, step: float = 0.05) -> dict[str, Any]:
-    """NNI search space of per-stage pruning rates: ``stage{s}/rate`` ∈ {0, step, …, max}."""
-    labels = build(cfg.space, cfg.dataset.name).simplify()
+def prune_rate_search_space(cfg: Config) -> dict[str, Any]:
+    """NNI search space of per-stage pruning rates: ``stage{s}/rate`` ∈ {0, step, …, max} with
+    ``search.prune_step`` and ``search.prune_max_rate``."""
+    labels = space_labels(cfg.space, cfg.dataset.name)
     stages = sorted({int(m.group(1)) for k in labels if (m := _INNER.search(k))})
     if not stages:
         raise UserInputError("config", "no block widths to prune: set space.backbone."
                              "width_multipliers", field="space.backbone")
-    return {f"stage{s}/rate": {"_type": "quniform", "_value": [0.0, cfg.search.prune_max_rate, step]}
+    return {f"stage{s}/rate": {"_type": "quniform",
+                                 "_value": [0.0, cfg.search.prune_max_rate, cfg.search.prune_step]}
             for s in stages}
 
 
 def _width_plan(cfg: Config) -> tuple[list[str], dict[str, list[int]], dict[str, Any]]:
     """The block inner-width labels, their allowed widths, and the full-width choices (other
     decisions from ``search.base_arch``)."""
-    labels = build(cfg.space, cfg.dataset.name).simplify()
+    labels = space_labels(cfg.space, cfg.dataset.name)
     inner = [k for k in labels if _INNER.search(k)]
     if not inner:
         raise UserInputError("config", "no block widths to prune: set space.backbone."
                              "width_multipliers and search_block_widths", field="space.backbone")
-    allowed = {k: sorted(labels[k].values) for k in inner}
+    allowed = {k: sorted(labels[k]) for k in inner}
     full_choices = {**_fixed_choices(cfg, labels),
-                    **{k: max(m.values) for k, m in labels.items()
+                    **{k: max(values) for k, values in labels.items()
                        if k.endswith("/width") or _INNER.search(k)}}
     return inner, allowed, full_choices
 
@@ -137,15 +132,15 @@ def _pruned(cfg: Config, full_choices: Mapping[str, Any], state: Mapping[str, to
             widths: Mapping[str, int], kept: Mapping[str, list[int]]) -> tuple[Any, dict]:
     """The frozen network at ``widths`` with the kept channels' weights: (network, choices)."""
     choices = {**full_choices, **widths}
-    net = freeze(cfg.space, cfg.dataset.name, choices)
-    net.load_state_dict(slice_by_channels(state, kept))
+    net = build_network(spec_from_choices(cfg, choices, kept), state, inherit=True)
     return net, choices
 
 
-def pruned_network(cfg: Config, rates: Mapping[int, float]) -> tuple[Any, dict[str, Any],
-                                                                    dict[str, list[int]]]:
-    """The network pruned at per-stage ``rates`` from ``search.prune_weights`` (weights of the
-    kept channels loaded): (network, choices, kept channels)."""
+def pruned_choices(cfg: Config, rates: Mapping[int, float]
+                   ) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """The architecture pruned at per-stage ``rates`` by the channel importance of
+    ``search.prune_weights``: (choices, kept channels). Its weights are those channels of
+    ``search.prune_weights`` (:func:`trainers.build.build_network` with ``inherit``)."""
     if not cfg.search.prune_weights:
         raise UserInputError("config", "per-stage pruning trials need the trained full-width "
                              "network", field="search.prune_weights")
@@ -153,23 +148,7 @@ def pruned_network(cfg: Config, rates: Mapping[int, float]) -> tuple[Any, dict[s
     state = read_state_dict(cfg.search.prune_weights, field="search.prune_weights")
     scores = channel_importance(state, inner, cfg.search.prune_criterion)
     widths, kept = widths_at_stage_rates(scores, allowed, rates, cfg.search.prune_min_keep)
-    net, choices = _pruned(cfg, full_choices, state, widths, kept)
-    return net, choices, kept
-
-
-def slice_by_channels(state: Mapping[str, torch.Tensor],
-                      channels: Mapping[str, list[int]]) -> dict[str, torch.Tensor]:
-    """The full network's ``state`` reduced to the kept inner channels of each block."""
-    out = dict(state)
-    for label, idx in channels.items():
-        block, i = block_module_path(label)
-        index = torch.tensor(idx, dtype=torch.long)
-        conv_in, bn, conv_out = f"{block}.conv{i + 1}", f"{block}.bn{i + 1}", f"{block}.conv{i + 2}"
-        out[f"{conv_in}.weight"] = out[f"{conv_in}.weight"].index_select(0, index)
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            out[f"{bn}.{name}"] = out[f"{bn}.{name}"].index_select(0, index)
-        out[f"{conv_out}.weight"] = out[f"{conv_out}.weight"].index_select(1, index)
-    return out
+    return {**full_choices, **widths}, kept
 
 
 def select_rate(evaluate: Any, feasible: Any, base: dict[str, Any], selection: str,
@@ -220,23 +199,13 @@ def _fixed_choices(cfg: Config, labels: Mapping[str, Any]) -> dict[str, Any]:
 
 def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, Any]:
     """Search the pruning rate (see the module docstring)."""
-    from trainers.engine import evaluate_model, fit
-    from trainers.module import primary_metric
-
     out.mkdir(parents=True, exist_ok=True)
     s = cfg.search
     metric = primary_metric(cfg.dataset.name)
     inner, allowed, full_choices = _width_plan(cfg)
-    full = freeze(cfg.space, cfg.dataset.name, full_choices)
-    if s.prune_weights:
-        state = read_state_dict(s.prune_weights, field="search.prune_weights")
-        try:
-            full.load_state_dict(state)
-        except RuntimeError as err:
-            raise UserInputError(s.prune_weights, "weights do not fit the full-width network "
-                                 f"({str(err).splitlines()[0][:160]})",
-                                 field="search.prune_weights") from None
-    else:
+    full = build_network(spec_from_choices(cfg, full_choices), s.prune_weights or None,
+                         field="search.prune_weights")
+    if not s.prune_weights:
         print(f"prune_rate: training the full-width network for {s.epochs} epochs first")
         base_cfg = replace(cfg, train=replace(cfg.train, epochs=s.epochs))
         fit(base_cfg, full, {"name": "prune_rate_base"}, out / "base", resume=resume and
@@ -281,9 +250,7 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
                                            "params": best["params"],
                                            "full_params": base["params"]},
                                           channels=channels))
-    from strategies.prune import save_state
-
-    save_state(best["net"], out / "pruned.pth")
+    save_state_dict(best["net"], out / "pruned.pth")
     print(f"chosen rate {best['rate']}: {metric} {best[metric]:.4f} (full {base_value:.4f}), "
           f"params {best['params']:,} of {base['params']:,}; weights: {out / 'pruned.pth'}")
     return {"metric": metric,

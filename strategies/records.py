@@ -1,5 +1,6 @@
-"""What a search leaves behind: ``history.jsonl`` (one line per epoch or trial) and
-``arch.json`` (the best architecture so far, rewritten atomically)."""
+"""What a search leaves behind: ``history.jsonl`` (one line per epoch or trial) and the
+architecture files — ``arch.json`` (the best so far by the validation metric, the epoch it came
+from in its ``metrics``) and, for one-shot strategies, ``last_arch.json`` (the latest epoch's)."""
 from __future__ import annotations
 
 import json
@@ -7,10 +8,15 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+import math
+
 import pytorch_lightning as pl
 
-from search_space.arch import ArchFile, save_arch
+from search_space.counting import param_flop_report
+from trainers.arch_file import ArchFile, save_arch
+from trainers.build import build_network, spec_from_choices
 from trainers.config import Config
+from trainers.errors import UserInputError
 from trainers.report import format_table
 
 __all__ = ["HistoryWriter", "split_probs", "arch_value_table", "ArchRecorder",
@@ -68,21 +74,20 @@ def arch_value_table(weights: Mapping[str, Mapping[str, Any]]) -> str:
 
 def architecture_cost(cfg: Config, choices: Mapping[str, Any]) -> dict[str, Any]:
     """Params and GFLOPs of the frozen network of ``choices`` ({} if it cannot be frozen)."""
-    from search_space.pose_space import freeze
-    from visualize.param_flop import param_flop_report
-
     try:
-        report = param_flop_report(freeze(cfg.space, cfg.dataset.name, choices),
-                                   cfg.model.input_size)
-    except ValueError:  # an export NNI made that the space cannot freeze: not fatal
+        network = build_network(spec_from_choices(cfg, choices))
+    except (UserInputError, ValueError):  # an export NNI made that the space cannot freeze
         return {}
+    report = param_flop_report(network, cfg.model.input_size)
     return {"params": report["params"], "gflops": round(report["gflops"], 5)}
 
 
 class ArchRecorder(pl.Callback):
     """For one-shot strategies: after each epoch's validation, append the epoch to
-    ``history.jsonl`` (loss, metrics, α/β softmax) and rewrite ``arch.json`` with the current
-    export of the strategy (NNI's argmax) and its α/β."""
+    ``history.jsonl`` (loss, metrics, α/β softmax), write ``last_arch.json`` with the current
+    export of the strategy (NNI's argmax) and its α/β, and copy it to ``arch.json`` when the
+    supernet's validation metric is the best so far (``metrics.epoch`` says which epoch; an
+    epoch without a finite metric never is)."""
 
     def __init__(self, cfg: Config, strategy: str, out_dir: Path, show_arch_value: bool) -> None:
         self.cfg = cfg
@@ -91,6 +96,13 @@ class ArchRecorder(pl.Callback):
         self.history = HistoryWriter(self.out_dir / "history.jsonl")
         self.show = show_arch_value
         self.records: list[dict[str, Any]] = []
+        self.best: float | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state.get("best")
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:  # after a resume: drop the epochs that are redone
@@ -111,10 +123,14 @@ class ArchRecorder(pl.Callback):
                   "alpha": weights["alpha"], "beta": weights["beta"]}
         self.history.append(record)
         self.records.append(record)
-        save_arch(self.out_dir / "arch.json",
-                  ArchFile(self.cfg, choices, "search", weights,
-                           {"epoch": trainer.current_epoch, "strategy": self.strategy, **metrics}))
         metric = pl_module.training_module.metric_name
+        arch = ArchFile(self.cfg, choices, "search", weights,
+                        {"epoch": trainer.current_epoch, "strategy": self.strategy, **metrics})
+        save_arch(self.out_dir / "last_arch.json", arch)
+        value = metrics.get(metric)
+        if value is not None and math.isfinite(value) and (self.best is None or value > self.best):
+            self.best = value
+            save_arch(self.out_dir / "arch.json", arch)
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: train loss "
               f"{record['train_loss'] if record['train_loss'] is not None else float('nan'):.6f}"
               f", supernet {metric} {metrics.get(metric, float('nan')):.4f}", flush=True)

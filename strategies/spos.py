@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from search_space.arch import ArchFile, save_arch
-from strategies.objective import objective
+from strategies.trials import objective
 from strategies.records import HistoryWriter, architecture_cost
+from trainers.arch_file import ArchFile, save_arch
 from trainers.config import Config
 from trainers.report import format_table
 

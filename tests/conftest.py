@@ -6,8 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
+from nni.nas.strategy import RandomOneShot
 
+from search_space.config import BackboneSpaceConfig, CellConfig, SpaceConfig
+from search_space.pose_space import build
 from trainers.config import Config, load_config
 from trainers.data.synthetic import write_coco, write_mpii
 
@@ -42,3 +48,39 @@ def run_module(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=600)
+
+
+def tiny_space(parts_num: int = 3, mode: str = "2D", vector: bool = True, hidden: int = 1,
+               shared: bool = True, widths=(0.5, 1.0), depth: int = 5, cut: int = 3,
+               operators=("Zero", "skip_connect", "Sep_Conv_3x3", "max_pool_3x3")) -> SpaceConfig:
+    return SpaceConfig(
+        backbone=BackboneSpaceConfig(name="hrnet_tiny", stages=3, width_multipliers=widths),
+        parts_num=parts_num,
+        cell_config=CellConfig(depth=depth, cut_layers_num=cut, factor=4, vector_dim=4,
+                               convolution_mode=mode, vector_in_pixel=vector,
+                               hidden_states_num=hidden, one_shot_search=shared,
+                               operators=operators))
+
+
+def random_sample(space_model, seed: int) -> dict:
+    rs = np.random.RandomState(seed)
+    return {label: m.random(random_state=rs) for label, m in space_model.simplify().items()}
+
+
+def supernet_under(space: SpaceConfig, dataset: str, sample: dict, seed: int):
+    """NNI's weight-sharing supernet (RandomOneShot) fixed to ``sample``, with random weights and
+    BN statistics so that every parameter matters."""
+    sup = RandomOneShot().mutate_model(build(space, dataset))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in sup.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        for name, b in sup.named_buffers():
+            if name.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=gen) + 0.5)
+            elif name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=gen) * 0.1)
+    for module in sup.modules():
+        if isinstance(module, BaseSuperNetModule):
+            module.resample(memo=dict(sample))
+    return sup.eval()

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from trainers.data.codec import HeatmapCodec, flip_back, get_max_preds
-from trainers.data.joints import COCO
+from search_space.joints import COCO
 
 CODEC = HeatmapCodec(input_size=(256, 192), heatmap_size=(64, 48), sigma=2.0)
 

@@ -5,7 +5,8 @@ import pytest
 
 from search_space.pose_space import space_labels
 from trainers.config import load_config
-from trainers.data.loader import build_dataset, build_loader
+from trainers.data.datasets import build_dataset
+from trainers.data.loader import build_loader
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.yaml"))
 

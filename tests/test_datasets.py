@@ -9,8 +9,9 @@ import torch
 from tests.conftest import tiny_config
 from trainers.data.codec import get_max_preds
 from trainers.data.images import SkipCounter
-from trainers.data.joints import COCO
-from trainers.data.loader import build_dataset, build_loader
+from search_space.joints import COCO
+from trainers.data.datasets import build_dataset
+from trainers.data.loader import build_loader
 from trainers.data.topdown import normalize_images
 from trainers.errors import UserInputError
 from trainers.inference import predict_dataset

@@ -8,7 +8,7 @@ from trainers.export import check_onnx, export_onnx
 @pytest.mark.parametrize("name", ["hrnet_tiny", "litehrnet_18"])
 def test_onnx_matches_pytorch(name, tmp_path):
     torch.manual_seed(0)
-    model = build_model(name, 17).eval()
+    model = build_model(name, "coco").eval()
     for m in model.modules():  # weights large enough that a wrong graph shows
         if isinstance(m, torch.nn.Conv2d):
             torch.nn.init.normal_(m.weight, std=0.2)

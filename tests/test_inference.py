@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from trainers.data.codec import flip_back
-from trainers.data.joints import COCO
+from search_space.joints import COCO
 from trainers.data.topdown import normalize_images
 from trainers.inference import flip_test_predictor
 

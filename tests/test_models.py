@@ -2,15 +2,16 @@
 import pytest
 import torch
 
-from search_space.hrnet import HRNetBackbone, hrnet_layout
+from search_space.hrnet import HRNetBackbone
+from search_space.layouts import hrnet_layout
 from search_space.models import build_model, model_names
-from visualize.param_flop import param_flop_report
+from search_space.counting import param_flop_report
 
 
 @pytest.mark.parametrize("name", model_names())
 def test_forward_shape_and_finite(name):
     torch.manual_seed(0)
-    model = build_model(name, 17).eval()
+    model = build_model(name, "coco").eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, 64, 48))
     assert out.shape == (2, 17, 16, 12)
@@ -18,7 +19,7 @@ def test_forward_shape_and_finite(name):
 
 
 def test_tiny_backward_reaches_every_parameter():
-    model = build_model("hrnet_tiny", 16)
+    model = build_model("hrnet_tiny", "mpii")
     out = model(torch.randn(2, 3, 64, 64))
     out.square().mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -28,13 +29,13 @@ def test_tiny_backward_reaches_every_parameter():
 @pytest.mark.parametrize("name, params", [("hrnet_w32", 28_536_113), ("hrnet_w48", 63_595_745),
                                           ("litehrnet_18", 1_130_769), ("litehrnet_30", 1_763_717)])
 def test_exact_param_counts_of_the_official_constructor(name, params):
-    assert sum(p.numel() for p in build_model(name, 17).parameters()) == params
+    assert sum(p.numel() for p in build_model(name, "coco").parameters()) == params
 
 
 @pytest.mark.parametrize("name, size, gflops", [("hrnet_w32", (256, 192), 7.1),
                                                 ("hrnet_w48", (384, 288), 32.9)])
 def test_gflops_match_published(name, size, gflops):
-    report = param_flop_report(build_model(name, 17), size)
+    report = param_flop_report(build_model(name, "coco"), size)
     assert round(report["gflops"], 1) == gflops
     assert sum(c["params"] for c in report["components"]) == report["params"]
     assert sum(c["macs"] for c in report["components"]) == report["macs"]
@@ -70,12 +71,12 @@ def test_inner_widths_change_only_their_block():
 
 def test_unknown_model_lists_known_ones():
     with pytest.raises(KeyError, match="hrnet_w32"):
-        build_model("hrnet_w33", 17)
+        build_model("hrnet_w33", "coco")
 
 
 @pytest.mark.parametrize("name, published_m", [("naive_litehrnet_18", 0.7), ("wider_naive_litehrnet_18", 1.3)])
 def test_naive_lite_hrnet_sizes_near_published(name, published_m):
-    params = sum(p.numel() for p in build_model(name, 17).parameters())
+    params = sum(p.numel() for p in build_model(name, "coco").parameters())
     assert abs(params / 1e6 - published_m) < 0.1
 
 

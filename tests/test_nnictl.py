@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from search_space.arch import load_arch
+from trainers.arch_file import load_arch
 from tests.conftest import REPO, run_module
 
 ARTIFACTS = REPO / "runs" / "test-artifacts"

@@ -9,14 +9,17 @@ import pytest
 import torch
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
-from search_space.arch import ArchFile, load_arch, save_arch
+from trainers.arch_file import ArchFile, load_arch, save_arch
 from search_space.pose_space import build, freeze
-from strategies.oneshot import unrolled_arch_gradient
+from strategies.unrolled import unrolled_arch_gradient
 from strategies.prune import derive_choices, prune_arch
-from tests.conftest import REPO, run_module
+from search_space.counting import param_flop_report
+from strategies.trials import objective
+from tests.conftest import REPO, random_sample, run_module, tiny_space
+from trainers.build import build_network, spec_from_arch
+from trainers.checkpoint import read_state_dict
 from trainers.config import load_config
 
-warnings.filterwarnings("ignore", category=RuntimeWarning)
 
 CFG = str(REPO / "configs" / "search" / "synthetic_tiny.yaml")
 
@@ -87,14 +90,12 @@ def test_darts_resume_continues_and_prune_inherits(coco_root, tmp_path):
     assert derived.kind == "derived"
     assert all(v != "Zero" for k, v in derived.choices.items() if k.endswith("_op"))
     # the inherited network computes what the supernet computes on that path
-    net = derived.build()
+    net = build_network(spec_from_arch(derived))
     net.load_state_dict(torch.load(out / "derived.pth", weights_only=True))
     from nni.nas.strategy import RandomOneShot
 
-    from strategies.prune import supernet_state_from_checkpoint
-
     sup = RandomOneShot().mutate_model(build(derived.config.space, "coco"))
-    missing, _ = sup.load_state_dict(supernet_state_from_checkpoint(str(out / "last.ckpt")),
+    missing, _ = sup.load_state_dict(read_state_dict(out / "last.ckpt", field="--weights"),
                                      strict=False)
     assert not missing
     for module in sup.modules():
@@ -137,7 +138,6 @@ def test_unknown_strategy_and_bad_config_are_one_line_errors(tmp_path):
 
 def _tiny_supernet():
     from nni.nas.strategy import DARTS
-    from tests.test_search_space import tiny_space
 
     torch.manual_seed(0)
     strategy = DARTS()
@@ -291,14 +291,15 @@ def test_prune_cli_errors_write_nothing(coco_root, tmp_path):
 
 
 def _plain_space():
-    from trainers.config import BackboneSpaceConfig, SpaceConfig
+    from search_space.config import BackboneSpaceConfig, SpaceConfig
 
     return SpaceConfig(backbone=BackboneSpaceConfig(
         name="hrnet_tiny", width_multipliers=(0.25, 0.5, 0.75, 1.0)), head="plain")
 
 
 def test_pruning_channels_that_carry_nothing_keeps_the_output_exactly():
-    from strategies.prune_rate import channel_importance, slice_by_channels, widths_at_rate
+    from search_space.inherit import block_module_path, slice_by_channels
+    from strategies.prune_rate import channel_importance, widths_at_rate
 
     space = _plain_space()
     labels = build(space, "coco").simplify()
@@ -309,8 +310,6 @@ def test_pruning_channels_that_carry_nothing_keeps_the_output_exactly():
     gen = torch.Generator().manual_seed(0)
     dead = {}
     for label in inner:  # silence half of every layer's channels: BN γ = β = 0
-        from strategies.prune_rate import block_module_path
-
         block, i = block_module_path(label)
         n = state[f"{block}.bn{i + 1}.weight"].numel()
         idx = torch.randperm(n, generator=gen)[: n // 2]
@@ -375,7 +374,6 @@ def test_prune_rate_search_and_prune_inherit_the_kept_channels(coco_root, tmp_pa
 def test_hardware_aware_objective():
     from dataclasses import replace
 
-    from strategies.objective import objective
     from trainers.config import SearchConfig
 
     s = SearchConfig()
@@ -394,8 +392,6 @@ def test_expected_cost_is_differentiable_and_steers_to_cheaper_architectures():
 
     from search_space.pose_space import freeze
     from strategies.cost import ExpectedCost
-    from tests.test_search_space import random_sample, tiny_space
-    from visualize.param_flop import param_flop_report
 
     space = tiny_space()
     strategy = DARTS()

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from trainers.data.joints import COCO
+from search_space.joints import COCO
 from trainers.data.synthetic import render_image, write_coco, write_mpii
 from trainers.evaluation.mpii import load_gt_valid
 

@@ -185,7 +185,7 @@ def test_train_derived_arch_then_test_and_param_flop(coco_root, tmp_path):
     from the checkpoint alone, reported by param_flop --arch."""
     import numpy as np
 
-    from search_space.arch import ArchFile, save_arch
+    from trainers.arch_file import ArchFile, save_arch
     from search_space.pose_space import build
     from trainers.config import load_config
 

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from trainers.data.joints import COCO, MPII
+from search_space.joints import COCO, MPII
 from trainers.data.transforms import (affine_points, box_to_center_scale, fliplr_joints,
                                       get_affine_transform, half_body_center_scale)
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from search_space.arch import load_arch
+from trainers.arch_file import load_arch
 from tests.conftest import REPO, run_module
 from tests.test_strategies import search
 
@@ -89,8 +89,8 @@ def test_pareto_front():
 
 def test_heatmap_grid_marks_the_peaks(coco_root):
     from trainers.config import load_config
-    from trainers.data.loader import build_dataset
-    from visualize.overlays import crop_to_bgr, heatmap_grid
+    from trainers.data.datasets import build_dataset
+    from trainers.drawing import crop_to_bgr, heatmap_grid
 
     cfg = load_config(REPO / "configs" / "datasets" / "synthetic_coco.yaml",
                       ["dataset.root", str(coco_root), "model.input_size", "64x48"])

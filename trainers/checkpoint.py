@@ -17,10 +17,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from trainers.atomic import write_json_atomic
+from torch import nn
+
+from trainers.atomic import atomic_path, write_json_atomic
 from trainers.errors import UserInputError
 
-__all__ = ["AtomicCheckpoint", "load_checkpoint", "model_state_dict", "read_state_dict"]
+__all__ = ["AtomicCheckpoint", "load_checkpoint", "model_state_dict", "read_state_dict",
+           "save_state_dict"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,3 +151,10 @@ def read_state_dict(path: str | Path, field: str) -> dict[str, torch.Tensor]:
         if any(k.startswith(prefix) for k in obj):
             return {k[len(prefix):]: v for k, v in obj.items() if k.startswith(prefix)}
     return dict(obj)
+
+
+def save_state_dict(network: nn.Module, path: str | Path) -> None:
+    """Write ``network``'s state dict atomically (``derived.pth``, ``pruned.pth``): loadable as
+    ``model.pretrained`` and by :func:`read_state_dict`."""
+    with atomic_path(path) as tmp:
+        torch.save(network.state_dict(), tmp)

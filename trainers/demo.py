@@ -29,16 +29,23 @@ from pathlib import Path
 import cv2
 import pytorch_lightning as pl
 
-from trainers.build import build_pose_model
-from trainers.checkpoint import load_checkpoint
+from search_space.counting import param_flop_report
+from search_space.joints import keypoint_spec
+from search_space.pose_space import space_labels
+from strategies.oneshot import run_oneshot
+from strategies.prune import prune_arch, write_inherited_state
+from trainers.arch_file import load_arch, save_arch
+from trainers.build import build_network, load_trained_network, spec_from_arch
 from trainers.config import load_config
 from trainers.data.synthetic import write_coco
-from trainers.engine import evaluate_model, fit, load_weights
+from trainers.drawing import draw_skeleton
+from trainers.engine import evaluate_model, fit
 from trainers.errors import cli_errors
 from trainers.report import format_metrics, format_table
+from visualize.arch import arch_graph, render
 from visualize.demo import predict_image
-from visualize.keypoints import draw_skeleton
-from visualize.param_flop import format_report, param_flop_report
+from visualize.history import plot_history, read_history
+from visualize.param_flop import format_report
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "configs" / "models" / "derived_synthetic.yaml"
@@ -65,8 +72,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _draw_overlays(cfg, model, data: Path, out: Path, count: int) -> list[str]:
     ann = json.loads((data / "annotations" / "person_keypoints_val2017.json").read_text())
-    from trainers.data.joints import keypoint_spec
-
     spec = keypoint_spec(cfg.dataset.name)
     paths = []
     for image in ann["images"][:count]:
@@ -100,10 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _step(1, f"using the synthetic COCO dataset in {data}")
 
-    from search_space.arch import load_arch, save_arch
-    from strategies.prune import inherited_network, prune_arch, save_state
-    from strategies.search import run_oneshot
-
     search_over = ["dataset.root", str(data), *args.search_override]
     if args.search_epochs is not None:
         search_over += ["search.epochs", str(args.search_epochs)]
@@ -114,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             search_over += [key, train_over[train_over.index(key) + 1]]
     search_cfg = load_config(args.search_cfg, search_over)
     search_dir = out / "search"
-    from search_space.pose_space import build
-
-    decisions = len(build(search_cfg.space, search_cfg.dataset.name).simplify())
+    decisions = len(space_labels(search_cfg.space, search_cfg.dataset.name))
     _step(2, f"searching {Path(args.search_cfg).name} with DARTS for {search_cfg.search.epochs} "
           f"epochs ({decisions} decisions)")
     t0 = time.time()
@@ -127,13 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     arch = load_arch(search_dir / "arch.json")
     derived = prune_arch(arch)
     save_arch(search_dir / "derived.json", derived)
-    save_state(inherited_network(derived, str(search_dir / "last.ckpt")),
-               search_dir / "derived.pth")
+    write_inherited_state(derived, str(search_dir / "last.ckpt"), search_dir / "derived.pth")
 
     cfg = load_config(args.cfg, ["dataset.root", str(data), "model.pretrained",
                                  str(search_dir / "derived.pth"), *train_over])
     pl.seed_everything(cfg.seed, verbose=False)
-    model, info = build_pose_model(cfg, arch_path=str(search_dir / "derived.json"))
+    spec = spec_from_arch(search_dir / "derived.json", cfg.dataset.name)
+    model, info = build_network(spec, cfg.model.pretrained), spec.record()
     report = param_flop_report(model, cfg.model.input_size)
     _step(4, "--param_flop of the derived network")
     print(format_report(report, "derived"))
@@ -142,19 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = fit(cfg, model, info, train_dir, progress=False)
 
     _step(6, "evaluating best.ckpt with flip test")
-    from trainers.build import rebuild_pose_model
-
-    ckpt = load_checkpoint(train_dir / "best.ckpt")
-    best_model = rebuild_pose_model(cfg, ckpt["posenas"]["model"], str(train_dir / "best.ckpt"))
-    load_weights(best_model, ckpt, str(train_dir / "best.ckpt"))
+    _, _, best_model = load_trained_network(train_dir / "best.ckpt", cfg)
     result = evaluate_model(cfg, best_model, out / "test")
     metrics = result["metrics"]
     print(format_metrics(metrics))
 
     _step(7, "drawing the architecture, the search history and predictions")
-    from visualize.arch import arch_graph, render
-    from visualize.history import plot_history, read_history
-
     derived_graph = arch_graph(derived)
     graphs = [render(arch, out / "arch_search.svg"),
               render(derived, out / "arch_derived.svg", derived_graph),

@@ -11,14 +11,15 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from trainers.checkpoint import AtomicCheckpoint, load_checkpoint, model_state_dict
+from trainers.checkpoint import AtomicCheckpoint, load_checkpoint
 from trainers.config import Config
-from trainers.data.loader import build_dataset, build_loader
+from trainers.data.datasets import build_dataset, primary_metric
+from trainers.data.loader import build_loader
 from trainers.errors import UserInputError
 from trainers.inference import flip_test_predictor, predict_dataset
-from trainers.module import PoseModule, primary_metric
+from trainers.module import PoseModule
 
-__all__ = ["fit", "evaluate_model", "load_weights", "trainer_kwargs"]
+__all__ = ["fit", "evaluate_model", "trainer_kwargs"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,16 +86,6 @@ def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str 
                     **({"weights_only": True} if ckpt_path else {}))
     return {"metric": metric, "best": ckpt_cb.best, "history": ckpt_cb.history,
             "last": str(out_dir / "last.ckpt"), "best_ckpt": str(out_dir / "best.ckpt")}
-
-
-def load_weights(model: nn.Module, ckpt: dict[str, Any], source: str) -> None:
-    """Load a checkpoint's network weights into ``model``, naming the file on mismatch."""
-    state = model_state_dict(ckpt)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise UserInputError(source, f"weights do not fit the model: {len(missing)} missing "
-                             f"(e.g. {missing[:2]}), {len(unexpected)} unexpected "
-                             f"(e.g. {unexpected[:2]})", field="state_dict")
 
 
 @torch.no_grad()

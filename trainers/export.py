@@ -19,10 +19,8 @@ import numpy as np
 import torch
 
 from trainers.atomic import atomic_path
-from trainers.build import rebuild_pose_model
-from trainers.checkpoint import load_checkpoint
-from trainers.config import coerce_value, config_from_dict
-from trainers.engine import load_weights
+from trainers.build import load_trained_network
+from trainers.config_loader import coerce_value
 from trainers.errors import UserInputError, cli_errors
 from trainers.report import format_table
 
@@ -81,18 +79,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    ckpt = load_checkpoint(args.weights)
-    meta = ckpt["posenas"]
-    cfg = config_from_dict(meta["config"], source=f"{args.weights} (posenas.config)")
+    cfg, spec, model = load_trained_network(args.weights)
     size = tuple(cfg.model.input_size)
     if args.input_size:
         size = coerce_value(args.input_size, tuple[int, int], "argument", "--input-size")
-    model = rebuild_pose_model(cfg, meta["model"], source=args.weights)
-    load_weights(model, ckpt, args.weights)
     export_onnx(model, args.onnx, size, args.opset)
     diff = check_onnx(model, args.onnx, size)
     print(format_table(["model", "input", "onnx", "max |torch - onnxruntime|"],
-                       [[meta["model"]["name"], f"{size[0]}x{size[1]}", args.onnx, f"{diff:.3g}"]]))
+                       [[spec.name, f"{size[0]}x{size[1]}", args.onnx, f"{diff:.3g}"]]))
     if not diff <= args.atol:
         raise UserInputError(args.onnx, f"onnxruntime differs from PyTorch by {diff:.3g} "
                              f"(> --atol {args.atol})")

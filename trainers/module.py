@@ -17,23 +17,19 @@ from nni.nas.evaluator.pytorch import LightningModule as NasLightningModule
 from torch import nn
 
 from trainers.config import Config, config_to_dict
+from trainers.data.datasets import primary_metric
 from trainers.data.images import SkipCounter
 from trainers.data.topdown import TopDownDataset, normalize_images
 from trainers.inference import flip_test_predictor
 from trainers.loss import JointsMSELoss
 
-__all__ = ["PoseModule", "NonFiniteLossError", "primary_metric"]
+__all__ = ["PoseModule", "NonFiniteLossError"]
 
 logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-def primary_metric(dataset: str) -> str:
-    """The number that ranks checkpoints: COCO ``AP``, MPII ``Mean`` (PCKh@0.5)."""
-    return "AP" if dataset == "coco" else "Mean"
 
 
 class PoseModule(NasLightningModule):

@@ -1,15 +1,18 @@
 """Evaluate a checkpoint on the validation set.
 
-    python trainers/test.py --cfg CFG --weights W [--flip_test | --no-flip_test] [--use_dt]
+    python trainers/test.py --cfg CFG [--weights W] [--flip_test | --no-flip_test] [--use_dt]
                             [--margin 1.25] [--out DIR] [KEY VALUE ...]
 
 COCO: writes DIR/keypoints_<set>_results.json and prints the 10 COCOeval stats; ``--use_dt``
 crops the detector's boxes (test.det_file) instead of the ground-truth ones. MPII: writes
-DIR/pred.mat and prints the PCKh table. The network is rebuilt from the checkpoint's metadata.
+DIR/pred.mat and prints the PCKh table (MPII has no detections: ``--use_dt`` is an error).
+The network is rebuilt from the checkpoint's metadata. The checkpoint is ``--weights``, or the
+config's ``test.model_file`` (HRNet's ``TEST.MODEL_FILE``, settable as an override).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -17,11 +20,13 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import the package, not the sibling files
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from trainers.build import rebuild_pose_model  # noqa: E402
+from trainers.build import load_trained_network  # noqa: E402
+from trainers.callbacks import save_prediction_grids  # noqa: E402
 from trainers.checkpoint import load_checkpoint  # noqa: E402
 from trainers.config import load_config  # noqa: E402
-from trainers.engine import evaluate_model, load_weights  # noqa: E402
-from trainers.errors import cli_errors  # noqa: E402
+from trainers.data.datasets import build_dataset  # noqa: E402
+from trainers.engine import evaluate_model  # noqa: E402
+from trainers.errors import UserInputError, cli_errors  # noqa: E402
 from trainers.report import format_metrics  # noqa: E402
 
 logger = logging.getLogger("test")
@@ -31,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python trainers/test.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", required=True)
-    p.add_argument("--weights", required=True, help="a posenas checkpoint (.ckpt)")
+    p.add_argument("--weights", help="a posenas checkpoint (.ckpt); default: test.model_file")
     p.add_argument("--flip_test", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the horizontally flipped input (default: test.flip_test)")
     p.add_argument("--use_dt", action="store_true", help="COCO: use the detection boxes")
@@ -54,33 +59,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.margin is not None:
         extra += ["test.margin", str(args.margin)]
     cfg = load_config(args.cfg, extra)
-    ckpt = load_checkpoint(args.weights)
-    meta = ckpt["posenas"]
+    weights = args.weights or cfg.test.model_file
+    if not weights:
+        raise UserInputError("argument", "no checkpoint: give --weights or set test.model_file",
+                             field="--weights")
+    meta = load_checkpoint(weights)["posenas"]
     trained_size = tuple(meta["config"]["model"]["input_size"])
     if trained_size != tuple(cfg.model.input_size):
         logger.warning("the checkpoint was trained at %s, evaluating at %s", trained_size,
                        tuple(cfg.model.input_size))
-    model = rebuild_pose_model(cfg, meta.get("model", {}), source=args.weights)
-    name = meta["model"]["name"]
-    load_weights(model, ckpt, args.weights)
-    out = Path(args.out) if args.out else Path(args.weights).resolve().parent / "eval"
+    _, spec, model = load_trained_network(weights, cfg)
+    out = Path(args.out) if args.out else Path(weights).resolve().parent / "eval"
     result = evaluate_model(cfg, model, out, use_gt_bbox=False if args.use_dt else None)
     boxes = "detections" if args.use_dt else "ground-truth boxes"
     print(format_metrics(result["metrics"]))
     if args.visualize:
-        from trainers.data.loader import build_dataset
-        from visualize.overlays import save_prediction_grids
-
         dataset = build_dataset(cfg, "val", use_gt_bbox=True)
         paths = save_prediction_grids(model, dataset, out / "visualize", "val", args.visualize,
                                       cfg.dataset.color_rgb)
         print(f"heatmap grids: {len(paths)} in {out / 'visualize'}")
-    print(f"{name} from {args.weights} on {cfg.dataset.name} {cfg.dataset.val_set} "
+    print(f"{spec.name} from {weights} on {cfg.dataset.name} {cfg.dataset.val_set} "
           f"({result['persons']} {boxes}, {result['skipped']} skipped images, flip test "
           f"{'on' if cfg.test.flip_test else 'off'}); results in {out}")
     if args.json:
-        import json
-
         print(json.dumps(result["metrics"]))
     return 0
 

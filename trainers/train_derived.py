@@ -20,12 +20,15 @@ if __package__ in (None, ""):  # run as a script: import the package, not the si
 
 import pytorch_lightning as pl  # noqa: E402
 
-from trainers.build import build_pose_model  # noqa: E402
+from trainers.build import build_network, network_spec  # noqa: E402
+from trainers.callbacks import DebugCallback, VisualizeCallback  # noqa: E402
 from trainers.config import load_config  # noqa: E402
 from trainers.engine import fit  # noqa: E402
 from trainers.errors import cli_errors  # noqa: E402
 from trainers.module import NonFiniteLossError  # noqa: E402
 from trainers.report import format_table  # noqa: E402
+from search_space.counting import param_flop_report  # noqa: E402
+from visualize.param_flop import format_report  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,15 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.cfg, args.overrides + (["train.devices", args.devices] if args.devices else []))
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name
     pl.seed_everything(cfg.seed, verbose=False)  # before building: the initial weights too
-    model, info = build_pose_model(cfg, args.model, source="argument" if args.model else args.cfg,
-                                   arch_path=args.arch)
+    spec = network_spec(cfg, args.model, args.arch, source=args.cfg)
+    model = build_network(spec, cfg.model.pretrained or None)
+    info = spec.record()
     if args.param_flop:
-        from visualize.param_flop import format_report, param_flop_report
-
         print(format_report(param_flop_report(model, cfg.model.input_size), info["name"]))
     try:
-        from visualize.overlays import DebugCallback, VisualizeCallback
-
         callbacks = ([VisualizeCallback(out)] if args.visualize else []) + \
             ([DebugCallback(out)] if args.debug else [])
         summary = fit(cfg, model, info, out, resume=args.resume, progress=not args.no_progress,

@@ -5,10 +5,11 @@
 1. reads the sampled choices (``nni.get_next_parameter()``; ``--params`` outside NNI);
 2. checks them against the config's space — a stale experiment search space (one label missing,
    unknown or out of range) stops with the command that regenerates it;
-3. freezes the network (optionally starting from a one-shot supernet's weights,
-   ``search.inherit_from``, to rank candidates cheaply);
-4. trains ``search.trial_epochs`` epochs with the config's recipe, reporting the metric (AP or
-   PCKh) each epoch (``nni.report_intermediate_result``, for the assessor);
+3. runs the one trial path (``strategies.trials.run_trial``, the same function the in-process
+   ``random``/``evolution`` strategies call): freezes the network (optionally from a one-shot
+   supernet's weights, ``search.inherit_from``, to rank candidates cheaply), trains
+   ``search.trial_epochs`` epochs at ``search.batch_size`` with the config's recipe, reporting
+   the metric (AP or PCKh) each epoch (``nni.report_intermediate_result``, for the assessor);
 5. reports ``{"default": objective, "AP"/"Mean", "params", "gflops"}`` as the final result and
    writes ``arch.json`` into the trial's output directory (``NNI_OUTPUT_DIR``).
 
@@ -22,7 +23,6 @@ import logging
 import os
 import shlex
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,12 @@ import search_space  # noqa: E402,F401  (first: it silences NNI's import-time wa
 import nni  # noqa: E402
 import pytorch_lightning as pl  # noqa: E402
 
+from search_space.export import choices_from_parameters  # noqa: E402
+from strategies.prune_rate import pruned_choices  # noqa: E402
+from strategies.trials import run_trial  # noqa: E402
+from trainers.arch_file import ArchFile, check_choices, save_arch  # noqa: E402
 from trainers.config import Config, load_config  # noqa: E402
+from trainers.data.datasets import primary_metric  # noqa: E402
 from trainers.errors import UserInputError, cli_errors  # noqa: E402
 
 logger = logging.getLogger("posenas.trial")
@@ -64,8 +69,6 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _check(cfg: Config, choices: dict[str, Any], cfg_path: str) -> None:
-    from search_space.arch import check_choices
-
     try:
         check_choices(cfg, choices, "NNI parameters")
     except UserInputError as err:
@@ -75,43 +78,33 @@ def _check(cfg: Config, choices: dict[str, Any], cfg_path: str) -> None:
                              field=err.field) from None
 
 
-def run_trial(cfg: Config, choices: dict[str, Any], out: Path,
-              cfg_path: str = "CFG") -> dict[str, Any]:
-    """Freeze, train and evaluate ``choices``; report to NNI; return the final result.
+def _stage_rates(choices: dict[str, Any]) -> dict[int, float] | None:
+    """``{stage: rate}`` for a per-stage pruning-rate trial (``stage{s}/rate`` parameters)."""
+    if not choices or not all(k.endswith("/rate") for k in choices):
+        return None
+    try:
+        return {int(k.split("/")[0][len("stage"):]): float(v) for k, v in choices.items()}
+    except ValueError:
+        raise UserInputError("NNI parameters", "expected stage{s}/rate labels") from None
+
+
+def run_nni_trial(cfg: Config, choices: dict[str, Any], out: Path,
+                  cfg_path: str = "CFG") -> dict[str, Any]:
+    """Check, train and score ``choices`` through the one trial path
+    (:func:`strategies.trials.run_trial`); report to NNI; write ``out/arch.json``.
 
     Parameters named ``stage{s}/rate`` (``experiments/prune_rate.yml``) instead prune the
     trained network of ``search.prune_weights`` at those per-stage rates and fine-tune it.
     """
-    from search_space.arch import ArchFile, save_arch
-    from search_space.pose_space import freeze, inherit_weights
-    from strategies.objective import train_and_score
-    from trainers.module import primary_metric
-
     metric = primary_metric(cfg.dataset.name)
-    pl.seed_everything(cfg.seed, verbose=False)
     channels: dict[str, list[int]] = {}
-    if choices and all(k.endswith("/rate") for k in choices):
-        from strategies.prune_rate import pruned_network
-
-        try:
-            rates = {int(k.split("/")[0][len("stage"):]): float(v) for k, v in choices.items()}
-        except ValueError:
-            raise UserInputError("NNI parameters", "expected stage{s}/rate labels") from None
-        model, choices, channels = pruned_network(cfg, rates)
+    rates = _stage_rates(choices)
+    if rates is not None:
+        choices, channels = pruned_choices(cfg, rates)
     else:
         _check(cfg, choices, cfg_path)
-        model = freeze(cfg.space, cfg.dataset.name, choices)
-    if cfg.search.inherit_from and not channels:
-        from trainers.checkpoint import read_state_dict
-
-        try:
-            inherit_weights(model, read_state_dict(cfg.search.inherit_from,
-                                                   field="search.inherit_from"))
-        except KeyError as err:
-            raise UserInputError(cfg.search.inherit_from, f"not a supernet of this space "
-                                 f"({err.args[0]})", field="search.inherit_from") from None
-    trial_cfg = replace(cfg, train=replace(cfg.train, epochs=cfg.search.trial_epochs))
-    scored = train_and_score(trial_cfg, model, out, "trial", [ReportIntermediate(metric)])
+    scored = run_trial(cfg, choices, out, channels=channels,
+                       callbacks=[ReportIntermediate(metric)])
     result = {"default": scored["objective"], metric: scored[metric],
               "params": scored["params"], "gflops": scored["gflops"]}
     save_arch(out / "arch.json", ArchFile(cfg, choices, "search", {},
@@ -134,11 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = list(args.overrides) + shlex.split(os.environ.get("POSENAS_TRIAL_OVERRIDES", ""))
     cfg = load_config(args.cfg, overrides)
-    from search_space.export import choices_from_parameters
-
     choices = choices_from_parameters(_parameters(args))
     out = Path(args.out or os.environ.get("NNI_OUTPUT_DIR") or "runs/trial")
-    result = run_trial(cfg, choices, out, args.cfg)
+    result = run_nni_trial(cfg, choices, out, args.cfg)
     print(json.dumps(result))
     return 0
 

@@ -24,8 +24,10 @@ from typing import Any
 
 import networkx as nx
 
-from search_space.arch import ArchFile, load_arch
 from search_space.fabric import SLOT_NAMES, FabricGeometry, pyramid_levels_read, slot_routes
+from trainers.arch_file import ArchFile, load_arch
+from trainers.atomic import atomic_path
+from trainers.build import build_network, spec_from_arch
 from trainers.errors import UserInputError, cli_errors
 
 __all__ = ["arch_graph", "to_dot", "render"]
@@ -100,7 +102,7 @@ def _backbone_nodes(g: nx.DiGraph, arch: ArchFile, network: Any) -> list[str]:
 def arch_graph(arch: ArchFile) -> nx.DiGraph:
     """The graph of ``arch`` (see the module docstring)."""
     cfg = arch.config
-    network = arch.build()
+    network = build_network(spec_from_arch(arch), device="meta")
     g = nx.DiGraph(name=Path(arch.path).name)
     pyramid = _backbone_nodes(g, arch, network)
     if network.plain_head_name is not None:
@@ -217,8 +219,6 @@ def render(arch: ArchFile, out: str | Path, graph: nx.DiGraph | None = None) -> 
     """Write the graph of ``arch`` (``graph`` if already built) to ``out`` (.svg, .png or
     .dot), atomically."""
     import graphviz
-
-    from trainers.atomic import atomic_path
 
     out = Path(out)
     fmt = out.suffix.lower().lstrip(".")

@@ -18,18 +18,15 @@ import numpy as np
 import torch
 
 from trainers.atomic import atomic_path
-from trainers.build import rebuild_pose_model
-from trainers.checkpoint import load_checkpoint
-from trainers.config import config_from_dict
+from trainers.build import load_trained_network
 from trainers.data.codec import HeatmapCodec
 from trainers.data.images import ImageReadError, read_image
-from trainers.data.joints import keypoint_spec
+from search_space.joints import keypoint_spec
 from trainers.data.transforms import box_to_center_scale, get_affine_transform
-from trainers.engine import load_weights
 from trainers.errors import UserInputError, cli_errors
 from trainers.inference import flip_test_predictor
 from trainers.report import format_table
-from visualize.keypoints import draw_skeleton
+from trainers.drawing import draw_skeleton
 
 __all__ = ["predict_image", "main"]
 
@@ -94,11 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    ckpt = load_checkpoint(args.weights)
-    meta = ckpt["posenas"]
-    cfg = config_from_dict(meta["config"], source=f"{args.weights} (posenas.config)")
-    model = rebuild_pose_model(cfg, meta["model"], source=args.weights)
-    load_weights(model, ckpt, args.weights)
+    cfg, _, model = load_trained_network(args.weights)
     try:
         image = read_image(args.image, color_rgb=False)
     except ImageReadError as err:

@@ -24,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from trainers.atomic import atomic_path  # noqa: E402
 from trainers.errors import UserInputError, cli_errors  # noqa: E402
 
 __all__ = ["read_history", "plot_history", "plot_pareto", "pareto_front"]
@@ -151,8 +152,6 @@ def plot_pareto(records: list[dict[str, Any]], out: str | Path,
 
 
 def _save(fig: Any, out: str | Path) -> Path:
-    from trainers.atomic import atomic_path
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:

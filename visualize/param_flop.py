@@ -17,52 +17,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
-
-from search_space.models import build_model, model_names
-from trainers.config import coerce_value, load_config
-from trainers.data.joints import keypoint_spec
-from trainers.errors import UserInputError, cli_errors
+from search_space.counting import param_flop_report
+from search_space.models import model_names
+from trainers.arch_file import load_arch
+from trainers.build import build_network, spec_from_arch, spec_from_model
+from trainers.config import load_config
+from trainers.config_loader import coerce_value
+from trainers.data.datasets import dataset_names
+from trainers.errors import cli_errors
 from trainers.report import format_table
 
-__all__ = ["param_flop_report", "format_report", "main"]
-
-
-def _components(model: nn.Module) -> dict[str, nn.Module]:
-    if hasattr(model, "components"):
-        return model.components()
-    return dict(model.named_children()) or {"model": model}
-
-
-def param_flop_report(model: nn.Module, input_size: tuple[int, int]) -> dict[str, Any]:
-    """Params and MACs per component and in total for one (3, H, W) input.
-
-    Returns:
-        ``{"input_size": [H, W], "components": [{name, params, macs, gflops}], "params",
-        "macs", "gflops"}``.
-    """
-    was_training = model.training
-    model.eval()
-    names = {id(m): n for n, m in model.named_modules()}
-    root = type(model).__name__
-    device = next(model.parameters()).device
-    with FlopCounterMode(display=False, depth=None) as counter, torch.no_grad():
-        model(torch.zeros(1, 3, *input_size, device=device))
-    model.train(was_training)
-    flops = counter.get_flop_counts()
-    rows = []
-    for name, module in _components(model).items():
-        path = names.get(id(module), name)
-        key = f"{root}.{path}" if path else root
-        macs = sum(flops.get(key, {}).values()) // 2
-        rows.append({"name": name, "params": sum(p.numel() for p in module.parameters()),
-                     "macs": int(macs), "gflops": macs / 2 ** 30})
-    total_macs = counter.get_total_flops() // 2
-    return {"input_size": list(input_size), "components": rows,
-            "params": sum(p.numel() for p in model.parameters()),
-            "macs": int(total_macs), "gflops": total_macs / 2 ** 30}
+__all__ = ["format_report", "main"]
 
 
 def format_report(report: dict[str, Any], title: str = "") -> str:
@@ -85,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--arch", help="an architecture file (arch.json / derived.json): its frozen "
                      "network, at its config's input size unless --cfg or --input-size say")
     p.add_argument("--input-size", default=None, help="HxW, e.g. 256x192 (default: config or 256x192)")
-    p.add_argument("--dataset", choices=["coco", "mpii"], default=None,
+    p.add_argument("--dataset", choices=dataset_names(), default=None,
                    help="joint count of the head (default: config or coco)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.add_argument("overrides", nargs="*", help="config overrides KEY VALUE ...")
@@ -100,8 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --cfg, --model or --arch")
     arch = None
     if args.arch:
-        from search_space.arch import load_arch
-
         arch = load_arch(args.arch)
         name, size, dataset = Path(args.arch).name, arch.config.model.input_size, arch.config.dataset.name
     if args.cfg:
@@ -116,13 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.dataset and arch is None:
         dataset = args.dataset
     if arch is not None:
-        model = arch.build()
+        spec = spec_from_arch(arch)
     else:
-        try:
-            model = build_model(name, keypoint_spec(dataset).num_joints)
-        except KeyError as err:
-            raise UserInputError(args.cfg or "argument", str(err.args[0]),
-                                 field="--model" if args.model else "model.name") from None
+        spec = spec_from_model(name, dataset, "argument" if args.model or not args.cfg
+                               else args.cfg, "--model" if args.model else "model.name")
+    model = build_network(spec)
     report = param_flop_report(model, tuple(size))
     print(format_report(report, name))
     if args.json:

@@ -11,18 +11,22 @@ JSON and runs pycocotools' COCOeval.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from trainers.config import Config
 from trainers.data.topdown import PersonRecord, TopDownDataset
 from trainers.data.transforms import PIXEL_STD, box_to_center_scale
 from trainers.errors import UserInputError
 from trainers.evaluation.coco import (evaluate_keypoints, load_coco_annotations, rescore_and_nms,
                                       write_results)
+
+if TYPE_CHECKING:  # the config module imports the dataset registry
+    from trainers.config import Config
 
 __all__ = ["CocoKeypoints", "coco_paths"]
 

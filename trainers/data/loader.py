@@ -1,29 +1,16 @@
-"""Building datasets and data loaders from a config."""
+"""Data loaders: reproducible per-epoch sampling, sharded across ranks, unreadable images skipped."""
 from __future__ import annotations
+
 
 import cv2
 from torch.utils.data import DataLoader
 
-from trainers.config import Config
 from trainers.data.images import collate_pose_batch
 from trainers.data.topdown import TopDownDataset
 from trainers.sampler import EpochSampler
 
-__all__ = ["build_dataset", "build_loader"]
 
-
-def build_dataset(cfg: Config, split: str, train: bool | None = None,
-                  use_gt_bbox: bool | None = None) -> TopDownDataset:
-    """The dataset named by ``cfg.dataset.name`` for ``split`` ("train" or "val")."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    if cfg.dataset.name == "coco":
-        from trainers.data.coco import CocoKeypoints
-
-        return CocoKeypoints(cfg, split, train=train, use_gt_bbox=use_gt_bbox)
-    from trainers.data.mpii import MpiiKeypoints
-
-    return MpiiKeypoints(cfg, split, train=train)
+__all__ = ["build_loader"]
 
 
 def _worker_init(_: int) -> None:

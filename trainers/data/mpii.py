@@ -10,16 +10,20 @@ down by 15·scale px and the scale enlarged ×1.25 before both are made 0-based.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from trainers.config import Config
 from trainers.data.topdown import PersonRecord, TopDownDataset
 from trainers.errors import UserInputError
 from trainers.evaluation.mpii import load_gt_valid, pckh, save_preds
+
+if TYPE_CHECKING:  # the config module imports the dataset registry
+    from trainers.config import Config
 
 __all__ = ["MpiiKeypoints"]
 
@@ -33,10 +37,19 @@ class MpiiKeypoints(TopDownDataset):
         cfg: experiment config.
         split: ``"train"`` or ``"val"``.
         train: augment (defaults to ``split == "train"``).
+        use_gt_bbox: MPII has no person detections; ``False`` is an error.
     """
 
-    def __init__(self, cfg: Config, split: str, train: bool | None = None) -> None:
+    def __init__(self, cfg: Config, split: str, train: bool | None = None,
+                 use_gt_bbox: bool | None = None) -> None:
+        if use_gt_bbox is False or (split == "val" and not cfg.test.use_gt_bbox):
+            raise UserInputError("--use_dt" if use_gt_bbox is False else "config",
+                                 "MPII has no person detection boxes: its persons come with the "
+                                 "annotations (detections are COCO's)",
+                                 field=None if use_gt_bbox is False else "test.use_gt_bbox")
         super().__init__(cfg, train=(split == "train") if train is None else train)
+        # the official loader enlarges every box ×1.25; validation takes test.margin (--margin)
+        self.margin = 1.25 if split == "train" else cfg.test.margin
         self.split = split
         self.image_set = cfg.dataset.train_set if split == "train" else cfg.dataset.val_set
         root = Path(cfg.dataset.root)
@@ -81,7 +94,7 @@ class MpiiKeypoints(TopDownDataset):
             scale = np.array([s, s], dtype=np.float32)
             if center[0] != -1:
                 center[1] = center[1] + 15 * scale[1]
-                scale = scale * 1.25
+                scale = scale * self.margin
             # MATLAB 1-based → 0-based
             records.append(PersonRecord(
                 image=str(self.image_dir / a["image"]), center=center - 1, scale=scale,

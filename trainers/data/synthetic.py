@@ -25,7 +25,7 @@ import numpy as np
 import scipy.io
 
 from trainers.atomic import atomic_path, write_json_atomic
-from trainers.data.joints import COCO, MPII
+from search_space.joints import COCO, MPII
 from trainers.errors import UserInputError, cli_errors
 from trainers.evaluation.mpii import MPII_JOINT_CODES
 from trainers.report import format_table

@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from trainers.config import Config
 from trainers.data.codec import HeatmapCodec
 from trainers.data.images import ImageReadError, SkippedSample, read_image
-from trainers.data.joints import KeypointSpec, keypoint_spec
+from search_space.joints import KeypointSpec, keypoint_spec
 from trainers.data.transforms import (affine_points, fliplr_joints, get_affine_transform,
                                       half_body_center_scale, random_scale_rotation)
+
+if TYPE_CHECKING:  # the config module imports the dataset registry
+    from trainers.config import Config
 
 __all__ = ["PersonRecord", "TopDownDataset", "normalize_images", "IMAGENET_MEAN", "IMAGENET_STD"]
 

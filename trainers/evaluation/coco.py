@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from trainers.atomic import write_json_atomic
-from trainers.data.joints import COCO
+from search_space.joints import COCO
 from trainers.errors import UserInputError
 
 __all__ = [

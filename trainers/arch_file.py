@@ -1,5 +1,9 @@
 """Architecture files: ``arch.json`` (a search result) and ``derived.json`` (after the Prune step).
 
+An architecture file embeds the whole experiment config, so it is read here, where the whole
+config is known; :func:`search_space.pose_space.check_architecture` checks its choices and
+:mod:`trainers.build` builds its network.
+
 Format (version 1)::
 
     {"format": "posenas-arch", "version": 1,
@@ -22,10 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
-
 from search_space.choices import ArchitectureError
-from search_space.pose_space import PoseNetwork, freeze
+from search_space.pose_space import check_architecture
 from trainers.atomic import write_json_atomic
 from trainers.config import Config, config_from_dict, config_to_dict
 from trainers.errors import UserInputError
@@ -57,9 +59,6 @@ class ArchFile:
             data["channels"] = self.channels
         return data
 
-    def build(self) -> PoseNetwork:
-        """The frozen network of this architecture (fresh weights)."""
-        return freeze(self.config.space, self.config.dataset.name, self.choices)
 
 
 def check_choices(cfg: Config, choices: Mapping[str, Any], source: str) -> None:
@@ -69,8 +68,7 @@ def check_choices(cfg: Config, choices: Mapping[str, Any], source: str) -> None:
         UserInputError: naming ``source`` and ``choices.<label>``.
     """
     try:
-        with torch.device("meta"):
-            freeze(cfg.space, cfg.dataset.name, choices)
+        check_architecture(cfg.space, cfg.dataset.name, choices)
     except ArchitectureError as err:
         raise UserInputError(source, err.message, field=f"choices.{err.label}") from None
     except ValueError as err:  # e.g. a head that does not fit the cell width

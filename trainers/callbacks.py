@@ -1,7 +1,8 @@
-"""Keypoint and heatmap overlays of training and evaluation (PNFS's ``--visualize``/``--debug``).
+"""Lightning callbacks that save overlays during training (PNFS's ``--visualize``/``--debug``).
 
-- :func:`heatmap_grid`: one input crop with its skeleton, then a tile per joint with that
-  joint's heatmap blended over the crop;
+Pictures are drawn by :mod:`trainers.drawing` (:func:`~trainers.drawing.heatmap_grid`: one
+input crop with its skeleton, then a tile per joint with that joint's heatmap over the crop).
+
 - :class:`VisualizeCallback` (``--visualize``): after each validation, predictions of the first
   few validation samples → ``DIR/visualize/epoch{E:03d}_{k}.jpg``;
 - :class:`DebugCallback` (``--debug``): the first augmented training batch of each epoch with
@@ -14,63 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from trainers.data.joints import KeypointSpec
 from trainers.data.topdown import normalize_images
-from visualize.keypoints import draw_skeleton
+from trainers.drawing import crop_to_bgr, heatmap_grid, save_image
 
-__all__ = ["heatmap_grid", "crop_to_bgr", "VisualizeCallback", "DebugCallback", "save_image",
-           "save_prediction_grids"]
-
-
-def crop_to_bgr(image_chw: np.ndarray, color_rgb: bool = True) -> np.ndarray:
-    """A loader crop (uint8 3×H×W, RGB unless ``color_rgb`` is false) as a BGR HWC image."""
-    img = np.ascontiguousarray(np.transpose(image_chw, (1, 2, 0)))
-    return cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if color_rgb else img.copy()
-
-
-def _peaks(heatmaps: np.ndarray, stride: float) -> np.ndarray:
-    """(K, h, w) → (K, 3) crop-pixel argmax positions and peak values."""
-    k, h, w = heatmaps.shape
-    flat = heatmaps.reshape(k, -1)
-    idx = flat.argmax(1)
-    return np.stack([(idx % w + 0.5) * stride - 0.5, (idx // w + 0.5) * stride - 0.5,
-                     flat.max(1)], axis=1)
-
-
-def heatmap_grid(image_bgr: np.ndarray, heatmaps: np.ndarray, spec: KeypointSpec,
-                 columns: int = 6, threshold: float = 0.2) -> np.ndarray:
-    """The crop with the skeleton decoded from ``heatmaps`` (K, h, w), then a tile per joint."""
-    h, w = image_bgr.shape[:2]
-    stride = w / heatmaps.shape[-1]
-    first = draw_skeleton(image_bgr.copy(), _peaks(heatmaps, stride), spec, threshold)
-    tiles = [first]
-    for j in range(heatmaps.shape[0]):
-        hm = np.clip(heatmaps[j], 0, 1)
-        hm = cv2.resize((hm * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
-        tile = cv2.addWeighted(image_bgr, 0.5, cv2.applyColorMap(hm, cv2.COLORMAP_JET), 0.5, 0)
-        cv2.putText(tile, spec.names[j][:12], (2, 10), cv2.FONT_HERSHEY_SIMPLEX, 0.3,
-                    (255, 255, 255), 1, cv2.LINE_AA)
-        tiles.append(tile)
-    while len(tiles) % columns:
-        tiles.append(np.zeros_like(image_bgr))
-    rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
-    return np.concatenate(rows, axis=0)
-
-
-def save_image(path: Path, image: np.ndarray) -> None:
-    """Write an image atomically."""
-    from trainers.atomic import atomic_path
-
-    ok, data = cv2.imencode(path.suffix or ".jpg", image)
-    if not ok:
-        raise OSError(f"cannot encode {path}")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data.tobytes())
+__all__ = ["VisualizeCallback", "DebugCallback", "save_prediction_grids"]
 
 
 class VisualizeCallback(pl.Callback):

@@ -1,0 +1,72 @@
+"""The backbone registry: every backbone a space (``space.backbone.name``) or a model can use.
+
+A backbone is a layout (data, :mod:`search_space.layouts`) of one family: ``hrnet`` (built by
+:class:`~search_space.hrnet.HRNetBackbone`, with width choices and truncation to "stem~stageN")
+or ``litehrnet`` (:class:`~search_space.litehrnet.LiteHRNetBackbone`). Config validation,
+``--help`` texts and the model registry take their names from :data:`BACKBONES`.
+
+To add a backbone of an existing family: write its layout function and add one entry here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal, Union
+
+from search_space.layouts import (LITE_HRNET_PRESETS, HRNetLayout, LiteHRNetLayout, hrnet_layout,
+                                  hrnet_tiny_layout)
+
+__all__ = ["Backbone", "BACKBONES", "backbone_names", "get_backbone"]
+
+Layout = Union[HRNetLayout, LiteHRNetLayout]
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One registered backbone.
+
+    Attributes:
+        family: ``"hrnet"`` or ``"litehrnet"`` (which module builds it).
+        layout: returns its layout.
+        description: one line for ``--help`` and the README's model table.
+    """
+
+    family: Literal["hrnet", "litehrnet"]
+    layout: Callable[[], Layout]
+    description: str
+
+
+def _lite(name: str) -> Callable[[], LiteHRNetLayout]:
+    return lambda: LITE_HRNET_PRESETS[name]
+
+
+#: backbone name → :class:`Backbone`
+BACKBONES: dict[str, Backbone] = {
+    "hrnet_w32": Backbone("hrnet", lambda: hrnet_layout(32), "HRNet-W32 (Sun et al., CVPR 2019)"),
+    "hrnet_w48": Backbone("hrnet", lambda: hrnet_layout(48), "HRNet-W48"),
+    "hrnet_tiny": Backbone("hrnet", hrnet_tiny_layout,
+                           "width 16, one block per branch, for tests and the CPU demo"),
+    "litehrnet_18": Backbone("litehrnet", _lite("litehrnet_18"),
+                             "Lite-HRNet-18 (Yu et al., CVPR 2021)"),
+    "litehrnet_30": Backbone("litehrnet", _lite("litehrnet_30"), "Lite-HRNet-30"),
+    "naive_litehrnet_18": Backbone("litehrnet", _lite("naive_litehrnet_18"),
+                                   "shuffle units instead of channel weighting, widths 30·2^b"),
+    "wider_naive_litehrnet_18": Backbone("litehrnet", _lite("wider_naive_litehrnet_18"),
+                                         "the naive variant with widths 40·2^b"),
+}
+
+
+def backbone_names() -> list[str]:
+    """Registered backbone names, in registry order."""
+    return list(BACKBONES)
+
+
+def get_backbone(name: str) -> Backbone:
+    """The registered backbone ``name``.
+
+    Raises:
+        KeyError: unknown name (the message lists the known ones).
+    """
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise KeyError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}") from None

@@ -1,0 +1,111 @@
+"""The search-space section of an experiment config (``space:``), validated into dataclasses.
+
+Names come from the registries: backbones (:mod:`search_space.backbones`) and cell operations
+(:mod:`search_space.operations`). A check that fails raises :class:`InvalidField`; the config
+loader (``trainers.config``) turns it into an error naming the file and the dotted key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from search_space.backbones import BACKBONES, backbone_names
+from search_space.operations import OPERATIONS, operation_names
+
+__all__ = ["InvalidField", "BackboneSpaceConfig", "CellConfig", "SpaceConfig"]
+
+
+class InvalidField(ValueError):
+    """Raised by a config section's checks; the loader turns it into a :class:`UserInputError`
+    naming the file and the dotted key."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field_name = field_name
+        self.message = message
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackboneSpaceConfig:
+    """The backbone feeding the part heads, and its channel-width choices."""
+
+    name: str = "hrnet_w32"  #: a registered backbone (search_space.backbones)
+    #: HRNet stages kept: 0 = all (the full HRNet's pyramid); 3 = PNFS's "stem~stage3" (stages
+    #: 1-3 plus the transition that opens the 1/32 branch)
+    stages: int = 0
+    #: width choices as multiples of the base widths, e.g. [0.25, 0.5, 0.75, 1.0]; [] = fixed
+    width_multipliers: tuple[float, ...] = ()
+    search_branch_widths: bool = True  #: one width choice per branch (tied across stages/fuses)
+    search_block_widths: bool = True  #: one choice per inner width of every residual block
+
+    def __post_init__(self) -> None:
+        if self.name not in BACKBONES:
+            raise InvalidField("name", f"unknown backbone {self.name!r}; known: "
+                               f"{', '.join(backbone_names())}")
+        hrnet = BACKBONES[self.name].family == "hrnet"
+        if self.stages not in (0, 2, 3, 4):
+            raise InvalidField("stages", f"must be 0 (all), 2, 3 or 4, got {self.stages}")
+        if self.stages and not hrnet:
+            raise InvalidField("stages", "truncation is only defined for HRNet backbones")
+        for m in self.width_multipliers:
+            if not 0.0 < m <= 1.0:
+                raise InvalidField("width_multipliers", f"multipliers must be in (0, 1], got {m}")
+        if self.width_multipliers and not hrnet:
+            raise InvalidField("width_multipliers", "width choices are defined for HRNet backbones")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellConfig:
+    """A PNFS cell-based neural fabric (field names of the PNFS configs)."""
+
+    one_shot_search: bool = True  #: one alpha per edge shared by every cell of a fabric
+    vector_in_pixel: bool = True  #: vector head: |v|^2 / (1 + |v|^2) per joint
+    vector_dim: int = 8
+    convolution_mode: Literal["2D", "3D"] = "2D"
+    search_alpha: bool = True  #: false: every operation mixed with fixed equal weights
+    search_beta: bool = True  #: false: the three inputs of a cell mixed with fixed equal weights
+    operators: tuple[str, ...] = ("Zero", "skip_connect", "Sep_Conv_3x3", "Atr_Conv_3x3")
+    depth: int = 6
+    cut_layers_num: int = 3  #: layers replaced by the backbone pyramid
+    size_types: tuple[int, ...] = (4, 8, 16, 32)  #: strides of the fabric's scales
+    hidden_states_num: int = 1
+    factor: int = 16  #: cell channels = factor × size_type (/4: 1/4 scale has 4·factor)
+    input_nodes_num: int = 1
+
+    def __post_init__(self) -> None:
+        unknown = [op for op in self.operators if op not in OPERATIONS]
+        if unknown:
+            raise InvalidField("operators", f"unknown {unknown}; known: {operation_names()}")
+        if not self.operators or len(set(self.operators)) != len(self.operators):
+            raise InvalidField("operators", "must be a non-empty list without repeats")
+        if self.operators == ("Zero",):
+            raise InvalidField("operators", "needs an operation besides Zero")
+        if self.depth < 2:
+            raise InvalidField("depth", f"must be at least 2, got {self.depth}")
+        if not 1 <= self.cut_layers_num < self.depth:
+            raise InvalidField("cut_layers_num", f"must be in [1, depth), got {self.cut_layers_num}")
+        sizes = list(self.size_types)
+        if not sizes or sizes[0] != 4 or any(b != 2 * a for a, b in zip(sizes, sizes[1:])):
+            raise InvalidField("size_types", f"must be 4, 8, ... doubling (1/4 first), got {sizes}")
+        if self.hidden_states_num < 1:
+            raise InvalidField("hidden_states_num", "must be at least 1")
+        if self.input_nodes_num != 1:
+            raise InvalidField("input_nodes_num", "only 1 is supported (the setting of the "
+                               "PNFS paper; the released checkpoints' second node was unused)")
+        if self.factor < 1 or self.vector_dim < 1:
+            raise InvalidField("factor" if self.factor < 1 else "vector_dim", "must be positive")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpaceConfig:
+    """The unified search space: backbone widths × body parts × PNFS fabrics."""
+
+    backbone: BackboneSpaceConfig = field(default_factory=BackboneSpaceConfig)
+    #: "fabric": a PNFS fabric per part; "plain": a 1×1 conv per part on the 1/4 branch
+    head: Literal["fabric", "plain"] = "fabric"
+    parts_num: int = 5
+    cell_config: CellConfig = field(default_factory=CellConfig)
+
+    def __post_init__(self) -> None:
+        if self.parts_num not in (1, 3, 5, 8):
+            raise InvalidField("parts_num", f"must be 1, 3, 5 or 8, got {self.parts_num}")

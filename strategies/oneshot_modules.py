@@ -1,0 +1,289 @@
+"""The one-shot Lightning modules: NNI 3.0's, extended where the pose search needs it.
+
+- the architecture optimiser takes ``search.arch_lr`` / ``search.arch_weight_decay`` from the
+  config (NNI hard-codes its weight decay), and α/β in a fixed order (resumable);
+- validation runs the pose evaluator (AP / PCKh) each epoch;
+- ``none`` and ``sync`` (the PNFS baselines): α/β frozen uniform, or trained jointly with the
+  weights on the training loss;
+- ``darts2``: second-order DARTS (:func:`~strategies.unrolled.unrolled_arch_gradient`);
+- the hardware-aware objective in the architecture loss (:mod:`strategies.cost`).
+
+The bi-level modules train the weights on one half of the training set and α/β on the other
+(``batch["train"]`` / ``batch["val"]`` of NNI's combined loader).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from nni.nas.oneshot.pytorch.differentiable import (DartsLightningModule,
+                                                      LinearTemperatureScheduler)
+from nni.nas.oneshot.pytorch.sampling import EnasLightningModule, RandomSamplingLightningModule
+from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
+from torch import nn
+
+from strategies.cost import ExpectedCost, objective_loss
+from strategies.unrolled import unrolled_arch_gradient
+from trainers.config import Config
+
+__all__ = ["PoseDartsModule", "PoseGumbelModule", "FrozenArchModule", "SyncModule",
+           "UnrolledDartsModule", "PoseRandomSamplingModule", "PoseEnasModule"]
+
+logger = logging.getLogger(__name__)
+
+
+class _PoseOneShotMixin:
+    """Validation through the pose evaluator and the configured architecture optimiser."""
+
+    cfg: Config
+    training_module: Any
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Any:
+        return self.training_module.validation_step(batch, batch_idx)
+
+    def on_validation_epoch_start(self) -> None:
+        self.training_module.on_validation_epoch_start()
+
+    def on_validation_epoch_end(self) -> None:
+        self.training_module.on_validation_epoch_end()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self.training_module.on_save_checkpoint(checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.training_module.on_load_checkpoint(checkpoint)
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """α/β in module order (NNI returns a set, whose order changes between processes and
+        would scramble the optimiser state on resume)."""
+        seen: dict[int, nn.Parameter] = {}
+        for module in self.supernet_modules():  # type: ignore[attr-defined]
+            if hasattr(module, "arch_parameters"):
+                for p in module.arch_parameters():
+                    seen.setdefault(id(p), p)
+        return list(seen.values())
+
+    def configure_architecture_optimizers(self):
+        params = self.arch_parameters()
+        if not params:
+            raise ValueError("the space has no architecture parameters to search")
+        s = self.cfg.search
+        return torch.optim.Adam(params, lr=s.arch_lr, betas=(0.5, 0.999),
+                                weight_decay=s.arch_weight_decay)
+
+
+class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
+    """First-order DARTS (NNI's supernet and bi-level loop) with the pose evaluator, the
+    configured arch optimiser, and the hardware-aware objective: with ``search.objective``
+    other than ``metric`` the architecture loss is :func:`~strategies.cost.objective_loss` of
+    the relaxation's expected GFLOPs (:class:`~strategies.cost.ExpectedCost`)."""
+
+    def __init__(self, training_module: Any, cfg: Config) -> None:
+        super().__init__(training_module, arc_learning_rate=cfg.search.arch_lr,
+                         warmup_epochs=cfg.search.warmup_epochs, log_prob_every_n_step=10**9)
+        self.cfg = cfg
+        self.expected_cost: Any = None
+
+    #: whether α/β are trained (the expected cost is only measured then)
+    searches_architecture = True
+
+    def on_fit_start(self) -> None:
+        if (self.searches_architecture and self.cfg.search.objective != "metric"
+                and self.expected_cost is None):  # target_gflops > 0: checked by the config
+            alphas: dict[str, Any] = {}
+            for m in self.supernet_modules():
+                alpha = getattr(m, "_arch_alpha", None)
+                if isinstance(alpha, nn.ParameterDict):  # mixed operations (width choices)
+                    alphas.update(alpha.items())
+                elif alpha is not None:
+                    alphas[m.label] = alpha
+            self.expected_cost = ExpectedCost(self.training_module.model,
+                                              self.cfg.model.input_size, alphas)
+        return super().on_fit_start()
+
+    def arch_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """The architecture step's loss: the pose loss, under the search objective."""
+        loss = self.training_module.training_step(batch, batch_idx)
+        if self.expected_cost is None:
+            return loss
+        gflops = self.expected_cost()
+        self.log("search/expected_gflops", gflops.detach(), on_step=False, on_epoch=True)
+        s = self.cfg.search
+        return objective_loss(loss, gflops, s.objective, s.target_gflops, s.penalty_weight)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        arch_opt = self.architecture_optimizers()
+        trn, val = batch["train"], batch["val"]
+        if self.trainer.current_epoch >= self.warmup_epochs and val["size"]:
+            self.resample()
+            arch_opt.zero_grad()
+            self.manual_backward(self.arch_loss(val, 2 * batch_idx))
+            arch_opt.step()
+        self.resample()
+        loss = self.training_module.training_step(trn, 2 * batch_idx + 1)
+        if loss is not None:
+            self.advance_optimization(loss, batch_idx, self.gradient_clip_val)
+        self.advance_lr_schedulers(batch_idx)
+        return loss
+
+
+class PoseGumbelModule(PoseDartsModule):
+    """GumbelDARTS: NNI's Gumbel-softmax supernet (``GumbelDARTS`` mutation), our bi-level step
+    (with the search objective), temperature 1.0 → 0.33 over the epochs."""
+
+    def __init__(self, training_module: Any, cfg: Config) -> None:
+        super().__init__(training_module, cfg)
+        self.temperature = LinearTemperatureScheduler(1.0, 0.33)
+
+    def on_train_epoch_start(self) -> None:
+        tau = self.temperature.step(self.trainer.current_epoch, self.trainer.max_epochs)
+        for module in self.modules():
+            if isinstance(module, GumbelSoftmax):
+                module.tau = tau
+        return super().on_train_epoch_start()
+
+
+class FrozenArchModule(PoseDartsModule):
+    """PNFS ``none``: α/β stay uniform (zero logits, never updated); weights train on the whole
+    training set with the relaxed (equally weighted) network."""
+
+    searches_architecture = False
+
+    def on_fit_start(self) -> None:
+        with torch.no_grad():
+            for p in self.arch_parameters():
+                p.zero_()
+                p.requires_grad_(False)
+        return super().on_fit_start()
+
+    def on_train_epoch_start(self) -> None:  # never unfreeze
+        for p in self.arch_parameters():
+            p.requires_grad_(False)
+
+    def configure_architecture_optimizers(self):
+        return None
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        loss = self.training_module.training_step(batch, batch_idx)
+        self.advance_optimization(loss, batch_idx)
+        self.advance_lr_schedulers(batch_idx)
+        return loss
+
+
+class SyncModule(PoseDartsModule):
+    """PNFS ``sync``: α/β and weights take a step together on the same training loss (after
+    ``warmup_epochs`` with α/β frozen)."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        arch_opt = self.architecture_optimizers()
+        searching = self.trainer.current_epoch >= self.warmup_epochs
+        if searching:
+            arch_opt.zero_grad()
+        loss = (self.arch_loss(batch, batch_idx) if searching
+                else self.training_module.training_step(batch, batch_idx))
+        if loss is None:
+            return None
+        self.advance_optimization(loss, batch_idx)  # zero_grad (weights), backward, step
+        if searching:
+            arch_opt.step()
+        self.advance_lr_schedulers(batch_idx)
+        return loss
+
+
+class UnrolledDartsModule(PoseDartsModule):
+    """Second-order DARTS: the architecture step uses :func:`unrolled_arch_gradient` with
+    ξ = the current weight learning rate; then the ordinary weight step."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        arch_opt = self.architecture_optimizers()
+        trn, val = batch["train"], batch["val"]
+        if self.trainer.current_epoch >= self.warmup_epochs and trn["size"] and val["size"]:
+            arch = self.arch_parameters()
+            arch_ids = {id(a) for a in arch}
+            weights = [p for p in self.training_module.model.parameters()
+                       if p.requires_grad and id(p) not in arch_ids]
+            buffers = [b for b in self.training_module.model.buffers() if b.is_floating_point()
+                       or b.dtype == torch.long]
+            opt = self.optimizers()
+            opt = opt[0] if isinstance(opt, list) else opt
+            xi = float(opt.param_groups[0]["lr"])
+            step = self.training_module.training_step
+            grads = unrolled_arch_gradient(weights, arch, lambda: step(trn, 2 * batch_idx),
+                                           lambda: self.arch_loss(val, 2 * batch_idx), xi,
+                                           buffers)
+            arch_opt.zero_grad()
+            for a, g in zip(arch, grads):
+                a.grad = g
+            arch_opt.step()
+        loss = self.training_module.training_step(trn, 2 * batch_idx + 1)
+        self.advance_optimization(loss, batch_idx)
+        self.advance_lr_schedulers(batch_idx)
+        return loss
+
+
+class PoseRandomSamplingModule(_PoseOneShotMixin, RandomSamplingLightningModule):
+    """SPOS (NNI's RandomOneShot): one uniformly sampled path per step."""
+
+    def __init__(self, training_module: Any, cfg: Config) -> None:
+        super().__init__(training_module)
+        self.cfg = cfg
+        self.fixed_sample: dict | None = None  # set while ranking paths after training
+
+    def configure_architecture_optimizers(self):
+        return None
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Any:
+        if self.fixed_sample is None:
+            self.resample()
+        else:
+            for module in self.supernet_modules():
+                module.resample(memo=dict(self.fixed_sample))
+        return self.training_module.validation_step(batch, batch_idx)
+
+
+class PoseEnasModule(_PoseOneShotMixin, EnasLightningModule):
+    """ENAS (NNI): an RL controller samples paths; weights train on the first half, the
+    controller's reward is the negative heatmap loss of a sampled path on the second half."""
+
+    def __init__(self, training_module: Any, cfg: Config) -> None:
+        super().__init__(training_module, batches_per_update=5, warmup_epochs=cfg.search.warmup_epochs,
+                         reward_metric_name="reward")
+        self.cfg = cfg
+
+    def configure_architecture_optimizers(self):
+        return None  # the controller (tianshou policy) has its own optimiser
+
+    def training_step(self, batch_packed: Any, batch_idx: int) -> Any:
+        batch, mode = batch_packed
+        out = None
+        if batch["size"] == 0:
+            return None
+        if mode == "train":
+            self.policy.eval()
+            self.resample()
+            out = self.training_module.training_step(batch, batch_idx)
+            self.advance_optimization(out, batch_idx)
+        elif self.trainer.current_epoch >= self.warmup_epochs:
+            self.policy.train()
+            self.resample()
+            with torch.no_grad():
+                reward = -float(self.training_module.compute_loss(batch))
+            self._replay_buffer.update(self.generator.send_reward(reward))
+            self._trajectory_counter += 1
+            if self._trajectory_counter % self.batches_per_update == 0:
+                self.policy.train()
+                self.policy.update(0, self._replay_buffer)
+        self.advance_lr_schedulers(batch_idx)
+        return out
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Any:
+        for module in self.supernet_modules():
+            module.resample(memo=dict(self.export()))
+        return self.training_module.validation_step(batch, batch_idx)
+
+    def export(self) -> dict:
+        """The controller's most probable choice per label."""
+        return {label: (max(dist, key=dist.get) if not label.endswith("/input")
+                        else [max(dist, key=dist.get)])
+                for label, dist in self.export_probs().items()}

@@ -1,0 +1,75 @@
+"""What a candidate scores: the hardware-aware objective of a search (``search.objective``), and
+the one trial path that trains and scores a candidate."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pytorch_lightning as pl
+
+from search_space.counting import param_flop_report
+from trainers.build import build_network, spec_from_choices
+from trainers.config import Config, SearchConfig
+from trainers.data.datasets import primary_metric
+from trainers.engine import fit
+
+__all__ = ["objective", "trial_config", "run_trial"]
+
+
+def objective(metric: float, gflops: float | None, s: SearchConfig) -> float:
+    """What trials and rankings maximise.
+
+    - ``metric``: AP (COCO) or PCKh (MPII) alone;
+    - ``flops_penalty``: ``metric × (gflops / target_gflops) ** -penalty_weight`` when above the
+      target, the metric otherwise (MnasNet's soft constraint);
+    - ``flops_constraint``: the metric when ``gflops ≤ target_gflops``, else 0.
+    """
+    if s.objective == "metric" or not math.isfinite(metric):
+        return metric
+    if gflops is None or s.target_gflops <= 0:
+        raise ValueError("search.objective needs search.target_gflops > 0 and measured GFLOPs")
+    if gflops <= s.target_gflops:
+        return metric
+    if s.objective == "flops_constraint":
+        return 0.0
+    return metric * (gflops / s.target_gflops) ** (-s.penalty_weight)
+
+
+def trial_config(cfg: Config) -> Config:
+    """The recipe of a trial: the config's training recipe for ``search.trial_epochs`` epochs at
+    ``search.batch_size`` (a search's budget, whoever runs the trial)."""
+    return replace(cfg, train=replace(cfg.train, epochs=cfg.search.trial_epochs,
+                                      batch_size=cfg.search.batch_size))
+
+
+def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
+              channels: Mapping[str, list[int]] | None = None,
+              callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Train and score one candidate: the one trial path of ``nnictl`` trials
+    (``trainers/trial.py``) and the in-process multi-trial strategies (``random``,
+    ``evolution``), so both are the same experiment.
+
+    Seeds with ``cfg.seed``, freezes ``choices``, starts from ``search.inherit_from`` (a one-shot
+    supernet's weights) when set — or, for a channel-pruned candidate (``channels``), from the
+    kept channels of ``search.prune_weights`` — trains with :func:`trial_config` and evaluates.
+
+    Returns:
+        ``{"objective", <metric>, "params", "gflops", "train_loss"}``.
+    """
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    spec = spec_from_choices(cfg, choices, channels)
+    if channels:
+        weights, source = cfg.search.prune_weights, "search.prune_weights"
+    else:
+        weights, source = cfg.search.inherit_from, "search.inherit_from"
+    model = build_network(spec, weights or None, inherit=True, field=source)
+    metric = primary_metric(cfg.dataset.name)
+    report = param_flop_report(model, cfg.model.input_size)  # the architecture's cost
+    summary = fit(trial_config(cfg), model, spec.record(), out, progress=False,
+                  callbacks=list(callbacks))
+    value = summary["best"] if summary["best"] is not None else float("nan")
+    return {"objective": objective(value, report["gflops"], cfg.search), metric: value,
+            "params": report["params"], "gflops": round(report["gflops"], 5),
+            "train_loss": summary["history"][-1]["train_loss"] if summary["history"] else None}

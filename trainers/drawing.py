@@ -1,0 +1,100 @@
+"""Drawing on images with OpenCV: keypoints and skeletons (COCO or MPII), heatmap grids.
+
+Used by the training callbacks (``--visualize``/``--debug``), ``test.py --visualize`` and the
+demos of :mod:`visualize`.
+
+Shape legend: K joints; keypoints (K, 3) as x, y, confidence in image pixels; heatmaps (K, h, w);
+crops uint8 (3, H, W) as the loaders give them.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pathlib import Path
+
+from search_space.joints import KeypointSpec
+from trainers.atomic import atomic_path
+
+__all__ = ["draw_skeleton", "side_colors", "heatmap_grid", "crop_to_bgr", "save_image"]
+
+_LEFT, _RIGHT, _CENTER = (255, 128, 0), (0, 128, 255), (0, 220, 0)  # BGR
+
+
+def side_colors(spec: KeypointSpec) -> list[tuple[int, int, int]]:
+    """A BGR colour per joint: left joints orange, right joints blue, others green."""
+    colors = []
+    for name in spec.names:
+        if name.startswith(("left", "l_")):
+            colors.append(_LEFT)
+        elif name.startswith(("right", "r_")):
+            colors.append(_RIGHT)
+        else:
+            colors.append(_CENTER)
+    return colors
+
+
+def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, spec: KeypointSpec,
+                  threshold: float = 0.3, radius: int | None = None) -> np.ndarray:
+    """Draw limbs and joints whose confidence exceeds ``threshold`` on a BGR ``image`` (in place).
+
+    Returns the image, for chaining.
+    """
+    h, w = image.shape[:2]
+    radius = radius or max(2, int(round(min(h, w) / 150)))
+    thickness = max(1, radius // 2 + 1)
+    colors = side_colors(spec)
+    pts = np.asarray(keypoints, dtype=np.float64)
+    ok = pts[:, 2] > threshold
+    for a, b in spec.skeleton:
+        if ok[a] and ok[b]:
+            color = colors[a] if colors[a] == colors[b] else _CENTER
+            cv2.line(image, (int(pts[a, 0]), int(pts[a, 1])), (int(pts[b, 0]), int(pts[b, 1])),
+                     color, thickness, cv2.LINE_AA)
+    for j in np.nonzero(ok)[0]:
+        cv2.circle(image, (int(pts[j, 0]), int(pts[j, 1])), radius, colors[j], -1, cv2.LINE_AA)
+    return image
+
+
+def crop_to_bgr(image_chw: np.ndarray, color_rgb: bool = True) -> np.ndarray:
+    """A loader crop (uint8 3×H×W, RGB unless ``color_rgb`` is false) as a BGR HWC image."""
+    img = np.ascontiguousarray(np.transpose(image_chw, (1, 2, 0)))
+    return cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if color_rgb else img.copy()
+
+
+def _peaks(heatmaps: np.ndarray, stride: float) -> np.ndarray:
+    """(K, h, w) → (K, 3) crop-pixel argmax positions and peak values."""
+    k, h, w = heatmaps.shape
+    flat = heatmaps.reshape(k, -1)
+    idx = flat.argmax(1)
+    return np.stack([(idx % w + 0.5) * stride - 0.5, (idx // w + 0.5) * stride - 0.5,
+                     flat.max(1)], axis=1)
+
+
+def heatmap_grid(image_bgr: np.ndarray, heatmaps: np.ndarray, spec: KeypointSpec,
+                 columns: int = 6, threshold: float = 0.2) -> np.ndarray:
+    """The crop with the skeleton decoded from ``heatmaps`` (K, h, w), then a tile per joint."""
+    h, w = image_bgr.shape[:2]
+    stride = w / heatmaps.shape[-1]
+    first = draw_skeleton(image_bgr.copy(), _peaks(heatmaps, stride), spec, threshold)
+    tiles = [first]
+    for j in range(heatmaps.shape[0]):
+        hm = np.clip(heatmaps[j], 0, 1)
+        hm = cv2.resize((hm * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
+        tile = cv2.addWeighted(image_bgr, 0.5, cv2.applyColorMap(hm, cv2.COLORMAP_JET), 0.5, 0)
+        cv2.putText(tile, spec.names[j][:12], (2, 10), cv2.FONT_HERSHEY_SIMPLEX, 0.3,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    while len(tiles) % columns:
+        tiles.append(np.zeros_like(image_bgr))
+    rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
+    return np.concatenate(rows, axis=0)
+
+
+def save_image(path: Path, image: np.ndarray) -> None:
+    """Write an image atomically."""
+    ok, data = cv2.imencode(path.suffix or ".jpg", image)
+    if not ok:
+        raise OSError(f"cannot encode {path}")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.tobytes())
