@@ -17,7 +17,7 @@ import sys
 import time
 
 import torch
-from torch import nn
+
 
 from tests.reference_hrnet import ReferenceHRNet
 from trainers.report import format_table

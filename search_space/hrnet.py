@@ -11,7 +11,6 @@ Shape legend: N batch, K joints, C_b channels of branch b, H×W input.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Sequence
 
 import torch

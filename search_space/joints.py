@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["KeypointSpec", "COCO", "MPII", "keypoint_spec"]
+__all__ = ["KeypointSpec", "COCO", "MPII", "KEYPOINT_SPECS", "keypoint_spec"]
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,13 @@ MPII = KeypointSpec(
     joints_weight=(1.5, 1.2, 1., 1., 1.2, 1.5, 1., 1., 1., 1., 1.5, 1.2, 1., 1., 1.2, 1.5),
 )
 
-_SPECS = {"coco": COCO, "mpii": MPII}
+#: dataset name → its keypoints (the same names as trainers.data.datasets.DATASETS)
+KEYPOINT_SPECS = {"coco": COCO, "mpii": MPII}
 
 
 def keypoint_spec(dataset: str) -> KeypointSpec:
     """The :class:`KeypointSpec` of ``"coco"`` or ``"mpii"``."""
     try:
-        return _SPECS[dataset]
+        return KEYPOINT_SPECS[dataset]
     except KeyError:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(_SPECS)}") from None
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(KEYPOINT_SPECS)}") from None

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import warnings
 
-import numpy as np
 import pytest
 import torch
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import warnings
 
-import numpy as np
 import pytest
 import torch
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
@@ -424,3 +422,33 @@ def test_darts_with_a_flops_constraint_runs(coco_root, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = (out / "logs").rglob("metrics.csv")
     assert any("search/expected_gflops" in p.read_text().splitlines()[0] for p in metrics)
+
+
+@pytest.mark.e2e
+def test_nnictl_trial_and_in_process_trial_are_the_same_experiment(coco_root, tmp_path):
+    """One trial path: an architecture trained by ``random`` in process and by the nnictl trial
+    command (trainers/trial.py) with the same config and seed scores the same."""
+    out = tmp_path / "random"
+    r = search(coco_root, "random", out, "search.num_trials", "1", "train.batch_size", "4")
+    assert r.returncode == 0, r.stderr[-3000:]
+    record = json.loads((out / "history.jsonl").read_text().splitlines()[0])
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps(record["choices"]))
+    # the same overrides as search(); train.batch_size differs from search.batch_size on
+    # purpose: both paths must train a trial at search.batch_size
+    r = run_module("trainers/trial.py", "--cfg", CFG, "--params", str(params), "--out",
+                   str(tmp_path / "nni_trial"), "dataset.root", str(coco_root),
+                   "model.input_size", "64x48", "model.sigma", "1.5", "search.epochs", "1",
+                   "search.warmup_epochs", "0", "search.batch_size", "8",
+                   "train.num_workers", "0", "test.batch_size", "16", "test.flip_test", "false",
+                   "search.num_trials", "1", "search.trial_epochs", "1", "train.batch_size", "16")
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["AP"] == pytest.approx(record["AP"], abs=1e-9)
+    # AP can be 0 after one tiny epoch; the training losses tell the experiments apart
+    # (batch size, seed, data order, initial weights)
+    in_process = json.loads((out / "trials" / "000" / "metrics.json").read_text())["epochs"]
+    nni_trial = json.loads((tmp_path / "nni_trial" / "metrics.json").read_text())["epochs"]
+    assert [e["train_loss"] for e in nni_trial] == [e["train_loss"] for e in in_process]
+    assert in_process[0]["train_loss"] > 0
+    assert result["params"] == record["params"] and result["gflops"] == record["gflops"]

@@ -1,6 +1,5 @@
 """End-to-end: train_derived.py and test.py on the synthetic data, as a user runs them."""
 import json
-import shutil
 
 import pytest
 import torch

@@ -1,7 +1,6 @@
 """Architecture graphs, search plots and keypoint overlays on real search outputs."""
 from __future__ import annotations
 
-import json
 
 import cv2
 import numpy as np

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 from nni.nas.evaluator.pytorch import LightningModule as NasLightningModule
