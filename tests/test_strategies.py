@@ -117,7 +117,7 @@ def test_multitrial_resume_replays_and_a_failing_trial_is_skipped(coco_root, tmp
     # a trial whose training fails (non-finite loss from an absurd learning rate) is skipped
     bad = tmp_path / "bad"
     r = search(coco_root, "random", bad, "train.lr", "1e30")
-    assert r.returncode != 0 or "failed" in r.stdout
+    assert r.returncode == 2 and "no trial succeeded" in r.stderr
     lines = [json.loads(x) for x in (bad / "history.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and all(x["status"] == "failed" and "error" in x for x in lines)
 
