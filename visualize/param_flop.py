@@ -3,11 +3,8 @@
     python -m visualize.param_flop --model NAME [--input-size 256x192] [--dataset coco] [--json]
     python -m visualize.param_flop --cfg CFG [KEY VALUE ...] [--json]
 
-FLOPs are the multiply-adds of convolutions and linear layers, counted by
-``torch.utils.flop_counter`` (which counts 2 per multiply-add; we halve it) for one image.
-``gflops`` = MACs / 2^30, the convention of the official HRNet code and the seeds, so the
-figures compare with published tables (HRNet-W32 at 256×192: 7.1). BatchNorm, activations,
-pooling and upsampling are not counted.
+Counted by :func:`search_space.counting.param_flop_report`: multiply-adds of convolutions and
+linear layers for one image, ``gflops`` = MACs / 2^30 (the HRNet convention).
 """
 from __future__ import annotations
 
