@@ -84,3 +84,45 @@ def supernet_under(space: SpaceConfig, dataset: str, sample: dict, seed: int):
         if isinstance(module, BaseSuperNetModule):
             module.resample(memo=dict(sample))
     return sup.eval()
+
+
+def cocoeval_ap(gt_file: Path, results: Path | list) -> float:
+    """OKS AP of ``results`` (a results file or list) against ``gt_file``, by pycocotools alone:
+    the independent check of the AP our evaluation prints."""
+    import contextlib
+    import io
+    import json
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    dets = json.loads(Path(results).read_text()) if isinstance(results, (str, Path)) else results
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_file))
+        ev = COCOeval(gt, gt.loadRes(dets), "keypoints")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return float(ev.stats[0])
+
+
+def mean_pose_ap(root: Path) -> float:
+    """AP of the no-learning baseline: each val ground-truth box gets the training set's mean
+    pose, placed relative to the box. A network that learned nothing about the image does not beat it."""
+    import json
+
+    ann = root / "annotations"
+    rel = []
+    for a in json.loads((ann / "person_keypoints_train2017.json").read_text())["annotations"]:
+        x, y, w, h = a["bbox"]
+        k = np.asarray(a["keypoints"], float).reshape(-1, 3)
+        if a.get("num_keypoints", 0):
+            rel.append(np.where(k[:, 2:] > 0, np.stack([(k[:, 0] - x) / w, (k[:, 1] - y) / h], 1), np.nan))
+    mean = np.nanmean(np.stack(rel), 0)
+    gt_file = ann / "person_keypoints_val2017.json"
+    dets = []
+    for a in json.loads(gt_file.read_text())["annotations"]:
+        x, y, w, h = a["bbox"]
+        kp = np.concatenate([np.stack([x + mean[:, 0] * w, y + mean[:, 1] * h], 1), np.ones((len(mean), 1))], 1)
+        dets.append({"image_id": a["image_id"], "category_id": 1, "keypoints": kp.ravel().tolist(), "score": 1.0})
+    return cocoeval_ap(gt_file, dets)

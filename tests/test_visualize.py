@@ -86,20 +86,37 @@ def test_pareto_front():
     assert pareto_front(pts) == [(1.0, 0.5), (2.0, 0.7), (4.0, 0.8)]
 
 
-def test_heatmap_grid_marks_the_peaks(coco_root):
-    from trainers.config import load_config
-    from trainers.data.datasets import build_dataset
-    from trainers.drawing import crop_to_bgr, heatmap_grid
+def test_heatmap_grid_marks_the_peaks():
+    """A hand-made case: a grey 64×48 crop, joint 0 (nose) peaking at heatmap cell (x=5, y=3),
+    joint 1 at (x=9, y=12), every other joint empty. With stride 4 a peak cell (x, y) is the crop
+    pixel ((x + 0.5)·4 − 0.5, (y + 0.5)·4 − 0.5) = (21.5, 13.5) and (37.5, 49.5)."""
+    from search_space.joints import KEYPOINT_SPECS
+    from trainers.drawing import heatmap_grid
 
-    cfg = load_config(REPO / "configs" / "datasets" / "synthetic_coco.yaml",
-                      ["dataset.root", str(coco_root), "model.input_size", "64x48"])
-    ds = build_dataset(cfg, "val")
-    sample = ds[(0, 0)]
-    image = crop_to_bgr(np.asarray(sample["image"]))
-    grid = heatmap_grid(image, np.asarray(sample["target"]), ds.spec, columns=6)
+    spec = KEYPOINT_SPECS["coco"]
+    image = np.full((64, 48, 3), 128, np.uint8)
+    heatmaps = np.zeros((17, 16, 12), np.float32)
+    heatmaps[0, 3, 5] = 1.0
+    heatmaps[1, 12, 9] = 0.9
+    grid = heatmap_grid(image, heatmaps, spec, columns=6)
     assert grid.shape == (64 * 3, 48 * 6, 3)  # the crop + 17 joints in 3 rows of 6
-    # the skeleton tile differs from the plain crop where joints were drawn
-    assert np.abs(grid[:64, :48].astype(int) - image.astype(int)).sum() > 0
+    # skeleton tile: dots centred on the two peaks, the nose–left-eye limb between them,
+    # nothing anywhere else (no other joint passes the threshold)
+    changed = np.abs(grid[:64, :48].astype(int) - 128).sum(-1) > 0
+    ys, xs = np.nonzero(changed)
+    assert changed[13, 21] and changed[49, 37] and changed[31, 29]  # both peaks, the limb's middle
+    assert xs.min() >= 21 - 4 and xs.max() <= 37 + 4 and ys.min() >= 13 - 4 and ys.max() <= 49 + 4
+    # joint tiles: the colour map's hottest (reddest) pixel sits over the joint's peak
+    for j, (y, x) in ((0, (13.5, 21.5)), (1, (49.5, 37.5))):
+        r, c = divmod(j + 1, 6)
+        tile = grid[64 * r:64 * (r + 1), 48 * c:48 * (c + 1)].astype(int)
+        tile[:12] = 0  # the joint's name is written at the top
+        red = tile[..., 2] - tile[..., 0]
+        py, px = np.unravel_index(red.argmax(), red.shape)
+        assert abs(py - y) <= 2 and abs(px - x) <= 2, (j, py, px)
+    # an empty heatmap leaves its tile the colour map's zero (blue) blended with the crop
+    empty = grid[64:128, 48 * 2:48 * 3]
+    assert (empty[20:, :, 0] > empty[20:, :, 2]).all()
 
 
 @pytest.mark.e2e
