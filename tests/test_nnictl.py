@@ -19,9 +19,6 @@ import yaml
 from trainers.arch_file import load_arch
 from tests.conftest import REPO, run_module
 
-ARTIFACTS = REPO / "runs" / "test-artifacts"
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -109,8 +106,7 @@ def test_nnictl_experiment_runs_trials_collects_and_shows_them(coco_root, tmp_pa
         # the web UI of the experiment lists the trials (headless Chromium)
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         assert chromium, "Debian's chromium is needed for the web UI test (make setup installs it)"
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shot = ARTIFACTS / "nni_webui_trials.png"
+        shot = tmp_path / "nni_webui_trials.png"
         flags = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
                  "--disable-dev-shm-usage", "--window-size=1400,900",
                  "--virtual-time-budget=15000"]

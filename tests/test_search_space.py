@@ -149,6 +149,27 @@ def test_frozen_network_equals_supernet_under_its_sample(seed, hidden, shared, t
     assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in sup.parameters())
 
 
+@pytest.mark.parametrize("op", ["Sep_Conv_3x3", "Sep_Conv_5x5", "Atr_Conv_3x3", "Atr_Conv_5x5",
+                                "avg_pool_3x3", "max_pool_3x3", "conv_3x3", "skip_connect"])
+@pytest.mark.parametrize("mode", ["2D", "3D"])
+def test_frozen_equals_supernet_for_every_operator(op, mode):
+    """Every cell on one operator (and the 2D or 3D vector head): the frozen network with the
+    supernet's weights computes what the supernet computes under that sample."""
+    from search_space.operations import OPERATIONS
+
+    assert op in OPERATIONS
+    space = tiny_space(mode=mode, operators=("Zero", op))
+    model = build(space, "coco")
+    sample = _all_ops(space, model, op, 0)
+    sup = supernet_under(space, "coco", sample, 5)
+    net = freeze(space, "coco", sample).eval()
+    inherit_weights(net, sup.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(net(X), sup(X), atol=1e-5)
+    ops = {type(m).__name__ for m in net.modules()}
+    assert ("Conv3d" in ops) == (mode == "3D")
+
+
 def _all_ops(space: SpaceConfig, model, op: str, beta: int) -> dict:
     sample = {}
     for label, mutable in model.simplify().items():

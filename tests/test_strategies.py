@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
+from nni.nas.strategy import DARTS
 
 from trainers.arch_file import ArchFile, load_arch, save_arch
 from search_space.pose_space import build, freeze
@@ -106,6 +107,30 @@ def test_darts_resume_continues_and_prune_inherits(coco_root, tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("strategy", ["darts", "darts2"])
+def test_oneshot_resume_is_exact(coco_root, tmp_path, strategy):
+    """2 epochs, then --resume to 3, ends where 3 epochs straight end: the same weights, α/β,
+    optimiser state and BN statistics, bit for bit (the same seed, CPU, no workers)."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert search(coco_root, strategy, straight, "search.epochs", "3").returncode == 0
+    assert search(coco_root, strategy, resumed, "search.epochs", "2").returncode == 0
+    r = search(coco_root, strategy, resumed, "search.epochs", "3", "--resume")
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = torch.load(straight / "last.ckpt", weights_only=True)
+    b = torch.load(resumed / "last.ckpt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 2
+    sa, sb = a["state_dict"], b["state_dict"]
+    assert sa.keys() == sb.keys() and any("_arch_alpha" in k for k in sa)
+    different = [k for k in sa if not torch.equal(sa[k], sb[k])]
+    assert not different, different[:5]
+    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
+        for pa, pb in zip(opt_a["state"].values(), opt_b["state"].values(), strict=True):
+            assert all(torch.equal(pa[k], pb[k]) for k in pa if torch.is_tensor(pa[k]))
+    assert (json.loads((straight / "last_arch.json").read_text())["weights"]
+            == json.loads((resumed / "last_arch.json").read_text())["weights"])
+
+
+@pytest.mark.e2e
 def test_multitrial_resume_replays_and_a_failing_trial_is_skipped(coco_root, tmp_path):
     out = tmp_path / "random"
     assert search(coco_root, "random", out).returncode == 0
@@ -177,6 +202,62 @@ def test_unrolled_gradient_matches_exact_second_order():
     rel = float(num / den)
     print(f"relative error of the finite-difference architecture gradient: {rel:.2e}")
     assert den > 0 and rel < 1e-3
+
+
+@pytest.mark.parametrize("xi", [0.002, 0.1])
+def test_unrolled_gradient_at_running_settings_beats_first_order(xi):
+    """darts2 as it runs: float32, ε = 0.01, BN in train mode (batch statistics), ξ = the weight
+    learning rate (0.002 in configs/train/cpu_tiny.yaml; 0.1 to make the second-order term large).
+    Against the exact hypergradient computed in float64 by autograd through the virtual step,
+    the second-order estimate must be closer than first-order DARTS's ∇α L_val(w, α), and closer
+    than its own first term ∇α L_val(w', α) alone: the finite-difference Hessian-vector product
+    must move it towards the exact value (a wrong sign or scale of that term fails this)."""
+    import copy
+
+    from torch.func import functional_call
+
+    torch.manual_seed(0)
+    strategy = DARTS()
+    sup = strategy.mutate_model(build(tiny_space(widths=()), "coco"))
+    for a in strategy._arch_parameters.values():
+        a.data.normal_(0, 0.5)
+    sup.train()
+    ref = copy.deepcopy(sup).double()
+
+    def split(model):
+        arch = [p for n, p in model.named_parameters() if "_arch_alpha" in n]
+        ids = {id(a) for a in arch}
+        return arch, [(n, p) for n, p in model.named_parameters() if id(p) not in ids]
+
+    gen = torch.Generator().manual_seed(1)
+    xt, yt = torch.randn(4, 3, 64, 48, generator=gen), torch.rand(4, 17, 16, 12, generator=gen)
+    xv, yv = torch.randn(4, 3, 64, 48, generator=gen), torch.rand(4, 17, 16, 12, generator=gen)
+    arch, named_w = split(sup)
+    weights = [p for _, p in named_w]
+    approx = unrolled_arch_gradient(weights, arch, lambda: ((sup(xt) - yt) ** 2).mean(),
+                                    lambda: ((sup(xv) - yv) ** 2).mean(), xi, list(sup.buffers()))
+    first = torch.autograd.grad(((sup(xv) - yv) ** 2).mean(), arch, allow_unused=True)
+    first = [torch.zeros_like(a) if g is None else g for a, g in zip(arch, first)]
+    r_arch, r_named = split(ref)
+    g = torch.autograd.grad(((ref(xt.double()) - yt.double()) ** 2).mean(), [p for _, p in r_named],
+                            create_graph=True, allow_unused=True)
+    virtual = {n: p - xi * (gi if gi is not None else 0) for (n, p), gi in zip(r_named, g)}
+    lv = ((functional_call(ref, virtual, (xv.double(),)) - yv.double()) ** 2).mean()
+    exact = torch.autograd.grad(lv, r_arch, allow_unused=True)
+    exact = [torch.zeros_like(a) if e is None else e for a, e in zip(r_arch, exact)]
+
+    lv_fixed = ((functional_call(ref, {n: v.detach() for n, v in virtual.items()}, (xv.double(),))
+                 - yv.double()) ** 2).mean()
+    first_at_virtual = torch.autograd.grad(lv_fixed, r_arch, allow_unused=True)
+    first_at_virtual = [torch.zeros_like(a) if e is None else e for a, e in zip(r_arch, first_at_virtual)]
+
+    def dist(xs):
+        return float(torch.sqrt(sum(((a.double() - e) ** 2).sum() for a, e in zip(xs, exact))))
+
+    err2, err1, err_w1 = dist(approx), dist(first), dist(first_at_virtual)
+    print(f"xi={xi}: |darts2 - exact| = {err2:.3e}; without the Hessian term {err_w1:.3e}; "
+          f"first-order DARTS {err1:.3e}")
+    assert err2 < err_w1 < err1
 
 
 def test_unrolled_step_leaves_every_weight_exactly_as_the_weight_step_makes_it():

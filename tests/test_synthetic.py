@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from search_space.joints import COCO
-from trainers.data.synthetic import render_image, write_coco, write_mpii
+from trainers.data.synthetic import render_image, write_coco
 from trainers.evaluation.mpii import load_gt_valid
 
 

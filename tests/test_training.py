@@ -252,3 +252,33 @@ def test_prune_rate_on_a_trained_network_stops_at_the_tolerance(trained, learn_r
     arch = load_arch(out / "arch.json")
     assert arch.metrics["rate"] == pytest.approx(expected)
     assert arch.metrics["params"] < base["params"] or expected == 0.0
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda m: m.pop("name"), "posenas.model.name"),
+    (lambda m: m["arch"].pop("choices"), "posenas.model.arch"),
+    (lambda m: m["arch"]["space"].update(parts_num="three"), "posenas.model.arch.space.parts_num"),
+    (lambda m: m["arch"]["space"]["backbone"].update(name="resnet"),
+     "posenas.model.arch.space.backbone.name"),
+])
+def test_a_bad_model_record_in_a_checkpoint_names_the_field(tmp_path, edit, field):
+    from tests.conftest import random_sample, tiny_space
+    from search_space.pose_space import build
+    from trainers.build import NetworkSpec, load_trained_network
+    from trainers.checkpoint import load_checkpoint
+    from trainers.config import config_to_dict
+    from trainers.errors import UserInputError
+    from tests.conftest import tiny_config
+
+    space = tiny_space()
+    spec = NetworkSpec("sampled", space, "coco", random_sample(build(space, "coco"), 0))
+    record = json.loads(json.dumps(spec.record(), default=lambda o: o.item()))  # numpy → plain
+    assert record["arch"]["space"]["parts_num"] == 3
+    edit(record)
+    cfg = tiny_config("coco", tmp_path)
+    path = tmp_path / "bad.ckpt"
+    meta = {"format": "posenas-ckpt", "model": record, "config": json.loads(json.dumps(config_to_dict(cfg), default=str))}
+    torch.save({"state_dict": {}, "posenas": meta}, path)
+    with pytest.raises(UserInputError) as err:
+        load_trained_network(path)
+    assert err.value.field == field and str(path) in str(err.value)

@@ -31,7 +31,7 @@ from search_space.pose_space import freeze
 from trainers.arch_file import ArchFile, load_arch
 from trainers.checkpoint import load_checkpoint, model_state_dict, read_state_dict
 from trainers.config import Config, config_from_dict
-from trainers.config_loader import to_plain
+from trainers.config_loader import build_dataclass, to_plain
 from trainers.errors import UserInputError
 
 __all__ = ["NetworkSpec", "spec_from_model", "spec_from_arch", "spec_from_choices",
@@ -101,15 +101,17 @@ def spec_from_record(record: Any, dataset: str, source: str) -> NetworkSpec:
                              field="posenas.model.name")
     if "arch" not in record:
         return spec_from_model(record["name"], dataset, source, "posenas.model.name")
+    arch = record["arch"]
+    if not isinstance(arch, Mapping) or not isinstance(arch.get("space"), Mapping) \
+            or not isinstance(arch.get("choices"), Mapping):
+        raise UserInputError(source, "malformed architecture record (needs space and choices)",
+                             field="posenas.model.arch")
     try:
-        arch = record["arch"]
-        data = {"dataset": {"name": dataset, "root": ""}, "space": arch["space"]}
-        space = config_from_dict(data, source=source).space
-        return NetworkSpec(record["name"], space, dataset, dict(arch["choices"]),
-                           dict(arch.get("channels", {})))
-    except (KeyError, TypeError):
-        raise UserInputError(source, "malformed architecture record",
-                             field="posenas.model.arch") from None
+        space = build_dataclass(SpaceConfig, arch["space"], source=source)
+    except UserInputError as err:
+        raise UserInputError(source, err.message, field=f"posenas.model.arch.space.{err.field}") from None
+    return NetworkSpec(record["name"], space, dataset, dict(arch["choices"]),
+                       dict(arch.get("channels") or {}))
 
 
 def network_spec(cfg: Config, model: str | None = None, arch: str | None = None,
