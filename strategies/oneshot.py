@@ -18,6 +18,7 @@ from strategies.data import build_search_data
 from strategies.records import ArchRecorder
 from strategies.registry import STRATEGIES
 from strategies.spos import pick_best_path
+from trainers.build import init_backbone
 from trainers.checkpoint import AtomicCheckpoint, load_checkpoint
 from trainers.config import Config
 from trainers.data.datasets import primary_metric
@@ -110,6 +111,8 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
                              "search_beta and width_multipliers are all off)", field="space")
     strategy = make_oneshot_strategy(strategy_name, cfg)
     supernet = strategy.mutate_model(space)
+    if cfg.model.pretrained and not resume:  # PNFS: the backbone from ImageNet weights
+        init_backbone(supernet, cfg.model.pretrained)
     data = build_search_data(cfg)
     strategy.val_loader = data.val
     metric = primary_metric(cfg.dataset.name)

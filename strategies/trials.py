@@ -53,7 +53,8 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
 
     Seeds with ``cfg.seed``, freezes ``choices``, starts from ``search.inherit_from`` (a one-shot
     supernet's weights) when set — or, for a channel-pruned candidate (``channels``), from the
-    kept channels of ``search.prune_weights`` — trains with :func:`trial_config` and evaluates.
+    kept channels of ``search.prune_weights``, else from the backbone of ``model.pretrained`` if
+    set — trains with :func:`trial_config` and evaluates.
 
     Returns:
         ``{"objective", <metric>, "params", "gflops", "train_loss"}``.
@@ -64,7 +65,10 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
         weights, source = cfg.search.prune_weights, "search.prune_weights"
     else:
         weights, source = cfg.search.inherit_from, "search.inherit_from"
-    model = build_network(spec, weights or None, inherit=True, field=source)
+    if weights:
+        model = build_network(spec, weights, inherit=True, field=source)
+    else:  # a pretrained backbone (ImageNet), as PNFS initialises its candidates
+        model = build_network(spec, cfg.model.pretrained or None, scope="backbone")
     metric = primary_metric(cfg.dataset.name)
     report = param_flop_report(model, cfg.model.input_size)  # the architecture's cost
     summary = fit(trial_config(cfg), model, spec.record(), out, progress=False,

@@ -14,6 +14,7 @@ from nni.nas.strategy import RandomOneShot
 
 from search_space.config import BackboneSpaceConfig, CellConfig, SpaceConfig
 from search_space.pose_space import build
+from tests.official_layouts import randomize
 from trainers.config import Config, load_config
 from trainers.data.synthetic import write_coco, write_mpii
 
@@ -70,16 +71,7 @@ def random_sample(space_model, seed: int) -> dict:
 def supernet_under(space: SpaceConfig, dataset: str, sample: dict, seed: int):
     """NNI's weight-sharing supernet (RandomOneShot) fixed to ``sample``, with random weights and
     BN statistics so that every parameter matters."""
-    sup = RandomOneShot().mutate_model(build(space, dataset))
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in sup.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-        for name, b in sup.named_buffers():
-            if name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=gen) + 0.5)
-            elif name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=gen) * 0.1)
+    sup = randomize(RandomOneShot().mutate_model(build(space, dataset)), seed, scale=0.3)
     for module in sup.modules():
         if isinstance(module, BaseSuperNetModule):
             module.resample(memo=dict(sample))

@@ -354,6 +354,11 @@ def test_prune_cli_errors_write_nothing(coco_root, tmp_path):
     torch.save(other, tmp_path / "other.pth")
     r = run_module("-m", "strategies.prune", "--arch", str(tmp_path / "arch.json"), "--out",
                    str(tmp_path / "derived.json"), "--weights", str(tmp_path / "other.pth"))
+    assert r.returncode == 2 and "unrecognised checkpoint layout (first keys: bias, weight)" in r.stderr
+    assert not (tmp_path / "derived.json").exists()
+    torch.save({"backbone.other.weight": torch.zeros(1)}, tmp_path / "other.pth")  # ours, not this net
+    r = run_module("-m", "strategies.prune", "--arch", str(tmp_path / "arch.json"), "--out",
+                   str(tmp_path / "derived.json"), "--weights", str(tmp_path / "other.pth"))
     assert r.returncode == 2 and "does not fit" in r.stderr
     assert not (tmp_path / "derived.json").exists()
     data = json.loads((tmp_path / "arch.json").read_text())

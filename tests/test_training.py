@@ -1,6 +1,7 @@
 """End-to-end: train_derived.py and test.py on the synthetic data, as a user runs them."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -154,6 +155,13 @@ def test_visualize_demo_draws_people(trained, learn_root, tmp_path):
 
     drawn, original = cv2.imread(str(tmp_path / "vis.png")), cv2.imread(str(path))
     assert drawn.shape == original.shape and (drawn.astype(int) - original).any()
+    assert "no joint passed" not in r.stdout
+    # a threshold no confidence reaches: nothing drawn, and the command says so
+    r = run_module("-m", "visualize.demo", "--weights", str(out / "best.ckpt"), "--image", str(path),
+                   "--boxes", str(dets), "--image-id", str(image["id"]), "--kpt-thr", "1.5",
+                   "--out", str(tmp_path / "none.png"))
+    assert r.returncode == 0 and "no joint passed --kpt-thr 1.5 (the highest score was" in r.stdout
+    assert np.array_equal(cv2.imread(str(tmp_path / "none.png")), original)
 
 
 @pytest.mark.e2e

@@ -8,7 +8,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json_atomic"]
+__all__ = ["atomic_path", "write_json_atomic", "publish"]
+
+
+def _default_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """Give the temporary file ``tmp`` a normal file's mode (mkstemp makes it 0600) and move it
+    onto ``path`` atomically."""
+    os.chmod(tmp, _default_mode())
+    os.replace(tmp, path)
 
 
 @contextmanager
@@ -24,7 +38,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        publish(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -29,13 +29,16 @@ from search_space.inherit import inherit_weights
 from search_space.models import MODELS, model_names
 from search_space.pose_space import freeze
 from trainers.arch_file import ArchFile, load_arch
-from trainers.checkpoint import load_checkpoint, model_state_dict, read_state_dict
+from trainers.checkpoint import (is_posenas_checkpoint, load_checkpoint, model_state_dict,
+                                 read_state_dict, read_weights)
+from trainers.external import EXTERNAL_FORMATS, Conversion
 from trainers.config import Config, config_from_dict
 from trainers.config_loader import build_dataclass, to_plain
 from trainers.errors import UserInputError
 
 __all__ = ["NetworkSpec", "spec_from_model", "spec_from_arch", "spec_from_choices",
-           "spec_from_record", "network_spec", "build_network", "load_trained_network", "load_exact"]
+           "spec_from_record", "network_spec", "build_network", "load_trained_network", "load_exact",
+           "load_backbone", "init_backbone", "LoadReport", "component_of", "load_any_network"]
 
 
 @dataclass(frozen=True)
@@ -140,9 +143,32 @@ def load_trained_network(path: str | Path, cfg: Config | None = None
     return cfg, spec, build_network(spec, model_state_dict(ckpt), field="--weights")
 
 
+def load_any_network(path: str | Path, cfg: Config | None = None, model: str | None = None,
+                     field: str = "--weights") -> tuple[Config, NetworkSpec, nn.Module]:
+    """A trained network from a posenas checkpoint (rebuilt from its metadata) or from a released
+    file of another code (official HRNet, Lite-HRNet, mmpose; converted on the fly), which is
+    read as ``model`` (a registered name) or else ``cfg.model.name``.
+
+    Raises:
+        UserInputError: a released file with neither ``model`` nor ``cfg`` to say what it is.
+    """
+    if is_posenas_checkpoint(path):
+        loaded_cfg, spec, network = load_trained_network(path, cfg)
+        return loaded_cfg, spec, network
+    if cfg is None and model is None:
+        raise UserInputError(str(path), "not a posenas checkpoint: say which network it holds "
+                             "with --model NAME (or --cfg), or convert it with "
+                             "python -m trainers.convert", field=field)
+    if cfg is None:
+        cfg = config_from_dict({"dataset": {"name": "coco", "root": ""}, "model": {"name": model}},
+                               source="arguments")
+    spec = network_spec(cfg, model=model)
+    return cfg, spec, build_network(spec, path, field=field)
+
+
 def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Tensor] | None = None,
                   *, inherit: bool = False, field: str = "model.pretrained",
-                  device: str | torch.device | None = None) -> nn.Module:
+                  device: str | torch.device | None = None, scope: str = "all") -> nn.Module:
     """Freeze ``spec`` into a plain PyTorch network and load ``weights``.
 
     Args:
@@ -154,6 +180,9 @@ def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Te
             ``spec.channels``, its kept — channels. Otherwise they must fit exactly.
         field: the config key or option the weights came from, for error messages.
         device: build on this device (``"meta"``: structure only, no memory).
+        scope: ``"all"`` (every tensor) or ``"backbone"`` (only the backbone's, e.g. ImageNet
+            weights: see :func:`load_backbone`). Checkpoints without a pose head (ImageNet
+            HRNet) always load as ``"backbone"``, with a line saying so.
 
     Raises:
         UserInputError: choices that do not fit the space, or weights that do not fit the
@@ -167,7 +196,17 @@ def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Te
     if weights is None:
         return network
     source = "<state dict>" if isinstance(weights, Mapping) else str(weights)
-    state = dict(weights) if isinstance(weights, Mapping) else read_state_dict(weights, field=field)
+    if isinstance(weights, Mapping):
+        state = dict(weights)
+    else:
+        conversion = _read_and_say(weights, field)
+        state = conversion.state
+        if conversion.backbone_only and scope == "all":
+            print(f"{field}: no pose head in {source}; loading the backbone only")
+            scope = "backbone"
+    if scope == "backbone":
+        print(load_backbone(network, state, source, field).table())
+        return network
     if inherit:
         try:
             inherit_weights(network, state, spec.channels or None)
@@ -203,3 +242,105 @@ def load_exact(network: nn.Module, state: Mapping[str, torch.Tensor], source: st
         raise UserInputError(source, "weights do not fit the network: " + "; ".join(parts),
                              field=field)
     network.load_state_dict(state)
+
+
+def _read_and_say(path: str | Path, field: str) -> Conversion:
+    conversion = read_weights(path, field=field)
+    if conversion.format != "posenas":
+        print(f"{field}: {path} is a {EXTERNAL_FORMATS[conversion.format].description} "
+              f"checkpoint; converted on the fly ({len(conversion.state)} tensors"
+              + (f", {len(conversion.skipped)} without a posenas counterpart skipped)"
+                 if conversion.skipped else ")"))
+    return conversion
+
+
+def init_backbone(network: nn.Module, path: str | Path, field: str = "model.pretrained") -> LoadReport:
+    """Initialise ``network``'s backbone — a frozen network or a one-shot supernet — from the
+    checkpoint ``path`` (any format :func:`~trainers.checkpoint.read_weights` reads) and print
+    the loading table."""
+    report = load_backbone(network, _read_and_say(path, field).state, str(path), field)
+    print(report.table())
+    return report
+
+
+def component_of(key: str) -> str:
+    """The part of a posenas network a state-dict key belongs to: ``stem``, ``stage1``…,
+    ``head`` (plain head, fabrics, vector heads) — the rows of a loading report."""
+    parts = key.split(".")
+    if parts[0] == "backbone" and len(parts) > 2:
+        if parts[1] == "stages" and parts[2].isdigit():
+            return f"stage{int(parts[2]) + 1}"
+        return parts[1]
+    return "head" if parts[0] in ("head", "heads", "parts", "fabrics") else parts[0]
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_backbone` did, by component: tensors loaded, skipped (in the file, not
+    used by this network), missing (in the network, not in the file — an error)."""
+
+    source: str
+    rows: dict[str, list[int]] = field(default_factory=dict)  # component → [loaded, skipped, missing]
+    sliced: int = 0
+
+    def count(self, component: str, column: int) -> None:
+        self.rows.setdefault(component, [0, 0, 0])[column] += 1
+
+    def total(self, column: int) -> int:
+        return sum(r[column] for r in self.rows.values())
+
+    def table(self) -> str:
+        lines = [f"pretrained backbone from {self.source}:",
+                 f"  {'module':<10}{'loaded':>8}{'skipped':>9}{'missing':>9}"]
+        for name, (a, b, c) in self.rows.items():
+            lines.append(f"  {name:<10}{a:>8}{b:>9}{c:>9}")
+        lines.append(f"  {'total':<10}{self.total(0):>8}{self.total(1):>9}{self.total(2):>9}"
+                     + (f"   ({self.sliced} narrower tensors take the leading channels)"
+                        if self.sliced else ""))
+        return "\n".join(lines)
+
+
+def load_backbone(network: nn.Module, state: Mapping[str, torch.Tensor], source: str,
+                  field: str = "model.pretrained") -> LoadReport:
+    """Initialise ``network``'s backbone (keys ``backbone.*``) from ``state``.
+
+    Every backbone tensor of the network must be in ``state``; the file's other tensors
+    (another head, a deeper backbone than a PNFS stem~stage3 cut) are skipped and counted.
+    A tensor narrower than the file's (a width choice, a supernet's mixed operation at full
+    width is equal) takes the leading channels, as :func:`~search_space.inherit.inherit_weights`
+    does. Architecture parameters (``_arch_*``) are not weights and are left alone.
+
+    Raises:
+        UserInputError: missing tensors or ones the file cannot hold, naming the first.
+    """
+    report = LoadReport(source)
+    own = {k: v for k, v in network.state_dict().items()
+           if k.startswith("backbone.") and "._arch_" not in k}
+    missing, too_small = [], []
+    with torch.no_grad():
+        for key, target in own.items():
+            src = state.get(key)
+            if src is None:
+                missing.append(key)
+                report.count(component_of(key), 2)
+                continue
+            if src.dim() != target.dim() or any(t > s_ for t, s_ in zip(target.shape, src.shape)):
+                too_small.append(f"{key} {tuple(src.shape)} vs {tuple(target.shape)}")
+                continue
+            if tuple(src.shape) != tuple(target.shape):
+                src = src[tuple(slice(0, n) for n in target.shape)]
+                report.sliced += 1
+            target.copy_(src)
+            report.count(component_of(key), 0)
+    for key in state:
+        if key not in own:
+            report.count(component_of(key), 1)
+    if missing or too_small:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} backbone tensors missing (first: {missing[0]})")
+        if too_small:
+            parts.append(f"{len(too_small)} too small (first: {too_small[0]})")
+        raise UserInputError(source, "pretrained backbone does not fit the network: "
+                             + "; ".join(parts), field=field)
+    return report

@@ -19,10 +19,12 @@ import torch
 
 from torch import nn
 
-from trainers.atomic import atomic_path, write_json_atomic
+from trainers.atomic import atomic_path, publish, write_json_atomic
 from trainers.errors import UserInputError
+from trainers.external import Conversion, convert_state, unwrap
 
-__all__ = ["AtomicCheckpoint", "load_checkpoint", "model_state_dict", "read_state_dict",
+__all__ = ["AtomicCheckpoint", "load_checkpoint", "is_posenas_checkpoint", "model_state_dict",
+           "read_state_dict", "read_weights",
            "save_state_dict"]
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ class AtomicCheckpoint(pl.Callback):
         try:
             trainer.save_checkpoint(tmp, weights_only=False)  # full state: resumable
             if trainer.is_global_zero:
-                os.replace(tmp, final)
+                publish(tmp, final)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -120,6 +122,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def is_posenas_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint posenas wrote (with its metadata)."""
+    try:
+        load_checkpoint(path)
+    except UserInputError:
+        return False
+    return True
+
+
 def model_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The network's own state dict (the Lightning module stores it under ``model.``)."""
     prefix = "model."
@@ -131,9 +142,13 @@ def model_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
 _NETWORK_PREFIXES = ("training_module.model.", "model.")
 
 
-def read_state_dict(path: str | Path, field: str) -> dict[str, torch.Tensor]:
-    """A network's state dict from ``path``: a posenas/Lightning checkpoint (training or search)
-    or a plain state-dict file (``derived.pth``, ``pruned.pth``), loaded with ``weights_only``.
+def read_weights(path: str | Path, field: str, fmt: str = "auto") -> Conversion:
+    """A network's weights from ``path``, in posenas's key layout, with what was converted.
+
+    Reads a posenas/Lightning checkpoint (training or search), a plain state-dict file
+    (``derived.pth``, ``pruned.pth``) or a checkpoint released by another code (official HRNet,
+    ImageNet HRNet, timm; see :mod:`trainers.external`), always with ``weights_only=True``.
+    ``fmt`` forces a format of :data:`~trainers.external.EXTERNAL_FORMATS` (default: detected).
 
     Raises:
         UserInputError: naming ``path`` and the config key or option ``field``.
@@ -141,16 +156,29 @@ def read_state_dict(path: str | Path, field: str) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - missing, foreign or corrupt file
-        raise UserInputError(str(path), f"not a checkpoint or state dict ({type(err).__name__})",
+        raise UserInputError(str(path), f"not a loadable checkpoint or state dict "
+                             f"({type(err).__name__}: {str(err).splitlines()[0][:200]})",
                              field=field) from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UserInputError(str(path), "not a checkpoint or state dict", field=field)
-    for prefix in _NETWORK_PREFIXES:
-        if any(k.startswith(prefix) for k in obj):
-            return {k[len(prefix):]: v for k, v in obj.items() if k.startswith(prefix)}
-    return dict(obj)
+    if fmt in ("auto", "posenas") and isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        inner = obj["state_dict"]
+        for prefix in _NETWORK_PREFIXES:
+            if inner and all(isinstance(v, torch.Tensor) for v in inner.values()) \
+                    and any(k.startswith(prefix + "backbone.") for k in inner):
+                return Conversion("posenas", {k[len(prefix):]: v for k, v in inner.items()
+                                              if k.startswith(prefix)})
+    state = unwrap(obj)
+    if state is None:
+        raise UserInputError(str(path), "not a checkpoint or state dict (no tensors found)",
+                             field=field)
+    try:
+        return convert_state(state, fmt)
+    except ValueError as err:
+        raise UserInputError(str(path), str(err), field=field) from None
+
+
+def read_state_dict(path: str | Path, field: str) -> dict[str, torch.Tensor]:
+    """The tensors of :func:`read_weights`, under posenas names."""
+    return read_weights(path, field).state
 
 
 def save_state_dict(network: nn.Module, path: str | Path) -> None:

@@ -52,7 +52,12 @@ class ModelConfig:
     name: str = "hrnet_w32"
     input_size: tuple[int, int] = (256, 192)  #: (height, width), as in "256x192"
     sigma: float = 2.0  #: Gaussian target std in heatmap pixels
+    #: initial weights: a posenas checkpoint or state dict, or a released checkpoint (official
+    #: HRNet, ImageNet HRNet / timm; see trainers/external.py), converted on the fly
     pretrained: str = ""
+    #: ``all``: every tensor must fit; ``backbone``: only the backbone's (ImageNet init; a
+    #: search's supernet and multi-trial candidates always load the backbone only)
+    pretrained_scope: Literal["all", "backbone"] = "all"
 
     @property
     def heatmap_size(self) -> tuple[int, int]:

@@ -26,7 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import pytorch_lightning as pl
 
 from search_space.counting import param_flop_report
@@ -37,8 +36,9 @@ from strategies.prune import prune_arch, write_inherited_state
 from trainers.arch_file import load_arch, save_arch
 from trainers.build import build_network, load_trained_network, spec_from_arch
 from trainers.config import load_config
+from trainers.data.images import ImageReadError, read_image
 from trainers.data.synthetic import write_coco
-from trainers.drawing import draw_skeleton
+from trainers.drawing import draw_skeleton, save_image
 from trainers.engine import evaluate_model, fit
 from trainers.errors import cli_errors
 from trainers.report import format_metrics, format_table
@@ -77,14 +77,16 @@ def _draw_overlays(cfg, model, data: Path, out: Path, count: int) -> list[str]:
     for image in ann["images"][:count]:
         boxes = [a["bbox"] for a in ann["annotations"]
                  if a["image_id"] == image["id"] and a["num_keypoints"] > 0]
-        img = cv2.imread(str(data / "images" / "val2017" / image["file_name"]))
-        if img is None or not boxes:
+        try:
+            img = read_image(data / "images" / "val2017" / image["file_name"], color_rgb=False)
+        except ImageReadError:
+            continue
+        if not boxes:
             continue
         for kpts in predict_image(model, cfg, img, boxes):
             draw_skeleton(img, kpts, spec, threshold=0.2)
         path = out / "overlays" / image["file_name"].replace(".jpg", ".png")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), img)
+        save_image(path, img)
         paths.append(str(path))
     return paths
 
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                                  str(search_dir / "derived.pth"), *train_over])
     pl.seed_everything(cfg.seed, verbose=False)
     spec = spec_from_arch(search_dir / "derived.json", cfg.dataset.name)
-    model, info = build_network(spec, cfg.model.pretrained), spec.record()
+    model, info = build_network(spec, cfg.model.pretrained, scope=cfg.model.pretrained_scope), spec.record()
     report = param_flop_report(model, cfg.model.input_size)
     _step(4, "--param_flop of the derived network")
     print(format_report(report, "derived"))

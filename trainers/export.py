@@ -1,6 +1,10 @@
 """Export a trained checkpoint to ONNX and check it against PyTorch with onnxruntime.
 
-    python -m trainers.export --weights W --onnx OUT.onnx [--input-size 256x192] [--opset 17]
+    python -m trainers.export --weights W [--model NAME | --cfg CFG] --onnx OUT.onnx
+                              [--input-size 256x192] [--opset 17]
+
+``W``: a posenas checkpoint, or a released one (official HRNet, Lite-HRNet, mmpose), read as
+``--model`` (or the ``--cfg``'s model.name) and converted on the fly.
 
 The exported graph takes a normalised float image batch (N, 3, H, W) — N is dynamic — and returns
 heatmaps (N, K, H/4, W/4). The same random batch is run through PyTorch and onnxruntime; the
@@ -19,7 +23,8 @@ import numpy as np
 import torch
 
 from trainers.atomic import atomic_path
-from trainers.build import load_trained_network
+from trainers.build import load_any_network
+from trainers.config import load_config
 from trainers.config_loader import coerce_value
 from trainers.errors import UserInputError, cli_errors
 from trainers.report import format_table
@@ -67,7 +72,10 @@ def check_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainers.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", required=True, help="a posenas checkpoint")
+    p.add_argument("--weights", required=True, help="a posenas checkpoint, or a released one "
+                   "(official HRNet, Lite-HRNet, mmpose) with --model")
+    p.add_argument("--model", help="for a released checkpoint: the registered model it holds")
+    p.add_argument("--cfg", help="for a released checkpoint: a config (model, input size)")
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument("--input-size", help="HxW (default: the checkpoint's model.input_size)")
     p.add_argument("--opset", type=int, default=17)
@@ -79,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    cfg, spec, model = load_trained_network(args.weights)
+    cfg = load_config(args.cfg) if args.cfg else None
+    cfg, spec, model = load_any_network(args.weights, cfg, args.model)
     size = tuple(cfg.model.input_size)
     if args.input_size:
         size = coerce_value(args.input_size, tuple[int, int], "argument", "--input-size")

@@ -6,7 +6,9 @@
 COCO: writes DIR/keypoints_<set>_results.json and prints the 10 COCOeval stats; ``--use_dt``
 crops the detector's boxes (test.det_file) instead of the ground-truth ones. MPII: writes
 DIR/pred.mat and prints the PCKh table (MPII has no detections: ``--use_dt`` is an error).
-The network is rebuilt from the checkpoint's metadata. The checkpoint is ``--weights``, or the
+The network is rebuilt from a posenas checkpoint's metadata; a released checkpoint (official
+HRNet's ``pose_hrnet_w32_256x192.pth``) is read as the config's ``model.name``, converted on the
+fly (see ``python -m trainers.convert``). The checkpoint is ``--weights``, or the
 config's ``test.model_file`` (HRNet's ``TEST.MODEL_FILE``, settable as an override).
 """
 from __future__ import annotations
@@ -20,9 +22,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import the package, not the sibling files
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from trainers.build import load_trained_network  # noqa: E402
+from trainers.build import load_any_network, load_trained_network  # noqa: E402
 from trainers.callbacks import save_prediction_grids  # noqa: E402
-from trainers.checkpoint import load_checkpoint  # noqa: E402
+from trainers.checkpoint import is_posenas_checkpoint, load_checkpoint  # noqa: E402
 from trainers.config import load_config  # noqa: E402
 from trainers.data.datasets import build_dataset  # noqa: E402
 from trainers.engine import evaluate_model  # noqa: E402
@@ -36,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python trainers/test.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", required=True)
-    p.add_argument("--weights", help="a posenas checkpoint (.ckpt); default: test.model_file")
+    p.add_argument("--weights", help="a posenas checkpoint (.ckpt), or a released one of the "
+                   "config's model.name (official HRNet; converted on the fly); "
+                   "default: test.model_file")
     p.add_argument("--flip_test", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the horizontally flipped input (default: test.flip_test)")
     p.add_argument("--use_dt", action="store_true", help="COCO: use the detection boxes")
@@ -63,12 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     if not weights:
         raise UserInputError("argument", "no checkpoint: give --weights or set test.model_file",
                              field="--weights")
-    meta = load_checkpoint(weights)["posenas"]
-    trained_size = tuple(meta["config"]["model"]["input_size"])
-    if trained_size != tuple(cfg.model.input_size):
-        logger.warning("the checkpoint was trained at %s, evaluating at %s", trained_size,
-                       tuple(cfg.model.input_size))
-    _, spec, model = load_trained_network(weights, cfg)
+    if is_posenas_checkpoint(weights):
+        meta = load_checkpoint(weights)["posenas"]
+        trained_size = tuple(meta["config"]["model"]["input_size"])
+        if trained_size != tuple(cfg.model.input_size):
+            logger.warning("the checkpoint was trained at %s, evaluating at %s", trained_size,
+                           tuple(cfg.model.input_size))
+        _, spec, model = load_trained_network(weights, cfg)
+    else:  # a released checkpoint (official HRNet, ...) of the config's model.name
+        _, spec, model = load_any_network(weights, cfg)
     out = Path(args.out) if args.out else Path(weights).resolve().parent / "eval"
     result = evaluate_model(cfg, model, out, use_gt_bbox=False if args.use_dt else None)
     boxes = "detections" if args.use_dt else "ground-truth boxes"

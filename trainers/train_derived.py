@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name
     pl.seed_everything(cfg.seed, verbose=False)  # before building: the initial weights too
     spec = network_spec(cfg, args.model, args.arch, source=args.cfg)
-    model = build_network(spec, cfg.model.pretrained or None)
+    model = build_network(spec, cfg.model.pretrained or None, scope=cfg.model.pretrained_scope)
     info = spec.record()
     if args.param_flop:
         print(format_report(param_flop_report(model, cfg.model.input_size), info["name"]))

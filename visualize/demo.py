@@ -1,6 +1,6 @@
 """Predict keypoints on one image with a trained checkpoint and draw them.
 
-    python -m visualize.demo --weights W --image IMG --out OUT.jpg [--boxes DET.json]
+    python -m visualize.demo --weights W [--model NAME | --cfg CFG] --image IMG --out OUT.jpg [--boxes DET.json]
                              [--image-id ID] [--score-thr 0.5] [--kpt-thr 0.3] [--no-flip]
 
 Person boxes come from a COCO-style detection JSON (a list of ``{bbox: [x, y, w, h], score}``,
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from trainers.atomic import atomic_path
-from trainers.build import load_trained_network
+from trainers.build import load_any_network
+from trainers.config import load_config
 from trainers.data.codec import HeatmapCodec
 from trainers.data.images import ImageReadError, read_image
 from search_space.joints import keypoint_spec
@@ -74,10 +75,17 @@ def _boxes(args, image_shape) -> list[list[float]]:
     return out
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and each option's default."""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m visualize.demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", required=True)
+                                formatter_class=_Help)
+    p.add_argument("--weights", required=True, help="a posenas checkpoint, or a released one "
+                   "(official HRNet, Lite-HRNet, mmpose) with --model or --cfg")
+    p.add_argument("--model", help="for a released checkpoint: the registered model it holds")
+    p.add_argument("--cfg", help="for a released checkpoint: a config (model, input size)")
     p.add_argument("--image", required=True)
     p.add_argument("--out", required=True, help="output image (.jpg/.png)")
     p.add_argument("--boxes", help="detection JSON (COCO results format)")
@@ -91,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    cfg, _, model = load_trained_network(args.weights)
+    cfg, _, model = load_any_network(args.weights, load_config(args.cfg) if args.cfg else None,
+                                     args.model)
     try:
         image = read_image(args.image, color_rgb=False)
     except ImageReadError as err:
@@ -113,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_bytes(data.tobytes())
     print(format_table(["person", "box", f"joints > {args.kpt_thr}", "mean confidence"], rows))
     print(f"drew {len(rows)} person(s) on {args.out}")
+    if rows and not any(r[2] for r in rows):
+        best = max(float(k[:, 2].max()) for k in people)
+        print(f"note: no joint passed --kpt-thr {args.kpt_thr} (the highest score was "
+              f"{best:.3f}): nothing was drawn; lower --kpt-thr to see the predictions")
     return 0
 
 

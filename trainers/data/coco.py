@@ -1,8 +1,13 @@
-"""COCO person keypoints, top-down, in the official layout.
+"""COCO person keypoints, top-down, in either layout people have:
 
     ROOT/annotations/person_keypoints_{train2017,val2017}.json
-    ROOT/images/{train2017,val2017}/*.jpg
+    ROOT/{train2017,val2017}/*.jpg           (COCO as it unzips)
+      or ROOT/images/{train2017,val2017}/*.jpg  (HRNet's README layout)
     ROOT/person_detection_results/COCO_val2017_detections_AP_H_56_person.json
+
+Crowd annotations (``iscrowd`` 1) are not people to learn from or to crop (as HRNet's reader):
+they are skipped, and counted in the log. A root where none of the annotated images can be found
+is an error naming the folders searched.
 
 Training uses the ground-truth boxes; validation uses them too (``test.use_gt_bbox``) or the
 detector's boxes (``--use_dt``), filtered by ``test.image_thre`` (score) and ``test.bbox_thre``
@@ -28,16 +33,41 @@ from trainers.evaluation.coco import (evaluate_keypoints, load_coco_annotations,
 if TYPE_CHECKING:  # the config module imports the dataset registry
     from trainers.config import Config
 
-__all__ = ["CocoKeypoints", "coco_paths"]
+__all__ = ["CocoKeypoints", "coco_paths", "image_dirs", "check_images_found"]
 
 logger = logging.getLogger(__name__)
 
 
-def coco_paths(root: str | Path, image_set: str) -> tuple[Path, Path]:
-    """(annotation file, image folder) of ``image_set`` under ``root``."""
+def image_dirs(root: str | Path, image_set: str) -> list[Path]:
+    """The folders where ``image_set``'s images may be, in the order they are tried."""
     root = Path(root)
+    return [root / image_set, root / "images" / image_set]
+
+
+def coco_paths(root: str | Path, image_set: str) -> tuple[Path, Path]:
+    """(annotation file, image folder) of ``image_set`` under ``root``: the first folder of
+    :func:`image_dirs` that exists (the first one if none does)."""
+    root = Path(root)
+    dirs = image_dirs(root, image_set)
     return (root / "annotations" / f"person_keypoints_{image_set}.json",
-            root / "images" / image_set)
+            next((d for d in dirs if d.is_dir()), dirs[0]))
+
+
+def check_images_found(images: list[dict], root: str | Path, image_set: str, probe: int = 20) -> None:
+    """Raise unless some of the first ``probe`` annotated images exist in the chosen folder.
+
+    Raises:
+        UserInputError: naming every folder searched.
+    """
+    if not images:
+        return
+    folder = coco_paths(root, image_set)[1]
+    if any((folder / img["file_name"]).is_file() for img in images[:probe]):
+        return
+    searched = ", ".join(str(d) for d in image_dirs(root, image_set))
+    raise UserInputError(str(root), f"no image of {image_set} found (looked for "
+                         f"{images[0]['file_name']} and others in: {searched})",
+                         field="dataset.root")
 
 
 class CocoKeypoints(TopDownDataset):
@@ -59,6 +89,7 @@ class CocoKeypoints(TopDownDataset):
         self.ann_file, self.image_dir = coco_paths(cfg.dataset.root, self.image_set)
         self.gt = load_coco_annotations(self.ann_file)
         self.images = {img["id"]: img for img in self.gt["images"]}
+        check_images_found(self.gt["images"], cfg.dataset.root, self.image_set)
         if use_gt_bbox is None:
             use_gt_bbox = split == "train" or cfg.test.use_gt_bbox
         self.use_gt_bbox = use_gt_bbox
@@ -73,8 +104,12 @@ class CocoKeypoints(TopDownDataset):
     def _gt_records(self, margin: float) -> list[PersonRecord]:
         records = []
         k = self.num_joints
+        crowd = 0
         for ann in self.gt["annotations"]:
             if ann["category_id"] != 1:
+                continue
+            if ann.get("iscrowd", 0):
+                crowd += 1
                 continue
             img = self.images[ann["image_id"]]
             width, height = img["width"], img["height"]
@@ -92,6 +127,8 @@ class CocoKeypoints(TopDownDataset):
                 image=str(self.image_dir / img["file_name"]), center=center, scale=scale,
                 joints=kpts[:, :2].copy(), visible=np.minimum(1.0, kpts[:, 2]),
                 score=1.0, image_id=int(ann["image_id"]), annotation_id=int(ann["id"])))
+        if crowd:
+            logger.info("COCO %s: %d crowd annotations skipped", self.image_set, crowd)
         return records
 
     def _detection_records(self, det_file: Path, margin: float) -> list[PersonRecord]:

@@ -25,7 +25,8 @@ class ImageReadError(Exception):
 
 
 def read_image(path: str | Path, color_rgb: bool = True) -> np.ndarray:
-    """Read an image as an (H, W, 3) uint8 array, RGB if ``color_rgb`` else BGR.
+    """Read an image as an (H, W, 3) uint8 array, RGB if ``color_rgb`` else BGR, in its stored
+    pixel frame (EXIF orientation tags are not applied, as COCO's annotations assume).
 
     Raises:
         ImageReadError: missing, empty, truncated JPEG (no end-of-image marker) or undecodable.
@@ -42,7 +43,9 @@ def read_image(path: str | Path, color_rgb: bool = True) -> np.ndarray:
         tail = data[-64:].tobytes().rstrip(b"\x00")
         if b"\xff\xd9" not in tail[-16:]:
             raise ImageReadError(f"{path}: truncated JPEG (no end-of-image marker)")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    # the stored pixel frame: COCO's annotations (and HRNet's reader) ignore EXIF orientation,
+    # which IMREAD_COLOR alone would apply (a tagged photo would be cropped rotated)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise ImageReadError(f"{path}: not a decodable image")
     if color_rgb:

@@ -57,6 +57,10 @@ class MpiiKeypoints(TopDownDataset):
         self.gt_file = root / "annot" / f"gt_{self.image_set}.mat"
         self.image_dir = root / "images"
         self.records = self._load(self.ann_file)
+        if self.records and not any(Path(r.image).is_file() for r in self.records[:20]):
+            raise UserInputError(str(root), f"no image of {self.image_set} found (looked for "
+                                 f"{Path(self.records[0].image).name} and others in "
+                                 f"{self.image_dir})", field="dataset.root")
         logger.info("MPII %s: %d persons", self.image_set, len(self.records))
 
     def _load(self, path: Path) -> list[PersonRecord]:

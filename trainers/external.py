@@ -1,0 +1,289 @@
+"""Checkpoints released by other codes, read into posenas's key layout.
+
+One table, :data:`EXTERNAL_FORMATS`, names each format: how to recognise it from its keys and how
+to rename its tensors to ours. Supported:
+
+- ``hrnet``: official pose HRNet (leoxiaobin/deep-high-resolution-net.pytorch, ``pose_hrnet.py``:
+  ``conv1 bn1 conv2 bn2 layer1 transitionN stageN.M.branches/fuse_layers final_layer``);
+- ``hrnet_imagenet``: HRNet-Image-Classification (``hrnet_w32-36af842e.pth``) and timm's
+  ``hrnet_w32``/``hrnet_w48`` (the same keys): the backbone only — the classification head
+  (``incre_modules downsamp_modules final_layer classifier``) is skipped;
+- ``litehrnet``: Lite-HRNet as HRNet/Lite-HRNet releases it (mmpose 0.x files:
+  ``{"state_dict", "meta"}``, ``backbone.`` with mmcv ConvModule ``conv``/``bn`` names,
+  ``keypoint_head.final_layer``) and as mmpose 1.x does (``head.final_layer``);
+- ``mmpose_hrnet``: mmpose's HRNet (0.x or 1.x): the official names under ``backbone.``;
+- ``posenas``: our own (a posenas or Lightning checkpoint, a plain state dict).
+
+``--from mmpose`` picks whichever mmpose layout the keys show.
+
+Containers are unwrapped first: ``{"state_dict": …}`` (mmpose, Lightning), ``{"model": …}``,
+``{"model_state": …}``, and the ``module.`` prefix of DataParallel/DDP.
+
+HRNet's tensors are ours one for one (the same order and shapes, verified against the official
+structure in ``tests/official_layouts.py``): conversion renames, it never reshapes.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import torch
+
+__all__ = ["ExternalFormat", "EXTERNAL_FORMATS", "Conversion", "unwrap", "detect_format",
+           "convert_state", "format_names"]
+
+State = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """The result of :func:`convert_state`.
+
+    Attributes:
+        format: the format's name in :data:`EXTERNAL_FORMATS`.
+        state: the tensors under posenas names.
+        skipped: source keys with no posenas counterpart (e.g. an ImageNet classifier).
+        backbone_only: the source has no pose head (load with ``model.pretrained_scope backbone``).
+    """
+
+    format: str
+    state: dict[str, torch.Tensor]
+    skipped: list[str] = field(default_factory=list)
+    backbone_only: bool = False
+
+
+@dataclass(frozen=True)
+class ExternalFormat:
+    """A checkpoint layout: ``detect(keys) -> bool``, ``rename(key) -> new key | None`` (None:
+    skipped), and whether it carries a pose head."""
+
+    description: str
+    detect: Callable[[set[str]], bool]
+    rename: Callable[[str], str | None]
+    backbone_only: bool = False
+
+
+# ----------------------------------------------------------------------------------------------
+# HRNet (pose and ImageNet classification share the backbone's names)
+
+_HRNET_RULES: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
+    (re.compile(r"^conv([12])\.(.*)$"), lambda m: f"backbone.stem.{int(m[1]) - 1}.0.{m[2]}"),
+    (re.compile(r"^bn([12])\.(.*)$"), lambda m: f"backbone.stem.{int(m[1]) - 1}.1.{m[2]}"),
+    (re.compile(r"^layer1\.(.*)$"), lambda m: f"backbone.stages.0.modules_.0.branches.0.{m[1]}"),
+    (re.compile(r"^transition(\d)\.(.*)$"), lambda m: f"backbone.stages.{m[1]}.transition.layers.{m[2]}"),
+    (re.compile(r"^stage(\d)\.(\d+)\.branches\.(.*)$"),
+     lambda m: f"backbone.stages.{int(m[1]) - 1}.modules_.{m[2]}.branches.{m[3]}"),
+    (re.compile(r"^stage(\d)\.(\d+)\.fuse_layers\.(\d+)\.(\d+)\.(.*)$"),
+     lambda m: f"backbone.stages.{int(m[1]) - 1}.modules_.{m[2]}.fuse.{m[3]}.paths.{m[4]}.{m[5]}"),
+]
+_CLS_HEAD = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
+
+
+def _hrnet_backbone(key: str) -> str | None:
+    for pattern, new in _HRNET_RULES:
+        m = pattern.match(key)
+        if m:
+            return new(m)
+    return None
+
+
+def _hrnet_pose(key: str) -> str | None:
+    if key.startswith("final_layer."):
+        return "head." + key[len("final_layer."):]
+    return _hrnet_backbone(key)
+
+
+def _hrnet_imagenet(key: str) -> str | None:
+    return None if key.startswith(_CLS_HEAD) else _hrnet_backbone(key)
+
+
+def _is_hrnet(keys: set[str]) -> bool:
+    return {"conv1.weight", "bn1.weight", "conv2.weight"} <= keys and any(
+        k.startswith("layer1.") for k in keys) and any(k.startswith("stage2.") for k in keys)
+
+
+def _is_hrnet_imagenet(keys: set[str]) -> bool:
+    return _is_hrnet(keys) and any(k.startswith(("classifier.", "incre_modules.")) for k in keys)
+
+
+def _is_hrnet_pose(keys: set[str]) -> bool:
+    return _is_hrnet(keys) and not _is_hrnet_imagenet(keys) and "final_layer.weight" in keys
+
+
+# ----------------------------------------------------------------------------------------------
+# Lite-HRNet (HRNet/Lite-HRNet = mmpose 0.x files; mmpose 1.x) and mmpose's HRNet
+
+_CM = r"\.(conv|bn)\.(.*)$"  # mmcv ConvModule: .conv.<param> / .bn.<param>
+
+
+def _cm(index_of_conv: int) -> Callable[[re.Match], str]:
+    """ConvModule ``.conv``/``.bn`` → our conv_bn's ``.k``/``.k+1``."""
+    return lambda m: f"{index_of_conv + (0 if m['cb'] == 'conv' else 1)}.{m['p']}"
+
+
+_LITE_RULES: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
+    (re.compile(r"^stem\.conv1\.(?P<cb>conv|bn)\.(?P<p>.*)$"),
+     lambda m: f"stem.conv1.{_cm(0)(m)}"),
+    (re.compile(r"^stem\.branch1\.(?P<i>[01])\.(?P<cb>conv|bn)\.(?P<p>.*)$"),
+     lambda m: f"stem.branch1.{_cm(2 * int(m['i']))(m)}"),
+    (re.compile(r"^stem\.(?P<n>expand_conv|depthwise_conv|linear_conv)\.(?P<cb>conv|bn)\.(?P<p>.*)$"),
+     lambda m: f"stem.branch2.{['expand_conv', 'depthwise_conv', 'linear_conv'].index(m['n'])}."
+               f"{_cm(0)(m)}"),
+    (re.compile(r"^transition(\d)\.(.*)$"), lambda m: f"transitions.{m[1]}.layers.{m[2]}"),
+    (re.compile(r"^stage(\d)\.(\d+)\.layers\.(\d+)\.cross_resolution_weighting\."
+                r"conv(?P<k>[12])\.(?P<cb>conv|bn)\.(?P<p>.*)$"),
+     lambda m: f"stages.{m[1]}.{m[2]}.blocks.{m[3]}.cross_resolution."
+               f"{'squeeze' if m['k'] == '1' else 'excite'}.{_cm(0)(m)}"),
+    (re.compile(r"^stage(\d)\.(\d+)\.layers\.(\d+)\.depthwise_convs\.(\d+)\."
+                r"(?P<cb>conv|bn)\.(?P<p>.*)$"),
+     lambda m: f"stages.{m[1]}.{m[2]}.blocks.{m[3]}.depthwise.{m[4]}.{_cm(0)(m)}"),
+    (re.compile(r"^stage(\d)\.(\d+)\.layers\.(\d+)\.spatial_weighting\.(\d+)\."
+                r"(conv[12])\.conv\.(.*)$"),
+     lambda m: f"stages.{m[1]}.{m[2]}.blocks.{m[3]}.spatial.{m[4]}.{m[5]}.{m[6]}"),
+    # naive modules: per-branch ShuffleUnits
+    (re.compile(r"^stage(\d)\.(\d+)\.layers\.(\d+)\.(\d+)\.branch2\.(\d)\."
+                r"(?P<cb>conv|bn)\.(?P<p>.*)$"),
+     lambda m: f"stages.{m[1]}.{m[2]}.blocks.{m[3]}.{m[4]}.branch2.{m[5]}.{_cm(0)(m)}"),
+    (re.compile(r"^stage(\d)\.(\d+)\.fuse_layers\.(\d+)\.(\d+)\.(.*)$"),
+     lambda m: f"stages.{m[1]}.{m[2]}.fuse.paths.{m[3]}.{m[4]}.{m[5]}"),
+    (re.compile(r"^head_layer\.projects\.(\d+)\.(?P<n>depthwise_conv|pointwise_conv)\."
+                r"(?P<cb>conv|bn)\.(?P<p>.*)$"),
+     lambda m: f"head.projects.{m[1]}.{_cm(0 if m['n'] == 'depthwise_conv' else 2)(m)}"),
+]
+_POSE_HEADS = ("keypoint_head.final_layer.", "head.final_layer.")
+
+
+def _backbone_rename(rules, key: str) -> str | None:
+    for pattern, new in rules:
+        m = pattern.match(key)
+        if m:
+            return new(m)
+    return None
+
+
+def _mmpose_rename(backbone_rules, head: str) -> Callable[[str], str | None]:
+    """mmpose's TopDown layout: ``backbone.<official names>`` and the heatmap head's
+    ``final_layer`` under ``keypoint_head`` (0.x) or ``head`` (1.x); ``head`` is our name."""
+
+    def rename(key: str) -> str | None:
+        for prefix in _POSE_HEADS:
+            if key.startswith(prefix):
+                return head + key[len(prefix):]
+        if not key.startswith("backbone."):
+            return None
+        new = _backbone_rename(backbone_rules, key[len("backbone."):])
+        if new is None:
+            return None
+        return new if new.startswith("backbone.") else "backbone." + new
+
+    return rename
+
+
+def _is_mmpose_lite(keys: set[str]) -> bool:
+    return "backbone.stem.conv1.conv.weight" in keys and any(
+        k.startswith("backbone.head_layer.") for k in keys)
+
+
+def _is_mmpose_hrnet(keys: set[str]) -> bool:
+    return {"backbone.conv1.weight", "backbone.bn1.weight"} <= keys and any(
+        k.startswith("backbone.stage2.") for k in keys)
+
+
+def _is_posenas(keys: set[str]) -> bool:
+    return any(k.startswith("backbone.") for k in keys)
+
+
+EXTERNAL_FORMATS: dict[str, ExternalFormat] = {
+    "hrnet": ExternalFormat("official pose HRNet (deep-high-resolution-net.pytorch)",
+                            _is_hrnet_pose, _hrnet_pose),
+    "litehrnet": ExternalFormat("Lite-HRNet (HRNet/Lite-HRNet, mmpose 0.x or 1.x)",
+                                _is_mmpose_lite, _mmpose_rename(_LITE_RULES, "final.")),
+    "mmpose_hrnet": ExternalFormat("mmpose HRNet (0.x or 1.x)", _is_mmpose_hrnet,
+                                   _mmpose_rename(_HRNET_RULES, "head.")),
+    "hrnet_imagenet": ExternalFormat("ImageNet HRNet (HRNet-Image-Classification, timm hrnet_w*)",
+                                     _is_hrnet_imagenet, _hrnet_imagenet, backbone_only=True),
+    # last: detected by the "backbone." prefix that mmpose files share
+    "posenas": ExternalFormat("posenas / Lightning checkpoint or state dict", _is_posenas,
+                              lambda k: k),
+}
+#: other names users may give ``--from``
+_ALIASES = {"timm": "hrnet_imagenet"}
+#: ``--from mmpose``: whichever mmpose layout the keys show
+_FAMILIES = {"mmpose": ("litehrnet", "mmpose_hrnet")}
+
+
+def format_names() -> list[str]:
+    """Names accepted by ``--from`` (besides ``auto``)."""
+    return sorted([*EXTERNAL_FORMATS, *_ALIASES, *_FAMILIES])
+
+
+# ----------------------------------------------------------------------------------------------
+
+_CONTAINERS = ("state_dict", "model", "model_state", "net", "params")
+
+
+def unwrap(obj: object) -> dict[str, torch.Tensor] | None:
+    """The flat tensor mapping inside a loaded checkpoint, or None if there is none.
+
+    Looks through ``state_dict``/``model``/``model_state`` containers and strips a ``module.``
+    prefix (DataParallel/DDP) from every key that has it.
+    """
+    for _ in range(3):  # containers nest at most this deep in the files we know
+        if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            break
+        if not isinstance(obj, Mapping):
+            return None
+        inner = next((obj[k] for k in _CONTAINERS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None:
+            return None
+        obj = inner
+    else:
+        return None
+    if not isinstance(obj, Mapping) or not obj:
+        return None
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def detect_format(keys: set[str]) -> str | None:
+    """The first format of :data:`EXTERNAL_FORMATS` whose detector accepts ``keys``."""
+    for name, fmt in EXTERNAL_FORMATS.items():
+        if fmt.detect(keys):
+            return name
+    return None
+
+
+def convert_state(state: State, fmt: str = "auto") -> Conversion:
+    """Rename ``state`` (already unwrapped) from format ``fmt`` (``auto``: detected) to posenas.
+
+    Raises:
+        ValueError: an unknown format name, or a layout no format recognises.
+    """
+    fmt = _ALIASES.get(fmt, fmt)
+    if fmt in _FAMILIES:
+        keys = set(state)
+        fmt = next((f for f in _FAMILIES[fmt] if EXTERNAL_FORMATS[f].detect(keys)), _FAMILIES[fmt][0])
+    if fmt == "auto":
+        detected = detect_format(set(state))
+        if detected is None:
+            sample = ", ".join(sorted(state)[:4])
+            raise ValueError(f"unrecognised checkpoint layout (first keys: {sample}); known "
+                             f"formats: {', '.join(format_names())}")
+        fmt = detected
+    if fmt not in EXTERNAL_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; known: auto, {', '.join(format_names())}")
+    spec = EXTERNAL_FORMATS[fmt]
+    out: dict[str, torch.Tensor] = {}
+    skipped: list[str] = []
+    for key, value in state.items():
+        new = spec.rename(key)
+        if new is None:
+            skipped.append(key)
+        else:
+            out[new] = value
+    backbone_only = spec.backbone_only or (fmt == "posenas" and bool(out) and all(
+        k.startswith("backbone.") for k in out))  # a converted ImageNet backbone
+    return Conversion(fmt, out, skipped, backbone_only)
