@@ -20,6 +20,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pytorch_lightning.utilities.rank_zero import rank_zero_only  # noqa: E402
+
 from search_space.counting import param_flop_report  # noqa: E402
 from search_space.pose_space import build  # noqa: E402
 from strategies.multitrial import run_multitrial  # noqa: E402
@@ -74,12 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="nni")
     cfg = load_config(args.cfg, args.overrides)
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name / f"search_{args.strategy}"
-    if args.param_flop:
+    if args.param_flop and rank_zero_only.rank == 0:
         space = build(cfg.space, cfg.dataset.name)
         print(format_report(param_flop_report(space, cfg.model.input_size),
                             "supernet (default choices: largest widths, first candidates)"))
     summary = run_search(cfg, args.strategy, out, args.resume, not args.no_progress,
                          args.show_arch_value)
+    if rank_zero_only.rank != 0:
+        return 0  # DDP (train.devices N): rank 0 reports
     metric = summary["metric"]
     rows = [[r.get("epoch", r.get("trial")), r.get("train_loss"), r.get(metric)]
             for r in summary["history"]]

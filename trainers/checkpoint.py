@@ -95,7 +95,8 @@ class AtomicCheckpoint(pl.Callback):
             self._save(trainer, "best.ckpt")
         if trainer.is_global_zero:
             write_json_atomic(self.out_dir / "metrics.json",
-                              {"metric": self.metric, "best": self.best, "epochs": self.history},
+                              {"metric": self.metric, "best": self.best,
+                               "world_size": trainer.world_size, "epochs": self.history},
                               indent=1)
 
 

@@ -36,8 +36,9 @@ def trainer_kwargs(cfg: Config) -> dict[str, Any]:
     limit: Any = cfg.train.limit_train_batches
     if limit > 1:
         limit = int(limit)
-    multi = cuda and (devices == "auto" and torch.cuda.device_count() > 1 or
-                      isinstance(devices, int) and devices > 1)
+    # N > 1 devices: DDP — NCCL on GPUs, gloo over N CPU processes on a machine without CUDA
+    multi = (isinstance(devices, int) and devices > 1) or (
+        cuda and devices == "auto" and torch.cuda.device_count() > 1)
     return dict(accelerator="auto", devices=devices, precision=precision,
                 strategy="ddp" if multi else "auto", limit_train_batches=limit,
                 use_distributed_sampler=False)  # EpochSampler shards itself
@@ -85,7 +86,8 @@ def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str 
         trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path,
                     **({"weights_only": True} if ckpt_path else {}))
     return {"metric": metric, "best": ckpt_cb.best, "history": ckpt_cb.history,
-            "last": str(out_dir / "last.ckpt"), "best_ckpt": str(out_dir / "best.ckpt")}
+            "last": str(out_dir / "last.ckpt"), "best_ckpt": str(out_dir / "best.ckpt"),
+            "world_size": trainer.world_size, "global_zero": trainer.is_global_zero}
 
 
 @torch.no_grad()

@@ -89,8 +89,9 @@ class PoseModule(NasLightningModule):
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, step "
                 f"{self.global_step}; stopped (last.ckpt keeps the last good epoch). Lower "
                 "train.lr, or check the data and the targets.")
+        # the epoch value is averaged over ranks (the step value is this rank's)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
-                 batch_size=batch["size"], sync_dist=False)
+                 batch_size=batch["size"], sync_dist=True)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -145,8 +146,9 @@ class PoseModule(NasLightningModule):
         metrics = self.trainer.strategy.broadcast(metrics)
         self.last_metrics = metrics
         for name, value in metrics.items():
+            # computed on rank 0 and broadcast: every rank logs the same value
             self.log(f"val/{name}", float(value), prog_bar=name == self.metric_name,
-                     rank_zero_only=True)
+                     sync_dist=True)
 
     # ------------------------------------------------------------- checkpoint
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

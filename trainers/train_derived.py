@@ -19,6 +19,7 @@ if __package__ in (None, ""):  # run as a script: import the package, not the si
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import pytorch_lightning as pl  # noqa: E402
+from pytorch_lightning.utilities.rank_zero import rank_zero_only  # noqa: E402
 
 from trainers.build import build_network, network_spec  # noqa: E402
 from trainers.callbacks import DebugCallback, VisualizeCallback  # noqa: E402
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = network_spec(cfg, args.model, args.arch, source=args.cfg)
     model = build_network(spec, cfg.model.pretrained or None, scope=cfg.model.pretrained_scope)
     info = spec.record()
-    if args.param_flop:
+    if args.param_flop and rank_zero_only.rank == 0:
         print(format_report(param_flop_report(model, cfg.model.input_size), info["name"]))
     try:
         callbacks = ([VisualizeCallback(out)] if args.visualize else []) + \
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
+    if not summary["global_zero"]:
+        return 0  # DDP: rank 0 reports
     metric = summary["metric"]
     rows = [[r["epoch"], r["train_loss"], r["lr"], r.get(metric, float("nan"))]
             for r in summary["history"]]
