@@ -17,6 +17,7 @@ import logging
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from nni.nas.oneshot.pytorch.differentiable import (DartsLightningModule,
                                                       LinearTemperatureScheduler)
 from nni.nas.oneshot.pytorch.sampling import EnasLightningModule, RandomSamplingLightningModule
@@ -212,6 +213,12 @@ class UnrolledDartsModule(PoseDartsModule):
             grads = unrolled_arch_gradient(weights, arch, lambda: step(trn, 2 * batch_idx),
                                            lambda: self.arch_loss(val, 2 * batch_idx), xi,
                                            buffers)
+            # autograd.grad bypasses DDP's gradient all-reduce: average the ranks' estimates
+            # (each on its own shard), or α/β would drift apart across processes
+            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+                for g in grads:
+                    dist.all_reduce(g)
+                    g /= dist.get_world_size()
             arch_opt.zero_grad()
             for a, g in zip(arch, grads):
                 a.grad = g

@@ -11,6 +11,8 @@ from typing import Any, Mapping
 import math
 
 import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
 
 from search_space.counting import param_flop_report
 from trainers.arch_file import ArchFile, save_arch
@@ -82,6 +84,21 @@ def architecture_cost(cfg: Config, choices: Mapping[str, Any]) -> dict[str, Any]
     return {"params": report["params"], "gflops": round(report["gflops"], 5)}
 
 
+def check_same_across_ranks(pl_module: pl.LightningModule) -> None:
+    """Under DDP every process must hold the same architecture parameters (α/β, width logits);
+    raise if they drifted apart (a gradient that skipped the all-reduce)."""
+    params = list(pl_module.arch_parameters()) if hasattr(pl_module, "arch_parameters") else []
+    if not params or not (dist.is_available() and dist.is_initialized()):
+        return
+    mine = torch.cat([p.detach().flatten().float().cpu() for p in params])
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, mine)
+    worst = max(float((g - gathered[0]).abs().max()) for g in gathered)
+    if worst > 0:
+        raise RuntimeError(f"architecture parameters differ across DDP ranks (max |Δ| {worst:.3g}): "
+                           "a gradient skipped the all-reduce")
+
+
 class ArchRecorder(pl.Callback):
     """For one-shot strategies: after each epoch's validation, append the epoch to
     ``history.jsonl`` (loss, metrics, α/β softmax), write ``last_arch.json`` with the current
@@ -109,7 +126,11 @@ class ArchRecorder(pl.Callback):
             self.history.truncate(trainer.current_epoch)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
+            return
+        if trainer.world_size > 1:
+            check_same_across_ranks(pl_module)
+        if not trainer.is_global_zero:
             return
         probs = pl_module.export_probs()
         choices = {k: (list(v) if isinstance(v, (list, tuple)) else v)

@@ -1,6 +1,6 @@
 """Search the pose architecture space with a named strategy.
 
-    python -m strategies.search --cfg CFG --strategy NAME [--out DIR] [--resume]
+    python -m strategies.search --cfg CFG --strategy NAME [--out DIR] [--resume] [--devices N]
                                 [--param_flop] [--show_arch_value] [KEY VALUE ...]
 
 Writes ``DIR/arch.json`` (the best architecture so far, rewritten atomically),
@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="print params/GFLOPs of the supernet and of the result")
     p.add_argument("--show_arch_value", action="store_true",
                    help="print the softmax of alpha/beta per label after each epoch")
+    p.add_argument("--devices", help="one-shot strategies: a device count or 'auto' (sets "
+                   "train.devices); N > 1 searches with DDP (gloo over N CPU processes without CUDA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     return p
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="nni")
-    cfg = load_config(args.cfg, args.overrides)
+    cfg = load_config(args.cfg, args.overrides + (["train.devices", args.devices] if args.devices else []))
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name / f"search_{args.strategy}"
     if args.param_flop and rank_zero_only.rank == 0:
         space = build(cfg.space, cfg.dataset.name)

@@ -36,6 +36,23 @@ def _nnictl(*args: str, env: dict) -> subprocess.CompletedProcess:
                           timeout=180)
 
 
+def test_every_experiment_passes_nnictls_schema(tmp_path, monkeypatch):
+    """nnictl create loads experiments through NNI's ExperimentConfig: local, remote (SSH),
+    Kubeflow and FrameworkController files must all validate. The remote one names an SSH key
+    file, which the schema requires to exist: a stand-in key under a temporary HOME."""
+    from nni.experiment.config import ExperimentConfig
+
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_rsa").write_text("stand-in key\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    platforms = {}
+    for yml in sorted((REPO / "experiments").glob("*.yml")):
+        config = ExperimentConfig.load(str(yml))
+        config.validate()
+        platforms[yml.name] = config.training_service.platform
+    assert {"local", "remote", "kubeflow", "frameworkcontroller"} <= set(platforms.values()), platforms
+
+
 @pytest.mark.e2e
 def test_space_files_are_in_sync_with_the_configs():
     pairs = [("configs/search/synthetic_tiny.yaml", "experiments/pnfs_synthetic_space.json", []),
@@ -92,6 +109,10 @@ def test_nnictl_experiment_runs_trials_collects_and_shows_them(coco_root, tmp_pa
         assert status.get("status") == "DONE", status
         trials = _get(port, "trial-jobs")
         assert len(trials) == exp["maxTrialNumber"]
+        # trialConcurrency 2 on the local service: two trials ran at the same time
+        assert exp["trialConcurrency"] == 2 and "OMP_NUM_THREADS=1" in exp["trialCommand"]
+        spans = sorted((t["startTime"], t["endTime"]) for t in trials)
+        assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
         for t in trials:
             assert t["status"] == "SUCCEEDED", t
             final = [m for m in t["finalMetricData"] if m["type"] == "FINAL"]

@@ -43,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: output_dir/name)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     p.add_argument("--param_flop", action="store_true", help="print params/GFLOPs first")
-    p.add_argument("--devices", help="GPUs to use: a count or 'auto' (sets train.devices); "
-                   "several GPUs train with DDP, also under torchrun")
+    p.add_argument("--devices", help="devices to use: a count or 'auto' (sets train.devices); "
+                   "N > 1 trains with DDP: N GPUs (NCCL), or N CPU processes (gloo) without CUDA; "
+                   "also under torchrun")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.add_argument("--visualize", action="store_true", help="save heatmap grids of a few "
                    "validation predictions after each epoch (OUT/visualize/)")
