@@ -66,11 +66,19 @@ def test_two_process_validation_counts_every_person_once(odd_root, tmp_path):
     val = json.loads((odd_root / "annotations" / "person_keypoints_val2017.json").read_text())
     people = [a for a in val["annotations"] if a["num_keypoints"] > 0 and not a.get("iscrowd")]
     assert len(results) == len(people)  # none twice, none dropped
-    r = run_module("trainers/test.py", "--cfg", CFG, "--weights", str(out / "last.ckpt"), "--json",
-                   "--no-flip_test", "--out", str(tmp_path / "eval1"), "dataset.root", str(odd_root),
-                   "model.input_size", "64x48", "train.num_workers", "0", "test.batch_size", "4")
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert json.loads(r.stdout.strip().splitlines()[-1])["AP"] == pytest.approx(recorded, abs=1e-12)
+    evaluations = {}
+    for devices in (1, 2):  # test.py in one process, and over 2 processes itself
+        r = run_module("trainers/test.py", "--cfg", CFG, "--weights", str(out / "last.ckpt"),
+                       "--json", "--no-flip_test", "--devices", str(devices),
+                       "--out", str(tmp_path / f"eval{devices}"), "dataset.root", str(odd_root),
+                       "model.input_size", "64x48", "train.num_workers", "0", "test.batch_size", "4")
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert r.stdout.count("results in") == 1  # rank 0 alone reports
+        evaluations[devices] = json.loads(r.stdout.strip().splitlines()[-1])["AP"]
+        written = json.loads((tmp_path / f"eval{devices}" / "keypoints_val2017_results.json").read_text())
+        assert len(written) == len(people)
+    assert evaluations[1] == pytest.approx(recorded, abs=1e-12)
+    assert evaluations[2] == pytest.approx(recorded, abs=1e-12)
 
 
 @pytest.mark.e2e
@@ -99,3 +107,46 @@ def test_one_shot_search_on_two_processes_keeps_the_ranks_equal(odd_root, tmp_pa
     assert r.stdout.count("next: python -m strategies.prune") == 1
     assert json.loads((out / "metrics.json").read_text())["world_size"] == 2
     assert (out / "arch.json").is_file() and len((out / "history.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.e2e
+def test_a_killed_two_process_run_resumes_exactly(odd_root, tmp_path):
+    """kill -9 of the whole 2-process job after its first epoch, then --resume: the final
+    weights equal those of the same 2-process run left alone, bit for bit."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    r = _train(odd_root, straight, 2, 4, "train.epochs", "4")
+    assert r.returncode == 0, r.stderr[-3000:]
+    cmd = [sys.executable, "trainers/train_derived.py", "--cfg", CFG, "--out", str(killed),
+           "--no-progress", "--devices", "2", "dataset.root", str(odd_root), "model.input_size",
+           "64x48", "train.num_workers", "0", "train.batch_size", "4", "train.epochs", "4",
+           "train.lr_steps", "[100]", "test.flip_test", "false", "test.batch_size", "4"]
+    job = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    metrics = killed / "metrics.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and job.poll() is None:
+        if metrics.is_file() and len(json.loads(metrics.read_text())["epochs"]) >= 1:
+            break
+        time.sleep(0.05)
+    assert job.poll() is None, "the job ended before it could be killed"
+    os.killpg(job.pid, signal.SIGKILL)  # the launcher and its rank-1 child
+    job.wait()
+    done = len(json.loads(metrics.read_text())["epochs"])
+    assert 1 <= done < 4
+    r = _train(odd_root, killed, 2, 4, "train.epochs", "4", "--resume")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "resuming from" in r.stdout
+    a = torch.load(straight / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(killed / "last.ckpt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ea = [e["train_loss"] for e in json.loads((straight / "metrics.json").read_text())["epochs"]]
+    eb = [e["train_loss"] for e in json.loads(metrics.read_text())["epochs"]]
+    assert ea == eb

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,17 +91,40 @@ def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str 
             "world_size": trainer.world_size, "global_zero": trainer.is_global_zero}
 
 
-@torch.no_grad()
 def evaluate_model(cfg: Config, model: nn.Module, out_dir: str | Path,
-                   use_gt_bbox: bool | None = None, progress: bool = True) -> dict[str, Any]:
-    """Evaluate ``model`` on the validation set: COCO results JSON + stats, or pred.mat + PCKh."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = model.to(device).eval()
+                   use_gt_bbox: bool | None = None, progress: bool = True,
+                   devices: int = 1) -> dict[str, Any]:
+    """Evaluate ``model`` on the validation set: COCO results JSON + stats, or pred.mat + PCKh.
+
+    With ``devices`` N > 1 (a command's ``--devices``; the entry script is re-run once per
+    extra process) the persons are shared out over N DDP processes — GPUs, or gloo CPU processes
+    without CUDA — and the predictions gathered on rank 0, each person once; ``global_zero`` in
+    the result says whether this process is the one that reports.
+    """
     ds = build_dataset(cfg, "val", use_gt_bbox=use_gt_bbox)
     loader = build_loader(ds, cfg.test.batch_size, shuffle=False, num_workers=cfg.train.num_workers)
+    if devices > 1:
+        kwargs = trainer_kwargs(replace(cfg, train=replace(cfg.train, devices=str(devices))))
+        module = PoseModule(model, cfg, ds, out_dir, eval_dir=out_dir)
+        trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=progress,
+                             enable_model_summary=False, **kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            trainer.validate(module, loader, verbose=False)
+        return {"metrics": module.last_metrics, "persons": len(ds),
+                "predicted": module.last_predicted, "skipped": module.last_skipped,
+                "world_size": trainer.world_size, "global_zero": trainer.is_global_zero}
+    return _evaluate_one_process(cfg, model, ds, loader, out_dir, progress)
+
+
+@torch.no_grad()
+def _evaluate_one_process(cfg: Config, model: nn.Module, ds: Any, loader: Any,
+                          out_dir: str | Path, progress: bool) -> dict[str, Any]:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device).eval()
     predict = flip_test_predictor(model, ds.spec.flip_pairs, cfg.test.flip_test,
                                   cfg.test.shift_heatmap, cfg.dataset.color_rgb, device)
     preds, index, skipped = predict_dataset(ds, loader, predict, cfg.test.post_process, progress)
     metrics = ds.evaluate(preds, index, str(out_dir)) if len(index) else {}
     return {"metrics": metrics, "persons": len(ds), "predicted": int(len(np.unique(index))),
-            "skipped": skipped}
+            "skipped": skipped, "world_size": 1, "global_zero": True}

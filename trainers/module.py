@@ -41,17 +41,23 @@ class PoseModule(NasLightningModule):
         model: (N, 3, H, W) → (N, K, h, w).
         cfg: the experiment config (optimiser, schedule, test options).
         val_dataset: evaluated at the end of each validation epoch (optional).
-        out_dir: where evaluation results (COCO JSON / pred.mat) are written.
+        out_dir: the run's folder; evaluation results (COCO JSON / pred.mat) go to
+            ``eval_dir``, by default ``out_dir/eval``.
         model_info: how to rebuild ``model`` (stored in checkpoints).
     """
 
     def __init__(self, model: nn.Module, cfg: Config, val_dataset: TopDownDataset | None = None,
-                 out_dir: str | Path = "runs/default", model_info: dict[str, Any] | None = None) -> None:
+                 out_dir: str | Path = "runs/default", model_info: dict[str, Any] | None = None,
+                 eval_dir: str | Path | None = None) -> None:
         super().__init__()
         self.set_model(model)
         self.cfg = cfg
         self.val_dataset = val_dataset
         self.out_dir = Path(out_dir)
+        self.eval_dir = Path(eval_dir) if eval_dir is not None else self.out_dir / "eval"
+        #: of the last validation, over all ranks: persons predicted, images skipped
+        self.last_predicted = 0
+        self.last_skipped = 0
         self.model_info = model_info or {}
         self.criterion = JointsMSELoss(cfg.train.use_target_weight)
         self.metric_name = primary_metric(cfg.dataset.name)
@@ -131,18 +137,20 @@ class PoseModule(NasLightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.val_dataset is None:
             return
-        self._val_skips.report(f"epoch {self.current_epoch} validation")
+        skipped = self._val_skips.report(f"epoch {self.current_epoch} validation")
         preds = (np.concatenate(self._val_preds) if self._val_preds
                  else np.zeros((0, self.val_dataset.num_joints, 3), np.float32))
         index = np.concatenate(self._val_index) if self._val_index else np.zeros(0, np.int64)
         if dist.is_available() and dist.is_initialized():
             gathered: list[Any] = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, (preds, index))
+            dist.all_gather_object(gathered, (preds, index, skipped))
             preds = np.concatenate([g[0] for g in gathered])
             index = np.concatenate([g[1] for g in gathered])
+            skipped = sum(g[2] for g in gathered)
+        self.last_predicted, self.last_skipped = int(len(np.unique(index))), int(skipped)
         metrics: dict[str, float] = {}
         if self.trainer.is_global_zero and len(index):
-            metrics = self.val_dataset.evaluate(preds, index, str(self.out_dir / "eval"))
+            metrics = self.val_dataset.evaluate(preds, index, str(self.eval_dir))
         metrics = self.trainer.strategy.broadcast(metrics)
         self.last_metrics = metrics
         for name, value in metrics.items():

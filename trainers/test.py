@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on the validation set.
 
     python trainers/test.py --cfg CFG [--weights W] [--flip_test | --no-flip_test] [--use_dt]
-                            [--margin 1.25] [--out DIR] [KEY VALUE ...]
+                            [--margin 1.25] [--out DIR] [--devices N] [KEY VALUE ...]
 
 COCO: writes DIR/keypoints_<set>_results.json and prints the 10 COCOeval stats; ``--use_dt``
 crops the detector's boxes (test.det_file) instead of the ground-truth ones. MPII: writes
@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, help="box enlargement (default: test.margin, 1.25)")
     p.add_argument("--out", help="where results go (default: next to the checkpoint, eval/)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the metrics")
+    p.add_argument("--devices", type=int, default=1,
+                   help="N > 1: evaluate with N DDP processes (GPUs; gloo CPU processes without "
+                   "CUDA), predictions gathered on rank 0")
     p.add_argument("--visualize", type=int, nargs="?", const=8, default=0, metavar="N",
                    help="save heatmap grids of N validation predictions (OUT/visualize/)")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
@@ -77,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     else:  # a released checkpoint (official HRNet, ...) of the config's model.name
         _, spec, model = load_any_network(weights, cfg)
     out = Path(args.out) if args.out else Path(weights).resolve().parent / "eval"
-    result = evaluate_model(cfg, model, out, use_gt_bbox=False if args.use_dt else None)
+    result = evaluate_model(cfg, model, out, use_gt_bbox=False if args.use_dt else None,
+                            devices=args.devices)
+    if not result["global_zero"]:
+        return 0  # DDP: rank 0 reports
     boxes = "detections" if args.use_dt else "ground-truth boxes"
     print(format_metrics(result["metrics"]))
     if args.visualize:
