@@ -15,6 +15,7 @@ pruning). Supernets are :func:`search_space.pose_space.build`.
 """
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,7 @@ from search_space.inherit import inherit_weights
 from search_space.models import MODELS, model_names
 from search_space.pose_space import freeze
 from trainers.arch_file import ArchFile, load_arch
-from trainers.checkpoint import (is_posenas_checkpoint, load_checkpoint, model_state_dict,
-                                 read_state_dict, read_weights)
+from trainers.checkpoint import load_checkpoint, model_state_dict, read_weights
 from trainers.external import EXTERNAL_FORMATS, Conversion
 from trainers.config import Config, config_from_dict
 from trainers.config_loader import build_dataclass, to_plain
@@ -39,6 +39,8 @@ from trainers.errors import UserInputError
 __all__ = ["NetworkSpec", "spec_from_model", "spec_from_arch", "spec_from_choices",
            "spec_from_record", "network_spec", "build_network", "load_trained_network", "load_exact",
            "load_backbone", "init_backbone", "LoadReport", "component_of", "load_any_network"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,10 +137,19 @@ def load_trained_network(path: str | Path, cfg: Config | None = None
     The config is ``cfg`` (a command's, e.g. to evaluate on other data) or, by default, the one
     the checkpoint was trained with.
     """
-    ckpt = load_checkpoint(path)
+    return _network_from_checkpoint(load_checkpoint(path), path, cfg)
+
+
+def _network_from_checkpoint(ckpt: Mapping[str, Any], path: str | Path, cfg: Config | None
+                             ) -> tuple[Config, NetworkSpec, nn.Module]:
     meta = ckpt["posenas"]
     if cfg is None:
         cfg = config_from_dict(meta["config"], source=f"{path} (posenas.config)")
+    else:
+        trained_size = tuple(meta["config"]["model"]["input_size"])
+        if trained_size != tuple(cfg.model.input_size):
+            logger.warning("%s was trained at %s, used at %s", path, trained_size,
+                           tuple(cfg.model.input_size))
     spec = spec_from_record(meta.get("model"), cfg.dataset.name, str(path))
     return cfg, spec, build_network(spec, model_state_dict(ckpt), field="--weights")
 
@@ -152,9 +163,12 @@ def load_any_network(path: str | Path, cfg: Config | None = None, model: str | N
     Raises:
         UserInputError: a released file with neither ``model`` nor ``cfg`` to say what it is.
     """
-    if is_posenas_checkpoint(path):
-        loaded_cfg, spec, network = load_trained_network(path, cfg)
-        return loaded_cfg, spec, network
+    try:
+        ckpt = load_checkpoint(path)  # read once: a posenas checkpoint is rebuilt from it
+    except UserInputError:
+        ckpt = None  # another code's file (read_weights names the problem if it is neither)
+    if ckpt is not None:
+        return _network_from_checkpoint(ckpt, path, cfg)
     if cfg is None and model is None:
         raise UserInputError(str(path), "not a posenas checkpoint: say which network it holds "
                              "with --model NAME (or --cfg), or convert it with "

@@ -23,9 +23,8 @@ from trainers.atomic import atomic_path, publish, write_json_atomic
 from trainers.errors import UserInputError
 from trainers.external import Conversion, convert_state, unwrap
 
-__all__ = ["AtomicCheckpoint", "load_checkpoint", "is_posenas_checkpoint", "model_state_dict",
-           "read_state_dict", "read_weights",
-           "save_state_dict"]
+__all__ = ["AtomicCheckpoint", "load_checkpoint", "model_state_dict", "read_state_dict",
+           "read_weights", "save_state_dict"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,15 +120,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UserInputError(str(path), "not a posenas checkpoint (no posenas metadata)",
                              field="posenas")
     return ckpt
-
-
-def is_posenas_checkpoint(path: str | Path) -> bool:
-    """Whether ``path`` is a checkpoint posenas wrote (with its metadata)."""
-    try:
-        load_checkpoint(path)
-    except UserInputError:
-        return False
-    return True
 
 
 def model_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -22,16 +22,14 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import the package, not the sibling files
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from trainers.build import load_any_network, load_trained_network  # noqa: E402
+from trainers.build import load_any_network  # noqa: E402
 from trainers.callbacks import save_prediction_grids  # noqa: E402
-from trainers.checkpoint import is_posenas_checkpoint, load_checkpoint  # noqa: E402
 from trainers.config import load_config  # noqa: E402
 from trainers.data.datasets import build_dataset  # noqa: E402
 from trainers.engine import evaluate_model  # noqa: E402
 from trainers.errors import UserInputError, cli_errors  # noqa: E402
 from trainers.report import format_metrics  # noqa: E402
 
-logger = logging.getLogger("test")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,15 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     if not weights:
         raise UserInputError("argument", "no checkpoint: give --weights or set test.model_file",
                              field="--weights")
-    if is_posenas_checkpoint(weights):
-        meta = load_checkpoint(weights)["posenas"]
-        trained_size = tuple(meta["config"]["model"]["input_size"])
-        if trained_size != tuple(cfg.model.input_size):
-            logger.warning("the checkpoint was trained at %s, evaluating at %s", trained_size,
-                           tuple(cfg.model.input_size))
-        _, spec, model = load_trained_network(weights, cfg)
-    else:  # a released checkpoint (official HRNet, ...) of the config's model.name
-        _, spec, model = load_any_network(weights, cfg)
+    # a posenas checkpoint (warns if trained at another input size), or a released one read as
+    # the config's model.name
+    _, spec, model = load_any_network(weights, cfg)
     out = Path(args.out) if args.out else Path(weights).resolve().parent / "eval"
     result = evaluate_model(cfg, model, out, use_gt_bbox=False if args.use_dt else None,
                             devices=args.devices)
