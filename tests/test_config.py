@@ -6,6 +6,8 @@ from trainers.config import config_from_dict, config_to_dict, load_config
 from trainers.config_loader import parse_overrides
 from trainers.errors import UserInputError
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
@@ -78,3 +80,33 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(UserInputError, match="circular"):
         load_config(write(tmp_path, "loop.yaml", "_base_: loop.yaml\n"))
+
+
+def test_torchrun_layout_sets_devices_and_nodes(monkeypatch):
+    """Under torchrun the processes per node and the node count come from its environment, and
+    a --devices that contradicts --nproc_per_node is one clear error, not a hang."""
+    from trainers.config import load_config
+    from trainers.engine import trainer_kwargs
+    from trainers.errors import UserInputError
+
+    cfg = load_config(REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml", [])
+    assert trainer_kwargs(cfg)["num_nodes"] == 1 and trainer_kwargs(cfg)["strategy"] == "auto"
+    for key, value in dict(RANK="3", GROUP_RANK="1", LOCAL_RANK="1", LOCAL_WORLD_SIZE="2",
+                           WORLD_SIZE="6").items():
+        monkeypatch.setenv(key, value)
+    kw = trainer_kwargs(cfg)
+    assert (kw["devices"], kw["num_nodes"], kw["strategy"]) == (2, 3, "ddp")
+    bad = load_config(REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml", ["train.devices", "4"])
+    with pytest.raises(UserInputError, match="nproc_per_node 2"):
+        trainer_kwargs(bad)
+    monkeypatch.setenv("WORLD_SIZE", "5")
+    with pytest.raises(UserInputError, match="not a multiple"):
+        trainer_kwargs(cfg)
+
+
+def test_num_nodes_must_be_positive():
+    from trainers.config import load_config
+    from trainers.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="num_nodes"):
+        load_config(REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml", ["train.num_nodes", "0"])

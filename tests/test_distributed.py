@@ -150,3 +150,84 @@ def test_a_killed_two_process_run_resumes_exactly(odd_root, tmp_path):
     ea = [e["train_loss"] for e in json.loads((straight / "metrics.json").read_text())["epochs"]]
     eb = [e["train_loss"] for e in json.loads(metrics.read_text())["epochs"]]
     assert ea == eb
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(nodes: int, per_node: int, *args: str):
+    """``torchrun`` as a cluster runs it: one launcher per node (here all on 127.0.0.1, one
+    thread per process), each with its ``--node_rank``; returns the launchers' results."""
+    import os
+    import subprocess
+    import sys
+
+    port = _free_port()
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    launchers = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(nodes), "--node_rank",
+         str(rank), "--nproc_per_node", str(per_node), "--master_addr", "127.0.0.1",
+         "--master_port", str(port), *args],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for rank in range(nodes)]
+    results = []
+    for job in launchers:
+        out, err = job.communicate(timeout=600)
+        results.append((job.returncode, out, err))
+    return results
+
+
+@pytest.mark.e2e
+def test_torchrun_across_two_nodes_trains_as_devices_two(odd_root, tmp_path):
+    """Two torchrun launchers (--nnodes 2, one process each, node ranks 0 and 1, rendezvous on
+    127.0.0.1) form one 2-process job: the same weights, bit for bit, as `--devices 2` on one
+    node, written once; node 0 alone reports. Before torchrun's layout was read, each node
+    trained alone (world size 1) and both wrote the same folder."""
+    import torch
+
+    single, nodes = tmp_path / "devices2", tmp_path / "nodes2"
+    r = _train(odd_root, single, 2, 4)
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = _torchrun(2, 1, "trainers/train_derived.py", "--cfg", CFG, "--out", str(nodes),
+                        "--no-progress", "dataset.root", str(odd_root), "model.input_size",
+                        "64x48", "train.num_workers", "0", "train.batch_size", "4",
+                        "train.epochs", "2", "train.lr_steps", "[100]", "test.flip_test",
+                        "false", "test.batch_size", "4")
+    for rc, out, err in results:
+        assert rc == 0, err[-3000:]
+    assert [out.count("best AP=") for _, out, _ in results] == [1, 0]
+    assert json.loads((nodes / "metrics.json").read_text())["world_size"] == 2
+    a = torch.load(single / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(nodes / "last.ckpt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.e2e
+def test_torchrun_evaluation_gathers_every_person_once(odd_root, tmp_path):
+    """`torchrun --nproc_per_node 2 trainers/test.py` (no --devices): 2 processes share the
+    odd val set; the AP equals a 1-process evaluation and every person is scored once."""
+    trained = tmp_path / "trained"
+    r = _train(odd_root, trained, 1, 8, "train.epochs", "1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    common = ["--cfg", CFG, "--weights", str(trained / "last.ckpt"), "--json", "--no-flip_test",
+              "dataset.root", str(odd_root), "model.input_size", "64x48", "train.num_workers",
+              "0", "test.batch_size", "4"]
+    one = run_module("trainers/test.py", *common, "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr[-3000:]
+    [(rc, out, err)] = _torchrun(1, 2, "trainers/test.py", *common, "--out", str(tmp_path / "two"))
+    assert rc == 0, err[-3000:]
+    assert out.count("results in") == 1
+    ap = {k: json.loads(o.strip().splitlines()[-1])["AP"] for k, o in (("one", one.stdout), ("two", out))}
+    assert ap["two"] == pytest.approx(ap["one"], abs=1e-12)
+    val = json.loads((odd_root / "annotations" / "person_keypoints_val2017.json").read_text())
+    people = [a for a in val["annotations"] if a["num_keypoints"] > 0 and not a.get("iscrowd")]
+    written = json.loads((tmp_path / "two" / "keypoints_val2017_results.json").read_text())
+    assert sorted((p["image_id"], round(p["score"], 6)) for p in written) == sorted(
+        (p["image_id"], round(p["score"], 6)) for p in json.loads(
+            (tmp_path / "one" / "keypoints_val2017_results.json").read_text()))
+    assert len(written) == len(people)

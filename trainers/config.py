@@ -79,9 +79,14 @@ class TrainConfig:
     momentum: float = 0.9
     num_workers: int = 4
     use_target_weight: bool = True
-    devices: str = "auto"
+    devices: str = "auto"  #: per node; under torchrun, its --nproc_per_node
+    num_nodes: int = 1  #: machines (Lightning/SLURM launch); under torchrun, its --nnodes
     precision: str = "auto"  #: "auto" = 16-mixed on CUDA, 32 on CPU
     limit_train_batches: float = 1.0  #: fraction (<=1.0) or count (>1) of batches per epoch
+
+    def __post_init__(self) -> None:
+        if self.num_nodes < 1:
+            raise InvalidField("num_nodes", f"must be at least 1, got {self.num_nodes}")
 
 
 @dataclass(frozen=True, kw_only=True)

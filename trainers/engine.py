@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -20,13 +21,38 @@ from trainers.errors import UserInputError
 from trainers.inference import flip_test_predictor, predict_dataset
 from trainers.module import PoseModule
 
-__all__ = ["fit", "evaluate_model", "trainer_kwargs"]
+__all__ = ["fit", "evaluate_model", "trainer_kwargs", "torchrun_layout"]
 
 logger = logging.getLogger(__name__)
 
 
+def torchrun_layout() -> tuple[int, int] | None:
+    """``(processes per node, nodes)`` when ``torchrun`` started this process, else ``None``.
+
+    torchrun (torch.distributed.elastic) sets ``RANK``, ``GROUP_RANK``, ``LOCAL_RANK`` and
+    ``LOCAL_WORLD_SIZE`` in every worker; Lightning's own launcher (``--devices N``) does not set
+    ``GROUP_RANK``, so its workers are not mistaken for torchrun's.
+    """
+    env = os.environ
+    if not all(k in env for k in ("RANK", "GROUP_RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+                                  "WORLD_SIZE")):
+        return None
+    local, world = int(env["LOCAL_WORLD_SIZE"]), int(env["WORLD_SIZE"])
+    if local < 1 or world % local:
+        raise UserInputError("torchrun", f"WORLD_SIZE {world} is not a multiple of "
+                             f"LOCAL_WORLD_SIZE {local}: give every node the same "
+                             "--nproc_per_node", field="--nproc_per_node")
+    return local, world // local
+
+
 def trainer_kwargs(cfg: Config) -> dict[str, Any]:
-    """Lightning ``Trainer`` arguments of ``cfg``: devices, precision, DDP, batch limits."""
+    """Lightning ``Trainer`` arguments of ``cfg``: devices, nodes, precision, DDP, batch limits.
+
+    Under ``torchrun`` the processes per node and the node count come from its environment
+    (``train.devices`` / ``train.num_nodes`` must agree or stay at their defaults); otherwise
+    from ``train.devices`` and ``train.num_nodes`` (a multi-node run that Lightning or SLURM
+    launches: the same command on every node, with ``MASTER_ADDR``/``NODE_RANK`` set).
+    """
     cuda = torch.cuda.is_available()
     precision = cfg.train.precision
     if precision == "auto":
@@ -34,13 +60,26 @@ def trainer_kwargs(cfg: Config) -> dict[str, Any]:
     devices: Any = cfg.train.devices
     if devices != "auto":
         devices = int(devices) if str(devices).isdigit() else devices
+    num_nodes = cfg.train.num_nodes
+    launched = torchrun_layout()
+    if launched is not None:
+        per_node, nodes = launched
+        if devices not in ("auto", per_node):
+            raise UserInputError("train.devices", f"{devices} disagrees with torchrun's "
+                                 f"--nproc_per_node {per_node}: leave it out under torchrun",
+                                 field="train.devices")
+        if num_nodes not in (1, nodes):
+            raise UserInputError("train.num_nodes", f"{num_nodes} disagrees with torchrun's "
+                                 f"--nnodes {nodes}: leave it out under torchrun",
+                                 field="train.num_nodes")
+        devices, num_nodes = per_node, nodes
     limit: Any = cfg.train.limit_train_batches
     if limit > 1:
         limit = int(limit)
-    # N > 1 devices: DDP — NCCL on GPUs, gloo over N CPU processes on a machine without CUDA
-    multi = (isinstance(devices, int) and devices > 1) or (
+    # more than one process: DDP — NCCL on GPUs, gloo over CPU processes without CUDA
+    multi = num_nodes > 1 or (isinstance(devices, int) and devices > 1) or (
         cuda and devices == "auto" and torch.cuda.device_count() > 1)
-    return dict(accelerator="auto", devices=devices, precision=precision,
+    return dict(accelerator="auto", devices=devices, num_nodes=num_nodes, precision=precision,
                 strategy="ddp" if multi else "auto", limit_train_batches=limit,
                 use_distributed_sampler=False)  # EpochSampler shards itself
 
@@ -103,8 +142,9 @@ def evaluate_model(cfg: Config, model: nn.Module, out_dir: str | Path,
     """
     ds = build_dataset(cfg, "val", use_gt_bbox=use_gt_bbox)
     loader = build_loader(ds, cfg.test.batch_size, shuffle=False, num_workers=cfg.train.num_workers)
-    if devices > 1:
-        kwargs = trainer_kwargs(replace(cfg, train=replace(cfg.train, devices=str(devices))))
+    if devices > 1 or torchrun_layout() is not None:
+        train = replace(cfg.train, devices=str(devices) if devices > 1 else "auto")
+        kwargs = trainer_kwargs(replace(cfg, train=train))
         module = PoseModule(model, cfg, ds, out_dir, eval_dir=out_dir)
         trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=progress,
                              enable_model_summary=False, **kwargs)
