@@ -96,16 +96,27 @@ def slot_routes(scale: int, prev_cells: int) -> tuple[tuple[str, int], ...]:
 
 
 class UniformOperations(nn.ModuleDict):
-    """Every operation with the fixed weight 1/n (PNFS with ``search_alpha: false``); ``Zero``
-    counts in n but is never run."""
+    """Every operation, summed with fixed weights (PNFS with ``search_alpha: false``).
+
+    PNFS mixes an edge as ``n · Σ softmax(α)_o · op_o(x)``; with α fixed at 0 (the "None"
+    baseline) every weight is ``n · 1/n = 1``, the default here. The ``weights`` buffer (one per
+    candidate, ``Zero`` included) is part of the state dict, so a network converted from a PNFS
+    checkpoint carries its learned ``n · softmax(α)``. ``Zero`` is never run.
+    """
 
     def __init__(self, names: Sequence[str], channels: int) -> None:
         super().__init__({name: make_operation(name, channels) for name in names if name != ZERO})
-        self.total = len(names)
+        self.names = tuple(names)
+        self.register_buffer("weights", torch.ones(len(names)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = sum(op(x) for op in self.values())
-        return out / self.total
+        out = None
+        for o, name in enumerate(self.names):
+            if name == ZERO:
+                continue
+            y = self[name](x) * self.weights[o].to(x.dtype)
+            out = y if out is None else out + y
+        return out if out is not None else torch.zeros_like(x)
 
 
 class ChosenOperation(nn.ModuleDict):
@@ -193,6 +204,8 @@ class Cell(nn.Module):
             isinstance(e, LayerChoice) for e in decisions.edges)
         self.input_choice = decisions.beta if isinstance(decisions.beta, InputChoice) else None
         self.chosen_slot = decisions.beta if isinstance(decisions.beta, int) else None
+        if decisions.beta is None:  # fixed mix: softmax(β) of PNFS, 1/3 each with β fixed at 0
+            self.register_buffer("input_weights", torch.full((len(SLOT_NAMES),), 1.0 / len(SLOT_NAMES)))
 
         if self.searching:
             live = list(range(hidden))
@@ -253,8 +266,9 @@ class Cell(nn.Module):
             x = self.input_choice([routed[s] for s in self.slots])
         elif self.chosen_slot is not None:
             x = routed[self.slots[self.chosen_slot]]
-        else:  # fixed uniform β: Σ (1/3) · slot
-            x = sum(routed[s] for s in self.slots) / len(self.slots)
+        else:  # fixed β: Σ softmax(β)_k · slot_k
+            w = self.input_weights.to(like.dtype)
+            x = sum(w[k] * routed[s] for k, s in enumerate(self.slots))
         nodes: list[torch.Tensor | None] = [F.relu(_INPUT_SCALE * x)]
         for _ in range(self.hidden):
             nodes.append(None)

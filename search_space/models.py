@@ -7,7 +7,8 @@ A registered model is a :class:`~search_space.config.SpaceConfig` (data) that
   heatmap conv on its highest-resolution branch — HRNet-W32/W48, Lite-HRNet-18/30 and the naive
   variants, ``hrnet_tiny``;
 - the PNFS fixed models (``search_alpha``/``search_beta`` off, fixed widths): PNFS's "None"
-  baseline, every operation and input of the fabric mixed with equal weights.
+  baseline, every operation and input of the fabric mixed with fixed weights (PoseNFS's with α,
+  β at 0: operations summed, inputs averaged; a converted PoseNFS checkpoint sets its own).
 
 ``model.name`` in a config, ``train_derived.py --model``, ``visualize.param_flop --model`` and
 checkpoints name these entries.
@@ -49,7 +50,7 @@ MODELS: dict[str, ModelEntry] = {
         SpaceConfig(backbone=BackboneSpaceConfig(name="hrnet_w32", stages=3), parts_num=5,
                     cell_config=_CNF),
         "PNFS 'None' baseline: HRNet-W32 stem~stage3 + CNF×5, operations and inputs mixed "
-        "equally"),
+        "with fixed weights"),
     # the same fabric heads on the small HRNet of the CPU demo (3 parts, factor 4)
     "pnfs_hrnet_tiny_cnf3": ModelEntry(
         SpaceConfig(backbone=BackboneSpaceConfig(name="hrnet_tiny", stages=3), parts_num=3,

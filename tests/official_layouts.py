@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["OfficialHRNet", "randomize"]
+__all__ = ["OfficialHRNet", "OfficialLiteHRNet", "OfficialPNFS", "PNFS_PARTS", "randomize"]
 
 
 def _conv3(i: int, o: int, stride: int = 1) -> nn.Conv2d:
@@ -409,3 +409,267 @@ class OfficialLiteHRNet(nn.Module):
 
     def forward(self, x):
         return getattr(self, self.head_name).final_layer(self.backbone(x)[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# PoseNFS (yangsenius/PoseNFS): HRNet stem~stage3 + transition3, then a cell fabric per body part
+# (Body_Part_Representation → Sub_Arch → Cell), written from the structure of its
+# part_representation.py / subnetwork.py / meta_arch.py / cells_fabrics.py / meta_cell.py /
+# operators.py / body_parts.py / pose_hrnet.py.
+
+#: PoseNFS's body parts in its order, with its joint lists by joint name (COCO, MPII)
+PNFS_PARTS: dict[int, list[tuple[str, dict[str, tuple[str, ...]]]]] = {
+    1: [("whole_body", {"coco": ("nose", "left_eye", "right_eye", "left_ear", "right_ear",
+                                 "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+                                 "left_wrist", "right_wrist", "left_hip", "right_hip",
+                                 "left_knee", "right_knee", "left_ankle", "right_ankle"),
+                        # PoseNFS's own MPII order ("similar to coco")
+                        "mpii": ("head_top", "upper_neck", "thorax", "l_shoulder", "r_shoulder",
+                                 "l_elbow", "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip",
+                                 "l_knee", "r_knee", "l_ankle", "r_ankle", "pelvis")})],
+    3: [("upper_limb_part", {"coco": ("left_shoulder", "right_shoulder", "left_elbow",
+                                      "right_elbow", "left_wrist", "right_wrist"),
+                             "mpii": ("l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
+                                      "l_wrist", "r_wrist")}),
+        ("head_part", {"coco": ("nose", "left_eye", "right_eye", "left_ear", "right_ear"),
+                       "mpii": ("head_top", "upper_neck", "thorax")}),
+        ("lower_limb_part", {"coco": ("left_hip", "right_hip", "left_knee", "right_knee",
+                                      "left_ankle", "right_ankle"),
+                             "mpii": ("l_hip", "r_hip", "l_knee", "r_knee", "l_ankle",
+                                      "r_ankle", "pelvis")})],
+    5: [("left_arm_part", {"coco": ("left_elbow", "left_wrist"), "mpii": ("l_elbow", "l_wrist")}),
+        ("right_arm_part", {"coco": ("right_elbow", "right_wrist"),
+                            "mpii": ("r_elbow", "r_wrist")}),
+        ("legs_part", {"coco": ("left_knee", "right_knee", "left_ankle", "right_ankle"),
+                       "mpii": ("l_knee", "r_knee", "l_ankle", "r_ankle")}),
+        ("head_shoulder_part", {"coco": ("nose", "left_eye", "right_eye", "left_ear", "right_ear",
+                                         "left_shoulder", "right_shoulder"),
+                                "mpii": ("head_top", "upper_neck", "thorax", "l_shoulder",
+                                         "r_shoulder")}),
+        ("hips_part", {"coco": ("left_hip", "right_hip"), "mpii": ("pelvis", "l_hip", "r_hip")})],
+}
+
+
+class _Zero(nn.Module):
+    def forward(self, x):
+        return x.mul(0.0)
+
+
+class _Identity(nn.Module):
+    def forward(self, x):
+        return x
+
+
+class _Sep(nn.Module):
+    def __init__(self, c, k):
+        super().__init__()
+        p = k // 2
+        self.operation = nn.Sequential(
+            nn.Conv2d(c, c, k, 1, p, groups=c, bias=False), nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=False), nn.ReLU(),
+            nn.Conv2d(c, c, k, 1, p, groups=c, bias=False), nn.Conv2d(c, c, 1, bias=False),
+            nn.BatchNorm2d(c, affine=False), nn.ReLU())
+
+    def forward(self, x):
+        return self.operation(x)
+
+
+class _Atr(nn.Module):
+    def __init__(self, c, k):
+        super().__init__()
+        self.operation = nn.Sequential(
+            nn.Conv2d(c, c, k, 1, k - 1, dilation=2, groups=c, bias=False),
+            nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c, affine=False), nn.ReLU())
+
+    def forward(self, x):
+        return self.operation(x)
+
+
+def _pnfs_op(name: str, c: int) -> nn.Module:
+    if name == "Zero":
+        return _Zero()
+    if name == "skip_connect":
+        return _Identity()
+    if name.startswith("Sep_Conv"):
+        return _Sep(c, int(name[-1]))
+    if name.startswith("Atr_Conv"):
+        return _Atr(c, int(name[-1]))
+    pool = (nn.MaxPool2d(3, 1, 1) if name == "max_pool_3x3"
+            else nn.AvgPool2d(3, 1, 1, count_include_pad=False))
+    return nn.Sequential(pool, nn.BatchNorm2d(c, affine=False))
+
+
+class _MixedOp(nn.Module):
+    """Ops_Combination: len(ops) · Σ softmax(α)_o · op_o(x)."""
+
+    def __init__(self, c, names):
+        super().__init__()
+        self.ops = nn.ModuleList(_pnfs_op(n, c) for n in names)
+
+    def forward(self, x, alphas):
+        a = torch.softmax(alphas, dim=-1)
+        return len(self.ops) * sum(w * op(x) for w, op in zip(a, self.ops))
+
+
+class _Down(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.operation = nn.Sequential(nn.Conv2d(c // 2, c, 3, 2, 1), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return self.operation(x)
+
+
+class _Up(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv_1x1 = nn.Conv2d(2 * c, c, 1)
+        self.bn = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return nn.functional.interpolate(self.bn(self.conv_1x1(x)), scale_factor=2,
+                                         mode="bilinear", align_corners=True)
+
+
+class _PNFSCell(nn.Module):
+    def __init__(self, c, inputs, hidden, names):
+        super().__init__()
+        self.propress_list = nn.ModuleList(
+            _Identity() if ci == c else _Up(c) if ci == 2 * c else _Down(c) for ci in inputs)
+        self.hidden = hidden
+        self.channel_keep = nn.Conv2d(c * hidden, c, 1)
+        self.cell_arch = nn.ModuleList(_MixedOp(c, names) for i in range(hidden)
+                                       for _ in range(1 + i))
+
+    def forward(self, par, above, below, alphas, betas):
+        xs = [m(t) for m, t in zip(self.propress_list, (par, above, below))]
+        b = torch.softmax(betas, dim=-1)
+        states = [torch.relu(3 * b[0] * xs[0] + 3 * b[1] * xs[1] + 3 * b[2] * xs[2])]
+        start = 0
+        for _ in range(self.hidden):
+            h = sum(self.cell_arch[start + j](s, alphas[start + j]) for j, s in enumerate(states))
+            start += len(states)
+            states.append(h)
+        out = torch.cat(states[-self.hidden:], 1) if self.hidden > 1 else states[-1]
+        return self.channel_keep(out)
+
+
+class _PNFSPart(nn.Module):
+    """Sub_Arch: the cells of layers cut..depth-1 (built with the channel logic of the whole
+    fabric), α (edges × ops) shared by its cells, β per cell, a vector head; plus Meta_Arch's
+    stem, which PoseNFS builds in every part and never runs."""
+
+    def __init__(self, joints, names, depth, cut, factor, hidden, vector_dim, scales=4):
+        super().__init__()
+        ch = [factor * s for s in (4, 8, 16, 32)[:scales]]
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 2, 1, bias=False), nn.BatchNorm2d(64),
+                                  nn.Conv2d(64, 64, 3, 2, 1, bias=False), nn.BatchNorm2d(64),
+                                  nn.ReLU(), nn.Conv2d(64, ch[0], 1, bias=False))
+        counts = [min(j + 2, scales, depth - j) for j in range(depth)]
+        self.depth, self.cut, self.counts, self.vector_dim = depth, cut, counts, vector_dim
+        for j in range(cut, depth):
+            for i in range(counts[j]):
+                prev = counts[j - 1]
+                par = ch[i] if i < prev else ch[i - 1]
+                above = ch[i - 1] if i != 0 else par
+                if i < prev - 1:
+                    below = ch[i + 1]
+                else:
+                    below = ch[i + 1] if i < j and i != counts[j] - 1 else par
+                setattr(self, f"cell_{j}_{i}", _PNFSCell(ch[i], (par, above, below), hidden, names))
+        edges = sum(1 + i for i in range(hidden))
+        self.alphas = nn.Parameter(torch.zeros(edges, len(names)))
+        self.betas = nn.Parameter(torch.zeros(sum(counts[cut:]), 3))
+        self.final_layer = nn.Sequential(nn.ReLU(), nn.Conv2d(ch[0], joints * vector_dim, 1))
+
+    def forward(self, features):
+        prev = list(features)
+        cell_id = 0
+        for j in range(self.cut, self.depth):
+            n_prev = len(prev)
+            outs = []
+            for i in range(self.counts[j]):
+                par = prev[i] if i < n_prev else prev[i - 1]
+                above = prev[i - 1] if i != 0 else par
+                below = prev[i + 1] if i < n_prev - 1 else par
+                outs.append(getattr(self, f"cell_{j}_{i}")(par, above, below, self.alphas,
+                                                            self.betas[cell_id]))
+                cell_id += 1
+            prev = outs
+        y = self.final_layer(prev[0])
+        n, _, h, w = y.shape
+        v = y.permute(0, 2, 3, 1).reshape(n, h, w, -1, self.vector_dim)
+        norm = torch.norm(v, dim=-1)
+        return (norm ** 2 / (norm ** 2 + 1)).permute(0, 3, 1, 2)
+
+
+class _PNFSBackbone(nn.Module):
+    """PoseNFS's pose_hrnet.py: stem, layer1, stages 2-3, transition3; returns 4 levels."""
+
+    def __init__(self, stem, stage1, stages):
+        super().__init__()
+        self.conv1, self.bn1 = _conv3(3, stem, 2), nn.BatchNorm2d(stem)
+        self.conv2, self.bn2 = _conv3(stem, stem, 2), nn.BatchNorm2d(stem)
+        blocks1, planes = stage1
+        self.layer1 = nn.Sequential(*[Bottleneck(stem if b == 0 else planes * 4, planes)
+                                      for b in range(blocks1)])
+        prev = [planes * 4]
+        for s, (modules, blocks, widths) in enumerate(stages[:2], start=2):
+            setattr(self, f"transition{s - 1}", _transition(prev, widths))
+            setattr(self, f"stage{s}", nn.Sequential(*[HighResolutionModule(widths, blocks, True)
+                                                       for _ in range(modules)]))
+            prev = list(widths)
+        self.transition3 = _transition(prev, stages[2][2])
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        ys = [self.layer1(x)]
+        for s in (2, 3, 4):
+            trans = getattr(self, f"transition{s - 1}")
+            xs = [ys[i] if t is None else t(ys[-1] if i >= len(ys) else ys[i])
+                  for i, t in enumerate(trans)]
+            if s == 4:
+                return xs
+            ys = getattr(self, f"stage{s}")(xs)
+
+
+class OfficialPNFS(nn.Module):
+    """PoseNFS's Body_Part_Representation on its HRNet backbone, for ``dataset``'s joints
+    (output channels in PoseNFS's joint order: COCO's, or its own for MPII)."""
+
+    def __init__(self, dataset: str = "coco", parts_num: int = 5, names: Sequence[str] = (
+            "Zero", "skip_connect", "Atr_Conv_3x3", "Sep_Conv_3x3"), depth: int = 6,
+                 cut: int = 3, factor: int = 16, hidden: int = 1, vector_dim: int = 8,
+                 stem: int = 64, stage1: tuple[int, int] = (4, 64),
+                 stages: Sequence[tuple[int, int, Sequence[int]]] = (
+                     (1, 4, (32, 64)), (4, 4, (32, 64, 128)), (3, 4, (32, 64, 128, 256)))) -> None:
+        super().__init__()
+        from search_space.joints import keypoint_spec  # only to index the output channels
+
+        self.backbone = _PNFSBackbone(stem, stage1, stages)
+        self.vector_dim = vector_dim
+        order = (PNFS_PARTS[1][0][1]["mpii"] if dataset == "mpii"
+                 else keypoint_spec("coco").names)
+        self.num_joints = len(order)
+        self.part_joints = []
+        for part, joints in PNFS_PARTS[parts_num]:
+            js = joints[dataset]
+            setattr(self, part, _PNFSPart(len(js), names, depth, cut, factor, hidden, vector_dim))
+            self.part_joints.append((part, [order.index(j) for j in js]))
+        widths = stages[2][2]
+        cell0 = factor * 4
+        self.reduce = nn.ModuleList(
+            nn.ModuleList(nn.Conv2d(w, factor * s, 1) for w, s in zip(widths, (4, 8, 16, 32)))
+            if widths[0] != cell0 else None for _ in self.part_joints)
+
+    def forward(self, x):
+        features = self.backbone(x)
+        out = None
+        for p, (part, joints) in enumerate(self.part_joints):
+            f = features if self.reduce[p] is None else [r(t) for r, t in zip(self.reduce[p], features)]
+            y = getattr(self, part)(f)
+            if out is None:
+                out = y.new_zeros(y.shape[0], self.num_joints, *y.shape[2:])
+            out[:, joints] += y
+        return out

@@ -31,7 +31,7 @@ from search_space.models import MODELS, model_names
 from search_space.pose_space import freeze
 from trainers.arch_file import ArchFile, load_arch
 from trainers.checkpoint import load_checkpoint, model_state_dict, read_weights
-from trainers.external import EXTERNAL_FORMATS, Conversion
+from trainers.external import EXTERNAL_FORMATS, Conversion, Target
 from trainers.config import Config, config_from_dict
 from trainers.config_loader import build_dataclass, to_plain
 from trainers.errors import UserInputError
@@ -213,7 +213,7 @@ def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Te
     if isinstance(weights, Mapping):
         state = dict(weights)
     else:
-        conversion = _read_and_say(weights, field)
+        conversion = _read_and_say(weights, field, target=(spec.space, spec.dataset))
         state = conversion.state
         if conversion.backbone_only and scope == "all":
             print(f"{field}: no pose head in {source}; loading the backbone only")
@@ -258,8 +258,8 @@ def load_exact(network: nn.Module, state: Mapping[str, torch.Tensor], source: st
     network.load_state_dict(state)
 
 
-def _read_and_say(path: str | Path, field: str) -> Conversion:
-    conversion = read_weights(path, field=field)
+def _read_and_say(path: str | Path, field: str, target: Target | None = None) -> Conversion:
+    conversion = read_weights(path, field=field, target=target)
     if conversion.format != "posenas":
         print(f"{field}: {path} is a {EXTERNAL_FORMATS[conversion.format].description} "
               f"checkpoint; converted on the fly ({len(conversion.state)} tensors"
@@ -304,14 +304,29 @@ class LoadReport:
         return sum(r[column] for r in self.rows.values())
 
     def table(self) -> str:
+        w = max([10, *(len(name) + 2 for name in self.rows)])
         lines = [f"pretrained backbone from {self.source}:",
-                 f"  {'module':<10}{'loaded':>8}{'skipped':>9}{'missing':>9}"]
+                 f"  {'module':<{w}}{'loaded':>8}{'skipped':>9}{'missing':>9}"]
         for name, (a, b, c) in self.rows.items():
-            lines.append(f"  {name:<10}{a:>8}{b:>9}{c:>9}")
-        lines.append(f"  {'total':<10}{self.total(0):>8}{self.total(1):>9}{self.total(2):>9}"
+            lines.append(f"  {name:<{w}}{a:>8}{b:>9}{c:>9}")
+        lines.append(f"  {'total':<{w}}{self.total(0):>8}{self.total(1):>9}{self.total(2):>9}"
                      + (f"   ({self.sliced} narrower tensors take the leading channels)"
                         if self.sliced else ""))
         return "\n".join(lines)
+
+
+def _file_key(network: nn.Module, key: str, state: Mapping[str, torch.Tensor]) -> str:
+    """Where ``state`` holds the tensor of ``network``'s ``key``: a backbone cut after stage S
+    (PNFS's stem~stage3) keeps the transition that opens branch S+1 as ``next_transition``,
+    which a full HRNet's file holds as stage S+1's transition."""
+    prefix = "backbone.next_transition."
+    if key in state or not key.startswith(prefix):
+        return key
+    stages = getattr(getattr(network, "backbone", None), "stages", None)
+    if stages is None:
+        return key
+    alias = f"backbone.stages.{len(stages)}.transition.{key[len(prefix):]}"
+    return alias if alias in state else key
 
 
 def load_backbone(network: nn.Module, state: Mapping[str, torch.Tensor], source: str,
@@ -331,9 +346,12 @@ def load_backbone(network: nn.Module, state: Mapping[str, torch.Tensor], source:
     own = {k: v for k, v in network.state_dict().items()
            if k.startswith("backbone.") and "._arch_" not in k}
     missing, too_small = [], []
+    used: set[str] = set()
     with torch.no_grad():
         for key, target in own.items():
-            src = state.get(key)
+            file_key = _file_key(network, key, state)
+            used.add(file_key)
+            src = state.get(file_key)
             if src is None:
                 missing.append(key)
                 report.count(component_of(key), 2)
@@ -347,7 +365,7 @@ def load_backbone(network: nn.Module, state: Mapping[str, torch.Tensor], source:
             target.copy_(src)
             report.count(component_of(key), 0)
     for key in state:
-        if key not in own:
+        if key not in used:
             report.count(component_of(key), 1)
     if missing or too_small:
         parts = []

@@ -21,7 +21,7 @@ from torch import nn
 
 from trainers.atomic import atomic_path, publish, write_json_atomic
 from trainers.errors import UserInputError
-from trainers.external import Conversion, convert_state, unwrap
+from trainers.external import Conversion, Target, convert_state, unwrap
 
 __all__ = ["AtomicCheckpoint", "load_checkpoint", "model_state_dict", "read_state_dict",
            "read_weights", "save_state_dict"]
@@ -133,13 +133,15 @@ def model_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
 _NETWORK_PREFIXES = ("training_module.model.", "model.")
 
 
-def read_weights(path: str | Path, field: str, fmt: str = "auto") -> Conversion:
+def read_weights(path: str | Path, field: str, fmt: str = "auto",
+                 target: Target | None = None) -> Conversion:
     """A network's weights from ``path``, in posenas's key layout, with what was converted.
 
     Reads a posenas/Lightning checkpoint (training or search), a plain state-dict file
     (``derived.pth``, ``pruned.pth``) or a checkpoint released by another code (official HRNet,
     ImageNet HRNet, timm; see :mod:`trainers.external`), always with ``weights_only=True``.
-    ``fmt`` forces a format of :data:`~trainers.external.EXTERNAL_FORMATS` (default: detected).
+    ``fmt`` forces a format of :data:`~trainers.external.EXTERNAL_FORMATS` (default: detected);
+    ``target`` (space, dataset) is the network the weights are for (PoseNFS files need it).
 
     Raises:
         UserInputError: naming ``path`` and the config key or option ``field``.
@@ -162,7 +164,7 @@ def read_weights(path: str | Path, field: str, fmt: str = "auto") -> Conversion:
         raise UserInputError(str(path), "not a checkpoint or state dict (no tensors found)",
                              field=field)
     try:
-        return convert_state(state, fmt)
+        return convert_state(state, fmt, target)
     except ValueError as err:
         raise UserInputError(str(path), str(err), field=field) from None
 

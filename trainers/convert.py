@@ -1,13 +1,20 @@
 """Convert a checkpoint released by another code into a posenas checkpoint.
 
-    python -m trainers.convert [--from auto|hrnet|hrnet_imagenet|timm|litehrnet|mmpose]
+    python -m trainers.convert [--from auto|hrnet|hrnet_imagenet|timm|litehrnet|mmpose|pnfs]
                                --model NAME IN OUT [--cfg CFG] [--dataset coco|mpii]
+                               [--arch-out ARCH.json]
 
 ``IN``: official pose HRNet (``pose_hrnet_w32_256x192.pth``), ImageNet HRNet
 (``hrnet_w32-36af842e.pth``, timm ``hrnet_w32``), Lite-HRNet as HRNet/Lite-HRNet and mmpose 0.x /
 1.x release it (``litehrnet_18_coco_256x192.pth``), mmpose's HRNet; with or without ``module.``
-prefixes or a ``state_dict`` wrapper. ``--model``: the registered posenas model the weights are
-for (``hrnet_w32``, ``litehrnet_30``, ...).
+prefixes or a ``state_dict`` wrapper; PoseNFS's ``*_ckpt.tar`` (weights under ``model``).
+``--model``: the registered posenas model the weights are for (``hrnet_w32``, ``litehrnet_30``,
+``pnfs_hrnet_w32_cnf5``, ...).
+
+A PoseNFS checkpoint becomes the fixed-mixture PNFS network (every operation and input kept,
+weighted by its learned α/β, computing what PoseNFS computes); its α/β also give an
+architecture file (``--arch-out``, default ``OUT`` with ``.arch.json``) whose choices are their
+argmax, for ``python -m strategies.prune --arch`` and ``train_derived.py --arch``.
 
 A pose checkpoint becomes a posenas checkpoint (``OUT``, e.g. ``.ckpt``) that ``test.py
 --weights``, ``trainers.export --weights``, ``visualize.demo --weights`` and ``model.pretrained``
@@ -20,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from trainers.arch_file import ArchFile, check_choices, save_arch
 from trainers.atomic import atomic_path
 from trainers.build import load_backbone, load_exact, network_spec
 from trainers.checkpoint import read_weights
@@ -43,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="coco", help="without --cfg: the dataset (default coco)")
     p.add_argument("input", help="the released checkpoint")
     p.add_argument("output", help="the posenas checkpoint to write")
+    p.add_argument("--arch-out", help="PoseNFS: where the architecture of its α/β goes "
+                   "(default: OUTPUT with the suffix .arch.json)")
     return p
 
 
@@ -57,7 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = config_from_dict({"dataset": {"name": args.dataset, "root": ""},
                                 "model": {"name": args.model}}, source="arguments")
     spec = network_spec(cfg)
-    conversion = read_weights(args.input, field="input", fmt=args.fmt)
+    conversion = read_weights(args.input, field="input", fmt=args.fmt,
+                              target=(spec.space, spec.dataset))
     network = freeze(spec.space, spec.dataset, spec.choices)
     out = Path(args.output)
     fmt = EXTERNAL_FORMATS[conversion.format].description
@@ -86,6 +98,15 @@ def main(argv: list[str] | None = None) -> dict:
           + (f" (e.g. {conversion.skipped[0]})" if conversion.skipped else "")
           + f", missing {missing}")
     print(f"wrote {what} for {spec.name}: {out}")
+    if conversion.arch is not None:
+        arch_path = Path(args.arch_out) if args.arch_out else out.with_suffix(".arch.json")
+        arch_cfg = replace(cfg, space=conversion.arch["space"])
+        check_choices(arch_cfg, conversion.arch["choices"], str(args.input))
+        save_arch(arch_path, ArchFile(arch_cfg, conversion.arch["choices"], "search",
+                                      conversion.arch["weights"], {}, str(arch_path)))
+        summary["arch"] = str(arch_path)
+        print(f"architecture of its α/β (argmax): {arch_path}; derive a network with "
+              f"python -m strategies.prune --arch {arch_path} --out DERIVED.json")
     return summary
 
 

@@ -12,6 +12,9 @@ to rename its tensors to ours. Supported:
   ``{"state_dict", "meta"}``, ``backbone.`` with mmcv ConvModule ``conv``/``bn`` names,
   ``keypoint_head.final_layer``) and as mmpose 1.x does (``head.final_layer``);
 - ``mmpose_hrnet``: mmpose's HRNet (0.x or 1.x): the official names under ``backbone.``;
+- ``pnfs``: PoseNFS (yangsenius/PoseNFS): HRNet stem~stage3 and a fabric per body part, read
+  into the fixed-mixture network of the same space with its learned α/β (see
+  :mod:`trainers.external_pnfs`; needs the target model, for its operator names);
 - ``posenas``: our own (a posenas or Lightning checkpoint, a plain state dict).
 
 ``--from mmpose`` picks whichever mmpose layout the keys show.
@@ -26,14 +29,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
+from search_space.config import SpaceConfig
+from trainers.external_pnfs import convert_pnfs, is_pnfs
+from trainers.hrnet_keys import HRNET_RULES, hrnet_backbone_key
+
 __all__ = ["ExternalFormat", "EXTERNAL_FORMATS", "Conversion", "unwrap", "detect_format",
-           "convert_state", "format_names"]
+           "convert_state", "format_names", "hrnet_backbone_key", "Target"]
 
 State = Mapping[str, torch.Tensor]
+#: the network a checkpoint is read for: its space and dataset
+Target = tuple[SpaceConfig, str]
 
 
 @dataclass(frozen=True)
@@ -45,57 +54,44 @@ class Conversion:
         state: the tensors under posenas names.
         skipped: source keys with no posenas counterpart (e.g. an ImageNet classifier).
         backbone_only: the source has no pose head (load with ``model.pretrained_scope backbone``).
+        arch: for a searched source (PoseNFS), ``{"choices", "weights", "space"}``: the argmax
+            architecture of its searchable space and the softmax of its α/β.
     """
 
     format: str
     state: dict[str, torch.Tensor]
     skipped: list[str] = field(default_factory=list)
     backbone_only: bool = False
+    arch: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class ExternalFormat:
     """A checkpoint layout: ``detect(keys) -> bool``, ``rename(key) -> new key | None`` (None:
-    skipped), and whether it carries a pose head."""
+    skipped), and whether it carries a pose head. A layout that renaming alone cannot read
+    gives ``convert(state, target) -> Conversion`` instead."""
 
     description: str
     detect: Callable[[set[str]], bool]
-    rename: Callable[[str], str | None]
+    rename: Callable[[str], str | None] = lambda key: None
     backbone_only: bool = False
+    convert: Callable[[State, "Target | None"], Conversion] | None = None
 
 
 # ----------------------------------------------------------------------------------------------
 # HRNet (pose and ImageNet classification share the backbone's names)
 
-_HRNET_RULES: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
-    (re.compile(r"^conv([12])\.(.*)$"), lambda m: f"backbone.stem.{int(m[1]) - 1}.0.{m[2]}"),
-    (re.compile(r"^bn([12])\.(.*)$"), lambda m: f"backbone.stem.{int(m[1]) - 1}.1.{m[2]}"),
-    (re.compile(r"^layer1\.(.*)$"), lambda m: f"backbone.stages.0.modules_.0.branches.0.{m[1]}"),
-    (re.compile(r"^transition(\d)\.(.*)$"), lambda m: f"backbone.stages.{m[1]}.transition.layers.{m[2]}"),
-    (re.compile(r"^stage(\d)\.(\d+)\.branches\.(.*)$"),
-     lambda m: f"backbone.stages.{int(m[1]) - 1}.modules_.{m[2]}.branches.{m[3]}"),
-    (re.compile(r"^stage(\d)\.(\d+)\.fuse_layers\.(\d+)\.(\d+)\.(.*)$"),
-     lambda m: f"backbone.stages.{int(m[1]) - 1}.modules_.{m[2]}.fuse.{m[3]}.paths.{m[4]}.{m[5]}"),
-]
 _CLS_HEAD = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
-
-
-def _hrnet_backbone(key: str) -> str | None:
-    for pattern, new in _HRNET_RULES:
-        m = pattern.match(key)
-        if m:
-            return new(m)
-    return None
 
 
 def _hrnet_pose(key: str) -> str | None:
     if key.startswith("final_layer."):
         return "head." + key[len("final_layer."):]
-    return _hrnet_backbone(key)
+    return hrnet_backbone_key(key)
 
 
 def _hrnet_imagenet(key: str) -> str | None:
-    return None if key.startswith(_CLS_HEAD) else _hrnet_backbone(key)
+    return None if key.startswith(_CLS_HEAD) else hrnet_backbone_key(key)
 
 
 def _is_hrnet(keys: set[str]) -> bool:
@@ -194,13 +190,34 @@ def _is_posenas(keys: set[str]) -> bool:
     return any(k.startswith("backbone.") for k in keys)
 
 
+def _convert_pnfs(state: State, target: Target | None) -> Conversion:
+    """PoseNFS's fabrics need the target's operator names; without a target (a backbone
+    initialisation) only the backbone is read."""
+    if target is None:
+        out, skipped = {}, []
+        for key, value in state.items():
+            new = hrnet_backbone_key(key[len("backbone."):]) if key.startswith("backbone.") else None
+            if new is None:
+                skipped.append(key)
+            else:
+                out[new] = value
+        return Conversion("pnfs", out, skipped, backbone_only=True)
+    result = convert_pnfs(state, target)
+    return Conversion("pnfs", result.state, result.skipped,
+                      arch={"choices": result.choices, "weights": result.weights,
+                            "space": result.search_space})
+
+
 EXTERNAL_FORMATS: dict[str, ExternalFormat] = {
+    # first: its backbone also has mmpose HRNet's "backbone.conv1" / "backbone.stage2" keys
+    "pnfs": ExternalFormat("PoseNFS (yangsenius/PoseNFS: HRNet stem~stage3 + part fabrics)",
+                           is_pnfs, convert=_convert_pnfs),
     "hrnet": ExternalFormat("official pose HRNet (deep-high-resolution-net.pytorch)",
                             _is_hrnet_pose, _hrnet_pose),
     "litehrnet": ExternalFormat("Lite-HRNet (HRNet/Lite-HRNet, mmpose 0.x or 1.x)",
                                 _is_mmpose_lite, _mmpose_rename(_LITE_RULES, "final.")),
     "mmpose_hrnet": ExternalFormat("mmpose HRNet (0.x or 1.x)", _is_mmpose_hrnet,
-                                   _mmpose_rename(_HRNET_RULES, "head.")),
+                                   _mmpose_rename(HRNET_RULES, "head.")),
     "hrnet_imagenet": ExternalFormat("ImageNet HRNet (HRNet-Image-Classification, timm hrnet_w*)",
                                      _is_hrnet_imagenet, _hrnet_imagenet, backbone_only=True),
     # last: detected by the "backbone." prefix that mmpose files share
@@ -256,8 +273,11 @@ def detect_format(keys: set[str]) -> str | None:
     return None
 
 
-def convert_state(state: State, fmt: str = "auto") -> Conversion:
+def convert_state(state: State, fmt: str = "auto", target: Target | None = None) -> Conversion:
     """Rename ``state`` (already unwrapped) from format ``fmt`` (``auto``: detected) to posenas.
+
+    ``target`` (space, dataset) is the network the weights are for; PoseNFS files need it (their
+    fabrics are read into it) and are read as a backbone only without it.
 
     Raises:
         ValueError: an unknown format name, or a layout no format recognises.
@@ -276,6 +296,8 @@ def convert_state(state: State, fmt: str = "auto") -> Conversion:
     if fmt not in EXTERNAL_FORMATS:
         raise ValueError(f"unknown format {fmt!r}; known: auto, {', '.join(format_names())}")
     spec = EXTERNAL_FORMATS[fmt]
+    if spec.convert is not None:
+        return spec.convert(state, target)
     out: dict[str, torch.Tensor] = {}
     skipped: list[str] = []
     for key, value in state.items():
