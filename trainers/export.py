@@ -9,6 +9,10 @@
 The exported graph takes a normalised float image batch (N, 3, H, W) — N is dynamic — and returns
 heatmaps (N, K, H/4, W/4). The same random batch is run through PyTorch and onnxruntime; the
 maximum absolute difference is printed, and the export fails if it exceeds ``--atol``.
+
+Beside ``OUT.onnx`` goes ``OUT.json`` (:mod:`trainers.deploy_meta`): input size, normalisation,
+joints, flip pairs, skeleton, crop margin and decoding switches — what ``python -m trainers.infer``
+(onnxruntime, no torch) reads. File sizes are printed.
 """
 from __future__ import annotations
 
@@ -22,14 +26,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from search_space.joints import keypoint_spec
 from trainers.atomic import atomic_path
 from trainers.build import load_any_network
-from trainers.config import load_config
+from trainers.config import HEATMAP_STRIDE, Config, load_config
+from trainers.data.topdown import IMAGENET_MEAN, IMAGENET_STD
+from trainers.deploy_meta import DeployMeta, write_meta
 from trainers.config_loader import coerce_value
 from trainers.errors import UserInputError, cli_errors
 from trainers.report import format_table
 
-__all__ = ["export_onnx", "check_onnx", "main"]
+__all__ = ["export_onnx", "check_onnx", "deploy_meta", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +101,32 @@ def main(argv: list[str] | None = None) -> int:
         size = coerce_value(args.input_size, tuple[int, int], "argument", "--input-size")
     export_onnx(model, args.onnx, size, args.opset)
     diff = check_onnx(model, args.onnx, size)
-    print(format_table(["model", "input", "onnx", "max |torch - onnxruntime|"],
-                       [[spec.name, f"{size[0]}x{size[1]}", args.onnx, f"{diff:.3g}"]]))
     if not diff <= args.atol:
+        Path(args.onnx).unlink(missing_ok=True)  # never leave a model that computes otherwise
         raise UserInputError(args.onnx, f"onnxruntime differs from PyTorch by {diff:.3g} "
                              f"(> --atol {args.atol})")
+    meta = write_meta(args.onnx, deploy_meta(cfg, spec.name, size))
+    print(format_table(["model", "input", "onnx", "size (MB)", "max |torch - onnxruntime|"],
+                       [[spec.name, f"{size[0]}x{size[1]}", args.onnx,
+                         f"{Path(args.onnx).stat().st_size / 1e6:.2f}", f"{diff:.3g}"]]))
+    print(f"inference settings: {meta}; run without torch: python -m trainers.infer "
+          f"--model {args.onnx} --image IMG --out VIS.png")
     return 0
+
+
+def deploy_meta(cfg: Config, name: str, size: tuple[int, int], quantized: bool = False) -> DeployMeta:
+    """What ``trainers.infer`` needs of ``cfg`` for a model exported at input ``size``."""
+    spec = keypoint_spec(cfg.dataset.name)
+    mean = tuple(round(float(v), 6) for v in IMAGENET_MEAN)
+    std = tuple(round(float(v), 6) for v in IMAGENET_STD)
+    if not cfg.dataset.color_rgb:  # the network reads OpenCV's BGR order
+        mean, std = mean[::-1], std[::-1]
+    return DeployMeta(model=name, dataset=cfg.dataset.name, input_size=(size[0], size[1]),
+                      heatmap_size=(size[0] // HEATMAP_STRIDE, size[1] // HEATMAP_STRIDE),
+                      sigma=cfg.model.sigma, color_rgb=cfg.dataset.color_rgb, mean=mean, std=std,
+                      joints=spec.names, flip_pairs=spec.flip_pairs, skeleton=spec.skeleton,
+                      margin=cfg.test.margin, shift_heatmap=cfg.test.shift_heatmap,
+                      post_process=cfg.test.post_process, quantized=quantized)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ the whole image is one person box. Prints one row per person and writes the draw
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import cv2
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from trainers.atomic import atomic_path
+from trainers.boxes import read_person_boxes
 from trainers.build import load_any_network
 from trainers.config import load_config
 from trainers.data.codec import HeatmapCodec
@@ -54,27 +54,6 @@ def predict_image(model: torch.nn.Module, cfg, image_bgr: np.ndarray, boxes: lis
     return np.concatenate([coords, conf], axis=2)
 
 
-def _boxes(args, image_shape) -> list[list[float]]:
-    if not args.boxes:
-        return [[0.0, 0.0, float(image_shape[1]), float(image_shape[0])]]
-    try:
-        with open(args.boxes) as f:
-            dets = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserInputError(args.boxes, f"cannot read detections ({err})") from None
-    if not isinstance(dets, list):
-        raise UserInputError(args.boxes, "expected a JSON list of {bbox, score}")
-    out = []
-    for i, d in enumerate(dets):
-        if not isinstance(d, dict) or not isinstance(d.get("bbox"), list) or len(d["bbox"]) != 4:
-            raise UserInputError(args.boxes, "needs bbox: [x, y, w, h]", field=f"[{i}]")
-        if args.image_id is not None and d.get("image_id") != args.image_id:
-            continue
-        if d.get("score", 1.0) >= args.score_thr:
-            out.append([float(v) for v in d["bbox"]])
-    return out
-
-
 class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """The module docstring as written, and each option's default."""
 
@@ -105,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         image = read_image(args.image, color_rgb=False)
     except ImageReadError as err:
         raise UserInputError(args.image, str(err)) from None
-    boxes = _boxes(args, image.shape)
+    boxes = read_person_boxes(args.boxes, image.shape, args.image_id, args.score_thr)
     spec = keypoint_spec(cfg.dataset.name)
     rows = []
     if boxes:

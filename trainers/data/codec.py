@@ -10,9 +10,9 @@ Shape legend: N samples, K joints, H×W heatmap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
 from trainers.data.transforms import affine_points, get_affine_transform
 
@@ -120,19 +120,18 @@ def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coords, maxvals
 
 
-def flip_back(heatmaps: torch.Tensor, flip_pairs: tuple[tuple[int, int], ...],
-              shift: bool = True) -> torch.Tensor:
-    """Undo a horizontal input flip on predicted heatmaps (N, K, H, W).
+def flip_back(heatmaps: Any, flip_pairs: tuple[tuple[int, int], ...], shift: bool = True) -> Any:
+    """Undo a horizontal input flip on predicted heatmaps (N, K, H, W): a NumPy array or a
+    torch tensor (indexing only, so this module needs no torch).
 
     Mirrors the width axis, swaps left/right joints and, with ``shift``, moves the result one
     pixel right (HRNet's ``SHIFT_HEATMAP``: the flipped argmax lands one pixel left of the
     unflipped one because ``x' = W - 1 - x`` at input resolution is not integral at 1/4).
     """
-    out = heatmaps.flip(-1)
-    perm = list(range(out.shape[1]))
+    width = heatmaps.shape[-1]
+    # output column j reads mirrored column j (j - 1 with the shift; column 0 repeats)
+    cols = [width - 1 - (max(j - 1, 0) if shift else j) for j in range(width)]
+    perm = list(range(heatmaps.shape[1]))
     for a, b in flip_pairs:
         perm[a], perm[b] = b, a
-    out = out[:, perm]
-    if shift:
-        out = torch.cat([out[..., :1], out[..., :-1]], dim=-1)
-    return out
+    return heatmaps[:, perm][..., cols]

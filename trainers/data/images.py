@@ -1,21 +1,21 @@
 """Reading images safely, and counting the ones that could not be read.
 
 A corrupted or missing image must never crash an epoch half-way nor silently change numbers:
-the dataset returns a :class:`SkippedSample`, :func:`collate_pose_batch` drops it from the batch
-and records its path, and :class:`SkipCounter` logs the count at the end of the epoch.
+the dataset returns a :class:`SkippedSample`, :func:`trainers.data.loader.collate_pose_batch`
+drops it from the batch and records its path, and :class:`SkipCounter` logs the count at the end
+of the epoch. NumPy and OpenCV only: torch-free inference reads images with it.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
-from torch.utils.data import default_collate
 
-__all__ = ["read_image", "ImageReadError", "SkippedSample", "collate_pose_batch", "SkipCounter"]
+__all__ = ["read_image", "ImageReadError", "SkippedSample", "SkipCounter"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,21 +59,6 @@ class SkippedSample:
 
     path: str
     reason: str
-
-
-def collate_pose_batch(samples: Sequence[Any]) -> dict[str, Any]:
-    """Collate dict samples, leaving out :class:`SkippedSample` entries.
-
-    The batch gets ``skipped``: the list of ``"path: reason"`` strings that were left out, and
-    ``size``: the number of samples kept (0 if every sample was skipped, in which case the
-    batch holds nothing else).
-    """
-    kept = [s for s in samples if not isinstance(s, SkippedSample)]
-    skipped = [s.reason for s in samples if isinstance(s, SkippedSample)]
-    batch: dict[str, Any] = default_collate(kept) if kept else {}
-    batch["skipped"] = skipped
-    batch["size"] = len(kept)
-    return batch
 
 
 class SkipCounter:

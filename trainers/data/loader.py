@@ -1,16 +1,33 @@
 """Data loaders: reproducible per-epoch sampling, sharded across ranks, unreadable images skipped."""
 from __future__ import annotations
 
+from typing import Any, Sequence
 
 import cv2
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
-from trainers.data.images import collate_pose_batch
+from trainers.data.images import SkippedSample
 from trainers.data.topdown import TopDownDataset
 from trainers.sampler import EpochSampler
 
 
-__all__ = ["build_loader"]
+__all__ = ["build_loader", "collate_pose_batch"]
+
+
+def collate_pose_batch(samples: Sequence[Any]) -> dict[str, Any]:
+    """Collate dict samples, leaving out :class:`SkippedSample` entries.
+
+    The batch gets ``skipped``: the list of ``"path: reason"`` strings that were left out, and
+    ``size``: the number of samples kept (0 if every sample was skipped, in which case the
+    batch holds nothing else).
+    """
+    kept = [s for s in samples if not isinstance(s, SkippedSample)]
+    skipped = [s.reason for s in samples if isinstance(s, SkippedSample)]
+    batch: dict[str, Any] = default_collate(kept) if kept else {}
+    batch["skipped"] = skipped
+    batch["size"] = len(kept)
+    return batch
+
 
 
 def _worker_init(_: int) -> None:
