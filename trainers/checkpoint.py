@@ -79,6 +79,10 @@ class AtomicCheckpoint(pl.Callback):
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
         record = {"epoch": trainer.current_epoch,
                   "train_loss": float(loss) if loss is not None else None, "lr": lr, **metrics}
+        for term in ("loss_gt", "loss_teacher"):  # distillation's two terms
+            value = trainer.callback_metrics.get(f"train/{term}")
+            if value is not None:
+                record[f"train_{term}"] = float(value)
         self.history.append(record)
         value = metrics.get(self.metric)
         improved = _is_better(value, self.best)

@@ -17,6 +17,7 @@ from trainers.config_loader import build_dataclass, load_into, to_plain
 from trainers.data.datasets import DATASETS, dataset_names
 
 __all__ = ["Config", "DatasetConfig", "ModelConfig", "TrainConfig", "TestConfig", "SearchConfig",
+           "DistillConfig",
            "HEATMAP_STRIDE", "load_config", "config_from_dict", "config_to_dict"]
 
 #: every posenas network outputs heatmaps at 1/4 of the input size
@@ -149,6 +150,39 @@ class SearchConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DistillConfig:
+    """Knowledge distillation from a trained teacher (``train_derived.py --distill_config``).
+
+    The training loss becomes ``(1 - alpha) · GT loss + alpha · loss to the teacher's heatmaps``
+    (the same joint weights and visibility as the GT loss).
+    """
+
+    #: the teacher's experiment config (its model.name, input size, dataset); "" = no teacher
+    config: str = ""
+    #: the teacher's weights: a posenas checkpoint (rebuilt from its own record, ``config``
+    #: optional) or a released file (read as ``config``'s model.name); default: the teacher
+    #: config's test.model_file, then model.pretrained
+    weights: str = ""
+    #: the teacher is a derived architecture (an arch.json / derived.json)
+    arch: str = ""
+    alpha: float = 0.5  #: weight of the teacher term (0: GT only, 1: teacher only)
+    #: ``mse``: JointsMSELoss to the teacher's heatmaps; ``kl``: per joint, KL divergence of
+    #: the spatial softmax of student and teacher heatmaps at ``temperature`` (× temperature²)
+    loss: Literal["mse", "kl"] = "mse"
+    temperature: float = 0.1  #: heatmaps are in [0, 1]: 0.1 makes the softmax peak at the joint
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.config or self.weights or self.arch)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise InvalidField("alpha", f"must be in [0, 1], got {self.alpha}")
+        if self.temperature <= 0:
+            raise InvalidField("temperature", f"must be above 0, got {self.temperature}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """A whole experiment."""
 
@@ -161,6 +195,7 @@ class Config:
     test: TestConfig = field(default_factory=TestConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
 
 # --------------------------------------------------------------------------------------------

@@ -86,11 +86,13 @@ def trainer_kwargs(cfg: Config) -> dict[str, Any]:
 
 def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str | Path,
         resume: bool = False, progress: bool = True,
-        callbacks: list[pl.Callback] | None = None) -> dict[str, Any]:
+        callbacks: list[pl.Callback] | None = None,
+        teacher: nn.Module | None = None) -> dict[str, Any]:
     """Train ``model`` with the recipe of ``cfg``, evaluating each epoch; return a summary.
 
     Writes ``out_dir/last.ckpt`` (every epoch), ``best.ckpt`` (by AP / PCKh), ``metrics.json``
-    and CSV logs. ``resume`` continues from ``out_dir/last.ckpt``.
+    and CSV logs. ``resume`` continues from ``out_dir/last.ckpt``. ``teacher``: distil from its
+    heatmaps too (``cfg.distill``; :func:`trainers.distill.build_teacher`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +103,7 @@ def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str 
                                 num_workers=cfg.train.num_workers, drop_last=False, seed=cfg.seed)
     val_loader = build_loader(val_set, cfg.test.batch_size, shuffle=False,
                               num_workers=cfg.train.num_workers)
-    module = PoseModule(model, cfg, val_set, out_dir, model_info)
+    module = PoseModule(model, cfg, val_set, out_dir, model_info, teacher=teacher)
     metric = primary_metric(cfg.dataset.name)
     ckpt_cb = AtomicCheckpoint(out_dir, metric)
     loggers: list[Any] = [pl.loggers.CSVLogger(str(out_dir), name="logs"),

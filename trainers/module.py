@@ -20,7 +20,7 @@ from trainers.data.datasets import primary_metric
 from trainers.data.images import SkipCounter
 from trainers.data.topdown import TopDownDataset, normalize_images
 from trainers.inference import flip_test_predictor
-from trainers.loss import JointsMSELoss
+from trainers.loss import DistillLoss, JointsMSELoss
 
 __all__ = ["PoseModule", "NonFiniteLossError"]
 
@@ -44,12 +44,20 @@ class PoseModule(NasLightningModule):
         out_dir: the run's folder; evaluation results (COCO JSON / pred.mat) go to
             ``eval_dir``, by default ``out_dir/eval``.
         model_info: how to rebuild ``model`` (stored in checkpoints).
+        teacher: a trained network whose heatmaps are a second target (``cfg.distill``; see
+            :mod:`trainers.distill`). Kept out of the module's submodules: never trained,
+            never in a checkpoint, moved to the module's device when fitting starts.
     """
 
     def __init__(self, model: nn.Module, cfg: Config, val_dataset: TopDownDataset | None = None,
                  out_dir: str | Path = "runs/default", model_info: dict[str, Any] | None = None,
-                 eval_dir: str | Path | None = None) -> None:
+                 eval_dir: str | Path | None = None, teacher: nn.Module | None = None) -> None:
         super().__init__()
+        object.__setattr__(self, "teacher", teacher)  # not a submodule (see above)
+        self.distill_loss = (DistillLoss(cfg.distill.alpha, cfg.distill.loss,
+                                         cfg.distill.temperature, cfg.train.use_target_weight)
+                             if teacher is not None else None)
+        self._loss_terms: tuple[torch.Tensor, torch.Tensor] | None = None
         self.set_model(model)
         self.cfg = cfg
         self.val_dataset = val_dataset
@@ -81,9 +89,21 @@ class PoseModule(NasLightningModule):
 
     # ---------------------------------------------------------------- training
     def compute_loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        """The heatmap loss of ``batch`` (no logging; a reward for ENAS)."""
+        """The heatmap loss of ``batch`` (no logging; a reward for ENAS); with a teacher, the
+        distillation loss (its GT and teacher terms are kept for the training log)."""
         images = normalize_images(batch["image"], self.cfg.dataset.color_rgb)
-        return self.criterion(self.model(images), batch["target"], batch["target_weight"])
+        output = self.model(images)
+        if self.teacher is None:
+            return self.criterion(output, batch["target"], batch["target_weight"])
+        with torch.no_grad():
+            guide = self.teacher(images)
+        total, gt, kd = self.distill_loss(output, batch["target"], guide, batch["target_weight"])
+        self._loss_terms = (gt.detach(), kd.detach())
+        return total
+
+    def on_fit_start(self) -> None:
+        if self.teacher is not None:
+            self.teacher.to(self.device).eval()
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         self._train_skips.update(batch)
@@ -98,6 +118,10 @@ class PoseModule(NasLightningModule):
         # the epoch value is averaged over ranks (the step value is this rank's)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
                  batch_size=batch["size"], sync_dist=True)
+        if self._loss_terms is not None:
+            gt, kd = self._loss_terms
+            self.log_dict({"train/loss_gt": gt, "train/loss_teacher": kd}, on_step=False,
+                          on_epoch=True, batch_size=batch["size"], sync_dist=True)
         return loss
 
     def on_train_epoch_end(self) -> None:

@@ -1,12 +1,18 @@
 """Train a frozen network with the full recipe and evaluate it every epoch.
 
     python trainers/train_derived.py --cfg CFG [--model NAME] [--out DIR] [--resume]
-                                     [--param_flop] [--devices N] [KEY VALUE ...]
+                                     [--param_flop] [--devices N]
+                                     [--distill_config TEACHER_CFG] [KEY VALUE ...]
 
 The model is ``--model`` (a registered name: hrnet_w32, hrnet_w48, hrnet_tiny, ...) or the
 config's ``model.name``. Writes DIR/last.ckpt every epoch and DIR/best.ckpt by AP (COCO) or PCKh
 (MPII), both atomically, DIR/metrics.json and CSV logs (DIR defaults to output_dir/name).
 ``--resume`` continues from DIR/last.ckpt: epoch, optimiser, scheduler and RNG state.
+
+``--distill_config TEACHER_CFG`` (``distill.config``) trains against a teacher's heatmaps too:
+``(1 - distill.alpha) · GT loss + distill.alpha · loss to the teacher`` (``distill.loss mse|kl``),
+the teacher's weights from ``distill.weights`` (or the teacher config's test.model_file); see
+:mod:`trainers.distill`.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only  # noqa: E402
 from trainers.build import build_network, network_spec  # noqa: E402
 from trainers.callbacks import DebugCallback, VisualizeCallback  # noqa: E402
 from trainers.config import load_config  # noqa: E402
+from trainers.distill import build_teacher  # noqa: E402
 from trainers.engine import fit  # noqa: E402
 from trainers.errors import cli_errors  # noqa: E402
 from trainers.module import NonFiniteLossError  # noqa: E402
@@ -46,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", help="devices to use: a count or 'auto' (sets train.devices); "
                    "N > 1 trains with DDP: N GPUs (NCCL), or N CPU processes (gloo) without CUDA; "
                    "also under torchrun")
+    p.add_argument("--distill_config", metavar="TEACHER_CFG", help="distil from this teacher "
+                   "(sets distill.config; weights: distill.weights W, weight: distill.alpha, "
+                   "loss: distill.loss mse|kl)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.add_argument("--visualize", action="store_true", help="save heatmap grids of a few "
                    "validation predictions after each epoch (OUT/visualize/)")
@@ -59,19 +69,22 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(args.cfg, args.overrides + (["train.devices", args.devices] if args.devices else []))
+    extra = (["train.devices", args.devices] if args.devices else []) + \
+        (["distill.config", args.distill_config] if args.distill_config else [])
+    cfg = load_config(args.cfg, args.overrides + extra)
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name
     pl.seed_everything(cfg.seed, verbose=False)  # before building: the initial weights too
     spec = network_spec(cfg, args.model, args.arch, source=args.cfg)
     model = build_network(spec, cfg.model.pretrained or None, scope=cfg.model.pretrained_scope)
     info = spec.record()
+    teacher = build_teacher(cfg) if cfg.distill.enabled else None
     if args.param_flop and rank_zero_only.rank == 0:
         print(format_report(param_flop_report(model, cfg.model.input_size), info["name"]))
     try:
         callbacks = ([VisualizeCallback(out)] if args.visualize else []) + \
             ([DebugCallback(out)] if args.debug else [])
         summary = fit(cfg, model, info, out, resume=args.resume, progress=not args.no_progress,
-                      callbacks=callbacks)
+                      callbacks=callbacks, teacher=teacher)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
