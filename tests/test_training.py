@@ -290,3 +290,48 @@ def test_a_bad_model_record_in_a_checkpoint_names_the_field(tmp_path, edit, fiel
     with pytest.raises(UserInputError) as err:
         load_trained_network(path)
     assert err.value.field == field and str(path) in str(err.value)
+
+
+@pytest.mark.e2e
+def test_pact_qat_from_a_trained_network_and_test_py_evaluates_it(trained, learn_root, tmp_path):
+    """quant.method pact from the trained float checkpoint: α calibrated, one epoch of QAT;
+    test.py rebuilds the QAT network from the checkpoint (the recorded AP again, to 1e-9); the
+    weights it runs are on the per-channel int8 grid; the AP stays above the no-learning prior
+    by the same order of magnitude as the float network's."""
+    from search_space.models import build_model
+    from trainers.build import load_trained_network
+    from trainers.quant import pact_modules
+
+    out, _ = trained
+    qat = tmp_path / "qat"
+    r = run_module("trainers/train_derived.py", "--cfg", CFG, "--out", str(qat), "--no-progress",
+                   "dataset.root", str(learn_root), "train.num_workers", "0", "train.batch_size", "16",
+                   "train.epochs", "1", "train.lr", "0.0002", "test.flip_test", "false",
+                   "quant.method", "pact", "model.pretrained", str(out / "best.ckpt"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    relus = sum(isinstance(m, torch.nn.ReLU) for m in build_model("hrnet_tiny", "coco").modules())
+    assert f"PACT (8 bits, per_channel weights): {relus} clip levels from 4 batches" in r.stdout
+    recorded = json.loads((qat / "metrics.json").read_text())["epochs"][0]["AP"]
+    t = run_module("trainers/test.py", "--cfg", CFG, "--weights", str(qat / "last.ckpt"),
+                   "--no-flip_test", "--out", str(tmp_path / "eval"), "--json",
+                   "dataset.root", str(learn_root), "train.num_workers", "0")
+    assert t.returncode == 0, t.stderr[-3000:]
+    assert json.loads(t.stdout.strip().splitlines()[-1])["AP"] == pytest.approx(recorded, abs=1e-9)
+    _, _, net = load_trained_network(qat / "last.ckpt")
+    assert len(pact_modules(net)) == relus and all(float(m.alpha.detach()) > 0 for m in pact_modules(net))
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            w = m.weight.detach()  # what the network computes with
+            step = w.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8) / 127
+            assert torch.allclose(w / step, (w / step).round(), atol=1e-3)
+    print(f"float AP {json.loads((out / 'metrics.json').read_text())['best']:.4f}, PACT int8 AP {recorded:.4f}")
+    assert recorded > 10 * mean_pose_ap(learn_root)
+    # the QAT network exports with QuantizeLinear/DequantizeLinear pairs that onnxruntime runs
+    e = run_module("-m", "trainers.export", "--weights", str(qat / "last.ckpt"), "--onnx",
+                   str(tmp_path / "qat.onnx"))
+    assert e.returncode == 0, e.stderr[-3000:]
+    assert json.loads((tmp_path / "qat.json").read_text())["quantized"] is True
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "qat.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops

@@ -32,9 +32,10 @@ from search_space.pose_space import freeze
 from trainers.arch_file import ArchFile, load_arch
 from trainers.checkpoint import load_checkpoint, model_state_dict, read_weights
 from trainers.external import EXTERNAL_FORMATS, Conversion, Target
-from trainers.config import Config, config_from_dict
+from trainers.config import Config, QuantConfig, config_from_dict
 from trainers.config_loader import build_dataclass, to_plain
 from trainers.errors import UserInputError
+from trainers.quant import is_qat_state, pact_modules, prepare_qat
 
 __all__ = ["NetworkSpec", "spec_from_model", "spec_from_arch", "spec_from_choices",
            "spec_from_record", "network_spec", "build_network", "load_trained_network", "load_exact",
@@ -151,7 +152,10 @@ def _network_from_checkpoint(ckpt: Mapping[str, Any], path: str | Path, cfg: Con
             logger.warning("%s was trained at %s, used at %s", path, trained_size,
                            tuple(cfg.model.input_size))
     spec = spec_from_record(meta.get("model"), cfg.dataset.name, str(path))
-    return cfg, spec, build_network(spec, model_state_dict(ckpt), field="--weights")
+    # the structure is the checkpoint's own: a QAT checkpoint rebuilds its QAT form
+    quant = build_dataclass(QuantConfig, meta["config"].get("quant", {}),
+                            source=f"{path} (posenas.config.quant)")
+    return cfg, spec, build_network(spec, model_state_dict(ckpt), field="--weights", quant=quant)
 
 
 def load_any_network(path: str | Path, cfg: Config | None = None, model: str | None = None,
@@ -182,7 +186,8 @@ def load_any_network(path: str | Path, cfg: Config | None = None, model: str | N
 
 def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Tensor] | None = None,
                   *, inherit: bool = False, field: str = "model.pretrained",
-                  device: str | torch.device | None = None, scope: str = "all") -> nn.Module:
+                  device: str | torch.device | None = None, scope: str = "all",
+                  quant: QuantConfig | None = None) -> nn.Module:
     """Freeze ``spec`` into a plain PyTorch network and load ``weights``.
 
     Args:
@@ -197,6 +202,9 @@ def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Te
         scope: ``"all"`` (every tensor) or ``"backbone"`` (only the backbone's, e.g. ImageNet
             weights: see :func:`load_backbone`). Checkpoints without a pose head (ImageNet
             HRNet) always load as ``"backbone"``, with a line saying so.
+        quant: a QAT method (``quant.method pact``): the network in its QAT form
+            (:func:`trainers.quant.prepare_qat`), with float weights loaded before the
+            preparation or a QAT checkpoint's after it.
 
     Raises:
         UserInputError: choices that do not fit the space, or weights that do not fit the
@@ -207,8 +215,18 @@ def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Te
             network = freeze(spec.space, spec.dataset, spec.choices)
     except ArchitectureError as err:
         raise UserInputError(spec.name, err.message, field=f"choices.{err.label}") from None
+    qat = quant is not None and quant.enabled
     if weights is None:
-        return network
+        return prepare_qat(network, quant) if qat else network
+    network = _load_weights(network, spec, weights, inherit, field, scope, quant if qat else None)
+    if qat and not pact_modules(network):
+        prepare_qat(network, quant)  # float weights in: QAT starts from them
+    return network
+
+
+def _load_weights(network: nn.Module, spec: NetworkSpec,
+                  weights: str | Path | Mapping[str, torch.Tensor], inherit: bool, field: str,
+                  scope: str, quant: QuantConfig | None) -> nn.Module:
     source = "<state dict>" if isinstance(weights, Mapping) else str(weights)
     if isinstance(weights, Mapping):
         state = dict(weights)
@@ -218,6 +236,11 @@ def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Te
         if conversion.backbone_only and scope == "all":
             print(f"{field}: no pose head in {source}; loading the backbone only")
             scope = "backbone"
+    if quant is not None and is_qat_state(state):
+        prepare_qat(network, quant)  # a QAT checkpoint: load into the QAT form
+    elif is_qat_state(state):
+        raise UserInputError(source, "a quantization-aware (QAT) checkpoint: read it with its "
+                             "config's quant section (quant.method pact)", field=field)
     if scope == "backbone":
         print(load_backbone(network, state, source, field).table())
         return network

@@ -17,7 +17,7 @@ from trainers.config_loader import build_dataclass, load_into, to_plain
 from trainers.data.datasets import DATASETS, dataset_names
 
 __all__ = ["Config", "DatasetConfig", "ModelConfig", "TrainConfig", "TestConfig", "SearchConfig",
-           "DistillConfig",
+           "DistillConfig", "QuantConfig",
            "HEATMAP_STRIDE", "load_config", "config_from_dict", "config_to_dict"]
 
 #: every posenas network outputs heatmaps at 1/4 of the input size
@@ -183,6 +183,35 @@ class DistillConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class QuantConfig:
+    """Quantization-aware training (``quant.method pact``; see :mod:`trainers.quant`): PACT
+    clipping of every ReLU activation and symmetric fake-quantized convolution weights,
+    fine-tuned from a float checkpoint (``model.pretrained``)."""
+
+    method: Literal["none", "pact"] = "none"
+    bits: int = 8  #: 8 or 4, activations and weights
+    weight: Literal["per_channel", "per_tensor"] = "per_channel"
+    #: the clip level α where no calibration sets it (PACT's paper starts at 10)
+    act_init: float = 10.0
+    #: training batches whose largest activation per layer sets α before QAT (0: act_init)
+    calibrate_batches: int = 4
+    alpha_decay: float = 2e-4  #: L2 weight decay of the clip levels (PACT's regulariser)
+
+    @property
+    def enabled(self) -> bool:
+        return self.method != "none"
+
+    def __post_init__(self) -> None:
+        if self.bits not in (4, 8):
+            raise InvalidField("bits", f"must be 8 or 4, got {self.bits}")
+        if self.act_init <= 0:
+            raise InvalidField("act_init", f"must be above 0, got {self.act_init}")
+        if self.calibrate_batches < 0 or self.alpha_decay < 0:
+            raise InvalidField("calibrate_batches" if self.calibrate_batches < 0 else "alpha_decay",
+                               "must not be negative")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """A whole experiment."""
 
@@ -196,6 +225,7 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from trainers.data.topdown import IMAGENET_MEAN, IMAGENET_STD
 from trainers.deploy_meta import DeployMeta, write_meta
 from trainers.config_loader import coerce_value
 from trainers.errors import UserInputError, cli_errors
+from trainers.quant import pact_modules
 from trainers.report import format_table
 
 __all__ = ["export_onnx", "check_onnx", "deploy_meta", "main"]
@@ -62,9 +63,10 @@ def export_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int,
 
 
 def check_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, int],
-               batch: int = 2, seed: int = 0) -> float:
+               batch: int = 2, seed: int = 0, atol: float | None = None) -> float:
     """Max |PyTorch − onnxruntime| over a random batch of ``batch`` images (batch 2 also checks
-    that the batch axis is dynamic: the graph was traced with batch 1)."""
+    that the batch axis is dynamic: the graph was traced with batch 1); with ``atol``, the
+    share of heatmap values within it instead."""
     import onnxruntime as ort
 
     torch.manual_seed(seed)
@@ -73,7 +75,8 @@ def check_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, 
         ref = model.eval()(x).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = session.run(["heatmaps"], {"image": x.numpy()})[0]
-    return float(np.abs(out - ref).max())
+    diff = np.abs(out - ref)
+    return float(diff.max()) if atol is None else float((diff <= atol).mean())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,7 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument("--input-size", help="HxW (default: the checkpoint's model.input_size)")
     p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--atol", type=float, default=1e-4, help="allowed max abs difference")
+    p.add_argument("--atol", type=float, default=1e-4, help="allowed abs difference: for every "
+                   "heatmap value of a float network; for 99 %% of them in a QAT network, whose "
+                   "quantizers turn a float rounding difference at a quantization boundary into "
+                   "a whole step")
     return p
 
 
@@ -101,14 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         size = coerce_value(args.input_size, tuple[int, int], "argument", "--input-size")
     export_onnx(model, args.onnx, size, args.opset)
     diff = check_onnx(model, args.onnx, size)
-    if not diff <= args.atol:
+    qat = bool(pact_modules(model))
+    agree = check_onnx(model, args.onnx, size, atol=args.atol)
+    if not (agree >= 0.99 if qat else diff <= args.atol):
         Path(args.onnx).unlink(missing_ok=True)  # never leave a model that computes otherwise
-        raise UserInputError(args.onnx, f"onnxruntime differs from PyTorch by {diff:.3g} "
-                             f"(> --atol {args.atol})")
-    meta = write_meta(args.onnx, deploy_meta(cfg, spec.name, size))
-    print(format_table(["model", "input", "onnx", "size (MB)", "max |torch - onnxruntime|"],
-                       [[spec.name, f"{size[0]}x{size[1]}", args.onnx,
-                         f"{Path(args.onnx).stat().st_size / 1e6:.2f}", f"{diff:.3g}"]]))
+        raise UserInputError(args.onnx, f"onnxruntime differs from PyTorch by up to {diff:.3g}; "
+                             f"{agree:.2%} of heatmap values within --atol {args.atol}")
+    meta = write_meta(args.onnx, deploy_meta(cfg, spec.name, size, quantized=qat))
+    print(format_table(["model", "input", "onnx", "size (MB)", "max |torch - onnxruntime|",
+                        f"within {args.atol:g}"],
+                       [[spec.name + (" (QAT)" if qat else ""), f"{size[0]}x{size[1]}", args.onnx,
+                         f"{Path(args.onnx).stat().st_size / 1e6:.2f}", f"{diff:.3g}",
+                         f"{agree:.2%}"]]))
     print(f"inference settings: {meta}; run without torch: python -m trainers.infer "
           f"--model {args.onnx} --image IMG --out VIS.png")
     return 0

@@ -21,6 +21,7 @@ from trainers.data.images import SkipCounter
 from trainers.data.topdown import TopDownDataset, normalize_images
 from trainers.inference import flip_test_predictor
 from trainers.loss import DistillLoss, JointsMSELoss
+from trainers.quant import pact_modules
 
 __all__ = ["PoseModule", "NonFiniteLossError"]
 
@@ -129,14 +130,18 @@ class PoseModule(NasLightningModule):
 
     def configure_optimizers(self):
         t = self.cfg.train
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        clips = {id(m.alpha) for m in pact_modules(self.model)}  # QAT: PACT's own decay
+        params = [p for p in self.model.parameters() if p.requires_grad and id(p) not in clips]
+        groups = [{"params": params, "weight_decay": t.weight_decay}]
+        if clips:
+            groups.append({"params": [m.alpha for m in pact_modules(self.model)],
+                           "weight_decay": self.cfg.quant.alpha_decay})
         if t.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+            opt = torch.optim.Adam(groups, lr=t.lr)
         elif t.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+            opt = torch.optim.AdamW(groups, lr=t.lr)
         else:
-            opt = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
-                                  nesterov=True)
+            opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=True)
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(t.lr_steps), gamma=t.lr_factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 

@@ -30,7 +30,11 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only  # noqa: E402
 from trainers.build import build_network, network_spec  # noqa: E402
 from trainers.callbacks import DebugCallback, VisualizeCallback  # noqa: E402
 from trainers.config import load_config  # noqa: E402
+from trainers.data.datasets import build_dataset  # noqa: E402
+from trainers.data.loader import build_loader  # noqa: E402
+from trainers.data.topdown import normalize_images  # noqa: E402
 from trainers.distill import build_teacher  # noqa: E402
+from trainers.quant import calibrate_pact, pact_modules  # noqa: E402
 from trainers.engine import fit  # noqa: E402
 from trainers.errors import cli_errors  # noqa: E402
 from trainers.module import NonFiniteLossError  # noqa: E402
@@ -65,6 +69,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _calibrate(model, cfg) -> None:
+    """PACT: each clip level α starts at the largest activation of a few training batches
+    (``quant.calibrate_batches``; 0 keeps ``quant.act_init``)."""
+    if not cfg.quant.calibrate_batches:
+        return
+    loader = build_loader(build_dataset(cfg, "train"), cfg.train.batch_size, shuffle=True,
+                          num_workers=0, seed=cfg.seed)
+    batches = (normalize_images(b["image"], cfg.dataset.color_rgb)
+               for b, _ in zip(loader, range(cfg.quant.calibrate_batches)) if b["size"])
+    seen = calibrate_pact(model, batches)
+    levels = [float(m.alpha) for m in pact_modules(model)]
+    if rank_zero_only.rank == 0:
+        print(f"PACT ({cfg.quant.bits} bits, {cfg.quant.weight} weights): {len(levels)} clip "
+              f"levels from {seen} batches, α in [{min(levels):.3g}, {max(levels):.3g}]")
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -75,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name
     pl.seed_everything(cfg.seed, verbose=False)  # before building: the initial weights too
     spec = network_spec(cfg, args.model, args.arch, source=args.cfg)
-    model = build_network(spec, cfg.model.pretrained or None, scope=cfg.model.pretrained_scope)
+    model = build_network(spec, cfg.model.pretrained or None, scope=cfg.model.pretrained_scope,
+                          quant=cfg.quant)
+    if cfg.quant.enabled and not args.resume:
+        _calibrate(model, cfg)
     info = spec.record()
     teacher = build_teacher(cfg) if cfg.distill.enabled else None
     if args.param_flop and rank_zero_only.rank == 0:

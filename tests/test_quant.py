@@ -1,0 +1,77 @@
+"""PACT quantization-aware training (trainers.quant)."""
+import pytest
+import torch
+from torch import nn
+
+from trainers.config import QuantConfig
+from trainers.quant import (PACT, WeightFakeQuant, calibrate_pact, is_qat_state, pact_modules,
+                            pact_quantize, prepare_qat)
+
+PACT8 = QuantConfig(method="pact")
+
+
+def test_pact_forward_and_gradient_follow_the_paper():
+    """α = 1, 2 bits (3 levels of 1/3): y_q = round(clip(x, 0, 1) · 3) / 3 (halves to even);
+    ∂y_q/∂x = 1 on [0, α), 0 elsewhere; ∂y_q/∂α = 1 where x ≥ α (Choi et al. 2018, eq. 3)."""
+    x = torch.tensor([-1.0, 0.2, 0.5, 0.99, 1.0, 3.0], requires_grad=True)
+    alpha = torch.tensor(1.0, requires_grad=True)
+    y = pact_quantize(x, alpha, bits=2)
+    assert y.tolist() == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0, 1.0, 1.0])
+    g = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    y.backward(g)
+    assert x.grad.tolist() == [0.0, 2.0, 3.0, 4.0, 0.0, 0.0]
+    assert float(alpha.grad) == 11.0
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_weights_are_on_the_symmetric_int8_grid(per_channel):
+    w = torch.randn(4, 3, 3, 3, generator=torch.Generator().manual_seed(0))
+    q = WeightFakeQuant(8, per_channel)(w)
+    top = w.abs().amax(dim=(1, 2, 3), keepdim=True) if per_channel else w.abs().max()
+    steps = q / (top / 127)
+    assert torch.allclose(steps, steps.round(), atol=1e-4) and steps.abs().max() <= 127 + 1e-4
+    if per_channel:  # each channel's largest weight is exactly representable (±127 steps)
+        assert torch.allclose(q.abs().amax(dim=(1, 2, 3)), w.abs().amax(dim=(1, 2, 3)), rtol=1e-6)
+    else:
+        assert float(q.abs().max()) == pytest.approx(float(w.abs().max()), rel=1e-6)
+    assert (q - w).abs().max() <= float(top.max()) / 127 / 2 + 1e-6
+
+
+def test_calibration_sets_alpha_to_the_largest_activation():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 1), nn.ReLU())
+    images = [torch.randn(2, 3, 8, 8) for _ in range(3)]
+    with torch.no_grad():
+        first = max(float(net[0](x).max()) for x in images)
+    prepare_qat(net, PACT8)
+    with torch.no_grad():  # the weight the prepared conv uses is the fake-quantized one
+        first_q = max(float(net[0](x).max()) for x in images)
+    assert calibrate_pact(net, images) == 3
+    a1, a2 = (float(m.alpha.detach()) for m in pact_modules(net))
+    assert a1 == pytest.approx(first_q) and abs(first_q - first) < 0.05 * first
+    assert a2 > 0
+
+
+def test_prepare_qat_replaces_every_relu_and_the_state_round_trips():
+    from search_space.models import build_model
+    from trainers.build import build_network, spec_from_model
+    from trainers.errors import UserInputError
+
+    net = build_model("hrnet_tiny", "coco")
+    relus = sum(isinstance(m, nn.ReLU) for m in net.modules())
+    convs = sum(isinstance(m, nn.Conv2d) for m in net.modules())
+    prepare_qat(net, PACT8)
+    assert not any(isinstance(m, nn.ReLU) for m in net.modules())
+    assert len(pact_modules(net)) == relus
+    state = net.state_dict()
+    assert is_qat_state(state) and sum(".parametrizations.weight.original" in k for k in state) == convs
+    with pytest.raises(ValueError, match="already prepared"):
+        prepare_qat(net, PACT8)
+    for m in pact_modules(net):
+        m.alpha.data.fill_(3.0)
+    x = torch.randn(2, 3, 128, 96)
+    again = build_network(spec_from_model("hrnet_tiny", "coco"), state, quant=PACT8).eval()
+    with torch.no_grad():
+        assert torch.equal(again(x), net.eval()(x))
+    with pytest.raises(UserInputError, match="QAT"):
+        build_network(spec_from_model("hrnet_tiny", "coco"), state)
