@@ -2,6 +2,7 @@
 
     python -m trainers.export --weights W [--model NAME | --cfg CFG] --onnx OUT.onnx
                               [--input-size 256x192] [--opset 17]
+                              [--int8 [--calib-root DIR] [--calib-batches 8]]
 
 ``W``: a posenas checkpoint, or a released one (official HRNet, Lite-HRNet, mmpose), read as
 ``--model`` (or the ``--cfg``'s model.name) and converted on the fly.
@@ -13,24 +14,32 @@ maximum absolute difference is printed, and the export fails if it exceeds ``--a
 Beside ``OUT.onnx`` goes ``OUT.json`` (:mod:`trainers.deploy_meta`): input size, normalisation,
 joints, flip pairs, skeleton, crop margin and decoding switches — what ``python -m trainers.infer``
 (onnxruntime, no torch) reads. File sizes are printed.
+
+``--int8`` (a QAT checkpoint, ``quant.method pact`` with 8 bits): the int8 model of
+:mod:`trainers.int8` — BatchNorm folded, int8 weights, uint8 activations calibrated on
+validation crops, run by onnxruntime's int8 kernels — compared with the fake-quantized network
+on held-out crops.
 """
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import sys
-import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.utils.parametrize as parametrize
 
 from search_space.joints import keypoint_spec
-from trainers.atomic import atomic_path
+from trainers.int8 import export_int8, float_twin, int8_kernels
+from trainers.onnx_graph import check_onnx, export_onnx
 from trainers.build import load_any_network
 from trainers.config import HEATMAP_STRIDE, Config, load_config
-from trainers.data.topdown import IMAGENET_MEAN, IMAGENET_STD
+from trainers.data.datasets import build_dataset
+from trainers.data.loader import build_loader
+from trainers.data.topdown import IMAGENET_MEAN, IMAGENET_STD, normalize_images
 from trainers.deploy_meta import DeployMeta, write_meta
 from trainers.config_loader import coerce_value
 from trainers.errors import UserInputError, cli_errors
@@ -40,43 +49,6 @@ from trainers.report import format_table
 __all__ = ["export_onnx", "check_onnx", "deploy_meta", "main"]
 
 logger = logging.getLogger(__name__)
-
-
-def export_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, int],
-                opset: int = 17) -> None:
-    """Write ``model`` (eval mode) as ONNX with a dynamic batch axis, atomically."""
-    model = model.eval()
-    example = torch.randn(1, 3, *input_size)
-    names = dict(input_names=["image"], output_names=["heatmaps"], opset_version=opset)
-    with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:  # the TorchScript exporter: fast, and enough for HRNet
-            torch.onnx.export(model, (example,), str(tmp), dynamo=False, **names,
-                              dynamic_axes={"image": {0: "batch"}, "heatmaps": {0: "batch"}})
-        except Exception as err:  # e.g. Lite-HRNet's adaptive pooling to a traced size
-            logger.info("TorchScript ONNX export failed (%s); using the torch.export exporter",
-                        type(err).__name__)
-            batch = torch.export.Dim("batch", min=1, max=4096)
-            arg = next(iter(inspect.signature(model.forward).parameters))
-            torch.onnx.export(model, (example,), str(tmp), dynamo=True, **names,
-                              dynamic_shapes={arg: {0: batch}})
-
-
-def check_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, int],
-               batch: int = 2, seed: int = 0, atol: float | None = None) -> float:
-    """Max |PyTorch − onnxruntime| over a random batch of ``batch`` images (batch 2 also checks
-    that the batch axis is dynamic: the graph was traced with batch 1); with ``atol``, the
-    share of heatmap values within it instead."""
-    import onnxruntime as ort
-
-    torch.manual_seed(seed)
-    x = torch.randn(batch, 3, *input_size)
-    with torch.no_grad():
-        ref = model.eval()(x).numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    out = session.run(["heatmaps"], {"image": x.numpy()})[0]
-    diff = np.abs(out - ref)
-    return float(diff.max()) if atol is None else float((diff <= atol).mean())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument("--input-size", help="HxW (default: the checkpoint's model.input_size)")
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--int8", action="store_true", help="a QAT (quant.method pact, 8 bits) "
+                   "checkpoint as an int8 model: BN folded, int8 weights, uint8 activations "
+                   "calibrated on validation crops (trainers/int8.py)")
+    p.add_argument("--calib-root", help="--int8: the dataset root whose validation crops "
+                   "calibrate the activation ranges (default: the checkpoint's dataset.root)")
+    p.add_argument("--calib-batches", type=int, default=8, help="--int8: calibration batches")
     p.add_argument("--atol", type=float, default=1e-4, help="allowed abs difference: for every "
                    "heatmap value of a float network; for 99 %% of them in a QAT network, whose "
                    "quantizers turn a float rounding difference at a quantization boundary into "
@@ -105,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     size = tuple(cfg.model.input_size)
     if args.input_size:
         size = coerce_value(args.input_size, tuple[int, int], "argument", "--input-size")
+    if args.int8:
+        return _export_int8(args, cfg, spec.name, model, size)
     export_onnx(model, args.onnx, size, args.opset)
     diff = check_onnx(model, args.onnx, size)
     qat = bool(pact_modules(model))
@@ -121,6 +101,53 @@ def main(argv: list[str] | None = None) -> int:
                          f"{agree:.2%}"]]))
     print(f"inference settings: {meta}; run without torch: python -m trainers.infer "
           f"--model {args.onnx} --image IMG --out VIS.png")
+    return 0
+
+
+def _export_int8(args, cfg: Config, name: str, model: torch.nn.Module,
+                 size: tuple[int, int]) -> int:
+    """``--int8``: the QAT network as an int8 model, checked against its fake-quantized self."""
+    import onnxruntime as ort
+
+    acts = pact_modules(model)
+    if not acts:
+        raise UserInputError(args.weights, "a float checkpoint: --int8 needs a quantization-aware "
+                             "one (train it with quant.method pact from this checkpoint)",
+                             field="--int8")
+    if acts[0].bits != 8:
+        raise UserInputError(args.weights, f"trained with quant.bits {acts[0].bits}: an int8 "
+                             "model needs quant.bits 8", field="--int8")
+    if args.calib_root:
+        cfg = replace(cfg, dataset=replace(cfg.dataset, root=args.calib_root))
+    dataset = build_dataset(cfg, "val", use_gt_bbox=True)
+    loader = build_loader(dataset, 8, shuffle=False, num_workers=0)
+    batches = [normalize_images(b["image"], cfg.dataset.color_rgb).numpy()
+               for b, _ in zip(loader, range(args.calib_batches + 1)) if b["size"]]
+    if len(batches) < 2:
+        raise UserInputError(cfg.dataset.root, "too few validation crops to calibrate and check "
+                             "the int8 model", field="--calib-root")
+    held, calibration = batches[-1], batches[:-1]
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(held)).numpy()
+    per_channel = all(
+        p.per_channel for m in model.modules() if parametrize.is_parametrized(m, "weight")
+        for p in m.parametrizations.weight)
+    float_bytes = export_int8(float_twin(model), args.onnx, size, calibration, per_channel)
+    got = ort.InferenceSession(args.onnx, providers=["CPUExecutionProvider"]).run(
+        None, {"image": held})[0]
+    diff = float(np.abs(got - expected).max())
+    peaks = (got.reshape(*got.shape[:2], -1).argmax(-1)
+             == expected.reshape(*expected.shape[:2], -1).argmax(-1)).mean()
+    kernels = int8_kernels(args.onnx)
+    meta = write_meta(args.onnx, deploy_meta(cfg, name, size, quantized=True))
+    int8_bytes = Path(args.onnx).stat().st_size
+    print(format_table(["model", "input", "onnx", "float (MB)", "int8 (MB)", "int8 kernels",
+                        "max |int8 - fake-quant|", "same peak"],
+                       [[f"{name} (PACT int8)", f"{size[0]}x{size[1]}", args.onnx,
+                         f"{float_bytes / 1e6:.2f}", f"{int8_bytes / 1e6:.2f}", kernels,
+                         f"{diff:.3g}", f"{peaks:.1%}"]]))
+    print(f"calibrated on {len(calibration)} batches of {dataset.num_joints}-joint validation "
+          f"crops, checked on another; inference settings: {meta}")
     return 0
 
 

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_path(args.out, suffix=suffix) as tmp:
         tmp.write_bytes(data.tobytes())
     print(format_table(["person", "box", f"joints > {args.kpt_thr}", "mean confidence"], rows))
-    print(f"{model.meta.model} ({'QAT, quantize-dequantize' if model.meta.quantized else 'float'}, onnxruntime, "
+    print(f"{model.meta.model} ({'quantized' if model.meta.quantized else 'float'}, onnxruntime, "
           f"{args.threads} thread(s)): drew {len(rows)} person(s) on {args.out}")
     if args.json:
         print(json.dumps({"image": args.image, "people": [

@@ -1,0 +1,94 @@
+"""An int8 ONNX model from a QAT (PACT) network, with onnxruntime's own quantization tools.
+
+1. The *float twin* of the QAT network: each PACT activation becomes ``clip(x, 0, α)`` and each
+   convolution keeps its fake-quantized weight (values on the int8 grid) as a plain weight.
+2. It is exported to ONNX; ``onnxruntime.quantization.quant_pre_process`` folds BatchNorm into
+   the convolutions (per output channel: a per-channel int8 grid stays one).
+3. ``onnxruntime.quantization.quantize_static`` writes the QDQ model: int8 weights per channel
+   (or per tensor), uint8 activations whose ranges are calibrated (min/max) on real crops —
+   PACT bounded them to [0, α]. onnxruntime fuses the QDQ pairs into int8 kernels
+   (``QLinearConv``) when it loads the model.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.utils.parametrize as parametrize
+from torch import nn
+
+from trainers.atomic import atomic_path
+from trainers.onnx_graph import export_onnx
+from trainers.quant import PACT
+
+__all__ = ["ClipActivation", "float_twin", "export_int8", "int8_kernels"]
+
+
+class ClipActivation(nn.Module):
+    """``clip(x, 0, α)``: a PACT activation without its rounding (onnxruntime quantizes)."""
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x, 0.0, self.alpha)
+
+
+def float_twin(network: nn.Module) -> nn.Module:
+    """Turn a QAT network (in place) into its float twin (see the module docstring)."""
+    for module in list(network.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, PACT):
+                setattr(module, name, ClipActivation(float(child.alpha.detach())))
+    for module in [m for m in network.modules() if parametrize.is_parametrized(m, "weight")]:
+        parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    return network
+
+
+def export_int8(twin: nn.Module, path: str | Path, input_size: tuple[int, int],
+                calibration: Iterable[np.ndarray], per_channel: bool = True) -> int:
+    """Write the int8 QDQ model of ``twin`` (a :func:`float_twin`) to ``path``, activation
+    ranges calibrated on ``calibration`` (normalised float batches (N, 3, H, W)); returns the
+    size in bytes of the float ONNX model it was made from."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self, batches: Iterator[np.ndarray]) -> None:
+            self.batches = batches
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {"image": np.ascontiguousarray(batch, np.float32)}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, prepared = Path(tmp) / "float.onnx", Path(tmp) / "prepared.onnx"
+        export_onnx(twin, fp32, input_size)
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        with atomic_path(path, suffix=".onnx") as out:
+            quantize_static(str(prepared), str(out), _Reader(iter(calibration)),
+                            quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
+        return fp32.stat().st_size
+
+
+def int8_kernels(path: str | Path) -> int:
+    """How many ``QLinearConv``/``ConvInteger`` nodes onnxruntime runs for the model at
+    ``path`` (its graph after the session's own optimisation)."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.log_severity_level = 3
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath).graph
+    return sum(n.op_type in ("QLinearConv", "ConvInteger") for n in graph.node)

@@ -1,0 +1,53 @@
+"""Writing a network as ONNX and checking it against PyTorch with onnxruntime."""
+from __future__ import annotations
+
+import inspect
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainers.atomic import atomic_path
+
+__all__ = ["export_onnx", "check_onnx"]
+
+logger = logging.getLogger(__name__)
+
+
+def export_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, int],
+                opset: int = 17) -> None:
+    """Write ``model`` (eval mode) as ONNX with a dynamic batch axis, atomically."""
+    model = model.eval()
+    example = torch.randn(1, 3, *input_size)
+    names = dict(input_names=["image"], output_names=["heatmaps"], opset_version=opset)
+    with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:  # the TorchScript exporter: fast, and enough for HRNet
+            torch.onnx.export(model, (example,), str(tmp), dynamo=False, **names,
+                              dynamic_axes={"image": {0: "batch"}, "heatmaps": {0: "batch"}})
+        except Exception as err:  # e.g. Lite-HRNet's adaptive pooling to a traced size
+            logger.info("TorchScript ONNX export failed (%s); using the torch.export exporter",
+                        type(err).__name__)
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            arg = next(iter(inspect.signature(model.forward).parameters))
+            torch.onnx.export(model, (example,), str(tmp), dynamo=True, **names,
+                              dynamic_shapes={arg: {0: batch}})
+
+
+def check_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, int],
+               batch: int = 2, seed: int = 0, atol: float | None = None) -> float:
+    """Max |PyTorch − onnxruntime| over a random batch of ``batch`` images (batch 2 also checks
+    that the batch axis is dynamic: the graph was traced with batch 1); with ``atol``, the
+    share of heatmap values within it instead."""
+    import onnxruntime as ort
+
+    torch.manual_seed(seed)
+    x = torch.randn(batch, 3, *input_size)
+    with torch.no_grad():
+        ref = model.eval()(x).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = session.run(["heatmaps"], {"image": x.numpy()})[0]
+    diff = np.abs(out - ref)
+    return float(diff.max()) if atol is None else float((diff <= atol).mean())
