@@ -190,17 +190,29 @@ def _is_posenas(keys: set[str]) -> bool:
     return any(k.startswith("backbone.") for k in keys)
 
 
+def _pnfs_backbone(key: str) -> str | None:
+    return hrnet_backbone_key(key[len("backbone."):]) if key.startswith("backbone.") else None
+
+
+def _rename_all(state: State, rename: Callable[[str], str | None]
+                ) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """``state`` under the names ``rename`` gives, and the keys it has none for."""
+    out: dict[str, torch.Tensor] = {}
+    skipped: list[str] = []
+    for key, value in state.items():
+        new = rename(key)
+        if new is None:
+            skipped.append(key)
+        else:
+            out[new] = value
+    return out, skipped
+
+
 def _convert_pnfs(state: State, target: Target | None) -> Conversion:
     """PoseNFS's fabrics need the target's operator names; without a target (a backbone
     initialisation) only the backbone is read."""
     if target is None:
-        out, skipped = {}, []
-        for key, value in state.items():
-            new = hrnet_backbone_key(key[len("backbone."):]) if key.startswith("backbone.") else None
-            if new is None:
-                skipped.append(key)
-            else:
-                out[new] = value
+        out, skipped = _rename_all(state, _pnfs_backbone)
         return Conversion("pnfs", out, skipped, backbone_only=True)
     result = convert_pnfs(state, target)
     return Conversion("pnfs", result.state, result.skipped,
@@ -298,14 +310,7 @@ def convert_state(state: State, fmt: str = "auto", target: Target | None = None)
     spec = EXTERNAL_FORMATS[fmt]
     if spec.convert is not None:
         return spec.convert(state, target)
-    out: dict[str, torch.Tensor] = {}
-    skipped: list[str] = []
-    for key, value in state.items():
-        new = spec.rename(key)
-        if new is None:
-            skipped.append(key)
-        else:
-            out[new] = value
+    out, skipped = _rename_all(state, spec.rename)
     backbone_only = spec.backbone_only or (fmt == "posenas" and bool(out) and all(
         k.startswith("backbone.") for k in out))  # a converted ImageNet backbone
     return Conversion(fmt, out, skipped, backbone_only)
