@@ -114,6 +114,23 @@ def _transition(prev: Sequence[int], cur: Sequence[int]) -> nn.ModuleList:
     return nn.ModuleList(layers)
 
 
+def _build_stem(net: nn.Module, stem: int, stage1: tuple[int, int]) -> list[int]:
+    """``pose_hrnet.py``'s stem (conv1 bn1 conv2 bn2) and ``layer1`` onto ``net``; returns the
+    branch widths it ends with."""
+    net.conv1, net.bn1 = _conv3(3, stem, 2), nn.BatchNorm2d(stem)
+    net.conv2, net.bn2 = _conv3(stem, stem, 2), nn.BatchNorm2d(stem)
+    blocks1, planes = stage1
+    net.layer1 = nn.Sequential(*[Bottleneck(stem if b == 0 else planes * 4, planes)
+                                 for b in range(blocks1)])
+    return [planes * 4]
+
+
+def _run_stem(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    x = torch.relu(net.bn1(net.conv1(x)))
+    x = torch.relu(net.bn2(net.conv2(x)))
+    return [net.layer1(x)]
+
+
 class OfficialHRNet(nn.Module):
     """``pose_hrnet.py``'s PoseHighResolutionNet (``imagenet=False``: ``final_layer`` makes the
     heatmaps from the highest resolution) or ``cls_hrnet.py``'s HighResolutionNet
@@ -129,12 +146,7 @@ class OfficialHRNet(nn.Module):
                  joints: int = 17, imagenet: bool = False, classes: int = 10) -> None:
         super().__init__()
         self.imagenet = imagenet
-        self.conv1, self.bn1 = _conv3(3, stem, 2), nn.BatchNorm2d(stem)
-        self.conv2, self.bn2 = _conv3(stem, stem, 2), nn.BatchNorm2d(stem)
-        blocks1, planes = stage1
-        self.layer1 = nn.Sequential(*[Bottleneck(stem if b == 0 else planes * 4, planes)
-                                      for b in range(blocks1)])
-        prev = [planes * 4]
+        prev = _build_stem(self, stem, stage1)
         for s, (modules, blocks, widths) in enumerate(stages, start=2):
             setattr(self, f"transition{s - 1}", _transition(prev, widths))
             last_stage = s == len(stages) + 1
@@ -155,9 +167,7 @@ class OfficialHRNet(nn.Module):
 
     def features(self, x):
         """The stage-4 outputs (a list of branches; only the first for the pose network)."""
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.relu(self.bn2(self.conv2(x)))
-        ys = [self.layer1(x)]
+        ys = _run_stem(self, x)
         s = 2
         while hasattr(self, f"stage{s}"):
             trans = getattr(self, f"transition{s - 1}")
@@ -608,12 +618,7 @@ class _PNFSBackbone(nn.Module):
 
     def __init__(self, stem, stage1, stages):
         super().__init__()
-        self.conv1, self.bn1 = _conv3(3, stem, 2), nn.BatchNorm2d(stem)
-        self.conv2, self.bn2 = _conv3(stem, stem, 2), nn.BatchNorm2d(stem)
-        blocks1, planes = stage1
-        self.layer1 = nn.Sequential(*[Bottleneck(stem if b == 0 else planes * 4, planes)
-                                      for b in range(blocks1)])
-        prev = [planes * 4]
+        prev = _build_stem(self, stem, stage1)
         for s, (modules, blocks, widths) in enumerate(stages[:2], start=2):
             setattr(self, f"transition{s - 1}", _transition(prev, widths))
             setattr(self, f"stage{s}", nn.Sequential(*[HighResolutionModule(widths, blocks, True)
@@ -622,9 +627,7 @@ class _PNFSBackbone(nn.Module):
         self.transition3 = _transition(prev, stages[2][2])
 
     def forward(self, x):
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.relu(self.bn2(self.conv2(x)))
-        ys = [self.layer1(x)]
+        ys = _run_stem(self, x)
         for s in (2, 3, 4):
             trans = getattr(self, f"transition{s - 1}")
             xs = [ys[i] if t is None else t(ys[-1] if i >= len(ys) else ys[i])

@@ -15,8 +15,11 @@ from pathlib import Path
 
 from search_space.joints import KeypointSpec
 from trainers.atomic import atomic_path
+from trainers.errors import UserInputError
+from trainers.report import format_table
 
-__all__ = ["draw_skeleton", "side_colors", "heatmap_grid", "crop_to_bgr", "save_image"]
+__all__ = ["draw_skeleton", "side_colors", "heatmap_grid", "crop_to_bgr", "save_image",
+           "draw_people"]
 
 _LEFT, _RIGHT, _CENTER = (255, 128, 0), (0, 128, 255), (0, 220, 0)  # BGR
 
@@ -98,3 +101,33 @@ def save_image(path: Path, image: np.ndarray) -> None:
         raise OSError(f"cannot encode {path}")
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.tobytes())
+
+
+def draw_people(image: np.ndarray, boxes: list[list[float]], people: np.ndarray,
+                spec: KeypointSpec, threshold: float, out: str, what: str = "") -> str:
+    """Draw each person's keypoints (P, K, 3) above ``threshold`` on the BGR ``image``, write it
+    to ``out`` atomically (.jpg or .png), and return the report the single-image commands
+    print: a row per person, "``what``drew N person(s) on OUT", and a note when no joint passed
+    the threshold (with the highest score seen).
+
+    Raises:
+        UserInputError: an extension OpenCV cannot encode.
+    """
+    rows = []
+    for i, (box, kpts) in enumerate(zip(boxes, people)):
+        draw_skeleton(image, kpts, spec, threshold)
+        rows.append([i, [round(v) for v in box], int((kpts[:, 2] > threshold).sum()),
+                     float(kpts[:, 2].mean())])
+    suffix = "." + out.rsplit(".", 1)[-1] if "." in out else ".png"
+    ok, data = cv2.imencode(suffix, image)
+    if not ok:
+        raise UserInputError(out, "unsupported image extension (use .jpg or .png)")
+    with atomic_path(out, suffix=suffix) as tmp:
+        tmp.write_bytes(data.tobytes())
+    lines = [format_table(["person", "box", f"joints > {threshold}", "mean confidence"], rows),
+             f"{what}drew {len(rows)} person(s) on {out}"]
+    if rows and not any(r[2] for r in rows):
+        best = max(float(k[:, 2].max()) for k in people)
+        lines.append(f"note: no joint passed --kpt-thr {threshold} (the highest score was "
+                     f"{best:.3f}): nothing was drawn; lower --kpt-thr to see the predictions")
+    return "\n".join(lines)

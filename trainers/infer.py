@@ -20,19 +20,16 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from search_space.joints import KeypointSpec
-from trainers.atomic import atomic_path
 from trainers.boxes import read_person_boxes
 from trainers.data.codec import HeatmapCodec, flip_back
 from trainers.data.images import ImageReadError, read_image
-from trainers.data.transforms import box_to_center_scale, get_affine_transform
+from trainers.data.transforms import person_crops
 from trainers.deploy_meta import DeployMeta, read_meta
-from trainers.drawing import draw_skeleton
+from trainers.drawing import draw_people
 from trainers.errors import UserInputError, cli_errors
-from trainers.report import format_table
 
 __all__ = ["OnnxPoseModel", "main"]
 
@@ -75,17 +72,8 @@ class OnnxPoseModel:
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """uint8 crops (P, 3, H, W) in the network's channel order, with their centres and
         scales (P, 2) — the test-time crop of ``test.py``."""
-        h, w = self.meta.input_size
-        image = image_bgr[:, :, ::-1] if self.meta.color_rgb else image_bgr
-        image = np.ascontiguousarray(image)
-        crops, centers, scales = [], [], []
-        for box in boxes:
-            c, s = box_to_center_scale(box, w / h, self.meta.margin)
-            matrix = get_affine_transform(c, s, 0.0, (w, h))
-            crops.append(cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR))
-            centers.append(c)
-            scales.append(s)
-        return np.stack(crops).transpose(0, 3, 1, 2), np.stack(centers), np.stack(scales)
+        return person_crops(image_bgr, boxes, self.meta.input_size, self.meta.margin,
+                            self.meta.color_rgb)
 
     def heatmaps(self, crops: np.ndarray, flip: bool = True) -> np.ndarray:
         """(P, K, h, w) heatmaps of uint8 crops (P, 3, H, W), averaged with the flipped
@@ -140,21 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UserInputError(args.image, str(err)) from None
     boxes = read_person_boxes(args.boxes, image.shape, args.image_id, args.score_thr)
     people = model.predict(image, boxes, flip=not args.no_flip)
-    spec = model.spec
-    rows = []
-    for i, (box, kpts) in enumerate(zip(boxes, people)):
-        draw_skeleton(image, kpts, spec, args.kpt_thr)
-        rows.append([i, [round(v) for v in box], int((kpts[:, 2] > args.kpt_thr).sum()),
-                     float(kpts[:, 2].mean())])
-    suffix = "." + args.out.rsplit(".", 1)[-1] if "." in args.out else ".png"
-    ok, data = cv2.imencode(suffix, image)
-    if not ok:
-        raise UserInputError(args.out, "unsupported image extension (use .jpg or .png)")
-    with atomic_path(args.out, suffix=suffix) as tmp:
-        tmp.write_bytes(data.tobytes())
-    print(format_table(["person", "box", f"joints > {args.kpt_thr}", "mean confidence"], rows))
-    print(f"{model.meta.model} ({'quantized' if model.meta.quantized else 'float'}, onnxruntime, "
-          f"{args.threads} thread(s)): drew {len(rows)} person(s) on {args.out}")
+    print(draw_people(image, boxes, people, model.spec, args.kpt_thr, args.out,
+                      what=f"{model.meta.model} ({'quantized' if model.meta.quantized else 'float'}"
+                           f", onnxruntime, {args.threads} thread(s)): "))
     if args.json:
         print(json.dumps({"image": args.image, "people": [
             {"box": box, "keypoints": [[float(v) for v in k] for k in kpts]}

@@ -12,22 +12,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-import cv2
 import numpy as np
 import torch
 
-from trainers.atomic import atomic_path
 from trainers.boxes import read_person_boxes
 from trainers.build import load_any_network
 from trainers.config import load_config
 from trainers.data.codec import HeatmapCodec
 from trainers.data.images import ImageReadError, read_image
 from search_space.joints import keypoint_spec
-from trainers.data.transforms import box_to_center_scale, get_affine_transform
+from trainers.data.transforms import person_crops
 from trainers.errors import UserInputError, cli_errors
 from trainers.inference import flip_test_predictor
-from trainers.report import format_table
-from trainers.drawing import draw_skeleton
+from trainers.drawing import draw_people
 
 __all__ = ["predict_image", "main"]
 
@@ -37,20 +34,14 @@ def predict_image(model: torch.nn.Module, cfg, image_bgr: np.ndarray, boxes: lis
     """Keypoints (P, K, 3) in image pixels for the person boxes ``[x, y, w, h]`` of one image."""
     h, w = cfg.model.input_size
     codec = HeatmapCodec((h, w), cfg.model.heatmap_size, cfg.model.sigma)
-    image = image_bgr[:, :, ::-1] if cfg.dataset.color_rgb else image_bgr
-    crops, centers, scales = [], [], []
-    for box in boxes:
-        c, s = box_to_center_scale(box, w / h, cfg.test.margin)
-        m = get_affine_transform(c, s, 0.0, (w, h))
-        crops.append(cv2.warpAffine(np.ascontiguousarray(image), m, (w, h), flags=cv2.INTER_LINEAR))
-        centers.append(c)
-        scales.append(s)
-    batch = {"image": torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).copy())}
+    crops, centers, scales = person_crops(image_bgr, boxes, (h, w), cfg.test.margin,
+                                          cfg.dataset.color_rgb)
+    batch = {"image": torch.from_numpy(crops)}
     spec = keypoint_spec(cfg.dataset.name)
     predict = flip_test_predictor(model.eval(), spec.flip_pairs, flip, cfg.test.shift_heatmap,
                                   cfg.dataset.color_rgb)
     heatmaps = predict(batch).float().numpy()
-    coords, conf = codec.decode_to_image(heatmaps, np.stack(centers), np.stack(scales))
+    coords, conf = codec.decode_to_image(heatmaps, centers, scales)
     return np.concatenate([coords, conf], axis=2)
 
 
@@ -85,26 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     except ImageReadError as err:
         raise UserInputError(args.image, str(err)) from None
     boxes = read_person_boxes(args.boxes, image.shape, args.image_id, args.score_thr)
-    spec = keypoint_spec(cfg.dataset.name)
-    rows = []
-    if boxes:
-        people = predict_image(model, cfg, image, boxes, flip=not args.no_flip)
-        for i, (box, kpts) in enumerate(zip(boxes, people)):
-            draw_skeleton(image, kpts, spec, args.kpt_thr)
-            rows.append([i, [round(v) for v in box], int((kpts[:, 2] > args.kpt_thr).sum()),
-                         float(kpts[:, 2].mean())])
-    suffix = "." + args.out.rsplit(".", 1)[-1] if "." in args.out else ".png"
-    ok, data = cv2.imencode(suffix, image)
-    if not ok:
-        raise UserInputError(args.out, "unsupported image extension (use .jpg or .png)")
-    with atomic_path(args.out, suffix=suffix) as tmp:
-        tmp.write_bytes(data.tobytes())
-    print(format_table(["person", "box", f"joints > {args.kpt_thr}", "mean confidence"], rows))
-    print(f"drew {len(rows)} person(s) on {args.out}")
-    if rows and not any(r[2] for r in rows):
-        best = max(float(k[:, 2].max()) for k in people)
-        print(f"note: no joint passed --kpt-thr {args.kpt_thr} (the highest score was "
-              f"{best:.3f}): nothing was drawn; lower --kpt-thr to see the predictions")
+    people = (predict_image(model, cfg, image, boxes, flip=not args.no_flip) if boxes
+              else np.zeros((0, keypoint_spec(cfg.dataset.name).num_joints, 3), np.float32))
+    print(draw_people(image, boxes, people, keypoint_spec(cfg.dataset.name), args.kpt_thr,
+                      args.out))
     return 0
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = [
     "PIXEL_STD", "box_to_center_scale", "get_affine_transform", "affine_points", "warp_image",
-    "fliplr_joints", "half_body_center_scale", "random_scale_rotation",
+    "person_crops", "fliplr_joints", "half_body_center_scale", "random_scale_rotation",
 ]
 
 PIXEL_STD = 200.0
@@ -79,6 +79,24 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, output_size: tuple[int, in
     """Warp ``image`` (H, W, 3) with ``matrix`` to ``output_size`` (width, height), bilinear."""
     return cv2.warpAffine(image, matrix, (int(output_size[0]), int(output_size[1])),
                           flags=cv2.INTER_LINEAR)
+
+
+def person_crops(image_bgr: np.ndarray, boxes: list[list[float]], input_size: tuple[int, int],
+                 margin: float, color_rgb: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The test-time crops of ``test.py`` for person boxes ``[x, y, w, h]`` of one BGR image:
+    uint8 (P, 3, H, W) in the network's channel order (RGB if ``color_rgb``), with each box's
+    centre and scale (P, 2) for decoding."""
+    h, w = input_size
+    image = np.ascontiguousarray(image_bgr[:, :, ::-1] if color_rgb else image_bgr)
+    crops, centers, scales = [], [], []
+    for box in boxes:
+        c, s = box_to_center_scale(box, w / h, margin)
+        crops.append(warp_image(image, get_affine_transform(c, s, 0.0, (w, h)), (w, h)))
+        centers.append(c)
+        scales.append(s)
+    return (np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2)), np.stack(centers),
+            np.stack(scales))
 
 
 def fliplr_joints(joints: np.ndarray, visible: np.ndarray, width: int,
