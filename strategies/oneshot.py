@@ -22,6 +22,7 @@ from trainers.build import init_backbone
 from trainers.checkpoint import AtomicCheckpoint, load_checkpoint
 from trainers.config import Config
 from trainers.data.datasets import primary_metric
+from trainers.distill import build_teacher
 from trainers.engine import trainer_kwargs
 from trainers.errors import UserInputError
 from trainers.module import PoseModule
@@ -116,8 +117,9 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
     data = build_search_data(cfg)
     strategy.val_loader = data.val
     metric = primary_metric(cfg.dataset.name)
+    teacher = build_teacher(cfg) if cfg.search.distill else None  # a teacher-guided supernet
     module = PoseModule(supernet, cfg, data.val_set, out,
-                        {"name": f"supernet:{strategy_name}"})
+                        {"name": f"supernet:{strategy_name}"}, teacher=teacher)
     recorder = ArchRecorder(cfg, strategy_name, out, show_arch_value)
     ckpt_cb = AtomicCheckpoint(out, metric, verbose=False)  # the recorder prints the epochs
     trainer = Trainer(max_epochs=cfg.search.epochs, callbacks=[recorder, ckpt_cb],

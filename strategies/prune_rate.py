@@ -37,6 +37,7 @@ from trainers.build import build_network, spec_from_choices
 from trainers.checkpoint import read_state_dict, save_state_dict
 from trainers.config import Config
 from trainers.data.datasets import primary_metric
+from trainers.distill import build_teacher
 from trainers.engine import evaluate_model, fit
 from trainers.errors import UserInputError
 from trainers.report import format_table
@@ -209,7 +210,8 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
         print(f"prune_rate: training the full-width network for {s.epochs} epochs first")
         base_cfg = replace(cfg, train=replace(cfg.train, epochs=s.epochs))
         fit(base_cfg, full, {"name": "prune_rate_base"}, out / "base", resume=resume and
-            (out / "base" / "last.ckpt").is_file(), progress=False)
+            (out / "base" / "last.ckpt").is_file(), progress=False,
+            teacher=build_teacher(cfg) if s.distill else None)
     state = {k: v.detach().clone() for k, v in full.state_dict().items()}
     scores = channel_importance(state, inner, s.prune_criterion)
     history = HistoryWriter(out / "history.jsonl", key="trial")

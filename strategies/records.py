@@ -138,8 +138,10 @@ class ArchRecorder(pl.Callback):
         weights = split_probs(probs)
         metrics = dict(pl_module.training_module.last_metrics)
         loss = trainer.callback_metrics.get("train/loss_epoch")
+        terms = {f"train_{t}": float(trainer.callback_metrics[f"train/{t}"])  # search.distill
+                 for t in ("loss_gt", "loss_teacher") if f"train/{t}" in trainer.callback_metrics}
         record = {"epoch": trainer.current_epoch, "strategy": self.strategy,
-                  "train_loss": float(loss) if loss is not None else None, **metrics,
+                  "train_loss": float(loss) if loss is not None else None, **terms, **metrics,
                   **architecture_cost(self.cfg, choices),
                   "alpha": weights["alpha"], "beta": weights["beta"]}
         self.history.append(record)

@@ -1,11 +1,14 @@
 """Search the pose architecture space with a named strategy.
 
     python -m strategies.search --cfg CFG --strategy NAME [--out DIR] [--resume] [--devices N]
-                                [--param_flop] [--show_arch_value] [KEY VALUE ...]
+                                [--param_flop] [--show_arch_value]
+                                [--distill_config TEACHER_CFG] [KEY VALUE ...]
 
 Writes ``DIR/arch.json`` (the best architecture so far, rewritten atomically),
 ``DIR/history.jsonl`` (one line per epoch or trial), checkpoints (``last.ckpt`` each epoch for
-one-shot strategies) and logs; ``--resume`` continues from them. Then
+one-shot strategies) and logs; ``--resume`` continues from them. ``--distill_config`` makes
+the search teacher-guided (``search.distill``: the supernet and the trials' candidates train
+against the teacher's heatmaps too; see :mod:`trainers.distill`). Then
 ``python -m strategies.prune --arch DIR/arch.json --out DIR/derived.json``.
 """
 from __future__ import annotations
@@ -66,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="print the softmax of alpha/beta per label after each epoch")
     p.add_argument("--devices", help="one-shot strategies: a device count or 'auto' (sets "
                    "train.devices); N > 1 searches with DDP (gloo over N CPU processes without CUDA)")
+    p.add_argument("--distill_config", metavar="TEACHER_CFG", help="a teacher-guided search "
+                   "(sets distill.config and search.distill true; weights: distill.weights W)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     return p
@@ -73,10 +78,13 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)  # flags after KEY VALUE pairs too
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="nni")
-    cfg = load_config(args.cfg, args.overrides + (["train.devices", args.devices] if args.devices else []))
+    extra = (["train.devices", args.devices] if args.devices else []) + \
+        (["distill.config", args.distill_config, "search.distill", "true"]
+         if args.distill_config else [])
+    cfg = load_config(args.cfg, args.overrides + extra)
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name / f"search_{args.strategy}"
     if args.param_flop and rank_zero_only.rank == 0:
         space = build(cfg.space, cfg.dataset.name)

@@ -13,6 +13,7 @@ from search_space.counting import param_flop_report
 from trainers.build import build_network, spec_from_choices
 from trainers.config import Config, SearchConfig
 from trainers.data.datasets import primary_metric
+from trainers.distill import build_teacher
 from trainers.engine import fit
 
 __all__ = ["objective", "trial_config", "run_trial"]
@@ -71,8 +72,9 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
         model = build_network(spec, cfg.model.pretrained or None, scope="backbone")
     metric = primary_metric(cfg.dataset.name)
     report = param_flop_report(model, cfg.model.input_size)  # the architecture's cost
+    teacher = build_teacher(cfg) if cfg.search.distill else None
     summary = fit(trial_config(cfg), model, spec.record(), out, progress=False,
-                  callbacks=list(callbacks))
+                  callbacks=list(callbacks), teacher=teacher)
     value = summary["best"] if summary["best"] is not None else float("nan")
     return {"objective": objective(value, report["gflops"], cfg.search), metric: value,
             "params": report["params"], "gflops": round(report["gflops"], 5),

@@ -113,3 +113,28 @@ def test_distilled_training_resumes_and_runs_on_two_processes(coco_root, tmp_pat
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert m["world_size"] == 2 and m["epochs"][0]["train_loss_teacher"] > 0
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("strategy", ["darts", "random"])
+def test_a_teacher_guided_search(coco_root, tmp_path, strategy):
+    """search.distill (strategies.search --distill_config): DARTS's supernet and a multi-trial
+    strategy's candidates train on ½·GT + ½·teacher term (the teacher: a released HRNet file
+    read as hrnet_tiny); without a teacher, search.distill is one error naming the field."""
+    from tests.test_strategies import search
+
+    torch.save(randomize(OfficialHRNet(**TINY)).state_dict(), tmp_path / "teacher.pth")
+    out = tmp_path / strategy
+    r = search(coco_root, strategy, out, "--distill_config", CFG,
+               "distill.weights", str(tmp_path / "teacher.pth"), "search.num_trials", "1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "distillation: teacher hrnet_tiny" in r.stdout
+    if strategy == "darts":
+        epoch = json.loads((out / "history.jsonl").read_text().splitlines()[0])
+    else:
+        epoch = json.loads((out / "trials" / "000" / "metrics.json").read_text())["epochs"][0]
+    assert epoch["train_loss"] == pytest.approx(0.5 * epoch["train_loss_gt"] + 0.5 * epoch["train_loss_teacher"], rel=1e-5)
+    assert epoch["train_loss_teacher"] > 0 and epoch["train_loss_gt"] > 0
+    if strategy == "darts":
+        r = search(coco_root, strategy, tmp_path / "none", "search.distill", "true")
+        assert r.returncode != 0 and "search.distill" in r.stderr and "Traceback" not in r.stderr

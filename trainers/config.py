@@ -138,6 +138,10 @@ class SearchConfig:
     objective: Literal["metric", "flops_penalty", "flops_constraint"] = "metric"
     target_gflops: float = 0.0
     penalty_weight: float = 0.07
+    #: a teacher-guided search: the supernet (one-shot strategies, both the weight and the
+    #: architecture step) and the trained candidates (multi-trial trials) learn against the
+    #: teacher of the ``distill`` section, with its loss and alpha
+    distill: bool = False
 
     def __post_init__(self) -> None:
         if self.objective != "metric" and self.target_gflops <= 0:
@@ -226,6 +230,11 @@ class Config:
     space: SpaceConfig = field(default_factory=SpaceConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
+
+    def __post_init__(self) -> None:
+        if self.search.distill and not self.distill.enabled:
+            raise InvalidField("search.distill", "a teacher-guided search needs a teacher: set "
+                               "distill.config (or distill.weights / distill.arch)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ def _calibrate(model, cfg) -> None:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)  # flags after KEY VALUE pairs too
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     extra = (["train.devices", args.devices] if args.devices else []) + \
         (["distill.config", args.distill_config] if args.distill_config else [])
