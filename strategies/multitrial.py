@@ -27,6 +27,7 @@ from nni.nas.space import RawFormatModelSpace
 from search_space.pose_space import build
 from strategies.records import HistoryWriter
 from strategies.registry import STRATEGIES
+from strategies.latency import latency_table_path
 from strategies.trials import run_trial
 from trainers.arch_file import ArchFile, save_arch
 from trainers.config import Config
@@ -83,7 +84,8 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
         else:
             start = time.time()
             try:
-                record.update(run_trial(cfg, choices, out / "trials" / f"{trial:03d}"))
+                record.update(run_trial(cfg, choices, out / "trials" / f"{trial:03d}",
+                                        latency_table=latency_table_path(cfg, out)))
                 record.update({"status": "succeeded", "seconds": round(time.time() - start, 1)})
             except Exception as err:  # noqa: BLE001 - a failed trial must not end the search
                 logger.error("trial %d failed: %s\n%s", trial, err, traceback.format_exc())

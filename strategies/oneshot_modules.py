@@ -25,6 +25,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
 from torch import nn
 
 from strategies.cost import ExpectedCost, objective_loss
+from strategies.latency import LatencyTable, latency_table_path, space_latency_table
 from strategies.unrolled import unrolled_arch_gradient
 from trainers.config import Config
 
@@ -91,7 +92,7 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
 
     def on_fit_start(self) -> None:
         if (self.searches_architecture and self.cfg.search.objective != "metric"
-                and self.expected_cost is None):  # target_gflops > 0: checked by the config
+                and self.expected_cost is None):  # the target > 0: checked by the config
             alphas: dict[str, Any] = {}
             for m in self.supernet_modules():
                 alpha = getattr(m, "_arch_alpha", None)
@@ -99,19 +100,42 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
                     alphas.update(alpha.items())
                 elif alpha is not None:
                     alphas[m.label] = alpha
-            self.expected_cost = ExpectedCost(self.training_module.model,
-                                              self.cfg.model.input_size, alphas)
+            self.expected_cost = self._expected_cost(alphas)
         return super().on_fit_start()
+
+    def _expected_cost(self, alphas: dict[str, Any]) -> ExpectedCost:
+        """GFLOPs, or with ``search.cost latency`` the table's latency: rank 0 measures the
+        table and writes it, the other DDP ranks read it (every rank must see the same costs, or
+        α/β would drift apart)."""
+        model, size = self.training_module.model, self.cfg.model.input_size
+        if self.cfg.search.cost != "latency":
+            return ExpectedCost(model, size, alphas)
+        path = latency_table_path(self.cfg, self.training_module.out_dir)
+        if self.trainer.is_global_zero:
+            table = space_latency_table(self.cfg, path)
+            cost = ExpectedCost(model, size, alphas, latency=table)
+            table.save()
+        self.trainer.strategy.barrier("latency_table")
+        if not self.trainer.is_global_zero:
+            table = LatencyTable(path, size)
+            cost = ExpectedCost(model, size, alphas, latency=table)
+            if table.measured:
+                raise RuntimeError(f"rank {self.global_rank} had to time {table.measured} "
+                                   f"operations missing from rank 0's table {path}")
+        print(f"expected cost: {cost.unit}, fixed part {cost.fixed:.4g}, whole relaxation "
+              f"{cost.total:.4g}")
+        return cost
 
     def arch_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """The architecture step's loss: the pose loss, under the search objective."""
         loss = self.training_module.training_step(batch, batch_idx)
         if self.expected_cost is None:
             return loss
-        gflops = self.expected_cost()
-        self.log("search/expected_gflops", gflops.detach(), on_step=False, on_epoch=True)
+        expected = self.expected_cost()
+        self.log(f"search/expected_{'ms' if self.expected_cost.unit == 'ms' else 'gflops'}",
+                 expected.detach(), on_step=False, on_epoch=True)
         s = self.cfg.search
-        return objective_loss(loss, gflops, s.objective, s.target_gflops, s.penalty_weight)
+        return objective_loss(loss, expected, s.objective, s.target, s.penalty_weight)
 
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         arch_opt = self.architecture_optimizers()

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from search_space.counting import param_flop_report
+from strategies.latency import LatencyTable, latency_table_path, space_latency_table
 from trainers.arch_file import ArchFile, save_arch
 from trainers.build import build_network, spec_from_choices
 from trainers.config import Config
@@ -74,14 +75,20 @@ def arch_value_table(weights: Mapping[str, Mapping[str, Any]]) -> str:
     return format_table(["label", "softmax"], rows)
 
 
-def architecture_cost(cfg: Config, choices: Mapping[str, Any]) -> dict[str, Any]:
-    """Params and GFLOPs of the frozen network of ``choices`` ({} if it cannot be frozen)."""
+def architecture_cost(cfg: Config, choices: Mapping[str, Any],
+                      latency: LatencyTable | None = None) -> dict[str, Any]:
+    """Params and GFLOPs of the frozen network of ``choices`` ({} if it cannot be frozen), and
+    with a latency table its predicted latency (``latency_ms``)."""
     try:
         network = build_network(spec_from_choices(cfg, choices))
     except (UserInputError, ValueError):  # an export NNI made that the space cannot freeze
         return {}
     report = param_flop_report(network, cfg.model.input_size)
-    return {"params": report["params"], "gflops": round(report["gflops"], 5)}
+    cost = {"params": report["params"], "gflops": round(report["gflops"], 5)}
+    if latency is not None:
+        cost["latency_ms"] = round(latency.predict(network), 5)
+        latency.save()
+    return cost
 
 
 def check_same_across_ranks(pl_module: pl.LightningModule) -> None:
@@ -114,6 +121,16 @@ class ArchRecorder(pl.Callback):
         self.show = show_arch_value
         self.records: list[dict[str, Any]] = []
         self.best: float | None = None
+        self._latency: LatencyTable | None = None
+
+    def latency_table(self) -> LatencyTable | None:
+        """With ``search.cost latency``: the run's table (measured on first use)."""
+        if self.cfg.search.cost != "latency":
+            return None
+        if self._latency is None:
+            self._latency = space_latency_table(self.cfg, latency_table_path(self.cfg,
+                                                                             self.out_dir))
+        return self._latency
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}
@@ -142,7 +159,7 @@ class ArchRecorder(pl.Callback):
                  for t in ("loss_gt", "loss_teacher") if f"train/{t}" in trainer.callback_metrics}
         record = {"epoch": trainer.current_epoch, "strategy": self.strategy,
                   "train_loss": float(loss) if loss is not None else None, **terms, **metrics,
-                  **architecture_cost(self.cfg, choices),
+                  **architecture_cost(self.cfg, choices, self.latency_table()),
                   "alpha": weights["alpha"], "beta": weights["beta"]}
         self.history.append(record)
         self.records.append(record)

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from strategies.trials import objective
+from strategies.latency import latency_table_path, space_latency_table
+from strategies.trials import COST_KEY, objective
 from strategies.records import HistoryWriter, architecture_cost
 from trainers.arch_file import ArchFile, save_arch
 from trainers.config import Config
@@ -22,6 +23,8 @@ def pick_best_path(cfg: Config, oneshot_module: Any, trainer: Any, data: Any,
     metric = oneshot_module.training_module.metric_name
     space = oneshot_module.training_module.model
     rng = np.random.RandomState(cfg.seed)
+    latency = (space_latency_table(cfg, latency_table_path(cfg, out))
+               if cfg.search.cost == "latency" and cfg.search.objective != "metric" else None)
     history = HistoryWriter(out / "history.jsonl", key="trial")
     best: tuple[float, float, dict] | None = None  # objective, metric, choices
     rows = []
@@ -30,11 +33,11 @@ def pick_best_path(cfg: Config, oneshot_module: Any, trainer: Any, data: Any,
         oneshot_module.fixed_sample = sample
         trainer.validate(oneshot_module, data.val, verbose=False)
         ap = float(oneshot_module.training_module.last_metrics.get(metric, float("nan")))
-        gflops = (architecture_cost(cfg, sample).get("gflops")
-                  if cfg.search.objective != "metric" else None)
-        value = objective(ap, gflops, cfg.search)
+        costs = (architecture_cost(cfg, sample, latency)
+                 if cfg.search.objective != "metric" else {})
+        value = objective(ap, costs.get(COST_KEY[cfg.search.cost]), cfg.search)
         history.append({"trial": trial, "phase": "path_ranking", metric: ap, "objective": value,
-                        "choices": sample, **({"gflops": gflops} if gflops is not None else {})})
+                        "choices": sample, **{k: v for k, v in costs.items() if k != "params"}})
         rows.append([trial, f"{ap:.4f}", f"{value:.4f}"])
         if best is None or value > best[0]:
             best = (value, ap, sample)

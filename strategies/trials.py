@@ -10,32 +10,38 @@ from typing import Any, Mapping, Sequence
 import pytorch_lightning as pl
 
 from search_space.counting import param_flop_report
+from strategies.latency import latency_table_path, space_latency_table
 from trainers.build import build_network, spec_from_choices
 from trainers.config import Config, SearchConfig
 from trainers.data.datasets import primary_metric
 from trainers.distill import build_teacher
 from trainers.engine import fit
 
-__all__ = ["objective", "trial_config", "run_trial"]
+__all__ = ["objective", "trial_config", "run_trial", "COST_KEY"]
+
+#: search.cost → the record key holding a candidate's cost
+COST_KEY = {"gflops": "gflops", "latency": "latency_ms"}
 
 
-def objective(metric: float, gflops: float | None, s: SearchConfig) -> float:
-    """What trials and rankings maximise.
+def objective(metric: float, cost: float | None, s: SearchConfig) -> float:
+    """What trials and rankings maximise; ``cost``: the candidate's GFLOPs, or its latency (ms)
+    with ``search.cost latency``; T: ``search.target_gflops`` or ``search.target_ms``.
 
     - ``metric``: AP (COCO) or PCKh (MPII) alone;
-    - ``flops_penalty``: ``metric × (gflops / target_gflops) ** -penalty_weight`` when above the
-      target, the metric otherwise (MnasNet's soft constraint);
-    - ``flops_constraint``: the metric when ``gflops ≤ target_gflops``, else 0.
+    - ``flops_penalty``: ``metric × (cost / T) ** -penalty_weight`` when above the target, the
+      metric otherwise (MnasNet's soft constraint);
+    - ``flops_constraint``: the metric when ``cost ≤ T``, else 0.
     """
     if s.objective == "metric" or not math.isfinite(metric):
         return metric
-    if gflops is None or s.target_gflops <= 0:
-        raise ValueError("search.objective needs search.target_gflops > 0 and measured GFLOPs")
-    if gflops <= s.target_gflops:
+    if cost is None or s.target <= 0:
+        target = "target_ms" if s.cost == "latency" else "target_gflops"
+        raise ValueError(f"search.objective needs search.{target} > 0 and the candidate's {s.cost}")
+    if cost <= s.target:
         return metric
     if s.objective == "flops_constraint":
         return 0.0
-    return metric * (gflops / s.target_gflops) ** (-s.penalty_weight)
+    return metric * (cost / s.target) ** (-s.penalty_weight)
 
 
 def trial_config(cfg: Config) -> Config:
@@ -47,7 +53,8 @@ def trial_config(cfg: Config) -> Config:
 
 def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
               channels: Mapping[str, list[int]] | None = None,
-              callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+              callbacks: Sequence[Any] = (),
+              latency_table: str | Path | None = None) -> dict[str, Any]:
     """Train and score one candidate: the one trial path of ``nnictl`` trials
     (``trainers/trial.py``) and the in-process multi-trial strategies (``random``,
     ``evolution``), so both are the same experiment.
@@ -57,8 +64,11 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
     kept channels of ``search.prune_weights``, else from the backbone of ``model.pretrained`` if
     set — trains with :func:`trial_config` and evaluates.
 
+    With ``search.cost latency`` the candidate's latency is the table's prediction
+    (:mod:`strategies.latency`; ``latency_table``: its file, by default beside ``out``).
+
     Returns:
-        ``{"objective", <metric>, "params", "gflops", "train_loss"}``.
+        ``{"objective", <metric>, "params", "gflops", "train_loss"}`` (+ ``"latency_ms"``).
     """
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     spec = spec_from_choices(cfg, choices, channels)
@@ -76,6 +86,11 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
     summary = fit(trial_config(cfg), model, spec.record(), out, progress=False,
                   callbacks=list(callbacks), teacher=teacher)
     value = summary["best"] if summary["best"] is not None else float("nan")
-    return {"objective": objective(value, report["gflops"], cfg.search), metric: value,
-            "params": report["params"], "gflops": round(report["gflops"], 5),
+    cost: dict[str, float] = {"gflops": round(report["gflops"], 5)}
+    if cfg.search.cost == "latency":
+        table = space_latency_table(cfg, latency_table or latency_table_path(cfg, out.parent))
+        cost["latency_ms"] = round(table.predict(model), 5)
+        table.save()
+    return {"objective": objective(value, cost[COST_KEY[cfg.search.cost]], cfg.search),
+            metric: value, "params": report["params"], **cost,
             "train_loss": summary["history"][-1]["train_loss"] if summary["history"] else None}

@@ -138,15 +138,29 @@ class SearchConfig:
     objective: Literal["metric", "flops_penalty", "flops_constraint"] = "metric"
     target_gflops: float = 0.0
     penalty_weight: float = 0.07
+    #: the cost the objective weighs: GFLOPs, or onnxruntime's latency on this machine (1
+    #: thread, ms per crop) from a lookup table of the space's operations (strategies.latency)
+    cost: Literal["gflops", "latency"] = "gflops"
+    target_ms: float = 0.0  #: the target of ``cost latency`` (ms)
+    #: the latency table (JSON); "" = latency_table.json in the search's output folder
+    latency_table: str = ""
     #: a teacher-guided search: the supernet (one-shot strategies, both the weight and the
     #: architecture step) and the trained candidates (multi-trial trials) learn against the
     #: teacher of the ``distill`` section, with its loss and alpha
     distill: bool = False
 
+    @property
+    def target(self) -> float:
+        """The objective's target in the unit of ``cost`` (GFLOPs or ms)."""
+        return self.target_ms if self.cost == "latency" else self.target_gflops
+
     def __post_init__(self) -> None:
-        if self.objective != "metric" and self.target_gflops <= 0:
+        if self.objective != "metric" and self.cost == "gflops" and self.target_gflops <= 0:
             raise InvalidField("target_gflops", f"objective {self.objective!r} needs a target "
                                "above 0 (GFLOPs, as --param_flop reports them)")
+        if self.objective != "metric" and self.cost == "latency" and self.target_ms <= 0:
+            raise InvalidField("target_ms", f"objective {self.objective!r} with cost latency "
+                               "needs a target above 0 (ms per crop, onnxruntime, 1 thread)")
         for name in ("prune_tolerance", "prune_step", "prune_max_rate", "prune_min_keep"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0 or (name == "prune_step" and value == 0):

@@ -17,10 +17,11 @@ logger = logging.getLogger(__name__)
 
 
 def export_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, int],
-                opset: int = 17) -> None:
-    """Write ``model`` (eval mode) as ONNX with a dynamic batch axis, atomically."""
+                opset: int = 17, channels: int = 3) -> None:
+    """Write ``model`` (eval mode) as ONNX with a dynamic batch axis, atomically (its input: a
+    (N, ``channels``, H, W) batch)."""
     model = model.eval()
-    example = torch.randn(1, 3, *input_size)
+    example = torch.randn(1, channels, *input_size)
     names = dict(input_names=["image"], output_names=["heatmaps"], opset_version=opset)
     with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -32,8 +33,9 @@ def export_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int,
                         type(err).__name__)
             batch = torch.export.Dim("batch", min=1, max=4096)
             arg = next(iter(inspect.signature(model.forward).parameters))
+            # weights inside the file: the default external-data file would keep the temporary name
             torch.onnx.export(model, (example,), str(tmp), dynamo=True, **names,
-                              dynamic_shapes={arg: {0: batch}})
+                              dynamic_shapes={arg: {0: batch}}, external_data=False)
 
 
 def check_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, int],
