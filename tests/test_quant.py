@@ -75,3 +75,36 @@ def test_prepare_qat_replaces_every_relu_and_the_state_round_trips():
         assert torch.equal(again(x), net.eval()(x))
     with pytest.raises(UserInputError, match="QAT"):
         build_network(spec_from_model("hrnet_tiny", "coco"), state)
+
+
+def test_int8_export_quantizes_pact_outputs_on_pacts_own_grid(tmp_path):
+    """A conv → PACT(α = 2.5) → conv toy, calibrated on inputs that never reach α: the int8
+    model quantizes the PACT output with scale α / 255 and zero point 0 (PACT's 2^8 − 1 steps on
+    [0, α]), not with the calibrated range (≈ 0.1 / 255 here); names are short, the input and
+    output keep theirs, and onnxruntime runs it."""
+    import onnx
+    import onnxruntime as ort
+    import numpy as np
+
+    from trainers.int8 import export_int8, float_twin
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), PACT(8, 2.5), nn.Conv2d(4, 2, 1)).eval()
+    twin = float_twin(net)
+    calib = [np.random.default_rng(i).uniform(-0.1, 0.1, (2, 3, 8, 8)).astype(np.float32)
+             for i in range(3)]
+    export_int8(twin, tmp_path / "m.onnx", (8, 8), calib)
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    consts = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    producers = {out: n for n in model.graph.node for out in n.output}
+    # the quantizer folds the Clip into the first conv's output range
+    first_conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    (q,) = [n for n in model.graph.node if n.op_type == "QuantizeLinear"
+            and producers.get(n.input[0]) in (first_conv, *[p for p in producers.values()
+                                                            if p.op_type == "Clip"])]
+    scale, zero = consts[q.input[1]], consts[q.input[2]]
+    assert float(scale) == pytest.approx(2.5 / 255, rel=1e-6) and int(zero) == 0
+    assert all(n.name.startswith("n") for n in model.graph.node)
+    assert [v.name for v in model.graph.input] == ["image"]
+    out = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": calib[0]})[0]
+    assert out.shape == (2, 2, 8, 8)

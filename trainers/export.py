@@ -2,7 +2,7 @@
 
     python -m trainers.export --weights W [--model NAME | --cfg CFG] --onnx OUT.onnx
                               [--input-size 256x192] [--opset 17]
-                              [--int8 [--calib-root DIR] [--calib-batches 8]]
+                              [--int8 | --no-int8] [--calib-root DIR] [--calib-batches 8]
 
 ``W``: a posenas checkpoint, or a released one (official HRNet, Lite-HRNet, mmpose), read as
 ``--model`` (or the ``--cfg``'s model.name) and converted on the fly.
@@ -15,10 +15,12 @@ Beside ``OUT.onnx`` goes ``OUT.json`` (:mod:`trainers.deploy_meta`): input size,
 joints, flip pairs, skeleton, crop margin and decoding switches — what ``python -m trainers.infer``
 (onnxruntime, no torch) reads. File sizes are printed.
 
-``--int8`` (a QAT checkpoint, ``quant.method pact`` with 8 bits): the int8 model of
+A QAT checkpoint (``quant.method pact``, 8 bits) is written as the int8 model of
 :mod:`trainers.int8` — BatchNorm folded, int8 weights, uint8 activations calibrated on
-validation crops, run by onnxruntime's int8 kernels — compared with the fake-quantized network
-on held-out crops.
+validation crops (its config's dataset, or ``--calib-root``), run by onnxruntime's int8 kernels —
+compared with the fake-quantized network on held-out crops. ``--no-int8`` writes its
+fake-quantized graph instead (QuantizeLinear/DequantizeLinear around float weights, float-sized),
+checked value by value; ``--int8`` on a float or 4-bit checkpoint is an error.
 """
 from __future__ import annotations
 
@@ -61,9 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument("--input-size", help="HxW (default: the checkpoint's model.input_size)")
     p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--int8", action="store_true", help="a QAT (quant.method pact, 8 bits) "
-                   "checkpoint as an int8 model: BN folded, int8 weights, uint8 activations "
-                   "calibrated on validation crops (trainers/int8.py)")
+    p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
+                   help="the int8 model of a QAT (quant.method pact, 8 bits) checkpoint: BN "
+                   "folded, int8 weights, uint8 activations calibrated on validation crops "
+                   "(trainers/int8.py); the default for such a checkpoint. --no-int8: its "
+                   "fake-quantized float graph")
     p.add_argument("--calib-root", help="--int8: the dataset root whose validation crops "
                    "calibrate the activation ranges (default: the checkpoint's dataset.root)")
     p.add_argument("--calib-batches", type=int, default=8, help="--int8: calibration batches")
@@ -83,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     size = tuple(cfg.model.input_size)
     if args.input_size:
         size = coerce_value(args.input_size, tuple[int, int], "argument", "--input-size")
-    if args.int8:
+    acts = pact_modules(model)
+    int8 = args.int8 if args.int8 is not None else bool(acts) and acts[0].bits == 8
+    if int8:
         return _export_int8(args, cfg, spec.name, model, size)
     export_onnx(model, args.onnx, size, args.opset)
     diff = check_onnx(model, args.onnx, size)
@@ -119,7 +125,12 @@ def _export_int8(args, cfg: Config, name: str, model: torch.nn.Module,
                              "model needs quant.bits 8", field="--int8")
     if args.calib_root:
         cfg = replace(cfg, dataset=replace(cfg.dataset, root=args.calib_root))
-    dataset = build_dataset(cfg, "val", use_gt_bbox=True)
+    try:
+        dataset = build_dataset(cfg, "val", use_gt_bbox=True)
+    except UserInputError as err:
+        raise UserInputError(err.source, f"{err.message} — the int8 model calibrates on validation "
+                             "crops: pass --calib-root DIR (or --no-int8 for the fake-quantized "
+                             "float graph)", field=err.field) from None
     loader = build_loader(dataset, 8, shuffle=False, num_workers=0)
     batches = [normalize_images(b["image"], cfg.dataset.color_rgb).numpy()
                for b, _ in zip(loader, range(args.calib_batches + 1)) if b["size"]]
