@@ -2,17 +2,25 @@
 
 Cases (each in its own process, so peak memory is its own):
 
-- ``darts``: NNI's DARTS supernet of ``configs/spaces/pnfs_hrnet_w32_cnf5.yaml`` (width choices
-  and α/β): one architecture step (Adam on α/β, a second batch) + one weight step, first order;
+- ``darts``, ``darts2``: the step ``python -m strategies.search --strategy darts|darts2`` takes —
+  :func:`strategies.oneshot.run_oneshot` itself, on NNI's supernet of
+  ``configs/spaces/pnfs_hrnet_w32_cnf5.yaml`` (width choices and α/β), fed a small synthetic
+  COCO set written once (``--data``): one architecture step (first or second order) on one half
+  of the training set + one weight step on the other, timed per training batch by a callback;
+- ``darts_textbook``: ``darts`` with the architecture half-step as it was before it took the
+  gradient of α/β alone (a full backward through every weight), for a side-by-side figure;
 - ``all_ops``: the frozen network of the same layout with every operation and input present
-  (search off: PNFS's "None" baseline) — the cost the supernet should stay within 4× of;
-- ``argmax``: the frozen network of the supernet's argmax architecture (one op per edge, one
-  input per cell, full widths).
+  (search off: PNFS's "None" baseline), a plain training step;
+- ``argmax``: the frozen network of one architecture of the space (one op per edge, one input
+  per cell, full widths), a plain training step.
 
     python benchmarks/supernet_step.py [--size 256x192] [--batch 8] [--steps 3] [--device cpu]
+                                       [--cases darts,darts2,all_ops,argmax] [--no-widths]
+                                       [--json]
 
 Prints a table: seconds per step (median of ``--steps`` after one warm-up) and peak memory
-(CUDA: max allocated; CPU: peak RSS of the process).
+(CUDA: max allocated; CPU: peak RSS of the process). With ``--json`` the last line is
+``{"darts": {"seconds": s, "peak_bytes": n}, "darts2": {...}, "all_ops": {...}, "argmax": {...}}``.
 """
 from __future__ import annotations
 
@@ -33,7 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from trainers.config import load_config  # noqa: E402
 from trainers.report import format_table  # noqa: E402
 
-SPACE = Path(__file__).resolve().parent.parent / "configs" / "spaces" / "pnfs_hrnet_w32_cnf5.yaml"
+REPO = Path(__file__).resolve().parent.parent
+SPACE = REPO / "configs" / "spaces" / "pnfs_hrnet_w32_cnf5.yaml"
+CASES = ["darts", "darts_textbook", "darts2", "all_ops", "argmax"]
 
 
 def _space(search: bool):
@@ -54,58 +64,104 @@ def _batch(args, device):
     return x, y
 
 
+def _peak(device: torch.device) -> int:
+    return (torch.cuda.max_memory_allocated() if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+class _StepTimer:
+    """A Lightning callback: seconds of each training batch (the whole strategy step)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.times: list[float] = []
+        self.t0 = 0.0
+
+    def on_train_batch_start(self, *args) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, *args) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.times.append(time.perf_counter() - self.t0)
+        if len(self.times) == 1 and self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()  # after the warm-up step
+
+
+def _strategy_case(args, device: torch.device) -> dict:
+    """``run_oneshot`` for ``args.steps + 1`` training batches (one epoch, 4 validation
+    images), each batch timed by the callback; the first is the warm-up."""
+    import tempfile
+
+    import pytorch_lightning as pl
+
+    from strategies.oneshot import run_oneshot
+
+    if args.textbook:  # the step before α-only gradients: a full backward (side by side)
+        from strategies.oneshot_modules import PoseDartsModule
+
+        def textbook(self, arch_opt, batch, batch_idx):
+            arch_opt.zero_grad()
+            self.manual_backward(self.arch_loss(batch, batch_idx))
+            arch_opt.step()
+
+        PoseDartsModule.arch_step = textbook
+    timer = _StepTimer(device)
+    params: list[int] = []
+    callback = type("StepTimer", (pl.Callback,), {
+        "on_train_batch_start": lambda self, trainer, module, *a: timer.on_train_batch_start(),
+        "on_train_batch_end": lambda self, trainer, module, *a: (
+            timer.on_train_batch_end(),
+            params.append(sum(p.numel() for p in module.training_module.model.parameters())))})()
+    h, w = args.size
+    cfg = load_config(SPACE, [
+        "dataset.name", "coco", "dataset.root", str(args.data), "model.input_size", f"{h}x{w}",
+        "search.epochs", "1", "search.batch_size", str(args.batch), "train.num_workers", "0",
+        "train.limit_train_batches", str(args.steps + 1), "test.flip_test", "false",
+        "test.batch_size", "4", "train.devices", "1",
+        *(["space.backbone.width_multipliers", "[]"] if args.no_widths else [])])
+    with tempfile.TemporaryDirectory() as tmp:
+        run_oneshot(cfg, args.case, Path(tmp), progress=False, callbacks=[callback])
+    return {"case": args.case, "seconds": statistics.median(timer.times[1:]),
+            "peak_bytes": _peak(device), "params": params[0]}
+
+
 def _run_case(args) -> dict:
     from search_space.pose_space import build, freeze
 
     warnings.filterwarnings("ignore")
     device = torch.device(args.device)
     torch.manual_seed(0)
+    if args.case in ("darts", "darts2", "darts_textbook"):
+        args.textbook = args.case == "darts_textbook"
+        args.case = args.case.replace("_textbook", "")
+        return {**_strategy_case(args, device), "case": args.case + ("_textbook" if args.textbook else "")}
     loss_fn = torch.nn.MSELoss()
-    if args.case == "darts":
-        from nni.nas.strategy import DARTS
-
-        strategy = DARTS()
-        model = strategy.mutate_model(build(_space(True), "coco")).to(device)
-        arch = list(strategy._arch_parameters.values())  # NNI keeps α/β here until training
-        arch_ids = {id(a) for a in arch}
-        weights = [p for p in model.parameters() if id(p) not in arch_ids]
-        w_opt = torch.optim.Adam(weights, lr=1e-3)
-        a_opt = torch.optim.Adam([a.to(device) for a in arch], lr=3e-4)
-
-        def step():
-            x, y = _batch(args, device)  # architecture step on the "validation" half
-            a_opt.zero_grad()
-            loss_fn(model(x), y).backward()
-            a_opt.step()
-            x, y = _batch(args, device)  # weight step on the "training" half
-            w_opt.zero_grad()
-            loss_fn(model(x), y).backward()
-            w_opt.step()
+    if args.case == "all_ops":
+        model = freeze(_space(False), "coco", {})
     else:
-        if args.case == "all_ops":
-            model = freeze(_space(False), "coco", {})
-        else:
-            space = _space(True)
-            labels = build(space, "coco").simplify()
-            choices = {}
-            for label, mutable in labels.items():
-                if label.endswith("_op"):
-                    choices[label] = "Sep_Conv_3x3"
-                elif label.endswith("/input"):
-                    choices[label] = [0]
-                else:
-                    choices[label] = max(mutable.values)
-            model = freeze(space, "coco", choices)
-        model = model.to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        space = _space(True)
+        labels = build(space, "coco").simplify()
+        choices = {}
+        for label, mutable in labels.items():
+            if label.endswith("_op"):
+                choices[label] = "Sep_Conv_3x3"
+            elif label.endswith("/input"):
+                choices[label] = [0]
+            else:
+                choices[label] = max(mutable.values)
+        model = freeze(space, "coco", choices)
+    model = model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
-        def step():
-            x, y = _batch(args, device)
-            opt.zero_grad()
-            loss_fn(model(x), y).backward()
-            opt.step()
+    def step():
+        x, y = _batch(args, device)
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
 
-    model.train()
     step()  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -117,10 +173,8 @@ def _run_case(args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     params = sum(p.numel() for p in model.parameters())
-    return {"case": args.case, "seconds": statistics.median(times), "peak_bytes": peak,
+    return {"case": args.case, "seconds": statistics.median(times), "peak_bytes": _peak(device),
             "params": params}
 
 
@@ -130,27 +184,44 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--case", choices=["darts", "all_ops", "argmax"], help=argparse.SUPPRESS)
+    p.add_argument("--cases", default="argmax,all_ops,darts,darts2")
+    p.add_argument("--data", default="runs/bench_supernet_data",
+                   help="the synthetic COCO set the strategy cases read (written if missing)")
+    p.add_argument("--no-widths", action="store_true", help="darts/darts2 without the width "
+                   "choices (α/β only: the space PoseNFS's own search code has)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
     args = p.parse_args()
     args.size = tuple(int(v) for v in args.size.lower().split("x"))
     if args.case:
         print(json.dumps(_run_case(args)))
         return 0
+    cases = [c for c in args.cases.split(",") if c]
+    if any(c.startswith("darts") for c in cases) and not (Path(args.data) / "annotations").is_dir():
+        subprocess.run([sys.executable, "-m", "trainers.data.synthetic", "--format", "coco",
+                        "--out", args.data, "--train", str(4 * args.batch * (args.steps + 1)),
+                        "--val", "4"], check=True, cwd=REPO, capture_output=True)
     rows, results = [], {}
-    for case in ("argmax", "all_ops", "darts"):
+    for case in cases:
         cmd = [sys.executable, __file__, "--case", case, "--size", f"{args.size[0]}x{args.size[1]}",
-               "--batch", str(args.batch), "--steps", str(args.steps), "--device", args.device]
+               "--batch", str(args.batch), "--steps", str(args.steps), "--device", args.device,
+               "--data", str(Path(args.data).resolve())] + (["--no-widths"] if args.no_widths else [])
         print(f"running {case} ...", flush=True)
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        results[case] = json.loads(out.strip().splitlines()[-1])
-    base = results["all_ops"]["seconds"]
-    for case in ("argmax", "all_ops", "darts"):
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+        if r.returncode != 0:
+            sys.exit(f"{case} failed:\n{r.stderr[-3000:]}")
+        results[case] = json.loads(r.stdout.strip().splitlines()[-1])
+    base = results.get("all_ops", {}).get("seconds")
+    for case in cases:
         r = results[case]
         rows.append([case, f"{r['params'] / 1e6:.2f}", f"{r['seconds']:.3f}",
-                     f"{r['seconds'] / base:.2f}x", f"{r['peak_bytes'] / 2**30:.2f}"])
+                     f"{r['seconds'] / base:.2f}x" if base else "-", f"{r['peak_bytes'] / 2**30:.2f}"])
     print(format_table(["case", "params (M)", "s/step", "vs all_ops", "peak GiB"], rows))
     print(f"device {args.device}, input {args.size[0]}x{args.size[1]}, batch {args.batch}; "
-          "darts = one architecture step + one weight step")
+          "darts/darts2 = strategies.search's step: one architecture step + one weight step")
+    if args.json:
+        print(json.dumps({c: {"seconds": results[c]["seconds"], "peak_bytes": results[c]["peak_bytes"]}
+                          for c in cases}))
     return 0
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pytorch_lightning as pl
 from nni.nas.evaluator.pytorch import Lightning, Trainer
@@ -100,9 +100,11 @@ def _space_for(cfg: Config, strategy: str) -> Config:
 
 
 def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False,
-                progress: bool = True, show_arch_value: bool = False) -> dict[str, Any]:
+                progress: bool = True, show_arch_value: bool = False,
+                callbacks: Sequence[pl.Callback] = ()) -> dict[str, Any]:
     """Train a supernet with the one-shot strategy ``strategy_name``; write arch.json,
-    history.jsonl and checkpoints into ``out``; return the summary."""
+    history.jsonl and checkpoints into ``out``; return the summary. ``callbacks``: more
+    Lightning callbacks (e.g. the step timer of ``benchmarks/supernet_step.py``)."""
     cfg = _space_for(cfg, strategy_name)
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -122,7 +124,7 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
                         {"name": f"supernet:{strategy_name}"}, teacher=teacher)
     recorder = ArchRecorder(cfg, strategy_name, out, show_arch_value)
     ckpt_cb = AtomicCheckpoint(out, metric, verbose=False)  # the recorder prints the epochs
-    trainer = Trainer(max_epochs=cfg.search.epochs, callbacks=[recorder, ckpt_cb],
+    trainer = Trainer(max_epochs=cfg.search.epochs, callbacks=[recorder, ckpt_cb, *callbacks],
                       logger=[pl.loggers.CSVLogger(str(out), name="logs")],
                       enable_checkpointing=False, num_sanity_val_steps=0,
                       enable_progress_bar=progress, log_every_n_steps=10,

@@ -35,6 +35,16 @@ __all__ = ["PoseDartsModule", "PoseGumbelModule", "FrozenArchModule", "SyncModul
 logger = logging.getLogger(__name__)
 
 
+def average_over_ranks(grads: list[torch.Tensor]) -> None:
+    """Average architecture gradients over DDP ranks in place: ``torch.autograd.grad`` bypasses
+    DDP's all-reduce, and each rank's estimate comes from its own shard (unaveraged, α/β would
+    drift apart across processes)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        for g in grads:
+            dist.all_reduce(g)
+            g /= dist.get_world_size()
+
+
 class _PoseOneShotMixin:
     """Validation through the pose evaluator and the configured architecture optimiser."""
 
@@ -137,14 +147,30 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
         s = self.cfg.search
         return objective_loss(loss, expected, s.objective, s.target, s.penalty_weight)
 
+    def arch_step(self, arch_opt: Any, batch: Any, batch_idx: int) -> None:
+        """One architecture step on ``batch``: the gradient of the architecture loss with
+        respect to α/β alone — autograd skips every weight gradient (the weight step recomputes
+        its own after zeroing them) and, where the backbone holds no decision, the backbone's
+        whole backward — averaged over DDP ranks, then the architecture optimiser's step. Under
+        fp16 mixed precision (a loss scaler) it is an ordinary scaled backward."""
+        loss = self.arch_loss(batch, batch_idx)
+        arch_opt.zero_grad()
+        if str(self.trainer.precision) == "16-mixed":
+            self.manual_backward(loss)
+        else:
+            arch = self.arch_parameters()
+            grads = torch.autograd.grad(loss, arch, allow_unused=True)
+            average_over_ranks([g for g in grads if g is not None])
+            for a, g in zip(arch, grads):
+                a.grad = g  # None where α does not reach the loss, as backward() leaves it
+        arch_opt.step()
+
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         arch_opt = self.architecture_optimizers()
         trn, val = batch["train"], batch["val"]
         if self.trainer.current_epoch >= self.warmup_epochs and val["size"]:
             self.resample()
-            arch_opt.zero_grad()
-            self.manual_backward(self.arch_loss(val, 2 * batch_idx))
-            arch_opt.step()
+            self.arch_step(arch_opt, val, 2 * batch_idx)
         self.resample()
         loss = self.training_module.training_step(trn, 2 * batch_idx + 1)
         if loss is not None:
@@ -237,12 +263,7 @@ class UnrolledDartsModule(PoseDartsModule):
             grads = unrolled_arch_gradient(weights, arch, lambda: step(trn, 2 * batch_idx),
                                            lambda: self.arch_loss(val, 2 * batch_idx), xi,
                                            buffers)
-            # autograd.grad bypasses DDP's gradient all-reduce: average the ranks' estimates
-            # (each on its own shard), or α/β would drift apart across processes
-            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-                for g in grads:
-                    dist.all_reduce(g)
-                    g /= dist.get_world_size()
+            average_over_ranks(grads)
             arch_opt.zero_grad()
             for a, g in zip(arch, grads):
                 a.grad = g
