@@ -31,7 +31,8 @@ class BackboneSpaceConfig:
 
     name: str = "hrnet_w32"  #: a registered backbone (search_space.backbones)
     #: HRNet stages kept: 0 = all (the full HRNet's pyramid); 3 = PNFS's "stem~stage3" (stages
-    #: 1-3 plus the transition that opens the 1/32 branch)
+    #: 1-3 plus the transition that opens the 1/32 branch); with a plain head, the first N
+    #: stages, the last fusing into its 1/4 branch (HRNet's single-scale output)
     stages: int = 0
     #: width choices as multiples of the base widths, e.g. [0.25, 0.5, 0.75, 1.0]; [] = fixed
     width_multipliers: tuple[float, ...] = ()

@@ -14,7 +14,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["OPERATIONS", "ZERO", "Zero", "operation_names", "make_operation", "BN_MOMENTUM"]
+__all__ = ["OPERATIONS", "ZERO", "PARAMETER_FREE", "Zero", "operation_names", "make_operation",
+           "BN_MOMENTUM"]
 
 ZERO = "Zero"
 #: momentum of every BatchNorm of posenas networks (HRNet's)
@@ -68,6 +69,11 @@ OPERATIONS: dict[str, Callable[[int], nn.Module]] = {
     "max_pool_3x3": lambda c: nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), _bn(c)),
     "conv_3x3": _conv,
 }
+
+
+#: the operations without learnable weights (their BN is affine-free): where a collapsing DARTS
+#: search drifts (Zela et al. 2020; Chu et al. 2021). ``Zero`` is "no edge", counted apart.
+PARAMETER_FREE = frozenset({"skip_connect", "max_pool_3x3", "avg_pool_3x3"})
 
 
 def operation_names() -> list[str]:

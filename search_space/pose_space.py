@@ -64,6 +64,8 @@ def hrnet_space_layout(cfg: BackboneSpaceConfig, chooser: Chooser, pyramid: bool
         base = base.truncated(cfg.stages) if cfg.stages else replace(base, multi_scale_output=True)
         if base.next_widths is not None and levels <= len(base.stages[-1].widths):
             base = replace(base, next_widths=None)
+    elif cfg.stages:  # a plain head on stem~stageN: the last stage fuses into its 1/4 branch
+        base = replace(base, stages=base.stages[:cfg.stages])
     mult = tuple(cfg.width_multipliers)
     all_stages = list(base.stages) + ([StageLayout(1, (1,) * len(base.next_widths),
                                                    base.next_widths)] if base.next_widths else [])

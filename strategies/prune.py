@@ -8,6 +8,9 @@ PNFS's ``Prune(Arch, prune_cells=True, prune_operations=True)`` plus channel pru
 - operations (``--prune_operations``, default on): each edge takes its strongest non-``Zero``
   operation by α, and each hidden node keeps its ``top_k`` (2, as DARTS) strongest incoming
   edges — the others become ``Zero`` (removed). Off: the plain argmax, ``Zero`` included;
+- parameter-free operations (``search.max_param_free`` M ≥ 0 in the search's config): at most
+  M operation choices stay parameter-free (the strongest by α, P-DARTS's cap on skip
+  connections); the others take their strongest operation with weights;
 - inputs: each cell takes its strongest slot by β; widths their most probable value;
 - cells: every cell, route, adapter or backbone branch without a path to a part's output is
   dropped — :func:`~search_space.pose_space.freeze` does this for every architecture (they
@@ -24,7 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,7 +35,7 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 
 from search_space.counting import param_flop_report  # noqa: E402
-from search_space.operations import ZERO  # noqa: E402
+from search_space.operations import PARAMETER_FREE, ZERO  # noqa: E402
 from search_space.pose_space import build  # noqa: E402
 from trainers.arch_file import ArchFile, check_choices, load_arch, save_arch  # noqa: E402
 from trainers.build import build_network, spec_from_arch  # noqa: E402
@@ -81,6 +84,7 @@ def derive_choices(arch: ArchFile, prune_operations: bool = True,
             strength[label] = candidates[best]
         else:
             choices[label] = value
+    _cap_param_free(choices, alpha, strength, arch.config.search.max_param_free)
     if prune_operations:  # top-k incoming edges per hidden node (per cell or shared group)
         groups: dict[tuple[str, int], list[str]] = {}
         for label in strength:
@@ -92,6 +96,23 @@ def derive_choices(arch: ArchFile, prune_operations: bool = True,
             for label in ranked[top_k:]:
                 choices[label] = ZERO
     return choices
+
+
+def _cap_param_free(choices: dict[str, Any], alpha: Mapping[str, Mapping[str, float]],
+                    strength: dict[str, float], limit: int) -> None:
+    """P-DARTS's cap: keep the ``limit`` strongest parameter-free operation choices, give the
+    others their strongest operation with weights (in place; ``limit`` < 0: no cap)."""
+    if limit < 0:
+        return
+    free = sorted((label for label in strength
+                   if label.endswith("_op") and choices[label] in PARAMETER_FREE),
+                  key=lambda lb: strength[lb], reverse=True)
+    for label in free[limit:]:
+        weighted = {k: v for k, v in alpha[label].items()
+                    if k != ZERO and k not in PARAMETER_FREE}
+        if weighted:
+            best = max(weighted, key=lambda k: weighted[k])
+            choices[label], strength[label] = best, weighted[best]
 
 
 def inherited_network(derived: ArchFile, weights: str) -> torch.nn.Module:

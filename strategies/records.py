@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from search_space.counting import param_flop_report
+from strategies.collapse import arch_collapse
 from strategies.latency import LatencyTable, latency_table_path, space_latency_table
 from trainers.arch_file import ArchFile, save_arch
 from trainers.build import build_network, spec_from_choices
@@ -108,7 +109,8 @@ def check_same_across_ranks(pl_module: pl.LightningModule) -> None:
 
 class ArchRecorder(pl.Callback):
     """For one-shot strategies: after each epoch's validation, append the epoch to
-    ``history.jsonl`` (loss, metrics, α/β softmax), write ``last_arch.json`` with the current
+    ``history.jsonl`` (loss, metrics, cost, the collapse signal of :mod:`strategies.collapse`,
+    α/β softmax), write ``last_arch.json`` with the current
     export of the strategy (NNI's argmax) and its α/β, and copy it to ``arch.json`` when the
     supernet's validation metric is the best so far (``metrics.epoch`` says which epoch; an
     epoch without a finite metric never is)."""
@@ -147,12 +149,21 @@ class ArchRecorder(pl.Callback):
             return
         if trainer.world_size > 1:
             check_same_across_ranks(pl_module)
-        if not trainer.is_global_zero:
+        stop_at = self.cfg.search.collapse_stop
+        if not trainer.is_global_zero and not stop_at:
             return
         probs = pl_module.export_probs()
         choices = {k: (list(v) if isinstance(v, (list, tuple)) else v)
                    for k, v in pl_module.export().items()}
         weights = split_probs(probs)
+        collapse = arch_collapse(self.cfg, choices, weights) if weights["alpha"] else {}
+        # every rank decides alike (α/β are the same on all of them: checked above)
+        collapsed = bool(stop_at and trainer.current_epoch >= self.cfg.search.warmup_epochs
+                         and collapse.get("param_free_share", 0.0) >= stop_at)
+        if collapsed:
+            trainer.should_stop = True
+        if not trainer.is_global_zero:
+            return
         metrics = dict(pl_module.training_module.last_metrics)
         loss = trainer.callback_metrics.get("train/loss_epoch")
         terms = {f"train_{t}": float(trainer.callback_metrics[f"train/{t}"])  # search.distill
@@ -160,6 +171,7 @@ class ArchRecorder(pl.Callback):
         record = {"epoch": trainer.current_epoch, "strategy": self.strategy,
                   "train_loss": float(loss) if loss is not None else None, **terms, **metrics,
                   **architecture_cost(self.cfg, choices, self.latency_table()),
+                  **collapse, **({"collapse_stop": True} if collapsed else {}),
                   "alpha": weights["alpha"], "beta": weights["beta"]}
         self.history.append(record)
         self.records.append(record)
@@ -168,11 +180,21 @@ class ArchRecorder(pl.Callback):
                         {"epoch": trainer.current_epoch, "strategy": self.strategy, **metrics})
         save_arch(self.out_dir / "last_arch.json", arch)
         value = metrics.get(metric)
-        if value is not None and math.isfinite(value) and (self.best is None or value > self.best):
+        if collapsed:
+            print(f"epoch {trainer.current_epoch + 1}: parameter-free share "
+                  f"{collapse['param_free_share']:.2f} ≥ search.collapse_stop {stop_at}: the "
+                  "search stops; arch.json keeps the best epoch before", flush=True)
+            if self.best is None:  # no earlier epoch was kept: this one
+                save_arch(self.out_dir / "arch.json", arch)
+        elif value is not None and math.isfinite(value) and (self.best is None
+                                                             or value > self.best):
             self.best = value
             save_arch(self.out_dir / "arch.json", arch)
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: train loss "
               f"{record['train_loss'] if record['train_loss'] is not None else float('nan'):.6f}"
-              f", supernet {metric} {metrics.get(metric, float('nan')):.4f}", flush=True)
+              f", supernet {metric} {metrics.get(metric, float('nan')):.4f}"
+              + (f", parameter-free ops {record['param_free_share']:.2f}, cells kept "
+                 f"{record['cells_kept']:.2f}" if "param_free_share" in record else ""),
+              flush=True)
         if self.show:
             print(arch_value_table(weights), flush=True)

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from trainers.arch_file import load_arch
+from trainers.data.synthetic import write_coco
 from tests.conftest import REPO, run_module
 
 def _free_port() -> int:
@@ -82,14 +83,18 @@ def test_stale_search_space_is_a_clear_error(tmp_path, coco_root):
 
 
 @pytest.mark.e2e
-def test_nnictl_experiment_runs_trials_collects_and_shows_them(coco_root, tmp_path):
+def test_nnictl_experiment_runs_trials_collects_and_shows_them(tmp_path):
+    # the dataset the experiment's header tells users to write (400 training, 100 validation
+    # images: write_coco's defaults for the demo), so the trials see what a user's would
+    root = tmp_path / "synthetic_coco"
+    write_coco(root, num_train=400, num_val=100, seed=0)
     port = _free_port()
     exp = yaml.safe_load((REPO / "experiments" / "pnfs_synthetic.yml").read_text())
     assert exp["maxTrialNumber"] <= 4
     exp["trialCodeDirectory"] = str(REPO)
     exp["searchSpaceFile"] = str(REPO / "experiments" / exp["searchSpaceFile"])
     exp["trialCommand"] = exp["trialCommand"].replace("dataset.root data/synthetic_coco",
-                                                      f"dataset.root {coco_root}")
+                                                      f"dataset.root {root}")
     exp["experimentWorkingDirectory"] = str(tmp_path / "work")
     (tmp_path / "exp.yml").write_text(yaml.safe_dump(exp))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -113,11 +118,15 @@ def test_nnictl_experiment_runs_trials_collects_and_shows_them(coco_root, tmp_pa
         assert exp["trialConcurrency"] == 2 and "OMP_NUM_THREADS=1" in exp["trialCommand"]
         spans = sorted((t["startTime"], t["endTime"]) for t in trials)
         assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
+        aps = []
         for t in trials:
             assert t["status"] == "SUCCEEDED", t
             final = [m for m in t["finalMetricData"] if m["type"] == "FINAL"]
             result = json.loads(json.loads(final[0]["data"]))
             assert {"default", "AP", "params", "gflops"} <= set(result)
+            aps.append(result["AP"])
+        # the search shows something: the trials' AP tells the architectures apart
+        assert len(set(aps)) == len(aps) and max(aps) >= 0.05, aps
         r = run_module("-m", "strategies.collect", str(tmp_path / "work" / exp_id),
                        "--out", str(tmp_path / "best.json"))
         assert r.returncode == 0, r.stderr

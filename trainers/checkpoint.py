@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pytorch_lightning as pl
 import torch
@@ -38,11 +38,14 @@ def _is_better(new: float | None, best: float | None) -> bool:
 
 class AtomicCheckpoint(pl.Callback):
     """Save ``last.ckpt`` each epoch and ``best.ckpt`` when the metric improves; keep
-    ``metrics.json`` (one record per epoch: loss, learning rate, validation metrics)."""
+    ``metrics.json`` (one record per epoch: loss, learning rate, validation metrics; with
+    ``recipe``, the recipe the run trained with, e.g. :func:`recipe_record`)."""
 
-    def __init__(self, out_dir: str | Path, metric: str, verbose: bool = True) -> None:
+    def __init__(self, out_dir: str | Path, metric: str, verbose: bool = True,
+                 recipe: Mapping[str, Any] | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.metric = metric
+        self.recipe = dict(recipe) if recipe else None
         self.verbose = verbose  # a line per epoch when there is no progress bar
         self.best: float | None = None
         self.history: list[dict[str, Any]] = []
@@ -99,7 +102,9 @@ class AtomicCheckpoint(pl.Callback):
         if trainer.is_global_zero:
             write_json_atomic(self.out_dir / "metrics.json",
                               {"metric": self.metric, "best": self.best,
-                               "world_size": trainer.world_size, "epochs": self.history},
+                               "world_size": trainer.world_size,
+                               **({"recipe": self.recipe} if self.recipe else {}),
+                               "epochs": self.history},
                               indent=1)
 
 

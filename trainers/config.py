@@ -148,6 +148,16 @@ class SearchConfig:
     #: architecture step) and the trained candidates (multi-trial trials) learn against the
     #: teacher of the ``distill`` section, with its loss and alpha
     distill: bool = False
+    #: Prune's limit on parameter-free operations (skip connection, pooling) in the derived
+    #: network, P-DARTS's cap on skip connections (Chen et al. 2019): the strongest
+    #: ``max_param_free`` parameter-free choices by α stay, the others take their strongest
+    #: operation with weights; -1: no limit
+    max_param_free: int = -1
+    #: early stopping on the collapse signal (DARTS+, Liang et al. 2019): after the warm-up,
+    #: a one-shot search stops at the first epoch whose architecture has at least this share of
+    #: parameter-free operations (strategies.collapse) and keeps the best epoch before it;
+    #: 0: off
+    collapse_stop: float = 0.0
 
     @property
     def target(self) -> float:
@@ -161,6 +171,12 @@ class SearchConfig:
         if self.objective != "metric" and self.cost == "latency" and self.target_ms <= 0:
             raise InvalidField("target_ms", f"objective {self.objective!r} with cost latency "
                                "needs a target above 0 (ms per crop, onnxruntime, 1 thread)")
+        if not 0.0 <= self.collapse_stop <= 1.0:
+            raise InvalidField("collapse_stop", f"must be a share in [0, 1] (0: off), got "
+                               f"{self.collapse_stop}")
+        if self.max_param_free < -1:
+            raise InvalidField("max_param_free", f"must be -1 (no limit) or ≥ 0, got "
+                               f"{self.max_param_free}")
         for name in ("prune_tolerance", "prune_step", "prune_max_rate", "prune_min_keep"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0 or (name == "prune_step" and value == 0):

@@ -21,7 +21,7 @@ from trainers.errors import UserInputError
 from trainers.inference import flip_test_predictor, predict_dataset
 from trainers.module import PoseModule
 
-__all__ = ["fit", "evaluate_model", "trainer_kwargs", "torchrun_layout"]
+__all__ = ["fit", "recipe_record", "evaluate_model", "trainer_kwargs", "torchrun_layout"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,17 @@ def trainer_kwargs(cfg: Config) -> dict[str, Any]:
                 use_distributed_sampler=False)  # EpochSampler shards itself
 
 
+def recipe_record(cfg: Config, train_images: int) -> dict[str, Any]:
+    """What ``metrics.json`` records of the recipe a run trained with (to check that runs meant
+    to be compared trained alike)."""
+    t = cfg.train
+    return {"epochs": t.epochs, "batch_size": t.batch_size, "optimizer": t.optimizer,
+            "lr": t.lr, "lr_steps": list(t.lr_steps), "lr_factor": t.lr_factor,
+            "weight_decay": t.weight_decay, "input_size": list(cfg.model.input_size),
+            "sigma": cfg.model.sigma, "seed": cfg.seed, "train_images": train_images,
+            "pretrained": cfg.model.pretrained or None}
+
+
 def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str | Path,
         resume: bool = False, progress: bool = True,
         callbacks: list[pl.Callback] | None = None,
@@ -105,7 +116,7 @@ def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str 
                               num_workers=cfg.train.num_workers)
     module = PoseModule(model, cfg, val_set, out_dir, model_info, teacher=teacher)
     metric = primary_metric(cfg.dataset.name)
-    ckpt_cb = AtomicCheckpoint(out_dir, metric)
+    ckpt_cb = AtomicCheckpoint(out_dir, metric, recipe=recipe_record(cfg, len(train_set)))
     loggers: list[Any] = [pl.loggers.CSVLogger(str(out_dir), name="logs"),
                           pl.loggers.TensorBoardLogger(str(out_dir), name="tb")]
     trainer = pl.Trainer(max_epochs=cfg.train.epochs, callbacks=[*(callbacks or []), ckpt_cb],

@@ -1,0 +1,130 @@
+"""Search quality: the collapse signal, P-DARTS's cap on parameter-free operations, and the
+search-quality benchmark end to end (``--budget smoke``)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from search_space.pose_space import build
+from strategies.collapse import arch_collapse
+from strategies.prune import derive_choices
+from tests.conftest import REPO, run_module
+from trainers.arch_file import ArchFile
+from trainers.config import load_config
+
+CFG = str(REPO / "configs" / "search" / "synthetic_tiny.yaml")
+OPS = ["Zero", "skip_connect", "Sep_Conv_3x3", "max_pool_3x3"]
+
+
+def _cfg(*overrides: str):
+    return load_config(CFG, ["model.input_size", "64x48", *overrides])
+
+
+def _alpha(favoured: dict[str, str]) -> dict[str, dict[str, float]]:
+    """One softmax per part's shared operation label, 0.7 on the favoured operation."""
+    return {f"part{p}/fabric/cell/edge0_op": {op: (0.7 if op == name else 0.1) for op in OPS}
+            for p, name in favoured.items()}
+
+
+def _choices(cfg) -> dict:
+    """First candidates, each cell reading its first slot (β comes from these choices)."""
+    labels = build(cfg.space, cfg.dataset.name).simplify()
+    return {k: (m.values[0] if not k.endswith("/input") else [0]) for k, m in labels.items()}
+
+
+def test_collapse_signal_of_hand_built_alpha():
+    # the demo's fabric: depth 5, cut 3, 4 scales -> cells l3s0, l3s1, l4s0 per part (9 in all);
+    # with one input route per cell (β argmax) two of a part's three cells reach its output.
+    # part 0 max_pool, part 1 Sep_Conv, part 2 Zero (its output cell computes nothing):
+    # kept 2 + 2 + 0 of 9 cells; of their 4 edges, part 0's 2 are parameter-free.
+    cfg = _cfg()
+    choices = _choices(cfg)
+    weights = {"alpha": _alpha({0: "max_pool_3x3", 1: "Sep_Conv_3x3", 2: "Zero"}), "beta": {}}
+    signal = arch_collapse(cfg, choices, weights)
+    assert signal == {"param_free_share": 0.5, "cells_kept": round(4 / 9, 4)}
+
+    all_pools = {"alpha": _alpha({0: "max_pool_3x3", 1: "skip_connect", 2: "max_pool_3x3"}),
+                 "beta": {}}
+    assert arch_collapse(cfg, choices, all_pools) == {"param_free_share": 1.0,
+                                                      "cells_kept": round(6 / 9, 4)}
+    convs = {"alpha": _alpha({0: "Sep_Conv_3x3", 1: "Sep_Conv_3x3", 2: "Sep_Conv_3x3"}),
+             "beta": {}}
+    assert arch_collapse(cfg, choices, convs) == {"param_free_share": 0.0,
+                                                  "cells_kept": round(6 / 9, 4)}
+
+
+def test_the_signal_ignores_the_cap():
+    cfg = _cfg("search.max_param_free", "0")
+    weights = {"alpha": _alpha({0: "max_pool_3x3", 1: "max_pool_3x3", 2: "max_pool_3x3"}),
+               "beta": {}}
+    assert arch_collapse(cfg, _choices(cfg), weights)["param_free_share"] == 1.0
+
+
+def test_pdarts_cap_keeps_the_strongest_parameter_free_choices():
+    alpha = _alpha({0: "max_pool_3x3", 1: "skip_connect", 2: "max_pool_3x3"})
+    alpha["part1/fabric/cell/edge0_op"] = {"Zero": 0.05, "skip_connect": 0.8,
+                                           "Sep_Conv_3x3": 0.1, "max_pool_3x3": 0.05}
+    alpha["part2/fabric/cell/edge0_op"] = {"Zero": 0.3, "skip_connect": 0.0,
+                                           "Sep_Conv_3x3": 0.05, "max_pool_3x3": 0.65}
+    for limit, expected in [(-1, ["max_pool_3x3", "skip_connect", "max_pool_3x3"]),
+                            (2, ["max_pool_3x3", "skip_connect", "Sep_Conv_3x3"]),
+                            (1, ["Sep_Conv_3x3", "skip_connect", "Sep_Conv_3x3"]),
+                            (0, ["Sep_Conv_3x3"] * 3)]:
+        cfg = _cfg("search.max_param_free", str(limit))
+        arch = ArchFile(cfg, _choices(cfg), "search", {"alpha": alpha, "beta": {}})
+        derived = derive_choices(arch)
+        assert [derived[f"part{p}/fabric/cell/edge0_op"] for p in range(3)] == expected, limit
+
+
+@pytest.mark.e2e
+def test_collapse_stop_ends_the_search_and_keeps_the_epoch_before(coco_root, tmp_path):
+    # only parameter-free candidates: every architecture after the warm-up has share 1.0 ≥ 0.5,
+    # so the search stops after its first architecture epoch (epoch 1 of 4) and arch.json is
+    # the warm-up epoch's
+    out = tmp_path / "search"
+    r = run_module("-m", "strategies.search", "--cfg", CFG, "--strategy", "darts", "--out",
+                   str(out), "--no-progress", "dataset.root", str(coco_root),
+                   "model.input_size", "64x48", "search.epochs", "4", "search.warmup_epochs",
+                   "1", "search.batch_size", "8", "train.num_workers", "0",
+                   "test.flip_test", "false", "space.cell_config.operators",
+                   "[Zero, skip_connect, max_pool_3x3]", "search.collapse_stop", "0.5")
+    assert r.returncode == 0, r.stderr[-3000:]
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [0, 1]
+    assert history[1]["collapse_stop"] is True and history[1]["param_free_share"] == 1.0
+    assert "collapse_stop" not in history[0]
+    assert json.loads((out / "arch.json").read_text())["metrics"]["epoch"] == 0
+
+
+@pytest.mark.e2e
+def test_search_quality_benchmark_smoke(tmp_path):
+    out = tmp_path / "bench"
+    r = run_module("benchmarks/search_quality.py", "--budget", "smoke", "--out", str(out),
+                   "--json")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["default"] == "darts"  # what make demo searches with
+    assert set(summary) >= {"default", "random", "strategies", "baselines", "kendall_tau"}
+    assert len(summary["random"]) == 2
+    assert set(summary["strategies"]) == {"darts", "darts2", "gumbel", "spos", "random",
+                                          "evolution", "prune_rate"}
+    assert set(summary["baselines"]) == {"hrnet_tiny", "plain_head"}
+    entries = [*summary["random"], *(e for es in summary["strategies"].values() for e in es),
+               *summary["baselines"].values()]
+    assert len(entries) == 2 + 7 + 2
+    for e in entries:
+        assert 0.0 <= e["ap"] <= 1.0 and e["gflops"] > 0
+    # one recipe for every candidate: the smoke budget's (1 epoch, cpu_tiny's batch 16 and lr
+    # 0.002, 64x48, from scratch), as each training recorded it in its metrics.json
+    recipes = {json.dumps(e["recipe"], sort_keys=True) for e in entries}
+    assert len(recipes) == 1
+    recipe = entries[0]["recipe"]
+    assert (recipe["epochs"], recipe["epochs_trained"], recipe["batch_size"], recipe["lr"],
+            recipe["input_size"], recipe["pretrained"]) == (1, 1, 16, 0.002, [64, 48], None)
+    # the plain head on the same 3-stage backbone is smaller than the 4-stage hrnet_tiny
+    assert summary["baselines"]["plain_head"]["gflops"] < summary["baselines"]["hrnet_tiny"]["gflops"]
+    # the gradient strategies record the collapse signal per search epoch
+    assert all("param_free_share" in c for c in summary["strategies"]["darts"][0]["collapse"])
+    assert (out / "pareto.png").stat().st_size > 0
+    assert json.loads((out / "search_quality.json").read_text())["default"] == "darts"
