@@ -1,5 +1,7 @@
 """SPOS's second phase: rank sampled single paths of the trained supernet on the validation set
-(weights shared, no retraining) and keep the best as ``arch.json``."""
+(weights shared, no retraining; each path's BN statistics recalibrated on
+``search.bn_recalibration_batches`` training batches first, as the SPOS paper does) and keep the
+best as ``arch.json``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +13,7 @@ from strategies.latency import latency_table_path, space_latency_table
 from strategies.trials import COST_KEY, objective
 from strategies.records import HistoryWriter, architecture_cost
 from trainers.arch_file import ArchFile, save_arch
+from trainers.bn_recalibration import recalibrate_bn
 from trainers.config import Config
 from trainers.report import format_table
 
@@ -31,13 +34,18 @@ def pick_best_path(cfg: Config, oneshot_module: Any, trainer: Any, data: Any,
     for trial in range(cfg.search.num_trials):
         sample = {label: m.random(random_state=rng) for label, m in space.simplify().items()}
         oneshot_module.fixed_sample = sample
+        bn_batches = 0
+        if cfg.search.bn_recalibration_batches:  # SPOS: the path's own BN statistics
+            for module in oneshot_module.supernet_modules():
+                module.resample(memo=dict(sample))
+            bn_batches = recalibrate_bn(space, cfg, cfg.search.bn_recalibration_batches)
         trainer.validate(oneshot_module, data.val, verbose=False)
         ap = float(oneshot_module.training_module.last_metrics.get(metric, float("nan")))
         costs = (architecture_cost(cfg, sample, latency)
                  if cfg.search.objective != "metric" else {})
         value = objective(ap, costs.get(COST_KEY[cfg.search.cost]), cfg.search)
         history.append({"trial": trial, "phase": "path_ranking", metric: ap, "objective": value,
-                        "choices": sample, **{k: v for k, v in costs.items() if k != "params"}})
+                        "bn_batches": bn_batches, "choices": sample, **{k: v for k, v in costs.items() if k != "params"}})
         rows.append([trial, f"{ap:.4f}", f"{value:.4f}"])
         if best is None or value > best[0]:
             best = (value, ap, sample)

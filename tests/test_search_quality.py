@@ -128,3 +128,33 @@ def test_search_quality_benchmark_smoke(tmp_path):
     assert all("param_free_share" in c for c in summary["strategies"]["darts"][0]["collapse"])
     assert (out / "pareto.png").stat().st_size > 0
     assert json.loads((out / "search_quality.json").read_text())["default"] == "darts"
+
+
+def test_bn_recalibration_is_the_plain_average_of_batch_statistics(coco_root):
+    # a BN over the normalised input images: after recalibration its running mean is the mean
+    # of the per-batch channel means of the first 3 training batches and its running variance
+    # the mean of their unbiased variances (momentum None), worked out here from the loader
+    import torch
+    from torch import nn
+
+    from trainers.bn_recalibration import recalibrate_bn
+    from trainers.data.datasets import build_dataset
+    from trainers.data.loader import build_loader
+    from trainers.data.topdown import normalize_images
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config("coco", coco_root, "train.batch_size", "4")
+    bn = nn.BatchNorm2d(3, momentum=0.1)
+    bn.running_mean.fill_(5.0)
+    model = nn.Sequential(bn)
+    assert recalibrate_bn(model, cfg, batches=3) == 3
+    loader = build_loader(build_dataset(cfg, "train"), 4, shuffle=True, num_workers=0,
+                          seed=cfg.seed)
+    means, variances = [], []
+    for batch, _ in zip(loader, range(3)):
+        x = normalize_images(batch["image"], cfg.dataset.color_rgb)
+        means.append(x.mean(dim=(0, 2, 3)))
+        variances.append(x.transpose(0, 1).reshape(3, -1).var(dim=1, unbiased=True))
+    torch.testing.assert_close(bn.running_mean, torch.stack(means).mean(0))
+    torch.testing.assert_close(bn.running_var, torch.stack(variances).mean(0))
+    assert bn.momentum == 0.1 and not model.training

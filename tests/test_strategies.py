@@ -65,6 +65,10 @@ def test_strategy_writes_arch_and_history(coco_root, tmp_path, strategy):
         assert all(abs(p - 1 / 3) < 1e-5 for p in beta)
     if strategy == "spos":  # the best path's metric and objective, each under its own name
         assert {"AP", "objective"} <= set(arch.metrics)
+        # each ranked path's BN statistics come from training batches first: all of the tiny
+        # training set (its persons make 2 batches at train.batch_size 16, fewer than 8)
+        ranked = [x for x in lines if x.get("phase") == "path_ranking"]
+        assert len(ranked) == 2 and all(x["bn_batches"] == 2 for x in ranked)
     if strategy == "proxyless":
         assert not any(label.endswith("/width") or "/inner" in label for label in arch.choices)
         assert "widths fixed" in r.stdout or "base widths" in r.stdout

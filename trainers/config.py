@@ -158,6 +158,9 @@ class SearchConfig:
     #: parameter-free operations (strategies.collapse) and keeps the best epoch before it;
     #: 0: off
     collapse_stop: float = 0.0
+    #: SPOS path ranking and benchmarks: training batches each sampled path's BN statistics are
+    #: re-estimated on before it is scored (Guo et al. 2020); 0: the supernet's statistics
+    bn_recalibration_batches: int = 8
 
     @property
     def target(self) -> float:
@@ -171,6 +174,9 @@ class SearchConfig:
         if self.objective != "metric" and self.cost == "latency" and self.target_ms <= 0:
             raise InvalidField("target_ms", f"objective {self.objective!r} with cost latency "
                                "needs a target above 0 (ms per crop, onnxruntime, 1 thread)")
+        if self.bn_recalibration_batches < 0:
+            raise InvalidField("bn_recalibration_batches", "must be ≥ 0 (0: off), got "
+                               f"{self.bn_recalibration_batches}")
         if not 0.0 <= self.collapse_stop <= 1.0:
             raise InvalidField("collapse_stop", f"must be a share in [0, 1] (0: off), got "
                                f"{self.collapse_stop}")
