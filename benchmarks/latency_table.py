@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from search_space.pose_space import build  # noqa: E402
+from search_space.supernet import build  # noqa: E402
 from strategies.latency import random_networks, space_latency_table  # noqa: E402
 from trainers.build import build_network, spec_from_choices  # noqa: E402
 from trainers.config import load_config  # noqa: E402

@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from search_space.counting import param_flop_report  # noqa: E402
-from search_space.pose_space import build  # noqa: E402
+from search_space.supernet import build  # noqa: E402
 from strategies import prune as prune_cli  # noqa: E402
 from strategies import search as search_cli  # noqa: E402
 from strategies.latency import random_networks  # noqa: E402

@@ -129,7 +129,8 @@ def _strategy_case(args, device: torch.device) -> dict:
 
 
 def _run_case(args) -> dict:
-    from search_space.pose_space import build, freeze
+    from search_space.pose_space import freeze
+    from search_space.supernet import build
 
     warnings.filterwarnings("ignore")
     device = torch.device(args.device)

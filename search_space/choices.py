@@ -3,7 +3,7 @@
 The model code asks a :class:`Chooser` for each decision, by a readable label such as
 ``stage3/branch1/width`` or ``part2/fabric/l3s1/cell/edge0_op``:
 
-- :class:`SearchChooser` answers with NNI mutables (``Categorical``, ``LayerChoice``,
+- :class:`~search_space.supernet.SearchChooser` answers with NNI mutables (``Categorical``, ``LayerChoice``,
   ``InputChoice``) so the result is an NNI model space every strategy can explore;
 - :class:`FixedChooser` answers with the values of an architecture (``arch.json`` choices), so the
   same code builds the frozen network — and it checks each value and reports labels that are
@@ -11,17 +11,13 @@ The model code asks a :class:`Chooser` for each decision, by a readable label su
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-from contextlib import ExitStack
 from typing import Any, Callable, Mapping, Sequence
 
-from nni.mutable import Categorical, label_scope
-from nni.nas.nn.pytorch import InputChoice, LayerChoice
 from torch import nn
 
 from search_space.layers import ChosenWidth
 
-__all__ = ["Chooser", "SearchChooser", "FixedChooser", "ArchitectureError", "Decision"]
+__all__ = ["Chooser", "FixedChooser", "ArchitectureError", "Decision"]
 
 
 class ArchitectureError(ValueError):
@@ -68,45 +64,6 @@ class Chooser:
     def input(self, label: str, n_candidates: int) -> Any:
         """One of ``n_candidates`` inputs: an ``InputChoice`` while searching, else its index."""
         raise NotImplementedError
-
-
-def _scoped(label: str, make: Callable[[str], Any]) -> Any:
-    """Create an NNI mutable whose full label is ``label`` (NNI builds "a/b/c" from scopes)."""
-    *scopes, name = label.split("/")
-    with ExitStack() as stack:
-        for scope in scopes:
-            stack.enter_context(label_scope(scope))
-        return make(name)
-
-
-class SearchChooser(Chooser):
-    """Declares NNI mutables; mutables with one label are one decision (shared weights/alpha)."""
-
-    searching = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._widths: dict[str, Categorical] = {}
-
-    def width(self, label: str, values: Sequence[int]) -> Any:
-        values = sorted(set(int(v) for v in values), reverse=True)
-        if len(values) == 1:  # no choice: not a decision of the space
-            return values[0]
-        self._declare(label, values, "width")
-        if label not in self._widths:
-            self._widths[label] = _scoped(
-                label, lambda name: Categorical(values, default=values[0], label=name))
-        return self._widths[label]
-
-    def operation(self, label: str, names: Sequence[str],
-                  build: Callable[[str], nn.Module]) -> Any:
-        self._declare(label, names, "operation")
-        candidates = OrderedDict((name, build(name)) for name in names)
-        return _scoped(label, lambda name: LayerChoice(candidates, label=name))
-
-    def input(self, label: str, n_candidates: int) -> Any:
-        self._declare(label, list(range(n_candidates)), "input")
-        return _scoped(label, lambda name: InputChoice(n_candidates, n_chosen=1, label=name))
 
 
 class FixedChooser(Chooser):

@@ -20,7 +20,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from search_space.config import SpaceConfig  # noqa: E402
-from search_space.pose_space import space_labels  # noqa: E402
+from search_space.supernet import space_labels  # noqa: E402
 from strategies.prune_rate import prune_rate_search_space  # noqa: E402
 from trainers.atomic import atomic_path  # noqa: E402
 from trainers.config import load_config  # noqa: E402

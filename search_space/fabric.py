@@ -31,9 +31,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import sys
+
 import torch
 import torch.nn.functional as F
-from nni.nas.nn.pytorch import InputChoice, LayerChoice
 from torch import nn
 
 from search_space.choices import Chooser
@@ -159,6 +160,13 @@ class Merge(nn.Conv2d):
         return tensor[:, cols]
 
 
+def _is_nni(obj: Any, name: str) -> bool:
+    """Whether ``obj`` is NNI's ``LayerChoice`` / ``InputChoice`` (only a supernet, built by
+    :mod:`search_space.supernet`, has them: a frozen network never imports NNI)."""
+    nas = sys.modules.get("nni.nas.nn.pytorch")
+    return nas is not None and isinstance(obj, getattr(nas, name))
+
+
 @dataclass
 class CellDecisions:
     """What an architecture (or the search space) says about one cell."""
@@ -200,9 +208,9 @@ class Cell(nn.Module):
         self.scale = scale
         self.slots = tuple(slots)
         self.hidden = hidden
-        self.searching = isinstance(decisions.beta, InputChoice) or any(
-            isinstance(e, LayerChoice) for e in decisions.edges)
-        self.input_choice = decisions.beta if isinstance(decisions.beta, InputChoice) else None
+        self.searching = _is_nni(decisions.beta, "InputChoice") or any(
+            _is_nni(e, "LayerChoice") for e in decisions.edges)
+        self.input_choice = decisions.beta if _is_nni(decisions.beta, "InputChoice") else None
         self.chosen_slot = decisions.beta if isinstance(decisions.beta, int) else None
         if decisions.beta is None:  # fixed mix: softmax(β) of PNFS, 1/3 each with β fixed at 0
             self.register_buffer("input_weights", torch.full((len(SLOT_NAMES),), 1.0 / len(SLOT_NAMES)))
@@ -235,7 +243,7 @@ class Cell(nn.Module):
         live_nodes = {0} | {n + 1 for n in live}
         for e, (src, dst) in enumerate(self.edge_pairs):
             edge = decisions.edges[e]
-            if isinstance(edge, LayerChoice):
+            if _is_nni(edge, "LayerChoice"):
                 self.edges[f"e{e}"] = edge
             elif edge is None:
                 self.edges[f"e{e}"] = UniformOperations(operators, c)

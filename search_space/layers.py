@@ -8,10 +8,9 @@ sharing for width choices keeps the first channels).
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Union
 
-from nni.mutable import Mutable
-from nni.nas.nn.pytorch import MutableBatchNorm2d, MutableConv2d
 from torch import nn
 
 from search_space.operations import BN_MOMENTUM
@@ -30,8 +29,10 @@ class ChosenWidth(int):
 
 
 def is_choice(width: Width) -> bool:
-    """True when ``width`` is an NNI mutable (a searchable width)."""
-    return isinstance(width, Mutable)
+    """True when ``width`` is an NNI mutable (a searchable width). NNI is imported only where a
+    supernet is built (:mod:`search_space.supernet`): without it nothing can be one."""
+    mutable = sys.modules.get("nni.mutable")
+    return mutable is not None and isinstance(width, mutable.Mutable)
 
 
 def same_width(a: Width, b: Width) -> bool:
@@ -51,11 +52,17 @@ def max_width(width: Width) -> int:
 def conv2d(in_ch: Width, out_ch: Width, kernel: int, stride: int = 1, padding: int = 0,
            bias: bool = False) -> nn.Module:
     """``nn.Conv2d``, or NNI's ``MutableConv2d`` when a width is a choice."""
-    cls = MutableConv2d if is_choice(in_ch) or is_choice(out_ch) else nn.Conv2d
-    return cls(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=bias)
+    if is_choice(in_ch) or is_choice(out_ch):
+        from nni.nas.nn.pytorch import MutableConv2d  # a supernet: NNI is loaded already
+
+        return MutableConv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=bias)
+    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=bias)
 
 
 def batch_norm(channels: Width, momentum: float = BN_MOMENTUM) -> nn.Module:
     """``nn.BatchNorm2d``, or NNI's ``MutableBatchNorm2d`` when the width is a choice."""
-    cls = MutableBatchNorm2d if is_choice(channels) else nn.BatchNorm2d
-    return cls(channels, momentum=momentum)
+    if is_choice(channels):
+        from nni.nas.nn.pytorch import MutableBatchNorm2d
+
+        return MutableBatchNorm2d(channels, momentum=momentum)
+    return nn.BatchNorm2d(channels, momentum=momentum)

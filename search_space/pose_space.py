@@ -1,10 +1,13 @@
-"""The unified search space (``PoseSpace``, an NNI ``ModelSpace``) and its frozen networks.
+"""The networks of the unified search space: the model code both the supernet
+(:mod:`search_space.supernet`, ``PoseSpace``, an NNI ``ModelSpace``) and the frozen networks
+are built from, and the frozen side (no NNI import: training, inference and export of a frozen
+network never load NNI or the Lightning its evaluators pull in).
 
 backbone (HRNet with width choices, or Lite-HRNet) → pyramid → per body part: 1×1 adapters →
 PNFS fabric → vector or heatmap head → the part's joints; joints shared by two parts are summed.
 ``head: plain`` instead puts HRNet's 1×1 heatmap conv on the backbone (the fixed baselines).
 
-- :func:`build` — the supernet for a config: every decision is an NNI mutable with a stable
+- :func:`search_space.supernet.build` — the supernet for a config: every decision is an NNI mutable with a stable
   label (``stage3/branch1/width``, ``stage2/module0/branch1/block3/inner0``,
   ``part2/fabric/l3s1/input``, ``part2/fabric/cell/edge0_op`` or per cell
   ``part2/fabric/l3s1/cell/edge0_op``).
@@ -22,12 +25,11 @@ from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
-from nni.nas.nn.pytorch import ModelSpace
 from torch import nn
 
 from search_space.backbones import get_backbone
 from search_space.blocks import BLOCKS, init_pose_weights
-from search_space.choices import ArchitectureError, Chooser, FixedChooser, SearchChooser
+from search_space.choices import ArchitectureError, Chooser, FixedChooser
 from search_space.config import BackboneSpaceConfig, SpaceConfig
 from search_space.fabric import Fabric, pyramid_levels_read
 from search_space.hrnet import HRNetBackbone
@@ -37,8 +39,8 @@ from search_space.layouts import HRNetLayout, StageLayout
 from search_space.litehrnet import LiteHRNetBackbone
 from search_space.parts import BodyPart, body_parts
 
-__all__ = ["PoseSpace", "PoseNetwork", "PartHead", "build", "freeze", "check_architecture", "space_labels",
-           "VectorHead", "HeatmapHead"]
+__all__ = ["PoseNetwork", "PartHead", "freeze", "check_architecture", "VectorHead", "HeatmapHead",
+           "populate_network", "pose_forward", "named_components"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,7 +182,8 @@ class PartHead(nn.Module):
 # the network (shared by the supernet and the frozen model)
 
 
-def _populate(module: nn.Module, space: SpaceConfig, dataset: str, chooser: Chooser) -> None:
+def populate_network(module: nn.Module, space: SpaceConfig, dataset: str,
+                     chooser: Chooser) -> None:
     """Build backbone and heads onto ``module`` (a ``PoseSpace`` or a ``PoseNetwork``)."""
     module.space_config = space
     module.dataset = dataset
@@ -226,7 +229,7 @@ def _populate(module: nn.Module, space: SpaceConfig, dataset: str, chooser: Choo
         module.register_buffer(f"_joints{p}", torch.tensor(part.joints), persistent=False)
 
 
-def _forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def pose_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     pyramid = module.backbone(x)
     if module.plain_head_name is not None:
         return getattr(module, module.plain_head_name)(pyramid[0])
@@ -239,7 +242,7 @@ def _forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _components(module: nn.Module) -> dict[str, nn.Module]:
+def named_components(module: nn.Module) -> dict[str, nn.Module]:
     if module.plain_head_name is not None:  # the baselines: stem, stages, head
         parts = dict(module.backbone.components())
         parts["head"] = getattr(module, module.plain_head_name)
@@ -259,51 +262,20 @@ class PoseNetwork(nn.Module):
     def __init__(self, space: SpaceConfig, dataset: str, choices: Mapping[str, Any]) -> None:
         super().__init__()
         chooser = FixedChooser(choices)
-        _populate(self, space, dataset, chooser)
+        populate_network(self, space, dataset, chooser)
         chooser.check_unused()
         self.choices = {k: choices[k] for k in chooser.decisions}
 
     def components(self) -> dict[str, nn.Module]:
         """Named parts for parameter/FLOP reports: backbone, then each body part's head."""
-        return _components(self)
+        return named_components(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _forward(self, x)
-
-
-class PoseSpace(ModelSpace):
-    """The supernet: NNI model space of backbone widths × body parts × PNFS fabrics.
-
-    ``simplify()`` lists every decision; ``freeze(sample)`` returns the :class:`PoseNetwork`
-    of that sample.
-    """
-
-    def __init__(self, space: SpaceConfig, dataset: str) -> None:
-        super().__init__()
-        chooser = SearchChooser()
-        _populate(self, space, dataset, chooser)
-        self.decisions = chooser.decisions
-
-    def components(self) -> dict[str, nn.Module]:
-        """Named parts for parameter/FLOP reports."""
-        return _components(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _forward(self, x)
-
-    def freeze(self, sample: dict[str, Any]) -> nn.Module:  # type: ignore[override]
-        """The frozen network of ``sample`` (fresh weights; see
-        :func:`search_space.inherit.inherit_weights`)."""
-        return freeze(self.space_config, self.dataset, sample)
+        return pose_forward(self, x)
 
 
 # --------------------------------------------------------------------------------------------
 # entry points
-
-
-def build(space: SpaceConfig, dataset: str) -> PoseSpace:
-    """The supernet of ``space`` for ``dataset`` ("coco" or "mpii")."""
-    return PoseSpace(space, dataset)
 
 
 def freeze(space: SpaceConfig, dataset: str, choices: Mapping[str, Any]) -> PoseNetwork:
@@ -324,13 +296,6 @@ def check_architecture(space: SpaceConfig, dataset: str, choices: Mapping[str, A
     """
     with torch.device("meta"):
         PoseNetwork(space, dataset, choices)
-
-
-def space_labels(space: SpaceConfig, dataset: str) -> dict[str, list[Any]]:
-    """Every label of the space and its candidate values (builds the supernet on CPU)."""
-    with torch.device("meta"):
-        model = PoseSpace(space, dataset)
-    return {label: d.values for label, d in model.decisions.items()}
 
 
 __all__ += ["ArchitectureError"]

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from search_space.pose_space import build
+from search_space.supernet import build
 from trainers.atomic import atomic_path
 from trainers.build import build_network, spec_from_choices
 from trainers.config import Config

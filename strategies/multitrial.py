@@ -24,7 +24,7 @@ from nni.nas.evaluator import FunctionalEvaluator
 from nni.nas.execution import SequentialExecutionEngine
 from nni.nas.space import RawFormatModelSpace
 
-from search_space.pose_space import build
+from search_space.supernet import build
 from strategies.records import HistoryWriter
 from strategies.registry import STRATEGIES
 from strategies.latency import latency_table_path

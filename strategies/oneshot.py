@@ -11,9 +11,10 @@ from typing import Any, Sequence
 
 import pytorch_lightning as pl
 from nni.nas.evaluator.pytorch import Lightning, Trainer
+from nni.nas.evaluator.pytorch import LightningModule as NasLightningModule
 from nni.nas.oneshot.pytorch.sampling import has_tianshou
 
-from search_space.pose_space import build
+from search_space.supernet import build
 from strategies.data import build_search_data
 from strategies.records import ArchRecorder
 from strategies.registry import STRATEGIES
@@ -27,7 +28,12 @@ from trainers.engine import trainer_kwargs
 from trainers.errors import UserInputError
 from trainers.module import PoseModule
 
-__all__ = ["run_oneshot", "make_oneshot_strategy", "TaggedLoader"]
+__all__ = ["run_oneshot", "make_oneshot_strategy", "TaggedLoader", "NasPoseModule"]
+
+
+class NasPoseModule(PoseModule, NasLightningModule):
+    """:class:`~trainers.module.PoseModule` as the NNI ``LightningModule`` that NNI's one-shot
+    evaluator (``nni.nas.evaluator.pytorch.Lightning``) requires; the same training module."""
 
 
 class TaggedLoader:
@@ -120,7 +126,7 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
     strategy.val_loader = data.val
     metric = primary_metric(cfg.dataset.name)
     teacher = build_teacher(cfg) if cfg.search.distill else None  # a teacher-guided supernet
-    module = PoseModule(supernet, cfg, data.val_set, out,
+    module = NasPoseModule(supernet, cfg, data.val_set, out,
                         {"name": f"supernet:{strategy_name}"}, teacher=teacher)
     recorder = ArchRecorder(cfg, strategy_name, out, show_arch_value)
     ckpt_cb = AtomicCheckpoint(out, metric, verbose=False)  # the recorder prints the epochs

@@ -36,7 +36,7 @@ import torch  # noqa: E402
 
 from search_space.counting import param_flop_report  # noqa: E402
 from search_space.operations import PARAMETER_FREE, ZERO  # noqa: E402
-from search_space.pose_space import build  # noqa: E402
+from search_space.supernet import build  # noqa: E402
 from trainers.arch_file import ArchFile, check_choices, load_arch, save_arch  # noqa: E402
 from trainers.build import build_network, spec_from_arch  # noqa: E402
 from trainers.checkpoint import save_state_dict  # noqa: E402

@@ -30,7 +30,7 @@ import torch
 
 from search_space.inherit import INNER_WIDTH_LABEL as _INNER
 from search_space.inherit import block_module_path
-from search_space.pose_space import space_labels
+from search_space.supernet import space_labels
 from strategies.records import HistoryWriter
 from trainers.arch_file import ArchFile, load_arch, save_arch
 from trainers.build import build_network, spec_from_choices

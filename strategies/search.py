@@ -26,7 +26,7 @@ if __package__ in (None, ""):
 from pytorch_lightning.utilities.rank_zero import rank_zero_only  # noqa: E402
 
 from search_space.counting import param_flop_report  # noqa: E402
-from search_space.pose_space import build  # noqa: E402
+from search_space.supernet import build  # noqa: E402
 from strategies.multitrial import run_multitrial  # noqa: E402
 from strategies.oneshot import run_oneshot  # noqa: E402
 from strategies.prune_rate import run_prune_rate  # noqa: E402

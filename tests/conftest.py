@@ -13,7 +13,7 @@ from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 from nni.nas.strategy import RandomOneShot
 
 from search_space.config import BackboneSpaceConfig, CellConfig, SpaceConfig
-from search_space.pose_space import build
+from search_space.supernet import build
 from tests.official_layouts import randomize
 from trainers.config import Config, load_config
 from trainers.data.synthetic import write_coco, write_mpii

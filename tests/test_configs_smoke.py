@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from search_space.pose_space import space_labels
+from search_space.supernet import space_labels
 from trainers.config import load_config
 from trainers.data.datasets import build_dataset
 from trainers.data.loader import build_loader

@@ -14,7 +14,8 @@ from search_space.inherit import inherit_weights
 from search_space.layouts import hrnet_layout
 from search_space.joints import KEYPOINT_SPECS
 from search_space.operations import OPERATIONS, _bn  # noqa: F401  (the README example uses them)
-from search_space.pose_space import build, freeze
+from search_space.pose_space import freeze
+from search_space.supernet import build
 from strategies import registry
 from strategies.oneshot import make_oneshot_strategy
 from strategies.oneshot_modules import SyncModule

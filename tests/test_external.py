@@ -157,7 +157,7 @@ def test_a_search_supernet_starts_from_an_imagenet_backbone(tmp_path):
     stage 4 and the classifier are skipped."""
     from nni.nas.strategy import DARTS
 
-    from search_space.pose_space import build
+    from search_space.supernet import build
     from tests.conftest import tiny_space
     from trainers.build import init_backbone
 

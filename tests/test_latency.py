@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from search_space.pose_space import build, freeze
+from search_space.pose_space import freeze
+from search_space.supernet import build
 from strategies.latency import LatencyTable, space_latency_table, tensor_units
 from tests.conftest import random_sample, tiny_config, tiny_space
 from trainers.errors import UserInputError

@@ -157,7 +157,8 @@ def test_per_stage_prune_rate_trial(coco_root, tmp_path):
     full-width network, fine-tune it and record the kept channels."""
     import torch
 
-    from search_space.pose_space import build, freeze
+    from search_space.pose_space import freeze
+    from search_space.supernet import build
     from trainers.config import load_config
 
     over = ["dataset.root", str(coco_root), "space.head", "plain", "model.input_size", "64x48"]

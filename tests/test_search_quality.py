@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from search_space.pose_space import build
+from search_space.supernet import build
 from strategies.collapse import arch_collapse
 from strategies.prune import derive_choices
 from tests.conftest import REPO, run_module

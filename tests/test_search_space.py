@@ -12,7 +12,8 @@ from search_space.fabric import slot_routes
 from search_space.inherit import inherit_weights
 from search_space.models import build_model
 from search_space.parts import body_parts
-from search_space.pose_space import build, freeze
+from search_space.pose_space import freeze
+from search_space.supernet import build
 from tests.conftest import random_sample, supernet_under, tiny_space
 from tests.reference_hrnet import ReferenceHRNet
 from trainers.arch_file import ArchFile, load_arch, save_arch

@@ -9,7 +9,8 @@ from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 from nni.nas.strategy import DARTS
 
 from trainers.arch_file import ArchFile, load_arch, save_arch
-from search_space.pose_space import build, freeze
+from search_space.pose_space import freeze
+from search_space.supernet import build
 from strategies.unrolled import unrolled_arch_gradient
 from strategies.prune import derive_choices, prune_arch
 from search_space.counting import param_flop_report

@@ -199,7 +199,7 @@ def test_train_derived_arch_then_test_and_param_flop(coco_root, tmp_path):
     import numpy as np
 
     from trainers.arch_file import ArchFile, save_arch
-    from search_space.pose_space import build
+    from search_space.supernet import build
     from trainers.config import load_config
 
     search_cfg = str(REPO / "configs" / "search" / "synthetic_tiny.yaml")
@@ -271,7 +271,7 @@ def test_prune_rate_on_a_trained_network_stops_at_the_tolerance(trained, learn_r
 ])
 def test_a_bad_model_record_in_a_checkpoint_names_the_field(tmp_path, edit, field):
     from tests.conftest import random_sample, tiny_space
-    from search_space.pose_space import build
+    from search_space.supernet import build
     from trainers.build import NetworkSpec, load_trained_network
     from trainers.checkpoint import load_checkpoint
     from trainers.config import config_to_dict

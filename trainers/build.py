@@ -11,7 +11,7 @@ dataset, choices, kept channels) — made from one of:
 :func:`build_network` freezes it (:func:`search_space.pose_space.freeze`) and optionally loads
 weights: the exact state dict of this network (``model.pretrained``, a checkpoint), or weights
 inherited from a bigger network (a one-shot supernet, or the full-width network of channel
-pruning). Supernets are :func:`search_space.pose_space.build`.
+pruning). Supernets are :func:`search_space.supernet.build`.
 """
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ import pytorch_lightning as pl
 
 from search_space.counting import param_flop_report
 from search_space.joints import keypoint_spec
-from search_space.pose_space import space_labels
+from search_space.supernet import space_labels
 from strategies.oneshot import run_oneshot
 from strategies.prune import prune_arch, write_inherited_state
 from trainers.arch_file import load_arch, save_arch

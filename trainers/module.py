@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
-from nni.nas.evaluator.pytorch import LightningModule as NasLightningModule
 from torch import nn
 
 from trainers.config import Config, config_to_dict
@@ -32,11 +32,14 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-class PoseModule(NasLightningModule):
+class PoseModule(pl.LightningModule):
     """Trains a heatmap network with JointsMSELoss and evaluates it with the dataset's metric.
 
-    An NNI ``LightningModule`` (a ``pytorch_lightning.LightningModule``), so the same module is
-    the evaluator of fixed training, one-shot search and multi-trial trials.
+    The evaluator of fixed training, multi-trial trials and (as
+    :class:`strategies.oneshot.NasPoseModule`, the NNI ``LightningModule`` NNI's one-shot
+    evaluator needs) one-shot search. It follows NNI's interface — ``set_model`` and ``model``,
+    the network kept as ``_model`` — without importing NNI, so training a frozen network does
+    not load it.
 
     Args:
         model: (N, 3, H, W) → (N, K, h, w).
@@ -49,6 +52,20 @@ class PoseModule(NasLightningModule):
             :mod:`trainers.distill`). Kept out of the module's submodules: never trained,
             never in a checkpoint, moved to the module's device when fitting starts.
     """
+
+    @property
+    def model(self) -> nn.Module:
+        """The network trained and evaluated (set by :meth:`set_model`)."""
+        model = getattr(self, "_model", None)
+        if model is None:
+            raise RuntimeError("no model: call set_model() first")
+        return model
+
+    def set_model(self, model: nn.Module) -> None:
+        """Set the network to train and evaluate (NNI's ``LightningModule`` interface)."""
+        if not isinstance(model, nn.Module):
+            raise TypeError("model must be an nn.Module")
+        self._model = model
 
     def __init__(self, model: nn.Module, cfg: Config, val_dataset: TopDownDataset | None = None,
                  out_dir: str | Path = "runs/default", model_info: dict[str, Any] | None = None,
