@@ -16,11 +16,15 @@ import subprocess
 import sys
 import time
 
-import torch
+from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
-from tests.reference_hrnet import ReferenceHRNet
-from trainers.report import format_table
+import torch  # noqa: E402
+
+from tests.reference_hrnet import ReferenceHRNet  # noqa: E402
+from trainers.report import format_table  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -29,7 +33,7 @@ def _measure(which: str, batch: int, steps: int, warmup: int) -> dict:
     if which == "posenas":
         from search_space.models import build_model
 
-        model = build_model("hrnet_w32", 17)
+        model = build_model("hrnet_w32", "coco")
     else:
         model = ReferenceHRNet(32)
     params = sum(p.numel() for p in model.parameters())

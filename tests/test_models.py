@@ -1,4 +1,7 @@
 """Every registered model: shapes, gradients, exact parameter counts, FLOPs as published."""
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -6,6 +9,7 @@ from search_space.hrnet import HRNetBackbone
 from search_space.layouts import hrnet_layout
 from search_space.models import build_model, model_names
 from search_space.counting import param_flop_report
+from tests.conftest import REPO
 
 
 @pytest.mark.parametrize("name", model_names())
@@ -101,3 +105,18 @@ def test_lite_fuse_keeps_the_official_double_count():
     fused0 = 2 * x0 + up
     torch.testing.assert_close(out0, torch.relu(fused0))
     torch.testing.assert_close(out1, torch.relu(2 * fuse.paths[1][0](fused0) + x1))
+
+
+def test_a_frozen_network_trains_without_importing_nni():
+    # NNI (and, through its evaluators, Lightning's torch._dynamo-heavy fabric: ~220 MB at
+    # import) is for supernets only: building, training-module setup and the trainer of a
+    # frozen network must not load it; building a supernet does
+    code = ("import sys\n"
+            "from search_space.models import build_model\n"
+            "import trainers.engine, trainers.train_derived\n"
+            "build_model('hrnet_tiny', 'coco')\n"
+            "assert 'nni' not in sys.modules, 'nni imported'\n"
+            "from search_space.supernet import build\n"
+            "assert 'nni' in sys.modules\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
