@@ -161,7 +161,9 @@ def test_per_stage_prune_rate_trial(coco_root, tmp_path):
     from search_space.supernet import build
     from trainers.config import load_config
 
-    over = ["dataset.root", str(coco_root), "space.head", "plain", "model.input_size", "64x48"]
+    # the whole 4-stage HRNet under the plain head (a plain head honours backbone.stages)
+    over = ["dataset.root", str(coco_root), "space.head", "plain", "space.backbone.stages", "0",
+            "model.input_size", "64x48"]
     cfg = load_config(REPO / "configs" / "search" / "synthetic_tiny.yaml", over)
     labels = build(cfg.space, "coco").simplify()
     full = freeze(cfg.space, "coco", {k: max(m.values) for k, m in labels.items()})

@@ -332,7 +332,9 @@ def test_prune_top_k_edges_per_node(coco_root):
 
     cfg = tiny_cfg(coco_root)
     cell = replace(cfg.space.cell_config, hidden_states_num=3, one_shot_search=True)
-    cfg = replace(cfg, space=replace(cfg.space, cell_config=cell))
+    # top-k alone: no cap on parameter-free operations (the demo config caps them at 1)
+    cfg = replace(cfg, space=replace(cfg.space, cell_config=cell),
+                  search=replace(cfg.search, max_param_free=-1))
     labels = build(cfg.space, "coco").simplify()
     choices = {k: (m.values[0] if not k.endswith("/input") else [0]) for k, m in labels.items()}
     strengths = {0: .3, 1: .9, 2: .8, 3: .4, 4: .7, 5: .6}  # node 3 has edges 3, 4, 5
