@@ -16,7 +16,11 @@ Cases (each in its own process, so peak memory is its own):
 
     python benchmarks/supernet_step.py [--size 256x192] [--batch 8] [--steps 3] [--device cpu]
                                        [--cases darts,darts2,all_ops,argmax] [--no-widths]
-                                       [--json]
+                                       [--nchw] [--threads 2] [--json]
+
+A case name may end in ``@bf16``: the same step under bf16 autocast (``train.precision
+bf16-mixed``; CPU or CUDA), e.g. ``--cases all_ops,darts,darts@bf16``. Every case trains with
+the trainer's default channels-last layout (``train.channels_last``) unless ``--nchw``.
 
 Prints a table: seconds per step (median of ``--steps`` after one warm-up) and peak memory
 (CUDA: max allocated; CPU: peak RSS of the process). With ``--json`` the last line is
@@ -120,7 +124,8 @@ def _strategy_case(args, device: torch.device) -> dict:
         "dataset.name", "coco", "dataset.root", str(args.data), "model.input_size", f"{h}x{w}",
         "search.epochs", "1", "search.batch_size", str(args.batch), "train.num_workers", "0",
         "train.limit_train_batches", str(args.steps + 1), "test.flip_test", "false",
-        "test.batch_size", "4", "train.devices", "1",
+        "test.batch_size", "4", "train.devices", "1", "train.precision", args.precision,
+        "train.channels_last", str(not args.nchw).lower(),
         *(["space.backbone.width_multipliers", "[]"] if args.no_widths else [])])
     with tempfile.TemporaryDirectory() as tmp:
         run_oneshot(cfg, args.case, Path(tmp), progress=False, callbacks=[callback])
@@ -132,9 +137,14 @@ def _run_case(args) -> dict:
     from search_space.pose_space import freeze
     from search_space.supernet import build
 
+    from trainers.memory_format import channels_last_input, to_channels_last
+
     warnings.filterwarnings("ignore")
     device = torch.device(args.device)
     torch.manual_seed(0)
+    name, _, variant = args.case.partition("@")
+    args.precision = "bf16-mixed" if variant == "bf16" else "32-true"
+    args.case = name
     if args.case in ("darts", "darts2", "darts_textbook"):
         args.textbook = args.case == "darts_textbook"
         args.case = args.case.replace("_textbook", "")
@@ -155,12 +165,16 @@ def _run_case(args) -> dict:
                 choices[label] = max(mutable.values)
         model = freeze(space, "coco", choices)
     model = model.to(device).train()
+    if not args.nchw:
+        to_channels_last(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step():
         x, y = _batch(args, device)
         opt.zero_grad()
-        loss_fn(model(x), y).backward()
+        with torch.autocast(device.type, torch.bfloat16, enabled=args.precision == "bf16-mixed"):
+            out = model(channels_last_input(x, not args.nchw))
+        loss_fn(out.float(), y).backward()
         opt.step()
 
     step()  # warm-up
@@ -190,14 +204,21 @@ def main() -> int:
                    help="the synthetic COCO set the strategy cases read (written if missing)")
     p.add_argument("--no-widths", action="store_true", help="darts/darts2 without the width "
                    "choices (α/β only: the space PoseNFS's own search code has)")
+    p.add_argument("--nchw", action="store_true", help="train.channels_last false everywhere")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    p.add_argument("--case", help=argparse.SUPPRESS)
     args = p.parse_args()
     args.size = tuple(int(v) for v in args.size.lower().split("x"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.case:
         print(json.dumps(_run_case(args)))
         return 0
     cases = [c for c in args.cases.split(",") if c]
+    unknown = [c for c in cases if c.partition("@")[0] not in CASES or c.partition("@")[2] not in ("", "bf16")]
+    if unknown:
+        p.error(f"unknown case(s) {unknown}: choose from {CASES}, each optionally with @bf16")
     if any(c.startswith("darts") for c in cases) and not (Path(args.data) / "annotations").is_dir():
         subprocess.run([sys.executable, "-m", "trainers.data.synthetic", "--format", "coco",
                         "--out", args.data, "--train", str(4 * args.batch * (args.steps + 1)),
@@ -206,19 +227,23 @@ def main() -> int:
     for case in cases:
         cmd = [sys.executable, __file__, "--case", case, "--size", f"{args.size[0]}x{args.size[1]}",
                "--batch", str(args.batch), "--steps", str(args.steps), "--device", args.device,
-               "--data", str(Path(args.data).resolve())] + (["--no-widths"] if args.no_widths else [])
+               "--data", str(Path(args.data).resolve()), "--threads", str(args.threads)] + (
+                   ["--no-widths"] if args.no_widths else []) + (["--nchw"] if args.nchw else [])
         print(f"running {case} ...", flush=True)
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
         if r.returncode != 0:
             sys.exit(f"{case} failed:\n{r.stderr[-3000:]}")
         results[case] = json.loads(r.stdout.strip().splitlines()[-1])
-    base = results.get("all_ops", {}).get("seconds")
     for case in cases:
         r = results[case]
+        variant = case.partition("@")[2]
+        base = results.get("all_ops" + (f"@{variant}" if variant else ""), results.get("all_ops"))
         rows.append([case, f"{r['params'] / 1e6:.2f}", f"{r['seconds']:.3f}",
-                     f"{r['seconds'] / base:.2f}x" if base else "-", f"{r['peak_bytes'] / 2**30:.2f}"])
-    print(format_table(["case", "params (M)", "s/step", "vs all_ops", "peak GiB"], rows))
-    print(f"device {args.device}, input {args.size[0]}x{args.size[1]}, batch {args.batch}; "
+                     f"{r['seconds'] / base['seconds']:.2f}x" if base else "-",
+                     f"{r['peak_bytes'] / 2**30:.2f}"])
+    print(format_table(["case", "params (M)", "s/step", "vs all_ops (same precision)", "peak GiB"], rows))
+    print(f"device {args.device}, input {args.size[0]}x{args.size[1]}, batch {args.batch}, "
+          f"{'NCHW' if args.nchw else 'channels-last'}, {args.threads or torch.get_num_threads()} threads; "
           "darts/darts2 = strategies.search's step: one architecture step + one weight step")
     if args.json:
         print(json.dumps({c: {"seconds": results[c]["seconds"], "peak_bytes": results[c]["peak_bytes"]}

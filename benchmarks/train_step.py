@@ -1,21 +1,40 @@
-"""Forward+backward throughput and peak memory of HRNet-W32 (256×192, batch 8) on this machine.
+"""HRNet-W32 training step: posenas's trainer against the official code's network, side by side.
 
-    python benchmarks/train_step.py [--batch 8] [--steps 5] [--warmup 2] [--threads N]
+    python benchmarks/train_step.py [--batch 8] [--size 256x192] [--steps 5] [--warmup 2]
+                                    [--threads 2] [--cases official,posenas_nchw,posenas,posenas_bf16]
+                                    [--json]
 
-Runs one training step (forward, JointsMSE-style loss, backward, Adam step) repeatedly for
-posenas's ``hrnet_w32`` and for an independent plain reference of the same architecture written
-below (nn.Upsample fuse, the official module/branch structure), each in a fresh subprocess so the
-peak resident memory is its own. Prints images/s and peak RSS for both.
+Cases, each in a fresh subprocess (so its peak resident memory is its own), all from the same
+weights (the official network's, converted) and the same batch:
+
+- ``official``: ``pose_hrnet.py``'s PoseHighResolutionNet as released (``tests/official_layouts``,
+  written from the official structure: module names, nn.Upsample fuses, the forward as released)
+  trained the way the official ``train()`` does: forward, JointsMSELoss with target weights,
+  ``zero_grad``, backward, Adam step; float32, NCHW;
+- ``posenas_nchw``: posenas's ``hrnet_w32`` trained by the code path ``train_derived.py`` runs
+  (``PoseModule`` under a Lightning ``Trainer``: uint8 batch normalised in the step, logging,
+  Adam) with ``train.channels_last false``;
+- ``posenas``: the same with the defaults (``train.channels_last true``, float32);
+- ``posenas_bf16``: ``train.precision bf16-mixed`` on top (autocast; weights and optimiser in
+  float32).
+
+Prints seconds per step (median after the warm-up), images/s, peak RSS, each against
+``official``, and the largest difference of the first step's heatmaps from ``official``'s (the
+float32 modes compute the same function: 0 for NCHW, rounding for NHWC), relative to the
+largest official heatmap value. With ``--json`` the last
+line is ``{case: {"seconds", "peak_bytes", "max_rel_diff"}}``.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
-
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,62 +42,174 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from tests.reference_hrnet import ReferenceHRNet  # noqa: E402
-from trainers.report import format_table  # noqa: E402
+CASES = ["official", "posenas_nchw", "posenas", "posenas_bf16"]
+
+
+# ------------------------------------------------------------------------------ the inputs
+def _inputs(batch: int, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """One training batch as the loader gives it (uint8 images, targets, target weights)."""
+    gen = torch.Generator().manual_seed(0)
+    h, w = size
+    weight = (torch.rand(batch, 17, 1, generator=gen) > 0.2).float()
+    return {"image": torch.randint(0, 256, (batch, 3, h, w), dtype=torch.uint8, generator=gen),
+            "target": torch.rand(batch, 17, h // 4, w // 4, generator=gen),
+            "target_weight": weight, "size": torch.tensor(batch)}
+
+
+def _official_network() -> torch.nn.Module:
+    from tests.official_layouts import OfficialHRNet
+
+    torch.manual_seed(0)
+    net = OfficialHRNet()  # HRNet-W32's widths, blocks and modules
+    for m in net.modules():  # the official init_weights(): conv N(0, 0.001), BN (1, 0)
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.weight, std=0.001)
+            if m.bias is not None:
+                torch.nn.init.zeros_(m.bias)
+    return net.train()
 
 
 # ------------------------------------------------------------------------------ measuring
-def _measure(which: str, batch: int, steps: int, warmup: int) -> dict:
-    torch.manual_seed(0)
-    if which == "posenas":
-        from search_space.models import build_model
+def _official(args, batch) -> tuple[list[float], torch.Tensor]:
+    from trainers.data.topdown import normalize_images
+    from trainers.loss import JointsMSELoss
 
-        model = build_model("hrnet_w32", "coco")
-    else:
-        model = ReferenceHRNet(32)
-    params = sum(p.numel() for p in model.parameters())
+    model = _official_network()
+    criterion = JointsMSELoss(True)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    x, target = torch.randn(batch, 3, 256, 192), torch.rand(batch, 17, 64, 48)
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times = []
-    for i in range(warmup + steps):
+    images = normalize_images(batch["image"])  # the official loader normalises in the worker
+    times, first = [], None
+    for _ in range(args.warmup + args.steps):
         t0 = time.perf_counter()
-        loss = 0.5 * (model(x) - target).square().mean()
+        out = model(images)
+        loss = criterion(out, batch["target"], batch["target_weight"])
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"which": which, "params": params, "images_per_s": batch / (sum(times) / len(times)),
-            "peak_rss_mb": peak / 1024, "rss_growth_mb": (peak - base_rss) / 1024}
+        times.append(time.perf_counter() - t0)
+        if first is None:
+            first = out.detach().clone()
+    return times[args.warmup:], first
 
 
-def main() -> None:
+class _Batches(torch.utils.data.Dataset):
+    def __init__(self, batch: dict, n: int) -> None:
+        self.batch, self.n = batch, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        return self.batch
+
+
+def _posenas(args, batch, channels_last: bool, precision: str) -> tuple[list[float], torch.Tensor]:
+    import pytorch_lightning as pl
+
+    from search_space.models import build_model
+    from trainers.config import load_config
+    from trainers.engine import trainer_kwargs
+    from trainers.external import convert_state
+    from trainers.module import PoseModule
+
+    cfg = load_config(REPO / "configs" / "datasets" / "synthetic_coco.yaml", [
+        "dataset.root", "unused", "model.input_size", f"{args.size[0]}x{args.size[1]}",
+        "train.channels_last", str(channels_last).lower(), "train.precision", precision,
+        "train.devices", "1", "train.limit_train_batches", str(args.warmup + args.steps)])
+    model = build_model("hrnet_w32", "coco")
+    model.load_state_dict(convert_state(_official_network().state_dict()).state)
+    times: list[float] = []
+    first: list[torch.Tensor] = []
+    model.register_forward_hook(lambda m, i, o: first.append(o.detach().float().clone())
+                                if not first else None)
+
+    class Timer(pl.Callback):
+        def on_train_batch_start(self, *a) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_train_batch_end(self, *a) -> None:
+            times.append(time.perf_counter() - self.t0)
+
+    loader = torch.utils.data.DataLoader(_Batches(batch, args.warmup + args.steps), batch_size=None)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = pl.Trainer(max_epochs=1, callbacks=[Timer()], logger=False,
+                             enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, limit_val_batches=0,
+                             default_root_dir=tmp, **trainer_kwargs(cfg))
+        trainer.fit(PoseModule(model, cfg, out_dir=tmp), loader)
+    return times[args.warmup:], first[0]
+
+
+def _run_case(args) -> dict:
+    warnings.filterwarnings("ignore")
+    batch = _inputs(args.batch, args.size)
+    if args.case == "official":
+        times, first = _official(args, batch)
+    else:
+        times, first = _posenas(args, batch, channels_last=args.case != "posenas_nchw",
+                                precision="bf16-mixed" if args.case.endswith("bf16") else "32-true")
+    torch.save(first, args.out)
+    return {"case": args.case, "seconds": statistics.median(times),
+            "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--size", default="256x192")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
-    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
+    p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args()
+    args.size = tuple(int(v) for v in args.size.lower().split("x"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.child:
-        print(json.dumps(_measure(args.child, args.batch, args.steps, args.warmup)))
-        return
+    if args.case:
+        print(json.dumps(_run_case(args)))
+        return 0
+    from trainers.report import format_table
+
+    cases = [c for c in args.cases.split(",") if c]
+    results, outputs = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in cases:
+            out = Path(tmp) / f"{case}.pt"
+            cmd = [sys.executable, __file__, "--case", case, "--out", str(out),
+                   "--batch", str(args.batch), "--size", f"{args.size[0]}x{args.size[1]}",
+                   "--steps", str(args.steps), "--warmup", str(args.warmup),
+                   "--threads", str(args.threads)]
+            print(f"running {case} ...", flush=True)
+            r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+            if r.returncode != 0:
+                sys.exit(f"{case} failed:\n{r.stderr[-3000:]}")
+            results[case] = json.loads(r.stdout.strip().splitlines()[-1])
+            outputs[case] = torch.load(out, weights_only=True)
+    ref = results.get("official")
     rows = []
-    for which in ("posenas", "reference"):
-        cmd = [sys.executable, __file__, "--child", which, "--batch", str(args.batch),
-               "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
-        rows.append([res["which"], f"{res['params']:,}", f"{res['images_per_s']:.2f}",
-                     f"{res['peak_rss_mb']:.0f}", f"{res['rss_growth_mb']:.0f}"])
-    print(format_table(["implementation", "params", "train images/s", "peak RSS (MB)",
-                        "RSS growth in steps (MB)"], rows))
-    print(f"hrnet_w32, 256x192, batch {args.batch}, forward+backward+Adam, {torch.get_num_threads()} "
-          f"threads, {args.steps} timed steps after {args.warmup} warm-up")
+    for case in cases:
+        r = results[case]
+        diff = (float((outputs[case] - outputs["official"]).abs().max()
+                      / outputs["official"].abs().max()) if "official" in outputs else float("nan"))
+        r["max_rel_diff"] = diff
+        rows.append([case, f"{r['seconds']:.3f}", f"{args.batch / r['seconds']:.2f}",
+                     f"{r['seconds'] / ref['seconds']:.2f}x" if ref else "-",
+                     f"{r['peak_bytes'] / 2**20:.0f}",
+                     f"{r['peak_bytes'] / ref['peak_bytes']:.2f}x" if ref else "-",
+                     f"{diff:.1e}"])
+    print(format_table(["case", "s/step", "images/s", "time vs official", "peak RSS (MB)",
+                        "memory vs official", "max |Δ heatmap| / max |heatmap|"], rows))
+    print(f"hrnet_w32, {args.size[0]}x{args.size[1]}, batch {args.batch}, forward+backward+Adam, "
+          f"{args.threads or torch.get_num_threads()} threads, median of {args.steps} steps after "
+          f"{args.warmup} warm-up; Δ: the first step's heatmaps against official's")
+    if args.json:
+        print(json.dumps({c: {k: results[c][k] for k in ("seconds", "peak_bytes", "max_rel_diff")}
+                          for c in cases}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -82,7 +82,8 @@ class TrainConfig:
     use_target_weight: bool = True
     devices: str = "auto"  #: per node; under torchrun, its --nproc_per_node
     num_nodes: int = 1  #: machines (Lightning/SLURM launch); under torchrun, its --nnodes
-    precision: str = "auto"  #: "auto" = 16-mixed on CUDA, 32 on CPU
+    precision: str = "auto"  #: "auto" = 16-mixed on CUDA, 32 on CPU; "bf16-mixed" on CPU too
+    channels_last: bool = True  #: NHWC weights and inputs (faster convolutions, same values)
     limit_train_batches: float = 1.0  #: fraction (<=1.0) or count (>1) of batches per epoch
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ from trainers.data.images import SkipCounter
 from trainers.data.topdown import TopDownDataset, normalize_images
 from trainers.inference import flip_test_predictor
 from trainers.loss import DistillLoss, JointsMSELoss
+from trainers.memory_format import channels_last_input, to_channels_last
 from trainers.quant import pact_modules
 
 __all__ = ["PoseModule", "NonFiniteLossError"]
@@ -109,7 +110,8 @@ class PoseModule(pl.LightningModule):
     def compute_loss(self, batch: dict[str, Any]) -> torch.Tensor:
         """The heatmap loss of ``batch`` (no logging; a reward for ENAS); with a teacher, the
         distillation loss (its GT and teacher terms are kept for the training log)."""
-        images = normalize_images(batch["image"], self.cfg.dataset.color_rgb)
+        images = channels_last_input(normalize_images(batch["image"], self.cfg.dataset.color_rgb),
+                                     self.cfg.train.channels_last)
         output = self.model(images)
         if self.teacher is None:
             return self.criterion(output, batch["target"], batch["target_weight"])
@@ -118,6 +120,13 @@ class PoseModule(pl.LightningModule):
         total, gt, kd = self.distill_loss(output, batch["target"], guide, batch["target_weight"])
         self._loss_terms = (gt.detach(), kd.detach())
         return total
+
+    def setup(self, stage: str) -> None:
+        # before Lightning moves the network and DDP wraps it (its buckets follow the layout)
+        if self.cfg.train.channels_last:
+            to_channels_last(self.model)
+            if self.teacher is not None:
+                to_channels_last(self.teacher)
 
     def on_fit_start(self) -> None:
         if self.teacher is not None:
