@@ -9,6 +9,11 @@ Cases (each in its own process, so peak memory is its own):
   of the training set + one weight step on the other, timed per training batch by a callback;
 - ``darts_textbook``: ``darts`` with the architecture half-step as it was before it took the
   gradient of α/β alone (a full backward through every weight), for a side-by-side figure;
+- ``posenfs``: the PoseNFS reference code's first-order search step, side by side: its network
+  (``tests/official_layouts.OfficialPNFS``, written from PoseNFS's structure: the HRNet stem~stage3
+  backbone, CNF×5 with α per part and β per cell, the vector heads) and its step as PoseNFS's
+  ``train_search`` runs it: architecture step (validation batch, a full backward, Adam on α/β),
+  then weight step (training batch, backward, Adam on the weights); float32, NCHW (no widths);
 - ``all_ops``: the frozen network of the same layout with every operation and input present
   (search off: PNFS's "None" baseline), a plain training step;
 - ``argmax``: the frozen network of one architecture of the space (one op per edge, one input
@@ -47,7 +52,7 @@ from trainers.report import format_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SPACE = REPO / "configs" / "spaces" / "pnfs_hrnet_w32_cnf5.yaml"
-CASES = ["darts", "darts_textbook", "darts2", "all_ops", "argmax"]
+CASES = ["darts", "darts_textbook", "darts2", "posenfs", "all_ops", "argmax"]
 
 
 def _space(search: bool):
@@ -133,6 +138,48 @@ def _strategy_case(args, device: torch.device) -> dict:
             "peak_bytes": _peak(device), "params": params[0]}
 
 
+def _posenfs_case(args, device: torch.device, loss_fn) -> dict:
+    """PoseNFS's first-order search step on its own network (float32, NCHW, as released)."""
+    from tests.official_layouts import OfficialPNFS
+
+    model = OfficialPNFS("coco").to(device).train()
+    arch = [p for n, p in model.named_parameters() if n.endswith(("alphas", "betas"))]
+    arch_ids = {id(p) for p in arch}
+    weights = [p for p in model.parameters() if id(p) not in arch_ids]
+    w_opt = torch.optim.Adam(weights, lr=1e-3)
+    a_opt = torch.optim.Adam(arch, lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+
+    def step():
+        x_val, y_val = _batch(args, device)
+        a_opt.zero_grad()
+        loss_fn(model(x_val), y_val).backward()  # PoseNFS: loss.backward() through everything
+        a_opt.step()
+        x, y = _batch(args, device)
+        w_opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        w_opt.step()
+
+    times = _time_steps(step, args, device)
+    return {"case": "posenfs", "seconds": statistics.median(times), "peak_bytes": _peak(device),
+            "params": sum(p.numel() for p in model.parameters())}
+
+
+def _time_steps(step, args, device: torch.device) -> list[float]:
+    """One warm-up call of ``step``, then ``args.steps`` timed calls (seconds each)."""
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def _run_case(args) -> dict:
     from search_space.pose_space import freeze
     from search_space.supernet import build
@@ -150,6 +197,8 @@ def _run_case(args) -> dict:
         args.case = args.case.replace("_textbook", "")
         return {**_strategy_case(args, device), "case": args.case + ("_textbook" if args.textbook else "")}
     loss_fn = torch.nn.MSELoss()
+    if args.case == "posenfs":
+        return _posenfs_case(args, device, loss_fn)
     if args.case == "all_ops":
         model = freeze(_space(False), "coco", {})
     else:
@@ -177,17 +226,7 @@ def _run_case(args) -> dict:
         loss_fn(out.float(), y).backward()
         opt.step()
 
-    step()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+    times = _time_steps(step, args, device)
     params = sum(p.numel() for p in model.parameters())
     return {"case": args.case, "seconds": statistics.median(times), "peak_bytes": _peak(device),
             "params": params}
@@ -238,10 +277,14 @@ def main() -> int:
         r = results[case]
         variant = case.partition("@")[2]
         base = results.get("all_ops" + (f"@{variant}" if variant else ""), results.get("all_ops"))
+        ref = results.get("posenfs")
         rows.append([case, f"{r['params'] / 1e6:.2f}", f"{r['seconds']:.3f}",
                      f"{r['seconds'] / base['seconds']:.2f}x" if base else "-",
-                     f"{r['peak_bytes'] / 2**30:.2f}"])
-    print(format_table(["case", "params (M)", "s/step", "vs all_ops (same precision)", "peak GiB"], rows))
+                     f"{r['seconds'] / ref['seconds']:.2f}x" if ref else "-",
+                     f"{r['peak_bytes'] / 2**30:.2f}",
+                     f"{r['peak_bytes'] / ref['peak_bytes']:.2f}x" if ref else "-"])
+    print(format_table(["case", "params (M)", "s/step", "vs all_ops (same precision)",
+                        "vs posenfs", "peak GiB", "memory vs posenfs"], rows))
     print(f"device {args.device}, input {args.size[0]}x{args.size[1]}, batch {args.batch}, "
           f"{'NCHW' if args.nchw else 'channels-last'}, {args.threads or torch.get_num_threads()} threads; "
           "darts/darts2 = strategies.search's step: one architecture step + one weight step")
