@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from search_space.supernet import space_labels
+from trainers.data.codec import batch_targets
 from trainers.config import load_config
 from trainers.data.datasets import build_dataset
 from trainers.data.loader import build_loader
@@ -37,6 +38,6 @@ def test_config_loads_and_feeds_a_batch(path, coco_root, mpii_root):
     batch = next(iter(build_loader(ds, 2, shuffle=False, num_workers=0)))
     h, w = cfg.model.input_size
     assert batch["image"].shape == (2, 3, h, w)
-    assert batch["target"].shape == (2, ds.num_joints, h // 4, w // 4)
+    assert batch_targets(batch).shape == (2, ds.num_joints, h // 4, w // 4)
     if path.parent.name == "search":  # a search config describes a space with decisions
         assert len(space_labels(cfg.space, cfg.dataset.name)) > 0

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import tiny_config
-from trainers.data.codec import get_max_preds
+from trainers.data.codec import batch_targets, get_max_preds
 from trainers.data.images import SkipCounter
 from search_space.joints import COCO
 from trainers.data.datasets import build_dataset
@@ -24,7 +24,7 @@ def test_coco_train_samples(coco_root):
     expected = sum(1 for a in anns["annotations"] if a["area"] > 0 and max(a["keypoints"]) > 0)
     assert len(ds) == expected and ds.num_joints == 17
     s = ds[0]
-    assert s["image"].shape == (3, 64, 48) and s["target"].shape == (17, 16, 12)
+    assert s["image"].shape == (3, 64, 48) and batch_targets(s).shape == (17, 16, 12)
     assert s["target_weight"].shape == (17, 1)
     assert s["image"].dtype == np.uint8  # normalised on the device, see normalize_images
     norm = normalize_images(torch.from_numpy(s["image"])[None])
@@ -33,7 +33,7 @@ def test_coco_train_samples(coco_root):
     assert float(norm[0, 0, 5, 5]) == pytest.approx(float(expected), rel=1e-5)
     # every weighted target whose joint lies on the heatmap peaks where the joint is (a joint
     # just off the border keeps weight 1 with its Gaussian tail inside, as in HRNet)
-    coords, _ = get_max_preds(s["target"][None])
+    coords, _ = get_max_preds(batch_targets(s)[None])
     mu = np.floor(s["joints"] / 4 + 0.5)
     on_map = (mu[:, 0] >= 0) & (mu[:, 0] < 12) & (mu[:, 1] >= 0) & (mu[:, 1] < 16)
     w = (s["target_weight"][:, 0] > 0) & on_map
@@ -75,7 +75,7 @@ def test_oracle_round_trip_through_coco_eval(coco_root, tmp_path):
     """GT targets → decode → back-project → rescoring/NMS → COCOeval: the full val path."""
     cfg = tiny_config("coco", coco_root, "model.input_size", "128x96", "model.sigma", "2")
     ds = build_dataset(cfg, "val")
-    preds, idx, skipped = predict_dataset(ds, build_loader(ds, 4, False, 0), lambda b: b["target"],
+    preds, idx, skipped = predict_dataset(ds, build_loader(ds, 4, False, 0), lambda b: batch_targets(b),
                                           progress=False)
     assert skipped == 0 and len(preds) == len(ds)
     stats = ds.evaluate(preds, idx, str(tmp_path))
@@ -138,8 +138,8 @@ def test_mpii_records_and_pckh_oracle(mpii_root, tmp_path):
                                atol=1e-3)
     np.testing.assert_allclose(r.scale, [e["scale"] * 1.25] * 2, rtol=1e-5)
     s = build_dataset(cfg, "train")[0]
-    assert s["image"].shape == (3, 64, 64) and s["target"].shape == (16, 16, 16)
-    preds, idx, _ = predict_dataset(ds, build_loader(ds, 4, False, 0), lambda b: b["target"],
+    assert s["image"].shape == (3, 64, 64) and batch_targets(s).shape == (16, 16, 16)
+    preds, idx, _ = predict_dataset(ds, build_loader(ds, 4, False, 0), lambda b: batch_targets(b),
                                     progress=False)
     metrics = ds.evaluate(preds, idx, str(tmp_path))
     assert metrics["Mean"] > 90 and (tmp_path / "pred.mat").exists()

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from trainers.data.codec import batch_targets
 from tests.conftest import tiny_config
 from trainers.memory_format import channels_last_input, to_channels_last
 
@@ -47,7 +48,7 @@ def test_a_channels_last_training_step_computes_what_the_nchw_step_does(coco_roo
     assert cfg.train.channels_last
     batch = next(iter(build_loader(build_dataset(cfg, "train"), 4, False, 0)))
     images = normalize_images(batch["image"], cfg.dataset.color_rgb).double()
-    target, weight = batch["target"].double(), batch["target_weight"].double()
+    target, weight = batch_targets(batch).double(), batch["target_weight"].double()
 
     def step(network, x):
         out = network(x)

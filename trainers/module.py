@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import nn
 
 from trainers.config import Config, config_to_dict
+from trainers.data.codec import batch_targets
 from trainers.data.datasets import primary_metric
 from trainers.data.images import SkipCounter
 from trainers.data.topdown import TopDownDataset, normalize_images
@@ -113,11 +114,12 @@ class PoseModule(pl.LightningModule):
         images = channels_last_input(normalize_images(batch["image"], self.cfg.dataset.color_rgb),
                                      self.cfg.train.channels_last)
         output = self.model(images)
+        target = batch_targets(batch)
         if self.teacher is None:
-            return self.criterion(output, batch["target"], batch["target_weight"])
+            return self.criterion(output, target, batch["target_weight"])
         with torch.no_grad():
             guide = self.teacher(images)
-        total, gt, kd = self.distill_loss(output, batch["target"], guide, batch["target_weight"])
+        total, gt, kd = self.distill_loss(output, target, guide, batch["target_weight"])
         self._loss_terms = (gt.detach(), kd.detach())
         return total
 

@@ -16,7 +16,26 @@ import numpy as np
 
 from trainers.data.transforms import affine_points, get_affine_transform
 
-__all__ = ["HeatmapCodec", "get_max_preds", "flip_back"]
+__all__ = ["HeatmapCodec", "get_max_preds", "flip_back", "expand_targets", "batch_targets"]
+
+
+def expand_targets(target_x: Any, target_y: Any) -> Any:
+    """Heatmaps (..., K, H, W) from their separable factors (..., K, W) and (..., K, H).
+
+    The MSRA Gaussian is a product of a row and a column profile, so a sample carries those
+    (K·(H+W) values instead of K·H·W) and the heatmaps are expanded where they are used, in one
+    broadcast multiply: on the training device, for a whole batch. Works on numpy arrays and
+    torch tensors alike, and gives the values :meth:`HeatmapCodec.encode` gives, bit for bit.
+    """
+    return target_y[..., :, None] * target_x[..., None, :]
+
+
+def batch_targets(batch: dict[str, Any]) -> Any:
+    """The target heatmaps of a loader batch (or sample): ``target`` when it carries them,
+    otherwise expanded from ``target_x``/``target_y`` (what :class:`TopDownDataset` yields)."""
+    if "target" in batch:
+        return batch["target"]
+    return expand_targets(batch["target_x"], batch["target_y"])
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,20 @@ class HeatmapCodec:
     heatmap_size: tuple[int, int]
     sigma: float = 2.0
 
+    def __post_init__(self) -> None:
+        # the Gaussian profile at integer offsets -(r+1)..r+1 (zero beyond r), computed once:
+        # exp(d² · -1/(2σ²)) in float32, the very values a per-sample evaluation gives
+        radius = int(self.sigma * 3)
+        d = np.arange(-radius - 1, radius + 2).astype(np.float32)
+        inv = np.float32(-1.0 / (2 * self.sigma ** 2))
+        profile = np.exp(d * d * inv) * (np.abs(d) <= radius)
+        hm_h, hm_w = self.heatmap_size
+        tables = (radius, profile, np.arange(hm_w)[None, :], np.arange(hm_h)[None, :])
+        object.__setattr__(self, "_tables", tables)  # frozen dataclass: set once here
+        object.__setattr__(self, "_stride", np.array([self.input_size[1] / hm_w,
+                                                      self.input_size[0] / hm_h]))
+        object.__setattr__(self, "_extent", np.array([hm_w, hm_h]))
+
     def encode(self, joints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Targets for one sample.
 
@@ -43,27 +76,32 @@ class HeatmapCodec:
         Returns:
             heatmaps (K, H, W) float32 and target weights (K, 1) float32.
         """
+        target_x, target_y, weights = self.encode_separable(joints, visible)
+        return expand_targets(target_x, target_y), weights
+
+    def encode_separable(self, joints: np.ndarray, visible: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Targets for one sample as separable factors (see :func:`expand_targets`).
+
+        Returns:
+            the row profiles (K, W), the column profiles (K, H) — zero for joints of weight 0 —
+            and the target weights (K, 1), all float32.
+        """
         num_joints = len(joints)
-        hm_h, hm_w = self.heatmap_size
-        stride = np.array([self.input_size[1] / hm_w, self.input_size[0] / hm_h])
+        radius, profile, cols, rows = self._tables
         weights = (np.asarray(visible, dtype=np.float32).reshape(num_joints, -1)[:, :1] > 0)
         weights = weights.astype(np.float32)
-        radius = int(self.sigma * 3)
         # integer centre as in HRNet: int(x / stride + 0.5)
-        mu = (np.asarray(joints[:, :2], dtype=np.float64) / stride + 0.5).astype(np.int64)
+        mu = (np.asarray(joints[:, :2], dtype=np.float64) / self._stride + 0.5).astype(np.int64)
         # a joint whose (2r+1)² window misses the heatmap entirely gets weight 0
-        outside = ((mu[:, 0] - radius >= hm_w) | (mu[:, 1] - radius >= hm_h)
-                   | (mu[:, 0] + radius + 1 < 0) | (mu[:, 1] + radius + 1 < 0))
+        outside = ((mu - radius >= self._extent) | (mu + radius + 1 < 0)).any(axis=1)
         weights[outside, 0] = 0.0
-        # separable Gaussian, truncated to the window |x - mu| <= r like the windowed original
-        dx = (np.arange(hm_w)[None, :] - mu[:, :1]).astype(np.float32)
-        dy = (np.arange(hm_h)[None, :] - mu[:, 1:]).astype(np.float32)
-        inv = np.float32(-1.0 / (2 * self.sigma ** 2))
-        gx = np.exp(dx * dx * inv) * (np.abs(dx) <= radius)
-        gy = np.exp(dy * dy * inv) * (np.abs(dy) <= radius)
+        # separable Gaussian, truncated to the window |x - mu| <= r like the windowed original:
+        # looked up by offset (take's clip mode sends every offset beyond r to a zero end)
+        gx = profile.take(cols - mu[:, :1] + (radius + 1), mode="clip")
+        gy = profile.take(rows - mu[:, 1:] + (radius + 1), mode="clip")
         gy *= weights  # zero rows for unlabelled joints
-        heatmaps = gy[:, :, None] * gx[:, None, :]
-        return heatmaps, weights
+        return gx, gy, weights
 
     def decode(self, heatmaps: np.ndarray, post_process: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Joint positions in heatmap pixels.

@@ -4,7 +4,9 @@ One record = one person box in one image. ``__getitem__`` reads the image, appli
 training augmentation (half body, scale, rotation, flip), warps the box to the input size with
 OpenCV and encodes Gaussian targets.
 
-Sample legend: image (3, H, W) uint8; target (K, H/4, W/4); target_weight (K, 1).
+Sample legend: image (3, H, W) uint8; target_x (K, W/4) and target_y (K, H/4), the separable
+factors of the Gaussian target heatmaps (K, H/4, W/4) that :func:`~trainers.data.codec.
+batch_targets` expands on the device; target_weight (K, 1).
 
 Images leave the loader as uint8 and are normalised on the device by :func:`normalize_images`
 (as mmpose's data preprocessor does): a quarter of the bytes between processes, and the float
@@ -143,12 +145,13 @@ class TopDownDataset(Dataset):
         visible = geo.visible
         joints_in *= (visible[:, None] > 0)
         center, scale, rotation = geo.center, geo.scale, geo.rotation
-        target, target_weight = self.codec.encode(joints_in, visible)
+        target_x, target_y, target_weight = self.codec.encode_separable(joints_in, visible)
         # numpy arrays and Python scalars: default_collate turns them into batched tensors in
         # one go, cheaper than a tensor per field per sample.
         return {
             "image": self._to_chw(crop),
-            "target": target,
+            "target_x": target_x,  # the heatmaps' separable factors: codec.batch_targets()
+            "target_y": target_y,
             "target_weight": target_weight,
             "joints": joints_in,
             "center": center,
