@@ -37,7 +37,7 @@ def test_config_loads_and_feeds_a_batch(path, coco_root, mpii_root):
     ds = build_dataset(cfg, "train")
     batch = next(iter(build_loader(ds, 2, shuffle=False, num_workers=0)))
     h, w = cfg.model.input_size
-    assert batch["image"].shape == (2, 3, h, w)
+    assert batch["image"].shape == (2, h, w, 3)
     assert batch_targets(batch).shape == (2, ds.num_joints, h // 4, w // 4)
     if path.parent.name == "search":  # a search config describes a space with decisions
         assert len(space_labels(cfg.space, cfg.dataset.name)) > 0

@@ -24,13 +24,18 @@ def test_coco_train_samples(coco_root):
     expected = sum(1 for a in anns["annotations"] if a["area"] > 0 and max(a["keypoints"]) > 0)
     assert len(ds) == expected and ds.num_joints == 17
     s = ds[0]
-    assert s["image"].shape == (3, 64, 48) and batch_targets(s).shape == (17, 16, 12)
+    assert s["image"].shape == (64, 48, 3) and batch_targets(s).shape == (17, 16, 12)
     assert s["target_weight"].shape == (17, 1)
     assert s["image"].dtype == np.uint8  # normalised on the device, see normalize_images
     norm = normalize_images(torch.from_numpy(s["image"])[None])
     assert norm.dtype == torch.float32 and abs(float(norm.mean())) < 3
-    expected = (s["image"][0, 5, 5] / 255 - 0.485) / 0.229
+    assert norm.shape == (1, 3, 64, 48)
+    expected = (s["image"][5, 5, 2] / 255 - 0.485) / 0.229  # BGR crop: red is channel 2
     assert float(norm[0, 0, 5, 5]) == pytest.approx(float(expected), rel=1e-5)
+    expected = (s["image"][5, 7, 0] / 255 - 0.406) / 0.225  # blue: the network's channel 2
+    assert float(norm[0, 2, 5, 7]) == pytest.approx(float(expected), rel=1e-5)
+    bgr = normalize_images(torch.from_numpy(s["image"])[None], color_rgb=False)
+    assert float(bgr[0, 0, 5, 7]) == pytest.approx(float(expected), rel=1e-5)
     # every weighted target whose joint lies on the heatmap peaks where the joint is (a joint
     # just off the border keeps weight 1 with its Gaussian tail inside, as in HRNet)
     coords, _ = get_max_preds(batch_targets(s)[None])
@@ -63,7 +68,7 @@ def test_flip_augmentation_mirrors_image_and_swaps_joints(coco_root):
         seen["flipped"] += 1
         # crop'(q) = crop(W - q): compare interior columns
         ti, pi = t["image"] / 255.0, p["image"] / 255.0
-        assert np.abs(ti[:, :, 1:] - pi[:, :, :0:-1]).mean() < 0.05
+        assert np.abs(ti[:, 1:] - pi[:, :0:-1]).mean() < 0.05
         vis = (p["target_weight"][:, 0] > 0) & (t["target_weight"][perm, 0] > 0)
         tj, pj = t["joints"][perm], p["joints"]
         np.testing.assert_allclose(tj[vis, 0], 48 - pj[vis, 0], atol=1e-3)
@@ -138,7 +143,7 @@ def test_mpii_records_and_pckh_oracle(mpii_root, tmp_path):
                                atol=1e-3)
     np.testing.assert_allclose(r.scale, [e["scale"] * 1.25] * 2, rtol=1e-5)
     s = build_dataset(cfg, "train")[0]
-    assert s["image"].shape == (3, 64, 64) and batch_targets(s).shape == (16, 16, 16)
+    assert s["image"].shape == (64, 64, 3) and batch_targets(s).shape == (16, 16, 16)
     preds, idx, _ = predict_dataset(ds, build_loader(ds, 4, False, 0), lambda b: batch_targets(b),
                                     progress=False)
     metrics = ds.evaluate(preds, idx, str(tmp_path))

@@ -59,7 +59,7 @@ def save_prediction_grids(model: torch.nn.Module, dataset: Any, out_dir: Path, t
     model.train(was_training)
     paths = []
     for k, (s, hm) in enumerate(zip(samples, heatmaps)):
-        grid = heatmap_grid(crop_to_bgr(np.asarray(s["image"]), color_rgb), hm, dataset.spec)
+        grid = heatmap_grid(crop_to_bgr(np.asarray(s["image"])), hm, dataset.spec)
         paths.append(Path(out_dir) / f"{tag}_{k}.jpg")
         save_image(paths[-1], grid)
     return paths
@@ -87,13 +87,12 @@ class DebugCallback(pl.Callback):
         spec = module.val_dataset.spec if module.val_dataset is not None else None
         if spec is None:
             return
-        color_rgb = module.cfg.dataset.color_rgb
         rows = []
         n = min(self.num, int(batch["size"]))
         targets = batch_targets({k: batch[k][:n] for k in ("target_x", "target_y")}
                                 if "target" not in batch else {"target": batch["target"]})
         for i in range(n):
-            image = crop_to_bgr(batch["image"][i].cpu().numpy(), color_rgb)
+            image = crop_to_bgr(batch["image"][i].cpu().numpy())
             target = (targets[i] * batch["target_weight"][i].view(-1, 1, 1)).cpu().numpy()
             rows.append(heatmap_grid(image, target, spec, columns=len(spec.names) + 1))
         save_image(self.out_dir / f"epoch{trainer.current_epoch:03d}.jpg", np.concatenate(rows, 0))

@@ -59,10 +59,11 @@ def draw_skeleton(image: np.ndarray, keypoints: np.ndarray, spec: KeypointSpec,
     return image
 
 
-def crop_to_bgr(image_chw: np.ndarray, color_rgb: bool = True) -> np.ndarray:
-    """A loader crop (uint8 3×H×W, RGB unless ``color_rgb`` is false) as a BGR HWC image."""
-    img = np.ascontiguousarray(np.transpose(image_chw, (1, 2, 0)))
-    return cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if color_rgb else img.copy()
+def crop_to_bgr(crop: np.ndarray) -> np.ndarray:
+    """A loader crop (uint8 H×W×3, OpenCV's BGR order) as an image to draw on (a copy)."""
+    if crop.ndim != 3 or crop.shape[-1] != 3:
+        raise ValueError(f"expected a loader crop (H, W, 3), got shape {crop.shape}")
+    return np.ascontiguousarray(crop).copy()
 
 
 def _peaks(heatmaps: np.ndarray, stride: float) -> np.ndarray:

@@ -132,7 +132,7 @@ def _export_int8(args, cfg: Config, name: str, model: torch.nn.Module,
                              "crops: pass --calib-root DIR (or --no-int8 for the fake-quantized "
                              "float graph)", field=err.field) from None
     loader = build_loader(dataset, 8, shuffle=False, num_workers=0)
-    batches = [normalize_images(b["image"], cfg.dataset.color_rgb).numpy()
+    batches = [normalize_images(b["image"], cfg.dataset.color_rgb).contiguous().numpy()
                for b, _ in zip(loader, range(args.calib_batches + 1)) if b["size"]]
     if len(batches) < 2:
         raise UserInputError(cfg.dataset.root, "too few validation crops to calibrate and check "

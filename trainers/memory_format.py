@@ -27,7 +27,10 @@ def to_channels_last(module: nn.Module) -> nn.Module:
 
 
 def channels_last_input(images: torch.Tensor, enabled: bool = True) -> torch.Tensor:
-    """A (N, C, H, W) batch in channels-last layout (unchanged when not ``enabled``)."""
-    if enabled and images.dim() == 4:
+    """A (N, C, H, W) batch in channels-last layout, or in the standard (NCHW) one when not
+    ``enabled``. No copy when it is laid out so already (normalised loader crops are NHWC)."""
+    if images.dim() != 4:
+        return images
+    if enabled:
         return images.contiguous(memory_format=torch.channels_last)
-    return images
+    return images.contiguous()

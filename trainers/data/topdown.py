@@ -4,7 +4,8 @@ One record = one person box in one image. ``__getitem__`` reads the image, appli
 training augmentation (half body, scale, rotation, flip), warps the box to the input size with
 OpenCV and encodes Gaussian targets.
 
-Sample legend: image (3, H, W) uint8; target_x (K, W/4) and target_y (K, H/4), the separable
+Sample legend: image (H, W, 3) uint8 in OpenCV's BGR order (the crop as warped: no copy in the
+worker; :func:`normalize_images` makes it the network's (N, 3, H, W) input); target_x (K, W/4) and target_y (K, H/4), the separable
 factors of the Gaussian target heatmaps (K, H/4, W/4) that :func:`~trainers.data.codec.
 batch_targets` expands on the device; target_weight (K, 1).
 
@@ -66,15 +67,23 @@ class PersonRecord:
 
 
 def normalize_images(images: torch.Tensor, color_rgb: bool = True) -> torch.Tensor:
-    """uint8 images (N, 3, H, W) → float, ImageNet mean/std normalised, on their own device.
+    """Loader crops, uint8 (N, H, W, 3) in OpenCV's BGR order → the network's input: float
+    (N, 3, H, W), ImageNet mean/std normalised, on the crops' own device.
 
-    ``color_rgb=False`` means the channels are in OpenCV's BGR order.
+    ``color_rgb`` puts the channels in RGB order (the released HRNet/PNFS weights expect it);
+    False keeps BGR. The result keeps the crops' memory layout, i.e. it is channels-last (NHWC
+    strides) without a copy; ``.contiguous()`` gives NCHW.
     """
+    if images.dim() != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected loader crops (N, H, W, 3), got shape {tuple(images.shape)}")
+    x = images.permute(0, 3, 1, 2)
+    if color_rgb:
+        x = x.flip(1)
     mean = torch.as_tensor(IMAGENET_MEAN * 255.0, device=images.device)
     std = torch.as_tensor(IMAGENET_STD * 255.0, device=images.device)
     if not color_rgb:
         mean, std = mean.flip(0), std.flip(0)
-    return (images.float() - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    return (x.float() - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
 
 
 @dataclass
@@ -88,6 +97,24 @@ class SampleGeometry:
     visible: np.ndarray
     image_matrix: np.ndarray  #: image → crop, including the mirror when flipped
     joint_matrix: np.ndarray  #: (already flipped) joints → crop
+
+
+class _SampleDraws:
+    """One sample's row of the epoch's random draws, handed out in order through the two
+    methods of :class:`numpy.random.Generator` the augmentation uses."""
+
+    UNIFORMS = 4  #: half-body gate, half choice, rotation gate, flip
+    NORMALS = 2  #: scale, rotation
+    __slots__ = ("_uniform", "_normal")
+
+    def __init__(self, uniform: list[float], normal: list[float]) -> None:
+        self._uniform, self._normal = uniform, normal
+
+    def random(self) -> float:
+        return self._uniform.pop()
+
+    def standard_normal(self) -> float:
+        return self._normal.pop()
 
 
 class TopDownDataset(Dataset):
@@ -107,6 +134,8 @@ class TopDownDataset(Dataset):
         self.codec = HeatmapCodec(self.input_size, cfg.model.heatmap_size, cfg.model.sigma)
         self.records: list[PersonRecord] = []
         self._epoch_seed = 0
+        self._draws_key: tuple[int, int, int] | None = None
+        self._draws: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def num_joints(self) -> int:
@@ -119,12 +148,19 @@ class TopDownDataset(Dataset):
         """Make the augmentation of the next epoch differ from this one, reproducibly."""
         self._epoch_seed = epoch
 
-    def _rng(self, index: int) -> np.random.Generator:
-        # Per-sample generator: the same (seed, epoch, index) gives the same augmentation in
-        # any worker process, so runs and resumes are reproducible.
-        # (Philox keyed directly: a SeedSequence per sample costs more than the flip itself.)
-        key = np.array([index, (self.cfg.seed << 32) | self._epoch_seed], dtype=np.uint64)
-        return np.random.Generator(np.random.Philox(key=key))
+    def _rng(self, index: int) -> "_SampleDraws":
+        # The same (seed, epoch, index) gives the same augmentation in any worker process, so
+        # runs and resumes are reproducible: each process draws the epoch's whole table from a
+        # generator keyed by (seed, epoch), once (a generator per sample costs more than the
+        # flip it decides), and a sample reads its row.
+        key = (self.cfg.seed, self._epoch_seed, len(self.records))
+        if self._draws_key != key:
+            gen = np.random.Generator(np.random.Philox(
+                key=np.array([self.cfg.seed, self._epoch_seed], dtype=np.uint64)))
+            self._draws = (gen.random((len(self.records), _SampleDraws.UNIFORMS)),
+                           gen.standard_normal((len(self.records), _SampleDraws.NORMALS)))
+            self._draws_key = key
+        return _SampleDraws(self._draws[0][index].tolist(), self._draws[1][index].tolist())
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | SkippedSample:
         """Sample ``key``: an index, or ``(epoch, index)`` from :class:`~trainers.sampler.EpochSampler`."""
@@ -149,7 +185,7 @@ class TopDownDataset(Dataset):
         # numpy arrays and Python scalars: default_collate turns them into batched tensors in
         # one go, cheaper than a tensor per field per sample.
         return {
-            "image": self._to_chw(crop),
+            "image": crop,  # as warped: HWC BGR; normalize_images() orders it on the device
             "target_x": target_x,  # the heatmaps' separable factors: codec.batch_targets()
             "target_y": target_y,
             "target_weight": target_weight,
@@ -185,11 +221,6 @@ class TopDownDataset(Dataset):
             # joints were flipped already, so they keep the unflipped matrix).
             image_matrix = joint_matrix @ np.vstack([flip_matrix, [0.0, 0.0, 1.0]])
         return SampleGeometry(center, scale, rotation, joints, visible, image_matrix, joint_matrix)
-
-    def _to_chw(self, crop: np.ndarray) -> np.ndarray:
-        """(H, W, 3) BGR crop → (3, H, W) in the configured channel order, one copy."""
-        planes = cv2.split(crop)  # contiguous planes; faster than a strided transpose copy
-        return np.stack(planes[::-1] if self.cfg.dataset.color_rgb else planes)
 
     def _augment(self, index: int, width: int, joints: np.ndarray, visible: np.ndarray,
                  center: np.ndarray, scale: np.ndarray):
