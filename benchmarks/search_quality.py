@@ -15,15 +15,18 @@ this process, its output in ``OUT/logs/``):
   strategy's derived network of the same seed (APRCP after the search);
 - **baselines**: ``hrnet_tiny`` and the plain-head network on the search space's backbone
   (3 stages, full widths), the same recipe;
-- **ranking**: Kendall τ between the AP of the K random architectures with SPOS's supernet
+- **ranking**: Kendall τ between the score of the K random architectures with SPOS's supernet
   weights (seed 0; inherited, BN recalibrated on 8 training batches, no training) and their
-  stand-alone AP.
+  stand-alone AP. The score is the validation loss (negated), which ranks architectures even
+  when a short supernet scores them all AP 0; τ of the supernet's AP is reported beside it
+  (``kendall_tau_ap``, null when undefined).
 
 Prints a table (AP with flip test, GFLOPs, params, search time), the goal checks of the default
 strategy (the one ``make demo`` uses), writes ``OUT/search_quality.json`` and the Pareto plot
 ``OUT/pareto.png`` (AP vs GFLOPs). With ``--json`` the last line is
 ``{"default", "random": [{"ap", "gflops", ...}], "strategies": {NAME: [...]}, "baselines":
-{NAME: {...}}, "kendall_tau"}``; every entry carries the recipe its training recorded.
+{NAME: {...}}, "kendall_tau", "kendall_tau_ap"}``; every entry carries the recipe its training
+recorded.
 """
 from __future__ import annotations
 
@@ -108,6 +111,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "darts-cap1": ("darts", ["search.max_param_free", "1"]),  # P-DARTS: ≤ 1 parameter-free op
     "darts-cap0": ("darts", ["search.max_param_free", "0"]),
     "darts-stop": ("darts", ["search.collapse_stop", "0.6"]),  # DARTS+: stop at 2 of 3 parts
+    # the hardware-aware objective on top of the cap: a 0.05 GFLOPs budget (128×96)
+    "darts-cap1-0.05g": ("darts", ["search.max_param_free", "1", "search.objective",
+                                   "flops_constraint", "search.target_gflops", "0.05"]),
 }
 
 
@@ -215,9 +221,9 @@ def _plain_head_arch(budget: Budget, root: Path, out: Path) -> Path:
 
 
 def _kendall_tau(budget: Budget, root: Path, out: Path, randoms: list[Run],
-                 derived: list[Path], supernet: Path) -> tuple[float, list[float]]:
-    """τ between the supernet's AP of each random architecture (inherited weights, BN
-    recalibrated) and its stand-alone AP."""
+                 derived: list[Path], supernet: Path) -> tuple[float, float, list[dict]]:
+    """τ between the supernet's score of each random architecture (inherited weights, BN
+    recalibrated) and its stand-alone AP: by validation loss (negated), and by AP."""
     from scipy.stats import kendalltau
 
     cfg = load_config(RECIPE_CFG, _recipe_overrides(budget, root))
@@ -228,9 +234,16 @@ def _kendall_tau(budget: Budget, root: Path, out: Path, randoms: list[Run],
         with open(out / "logs" / f"rank_{k:02d}.log", "w") as f, contextlib.redirect_stdout(f), \
                 contextlib.redirect_stderr(f):
             result = evaluate_model(cfg, network, out / "ranking" / f"{k:02d}", progress=False)
-        scores.append(float(result["metrics"].get("AP", float("nan"))))
-    tau = kendalltau(scores, [r.ap for r in randoms]).statistic if len(scores) > 1 else float("nan")
-    return float(tau), scores
+        scores.append({"ap": float(result["metrics"].get("AP", float("nan"))),
+                       "loss": float(result["metrics"].get("loss", float("nan")))})
+    stand_alone = [r.ap for r in randoms]
+
+    def tau(values: list[float]) -> float:
+        if len(values) < 2 or len(set(values)) < 2 or not all(map(math.isfinite, values)):
+            return float("nan")  # undefined: a constant score ranks nothing
+        return float(kendalltau(values, stand_alone).statistic)
+
+    return tau([-s["loss"] for s in scores]), tau([s["ap"] for s in scores]), scores
 
 
 def _row(run: Run) -> list[Any]:
@@ -379,13 +392,14 @@ def main(argv: list[str] | None = None) -> int:
                 run.extra["collapse"] = collapse
             strategies[name].append(run)
 
-    tau, supernet_scores = float("nan"), []
+    tau, tau_ap, supernet_scores = float("nan"), float("nan"), []
     spos_ckpt = out / "strategies" / "spos" / "seed0" / "last.ckpt"
     if spos_ckpt.is_file() and len(randoms) > 1:
         print("ranking: SPOS supernet vs stand-alone", flush=True)
-        tau, supernet_scores = _kendall_tau(budget, root, out, randoms, random_derived, spos_ckpt)
+        tau, tau_ap, supernet_scores = _kendall_tau(budget, root, out, randoms, random_derived,
+                                                    spos_ckpt)
         for run, score in zip(randoms, supernet_scores):
-            run.extra["supernet_ap"] = score
+            run.extra["supernet_ap"], run.extra["supernet_loss"] = score["ap"], score["loss"]
 
     runs = [*baselines.values(), *randoms, *(r for rs in strategies.values() for r in rs)]
     recipes = {json.dumps({k: v for k, v in r.recipe.items()}, sort_keys=True) for r in runs}
@@ -401,8 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in baselines.items():
         summary_rows.append([name, f"{r.ap:.4f}", f"{r.gflops:.4f}"])
     print(format_table(["candidates", "AP (mean ± std)", "GFLOPs"], summary_rows))
-    print(f"Kendall τ (SPOS supernet AP vs stand-alone AP, {len(randoms)} random "
-          f"architectures): {tau:.3f}")
+    print(f"Kendall τ vs stand-alone AP, {len(randoms)} random architectures: SPOS supernet's "
+          f"validation loss {tau:.3f}, its AP {tau_ap:.3f} (nan: undefined)")
     if default in strategies:
         for line in _goals(strategies[default], randoms, baselines):
             print(line)
@@ -415,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                "random": [r.entry() for r in randoms],
                "strategies": {n: [r.entry() for r in rs] for n, rs in strategies.items()},
                "baselines": {n: r.entry() for n, r in baselines.items()},
-               "kendall_tau": tau if math.isfinite(tau) else None, "seconds": round(time.time() - start, 1)}
+               "kendall_tau": tau if math.isfinite(tau) else None,
+               "kendall_tau_ap": tau_ap if math.isfinite(tau_ap) else None, "seconds": round(time.time() - start, 1)}
     tmp = out / "search_quality.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(out / "search_quality.json")

@@ -1,7 +1,7 @@
 """SPOS's second phase: rank sampled single paths of the trained supernet on the validation set
 (weights shared, no retraining; each path's BN statistics recalibrated on
 ``search.bn_recalibration_batches`` training batches first, as the SPOS paper does) and keep the
-best as ``arch.json``."""
+best as ``arch.json``: by the search objective, ties broken by the lower validation loss."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +29,7 @@ def pick_best_path(cfg: Config, oneshot_module: Any, trainer: Any, data: Any,
     latency = (space_latency_table(cfg, latency_table_path(cfg, out))
                if cfg.search.cost == "latency" and cfg.search.objective != "metric" else None)
     history = HistoryWriter(out / "history.jsonl", key="trial")
-    best: tuple[float, float, dict] | None = None  # objective, metric, choices
+    best: tuple[float, float, float, dict] | None = None  # objective, -loss, metric, choices
     rows = []
     for trial in range(cfg.search.num_trials):
         sample = {label: m.random(random_state=rng) for label, m in space.simplify().items()}
@@ -40,19 +40,23 @@ def pick_best_path(cfg: Config, oneshot_module: Any, trainer: Any, data: Any,
                 module.resample(memo=dict(sample))
             bn_batches = recalibrate_bn(space, cfg, cfg.search.bn_recalibration_batches)
         trainer.validate(oneshot_module, data.val, verbose=False)
-        ap = float(oneshot_module.training_module.last_metrics.get(metric, float("nan")))
+        metrics = oneshot_module.training_module.last_metrics
+        ap = float(metrics.get(metric, float("nan")))
+        loss = float(metrics.get("loss", float("nan")))
         costs = (architecture_cost(cfg, sample, latency)
                  if cfg.search.objective != "metric" else {})
         value = objective(ap, costs.get(COST_KEY[cfg.search.cost]), cfg.search)
-        history.append({"trial": trial, "phase": "path_ranking", metric: ap, "objective": value,
+        history.append({"trial": trial, "phase": "path_ranking", metric: ap, "loss": loss,
+                        "objective": value,
                         "bn_batches": bn_batches, "choices": sample, **{k: v for k, v in costs.items() if k != "params"}})
-        rows.append([trial, f"{ap:.4f}", f"{value:.4f}"])
-        if best is None or value > best[0]:
-            best = (value, ap, sample)
+        rows.append([trial, f"{ap:.4f}", f"{loss:.3e}", f"{value:.4f}"])
+        # ties (a short supernet often scores every path AP 0) go to the lower validation loss
+        if best is None or (value, -loss) > best[:2]:
+            best = (value, -loss, ap, sample)
     oneshot_module.fixed_sample = None
-    print(format_table(["path", f"{metric} (shared weights)", "objective"], rows))
+    print(format_table(["path", f"{metric} (shared weights)", "val loss", "objective"], rows))
     assert best is not None
-    value, ap, choices = best
+    value, _, ap, choices = best
     save_arch(out / "arch.json", ArchFile(cfg, choices, "search", {},
                                           {"strategy": "spos", metric: ap, "objective": value}))
     return {"best": value, "choices": choices}

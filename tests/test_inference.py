@@ -27,8 +27,8 @@ class Seer(torch.nn.Module):
 
 
 def test_flip_test_averages_with_the_mirrored_prediction():
-    image = torch.zeros(2, 3, 64, 48, dtype=torch.uint8)
-    image[..., :24] = 200  # bright left half: the unmirrored orientation
+    image = torch.zeros(2, 64, 48, 3, dtype=torch.uint8)  # loader crops: (N, H, W, 3)
+    image[:, :, :24] = 200  # bright left half: the unmirrored orientation
     batch = {"image": image}
     plain = flip_test_predictor(Seer(), COCO.flip_pairs, flip_test=False)(batch)
     both = flip_test_predictor(Seer(), COCO.flip_pairs, flip_test=True, shift_heatmap=False)(batch)

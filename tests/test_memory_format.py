@@ -71,3 +71,28 @@ def test_a_channels_last_training_step_computes_what_the_nchw_step_does(coco_roo
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
     assert not any(w.is_contiguous() for w in convs)
     assert float(module.compute_loss(batch)) == pytest.approx(float(loss_nchw), rel=1e-5)
+
+
+def test_validation_reports_hrnets_validation_loss(coco_root, tmp_path):
+    """``loss`` among the validation metrics is JointsMSELoss of the heatmaps the metric decodes
+    (HRNet's validate()), averaged over persons: checked against the loss worked out in float64
+    from the network's outputs, batch by batch (flip test off)."""
+    from search_space.models import build_model
+    from trainers.data.datasets import build_dataset
+    from trainers.data.loader import build_loader
+    from trainers.data.topdown import normalize_images
+    from trainers.engine import evaluate_model
+
+    torch.manual_seed(0)
+    net = build_model("hrnet_tiny", "coco").eval()
+    cfg = tiny_config("coco", coco_root, "test.flip_test", "false", "test.batch_size", "3",
+                      "train.num_workers", "0")
+    result = evaluate_model(cfg, net, tmp_path / "eval", progress=False)
+    total, persons = 0.0, 0
+    with torch.no_grad():
+        for batch in build_loader(build_dataset(cfg, "val"), 3, False, 0):
+            out = net.double()(normalize_images(batch["image"], cfg.dataset.color_rgb).double())
+            w = batch["target_weight"].double()[..., None]
+            total += float(0.5 * ((out * w - batch_targets(batch).double() * w) ** 2).mean()) * len(out)
+            persons += len(out)
+    assert persons == result["persons"] > 10 and result["metrics"]["loss"] == pytest.approx(total / persons, rel=1e-5)

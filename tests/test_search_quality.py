@@ -3,6 +3,7 @@ search-quality benchmark end to end (``--budget smoke``)."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -105,8 +106,15 @@ def test_search_quality_benchmark_smoke(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["default"] == "darts"  # what make demo searches with
-    assert set(summary) >= {"default", "random", "strategies", "baselines", "kendall_tau"}
+    assert set(summary) >= {"default", "random", "strategies", "baselines", "kendall_tau",
+                            "kendall_tau_ap"}
     assert len(summary["random"]) == 2
+    # ranked by the supernet's validation loss (distinct for two architectures): τ is ±1, or
+    # undefined (null) when their stand-alone APs tie, as after smoke's one epoch they may
+    losses = [r["supernet_loss"] for r in summary["random"]]
+    assert all(math.isfinite(v) and v > 0 for v in losses) and losses[0] != losses[1]
+    tie = summary["random"][0]["ap"] == summary["random"][1]["ap"]
+    assert summary["kendall_tau"] is None if tie else summary["kendall_tau"] in (-1.0, 1.0)
     assert set(summary["strategies"]) == {"darts", "darts2", "gumbel", "spos", "random",
                                           "evolution", "prune_rate"}
     assert set(summary["baselines"]) == {"hrnet_tiny", "plain_head"}

@@ -70,6 +70,7 @@ def test_strategy_writes_arch_and_history(coco_root, tmp_path, strategy):
         # training set (its persons make 2 batches at train.batch_size 16, fewer than 8)
         ranked = [x for x in lines if x.get("phase") == "path_ranking"]
         assert len(ranked) == 2 and all(x["bn_batches"] == 2 for x in ranked)
+        assert all(x["loss"] > 0 for x in ranked)  # the tie-break of equal APs
     if strategy == "proxyless":
         assert not any(label.endswith("/width") or "/inner" in label for label in arch.choices)
         assert "widths fixed" in r.stdout or "base widths" in r.stdout

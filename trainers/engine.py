@@ -15,10 +15,12 @@ from torch import nn
 
 from trainers.checkpoint import AtomicCheckpoint, load_checkpoint
 from trainers.config import Config
+from trainers.data.codec import batch_targets
 from trainers.data.datasets import build_dataset, primary_metric
 from trainers.data.loader import build_loader
 from trainers.errors import UserInputError
 from trainers.inference import flip_test_predictor, predict_dataset
+from trainers.loss import ValidationLoss
 from trainers.module import PoseModule
 
 __all__ = ["fit", "recipe_record", "evaluate_model", "trainer_kwargs", "torchrun_layout"]
@@ -177,7 +179,17 @@ def _evaluate_one_process(cfg: Config, model: nn.Module, ds: Any, loader: Any,
     model = model.to(device).eval()
     predict = flip_test_predictor(model, ds.spec.flip_pairs, cfg.test.flip_test,
                                   cfg.test.shift_heatmap, cfg.dataset.color_rgb, device)
-    preds, index, skipped = predict_dataset(ds, loader, predict, cfg.test.post_process, progress)
+    val_loss = ValidationLoss(cfg.train.use_target_weight)
+
+    def predict_and_score(batch: dict[str, Any]) -> torch.Tensor:
+        heatmaps = predict(batch)
+        val_loss.update(heatmaps, batch_targets(batch), batch["target_weight"])
+        return heatmaps
+
+    preds, index, skipped = predict_dataset(ds, loader, predict_and_score, cfg.test.post_process,
+                                            progress)
     metrics = ds.evaluate(preds, index, str(out_dir)) if len(index) else {}
+    if val_loss.value is not None:
+        metrics = {**metrics, "loss": val_loss.value}
     return {"metrics": metrics, "persons": len(ds), "predicted": int(len(np.unique(index))),
             "skipped": skipped, "world_size": 1, "global_zero": True}

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["JointsMSELoss", "HeatmapKLLoss", "DistillLoss"]
+__all__ = ["ValidationLoss", "JointsMSELoss", "HeatmapKLLoss", "DistillLoss"]
 
 
 class JointsMSELoss(nn.Module):
@@ -72,3 +72,26 @@ class DistillLoss(nn.Module):
         gt = self.gt(student, target, target_weight)
         kd = self.kd(student, teacher, target_weight)
         return (1.0 - self.alpha) * gt + self.alpha * kd, gt, kd
+
+
+class ValidationLoss:
+    """HRNet's validation loss: JointsMSELoss of the heatmaps the metric decodes (flip-averaged
+    when the flip test is on), averaged over persons across batches (and DDP ranks, by adding
+    up :attr:`state`)."""
+
+    def __init__(self, use_target_weight: bool = True) -> None:
+        self.criterion = JointsMSELoss(use_target_weight)
+        self.state = [0.0, 0]  #: Σ batch loss × persons, persons
+
+    def update(self, heatmaps: torch.Tensor, target: torch.Tensor,
+               target_weight: torch.Tensor) -> None:
+        """Add one batch: heatmaps (N, K, h, w) against its targets and weights."""
+        loss = self.criterion(heatmaps.float(), target.to(heatmaps.device),
+                              target_weight.to(heatmaps.device))
+        self.state[0] += float(loss) * len(heatmaps)
+        self.state[1] += len(heatmaps)
+
+    @property
+    def value(self) -> float | None:
+        """The mean over every person added; None before any."""
+        return self.state[0] / self.state[1] if self.state[1] else None

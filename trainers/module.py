@@ -21,7 +21,7 @@ from trainers.data.datasets import primary_metric
 from trainers.data.images import SkipCounter
 from trainers.data.topdown import TopDownDataset, normalize_images
 from trainers.inference import flip_test_predictor
-from trainers.loss import DistillLoss, JointsMSELoss
+from trainers.loss import DistillLoss, JointsMSELoss, ValidationLoss
 from trainers.memory_format import channels_last_input, to_channels_last
 from trainers.quant import pact_modules
 
@@ -94,6 +94,7 @@ class PoseModule(pl.LightningModule):
         self._val_skips = SkipCounter()
         self._val_preds: list[np.ndarray] = []
         self._val_index: list[np.ndarray] = []
+        self._val_loss = ValidationLoss(cfg.train.use_target_weight)
 
     @property
     def model(self) -> nn.Module:
@@ -176,6 +177,8 @@ class PoseModule(pl.LightningModule):
     # -------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
         self._val_preds, self._val_index = [], []
+        self._val_loss = ValidationLoss(self.cfg.train.use_target_weight)
+
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._val_skips.update(batch)
@@ -184,7 +187,9 @@ class PoseModule(pl.LightningModule):
         predict = flip_test_predictor(self.model, self.val_dataset.spec.flip_pairs,
                                       self.cfg.test.flip_test, self.cfg.test.shift_heatmap,
                                       self.cfg.dataset.color_rgb, self.device)
-        heatmaps = predict(batch).float().cpu().numpy()
+        output = predict(batch).float()
+        self._val_loss.update(output, batch_targets(batch), batch["target_weight"])
+        heatmaps = output.cpu().numpy()
         coords, maxvals = self.val_dataset.codec.decode_to_image(
             heatmaps, batch["center"].cpu().numpy(), batch["scale"].cpu().numpy(),
             self.cfg.test.post_process)
@@ -200,15 +205,18 @@ class PoseModule(pl.LightningModule):
         index = np.concatenate(self._val_index) if self._val_index else np.zeros(0, np.int64)
         if dist.is_available() and dist.is_initialized():
             gathered: list[Any] = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, (preds, index, skipped))
+            dist.all_gather_object(gathered, (preds, index, skipped, self._val_loss.state))
             preds = np.concatenate([g[0] for g in gathered])
             index = np.concatenate([g[1] for g in gathered])
             skipped = sum(g[2] for g in gathered)
+            self._val_loss.state = [sum(g[3][0] for g in gathered), sum(g[3][1] for g in gathered)]
         self.last_predicted, self.last_skipped = int(len(np.unique(index))), int(skipped)
         metrics: dict[str, float] = {}
         if self.trainer.is_global_zero and len(index):
             metrics = self.val_dataset.evaluate(preds, index, str(self.eval_dir))
         metrics = self.trainer.strategy.broadcast(metrics)
+        if self._val_loss.value is not None:  # the same sums on every rank (gathered above)
+            metrics = {**metrics, "loss": self._val_loss.value}
         self.last_metrics = metrics
         for name, value in metrics.items():
             # computed on rank 0 and broadcast: every rank logs the same value

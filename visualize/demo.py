@@ -35,8 +35,9 @@ def predict_image(model: torch.nn.Module, cfg, image_bgr: np.ndarray, boxes: lis
     h, w = cfg.model.input_size
     codec = HeatmapCodec((h, w), cfg.model.heatmap_size, cfg.model.sigma)
     crops, centers, scales = person_crops(image_bgr, boxes, (h, w), cfg.test.margin,
-                                          cfg.dataset.color_rgb)
-    batch = {"image": torch.from_numpy(crops)}
+                                          color_rgb=False)
+    # as the loader gives crops: (P, H, W, 3) BGR; normalize_images orders the channels
+    batch = {"image": torch.from_numpy(crops).permute(0, 2, 3, 1)}
     spec = keypoint_spec(cfg.dataset.name)
     predict = flip_test_predictor(model.eval(), spec.flip_pairs, flip, cfg.test.shift_heatmap,
                                   cfg.dataset.color_rgb)
