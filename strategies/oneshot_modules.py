@@ -6,7 +6,9 @@
 - ``none`` and ``sync`` (the PNFS baselines): α/β frozen uniform, or trained jointly with the
   weights on the training loss;
 - ``darts2``: second-order DARTS (:func:`~strategies.unrolled.unrolled_arch_gradient`);
-- the hardware-aware objective in the architecture loss (:mod:`strategies.cost`).
+- the hardware-aware objective in the architecture loss (:mod:`strategies.cost`);
+- SPOS draws its paths from a generator seeded by ``seed`` and checkpointed with the weights
+  (NNI's sampling modules draw from an unseeded ``RandomState()``: no two runs alike).
 
 The bi-level modules train the weights on one half of the training set and α/β on the other
 (``batch["train"]`` / ``batch["val"]`` of NNI's combined loader).
@@ -22,6 +24,7 @@ from nni.nas.oneshot.pytorch.differentiable import (DartsLightningModule,
                                                       LinearTemperatureScheduler)
 from nni.nas.oneshot.pytorch.sampling import EnasLightningModule, RandomSamplingLightningModule
 from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
+import numpy as np
 from torch import nn
 
 from strategies.cost import ExpectedCost, objective_loss
@@ -281,9 +284,35 @@ class PoseRandomSamplingModule(_PoseOneShotMixin, RandomSamplingLightningModule)
         super().__init__(training_module)
         self.cfg = cfg
         self.fixed_sample: dict | None = None  # set while ranking paths after training
+        # the same stream on every DDP rank: each step trains one path, as in the paper
+        self._rng = np.random.RandomState(cfg.seed)
+        self._labels: dict[str, Any] | None = None
 
     def configure_architecture_optimizers(self):
         return None
+
+    def resample(self) -> dict[str, Any]:
+        """One uniformly sampled path (every decision of the space), from the seeded stream."""
+        if self._labels is None:
+            self._labels = self.training_module.model.simplify()
+        sample = {label: m.random(random_state=self._rng) for label, m in self._labels.items()}
+        for module in self.supernet_modules():
+            module.resample(memo=dict(sample))
+        return sample
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        kind, keys, pos, has_gauss, gauss = self._rng.get_state()
+        checkpoint["spos_sampler"] = {"kind": kind, "keys": torch.from_numpy(keys.copy()),
+                                      "pos": int(pos), "has_gauss": int(has_gauss),
+                                      "gauss": float(gauss)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("spos_sampler")
+        if state is not None:  # checkpoints from before the seeded sampler: a fresh stream
+            self._rng.set_state((state["kind"], state["keys"].numpy(), state["pos"],
+                                 state["has_gauss"], state["gauss"]))
 
     def validation_step(self, batch: Any, batch_idx: int) -> Any:
         if self.fixed_sample is None:

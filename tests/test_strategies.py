@@ -113,10 +113,11 @@ def test_darts_resume_continues_and_prune_inherits(coco_root, tmp_path):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("strategy", ["darts", "darts2"])
+@pytest.mark.parametrize("strategy", ["darts", "darts2", "spos"])
 def test_oneshot_resume_is_exact(coco_root, tmp_path, strategy):
     """2 epochs, then --resume to 3, ends where 3 epochs straight end: the same weights, α/β,
-    optimiser state and BN statistics, bit for bit (the same seed, CPU, no workers)."""
+    optimiser state and BN statistics, bit for bit (the same seed, CPU, no workers). For SPOS
+    that needs the seeded path stream, checkpointed (NNI samples paths unseeded)."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert search(coco_root, strategy, straight, "search.epochs", "3").returncode == 0
     assert search(coco_root, strategy, resumed, "search.epochs", "2").returncode == 0
@@ -126,14 +127,41 @@ def test_oneshot_resume_is_exact(coco_root, tmp_path, strategy):
     b = torch.load(resumed / "last.ckpt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 2
     sa, sb = a["state_dict"], b["state_dict"]
-    assert sa.keys() == sb.keys() and any("_arch_alpha" in k for k in sa)
+    assert sa.keys() == sb.keys()
+    assert any("_arch_alpha" in k for k in sa) == (strategy != "spos")
     different = [k for k in sa if not torch.equal(sa[k], sb[k])]
     assert not different, different[:5]
     for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
         for pa, pb in zip(opt_a["state"].values(), opt_b["state"].values(), strict=True):
             assert all(torch.equal(pa[k], pb[k]) for k in pa if torch.is_tensor(pa[k]))
-    assert (json.loads((straight / "last_arch.json").read_text())["weights"]
-            == json.loads((resumed / "last_arch.json").read_text())["weights"])
+    if strategy == "spos":  # the paths ranked after training: same draws, same scores
+        ranked = [[json.loads(x) for x in (d / "history.jsonl").read_text().splitlines()
+                   if "path_ranking" in x] for d in (straight, resumed)]
+        assert ranked[0] and ranked[0][-2:] == ranked[1][-2:]
+        assert json.loads((straight / "arch.json").read_text())["choices"] == \
+            json.loads((resumed / "arch.json").read_text())["choices"]
+    else:
+        assert (json.loads((straight / "last_arch.json").read_text())["weights"]
+                == json.loads((resumed / "last_arch.json").read_text())["weights"])
+
+
+def test_spos_paths_come_from_the_seed(coco_root, tmp_path):
+    """SPOS's training paths are a function of ``seed``: two modules of one seed draw the same
+    sequence, another seed a different one (NNI's own sampling is unseeded)."""
+    from strategies.oneshot import NasPoseModule, make_oneshot_strategy
+    from strategies.oneshot_modules import PoseRandomSamplingModule
+
+    def draws(seed):
+        cfg = load_config(CFG, ["dataset.root", str(coco_root), "model.input_size", "64x48",
+                                "seed", str(seed)])
+        supernet = make_oneshot_strategy("spos", cfg).mutate_model(build(cfg.space, cfg.dataset.name))
+        module = PoseRandomSamplingModule(NasPoseModule(supernet, cfg, out_dir=tmp_path), cfg)
+        return [module.resample() for _ in range(4)]
+
+    first = draws(0)
+    assert draws(0) == first
+    assert draws(1) != first
+    assert len({json.dumps(d, sort_keys=True) for d in first}) > 1  # it does sample
 
 
 @pytest.mark.e2e
