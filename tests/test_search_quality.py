@@ -136,6 +136,14 @@ def test_search_quality_benchmark_smoke(tmp_path):
     assert all("param_free_share" in c for c in summary["strategies"]["darts"][0]["collapse"])
     assert (out / "pareto.png").stat().st_size > 0
     assert json.loads((out / "search_quality.json").read_text())["default"] == "darts"
+    # the random baseline is a sample of its own: SPOS's seed-0 path ranking draws with
+    # RandomState(0) and must not re-propose the baseline's architectures
+    randoms = [json.loads(p.read_text())["choices"]
+               for p in sorted((out / "random").glob("*/arch.json"))]
+    ranked = [json.loads(line)["choices"] for line in
+              (out / "strategies" / "spos" / "seed0" / "history.jsonl").read_text().splitlines()
+              if "path_ranking" in line]
+    assert len(randoms) == 2 and ranked and not any(c in randoms for c in ranked)
 
 
 def test_bn_recalibration_is_the_plain_average_of_batch_statistics(coco_root):
