@@ -96,7 +96,7 @@ BUDGETS = {
     "smoke": Budget("64x48", 32, 16, 2, 1, 1, 1, 0, 2, 1),
     "small": Budget("128x96", 400, 100, 8, 2, 12, 4, 1, 6, 6, (
         "darts", "darts2", "gumbel", "spos", "random", "evolution", "prune_rate",
-        "darts-warmup", "darts-cap1", "darts-cap0", "darts-stop", "darts-w0.5-0.029g")),
+        "darts-plain", "darts-warmup", "darts-cap0", "darts-stop", "darts-w0.5-0.029g")),
     "full": Budget("128x96", 1000, 200, 20, 3, 30, 8, 2, 20, 5),
 }
 
