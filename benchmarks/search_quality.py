@@ -96,7 +96,8 @@ BUDGETS = {
     "smoke": Budget("64x48", 32, 16, 2, 1, 1, 1, 0, 2, 1),
     "small": Budget("128x96", 400, 100, 8, 2, 12, 4, 1, 6, 6, (
         "darts", "darts2", "gumbel", "spos", "random", "evolution", "prune_rate",
-        "darts-plain", "darts-warmup", "darts-cap0", "darts-stop", "darts-w0.5-0.029g")),
+        "darts-plain", "darts-warmup", "darts-cap0", "darts-stop", "darts-w0.5-0.029g",
+        "darts-plain-w0.5-0.029g")),
     "full": Budget("128x96", 1000, 200, 20, 3, 30, 8, 2, 20, 5),
 }
 
@@ -124,6 +125,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "darts-w0.5-0.029g": ("darts", ["space.backbone.width_multipliers", "[0.5,0.75,1.0]",
                                     "search.max_param_free", "1", "search.objective",
                                     "flops_constraint", "search.target_gflops", "0.029"]),
+    # the same without the cap: the budget may keep parameter-free operations in the cells
+    "darts-plain-w0.5-0.029g": ("darts", ["space.backbone.width_multipliers", "[0.5,0.75,1.0]",
+                                          "search.max_param_free", "-1", "search.objective",
+                                          "flops_constraint", "search.target_gflops", "0.029"]),
 }
 
 
@@ -315,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", choices=list(BUDGETS), default="small")
     p.add_argument("--out", default="runs/search_quality")
     p.add_argument("--root", help="synthetic COCO data (default: OUT/data, written once)")
-    p.add_argument("--strategies", help="comma-separated names (default: the budget's seven); "
+    p.add_argument("--strategies", help="comma-separated names (default: the budget's list); "
                    "known: " + ", ".join(VARIANTS))
     p.add_argument("--seeds", type=int, help="search seeds per strategy (default: the budget's)")
     p.add_argument("--random", type=int, help="random architectures K (default: the budget's)")
@@ -417,11 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(["group", "name", "seed", "AP", "GFLOPs", "params (M)", "search s",
                         "train s"], [_row(r) for r in runs]))
     summary_rows = [["random", f"{statistics.mean(r.ap for r in randoms):.4f} ± "
-                     f"{statistics.pstdev(r.ap for r in randoms):.4f}",
+                     f"{statistics.stdev(r.ap for r in randoms):.4f}",
                      f"{statistics.mean(r.gflops for r in randoms):.4f}"]]
     for name, rs in strategies.items():
         summary_rows.append([name, f"{statistics.mean(r.ap for r in rs):.4f}"
-                             + (f" ± {statistics.pstdev(r.ap for r in rs):.4f}" if len(rs) > 1
+                             + (f" ± {statistics.stdev(r.ap for r in rs):.4f}" if len(rs) > 1
                                 else ""), f"{statistics.mean(r.gflops for r in rs):.4f}"])
     for name, r in baselines.items():
         summary_rows.append([name, f"{r.ap:.4f}", f"{r.gflops:.4f}"])
