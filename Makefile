@@ -34,7 +34,7 @@ demo: setup
 	$(PY) -m trainers.demo --out $(DEMO_DIR)
 
 bench: setup
-	$(PY) benchmarks/data_pipeline.py
+	$(PY) -m benchmarks.data_pipeline
 
 clean:
 	rm -rf $(VENV) runs *.egg-info .pytest_cache

@@ -1,10 +1,10 @@
 """Compression on the synthetic task: float vs distilled vs PACT (fake-quant and onnxruntime int8).
 
-    python benchmarks/compress.py [--root data/synthetic_coco] [--size 128x96] [--epochs 12]
+    python -m benchmarks.compress [--root data/synthetic_coco] [--size 128x96] [--epochs 12]
                                   [--qat-epochs 3] [--arch derived.json] [--out DIR] [--json]
 
 For each student (``hrnet_tiny``, and with ``--arch`` a derived network from the search), with
-the real commands (``train_derived.py``, ``trainers.export``) and one recipe
+the real commands (``train_derived.py``, ``trainers.deploy.export``) and one recipe
 (configs/train/cpu_tiny.yaml at ``--epochs``):
 
 - **float**: the student trained alone;
@@ -12,7 +12,7 @@ the real commands (``train_derived.py``, ``trainers.export``) and one recipe
   ``hrnet_tiny`` trained for 2 × ``--epochs`` (its AP is reported);
 - **PACT**: the float student fine-tuned ``--qat-epochs`` epochs with ``quant.method pact``
   (8 bits, per-channel weights; lr × 0.1), evaluated as the fake-quantized torch network and as
-  the int8 ONNX model that ``trainers.export --int8`` writes (onnxruntime's int8 kernels), next
+  the int8 ONNX model that ``trainers.deploy.export --int8`` writes (onnxruntime's int8 kernels), next
   to the float student fine-tuned the same epochs at the same lr (the fair float reference);
 - file sizes of the float and int8 ONNX models and onnxruntime latency per crop, 1 thread.
 
@@ -30,15 +30,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import numpy as np
+import torch
+from torch import nn
 
-from trainers.config import load_config  # noqa: E402
-from trainers.engine import evaluate_model  # noqa: E402
-from trainers.report import format_table  # noqa: E402
+from trainers.config.experiment import load_config
+from trainers.engine.fit import evaluate_model
+from trainers.report import format_table
 
 CFG = REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml"
 

@@ -1,6 +1,6 @@
 """Throughput of the training data pipeline, per worker, against decode+warp alone.
 
-    python benchmarks/data_pipeline.py [--images 200] [--input-size 256x192] [--repeat 3]
+    python -m benchmarks.data_pipeline [--images 200] [--input-size 256x192] [--repeat 3]
                                        [--upscale 2.0]
 
 Writes a synthetic COCO set to a temporary folder, then times on one process (= one loader
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import cv2
 
-from trainers.config import load_config
+from trainers.config.experiment import load_config
 from trainers.data.images import read_image
-from trainers.data.datasets import build_dataset
+from trainers.data.registry import build_dataset
 from trainers.data.synthetic import write_coco
 from trainers.report import format_table
 

@@ -1,6 +1,6 @@
 """DDP on CPU processes: the training step of 2 processes × batch b next to 1 process × 2b.
 
-    python benchmarks/ddp_step.py [--model hrnet_tiny] [--size 128x96] [--batch 8] [--steps 8]
+    python -m benchmarks.ddp_step [--model hrnet_tiny] [--size 128x96] [--batch 8] [--steps 8]
                                   [--warmup 2] [--json]
 
 Both sides train the same network (``build_model``) with the same global batch: one process
@@ -33,11 +33,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from search_space.models import build_model  # noqa: E402
-from trainers.config_loader import coerce_value  # noqa: E402
-from trainers.report import format_table  # noqa: E402
+from search_space.models import build_model
+from trainers.config.loader import coerce_value
+from trainers.report import format_table
 
 
 def _step_times(model: torch.nn.Module, batch: int, size: tuple[int, int], steps: int,
@@ -97,7 +96,7 @@ def _two(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python benchmarks/ddp_step.py", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ddp_step", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="hrnet_tiny")
     p.add_argument("--size", default="128x96", help="input HxW")

@@ -1,6 +1,6 @@
 """How well the latency table (``search.cost latency``) predicts onnxruntime latency.
 
-    python benchmarks/latency_table.py [--cfg configs/search/synthetic_tiny.yaml]
+    python -m benchmarks.latency_table [--cfg configs/search/synthetic_tiny.yaml]
                                        [--size 128x96] [--networks 5] [--json]
 
 Builds the space's table (its operations timed alone, scaled on 3 random architectures timed
@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from search_space.supernet import build  # noqa: E402
-from strategies.latency import random_networks, space_latency_table  # noqa: E402
-from trainers.build import build_network, spec_from_choices  # noqa: E402
-from trainers.config import load_config  # noqa: E402
-from trainers.report import format_table  # noqa: E402
+from search_space.supernet import build
+from strategies.latency import random_networks, space_latency_table
+from trainers.network.build import build_network, spec_from_choices
+from trainers.config.experiment import load_config
+from trainers.report import format_table
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Does the search find better networks than chance? The search-quality benchmark.
 
-    python benchmarks/search_quality.py --budget smoke|small|full [--out DIR] [--json]
+    python -m benchmarks.search_quality --budget smoke|small|full [--out DIR] [--json]
                                         [--strategies NAME,...] [--seeds N] [--random K]
 
 On the synthetic COCO-layout task, in the demo's space (configs/search/synthetic_tiny.yaml), with
@@ -46,25 +46,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
+import torch
 
-from search_space.counting import param_flop_report  # noqa: E402
-from search_space.supernet import build  # noqa: E402
-from strategies import prune as prune_cli  # noqa: E402
-from strategies import search as search_cli  # noqa: E402
-from strategies.latency import random_networks  # noqa: E402
-from strategies.prune import inherited_network  # noqa: E402
-from trainers import train_derived  # noqa: E402
-from trainers.arch_file import ArchFile, load_arch, save_arch  # noqa: E402
-from trainers.bn_recalibration import recalibrate_bn  # noqa: E402
-from trainers.build import build_network, spec_from_choices, spec_from_model  # noqa: E402
-from trainers.config import load_config  # noqa: E402
-from trainers.data.synthetic import write_coco  # noqa: E402
-from trainers.demo import SEARCH_STRATEGY  # noqa: E402
-from trainers.engine import evaluate_model  # noqa: E402
-from trainers.report import format_table  # noqa: E402
+from search_space.counting import param_flop_report
+from search_space.supernet import build
+from strategies import prune as prune_cli
+from strategies import search as search_cli
+from strategies.latency import random_networks
+from strategies.prune import inherited_network
+from trainers import train_derived
+from trainers.network.arch_file import ArchFile, load_arch, save_arch
+from trainers.engine.bn_recalibration import recalibrate_bn
+from trainers.network.build import build_network, spec_from_choices, spec_from_model
+from trainers.config.experiment import load_config
+from trainers.data.synthetic import write_coco
+from visualize.loop import SEARCH_STRATEGY
+from trainers.engine.fit import evaluate_model
+from trainers.report import format_table
 
 SEARCH_CFG = REPO / "configs" / "search" / "synthetic_tiny.yaml"
 #: the random baseline's draws: apart from the search seeds (SPOS's path ranking and the

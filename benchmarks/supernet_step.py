@@ -19,7 +19,7 @@ Cases (each in its own process, so peak memory is its own):
 - ``argmax``: the frozen network of one architecture of the space (one op per edge, one input
   per cell, full widths), a plain training step.
 
-    python benchmarks/supernet_step.py [--size 256x192] [--batch 8] [--steps 3] [--device cpu]
+    python -m benchmarks.supernet_step [--size 256x192] [--batch 8] [--steps 3] [--device cpu]
                                        [--cases darts,darts2,all_ops,argmax] [--no-widths]
                                        [--nchw] [--threads 2] [--json]
 
@@ -45,10 +45,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trainers.config import load_config  # noqa: E402
-from trainers.report import format_table  # noqa: E402
+from trainers.config.experiment import load_config
+from trainers.report import format_table
 
 REPO = Path(__file__).resolve().parent.parent
 SPACE = REPO / "configs" / "spaces" / "pnfs_hrnet_w32_cnf5.yaml"
@@ -184,7 +183,7 @@ def _run_case(args) -> dict:
     from search_space.pose_space import freeze
     from search_space.supernet import build
 
-    from trainers.memory_format import channels_last_input, to_channels_last
+    from trainers.engine.memory_format import channels_last_input, to_channels_last
 
     warnings.filterwarnings("ignore")
     device = torch.device(args.device)

@@ -1,6 +1,6 @@
 """HRNet-W32 training step: posenas's trainer against the official code's network, side by side.
 
-    python benchmarks/train_step.py [--batch 8] [--size 256x192] [--steps 5] [--warmup 2]
+    python -m benchmarks.train_step [--batch 8] [--size 256x192] [--steps 5] [--warmup 2]
                                     [--threads 2] [--cases official,posenas_nchw,posenas,posenas_bf16]
                                     [--json]
 
@@ -38,9 +38,8 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
+import torch
 
 CASES = ["official", "posenas_nchw", "posenas", "posenas_bf16"]
 
@@ -72,7 +71,7 @@ def _official_network() -> torch.nn.Module:
 # ------------------------------------------------------------------------------ measuring
 def _official(args, batch) -> tuple[list[float], torch.Tensor]:
     from trainers.data.topdown import normalize_images
-    from trainers.loss import JointsMSELoss
+    from trainers.engine.losses import JointsMSELoss
 
     model = _official_network()
     criterion = JointsMSELoss(True)
@@ -107,10 +106,10 @@ def _posenas(args, batch, channels_last: bool, precision: str) -> tuple[list[flo
     import pytorch_lightning as pl
 
     from search_space.models import build_model
-    from trainers.config import load_config
-    from trainers.engine import trainer_kwargs
-    from trainers.external import convert_state
-    from trainers.module import PoseModule
+    from trainers.config.experiment import load_config
+    from trainers.engine.fit import trainer_kwargs
+    from trainers.weights.formats import convert_state
+    from trainers.engine.module import PoseModule
 
     cfg = load_config(REPO / "configs" / "datasets" / "synthetic_coco.yaml", [
         "dataset.root", "unused", "model.input_size", f"{args.size[0]}x{args.size[1]}",

@@ -10,7 +10,7 @@ To add a backbone of an existing family: write its layout function and add one e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal, Union
+from typing import Any, Callable, Union
 
 from search_space.layouts import (LITE_HRNET_PRESETS, HRNetLayout, LiteHRNetLayout, hrnet_layout,
                                   hrnet_tiny_layout)
@@ -25,13 +25,14 @@ class Backbone:
     """One registered backbone.
 
     Attributes:
-        family: ``"hrnet"`` or ``"litehrnet"`` (which module builds it).
+        family: a registered family (:data:`search_space.families.FAMILIES`): ``"hrnet"``,
+            ``"litehrnet"``, … — which module builds it and which widths it may search.
         layout: returns its layout.
         description: one line for ``--help`` and the README's model table.
     """
 
-    family: Literal["hrnet", "litehrnet"]
-    layout: Callable[[], Layout]
+    family: str
+    layout: Callable[[], Any]
     description: str
 
 

@@ -15,18 +15,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 from torch import nn
 
+from search_space.errors import UserInputError
 from search_space.layers import ChosenWidth
 
-__all__ = ["Chooser", "FixedChooser", "ArchitectureError", "Decision"]
-
-
-class ArchitectureError(ValueError):
-    """An architecture does not fit the space: names the label and what is wrong."""
-
-    def __init__(self, label: str, message: str) -> None:
-        super().__init__(f"{label}: {message}")
-        self.label = label
-        self.message = message
+__all__ = ["Chooser", "FixedChooser", "Decision"]
 
 
 class Decision:
@@ -80,12 +72,12 @@ class FixedChooser(Chooser):
     def _value(self, label: str, values: Sequence[Any], kind: str) -> Any:
         self._declare(label, values, kind)
         if label not in self.choices:
-            raise ArchitectureError(label, "missing from the architecture")
+            raise UserInputError.at_field(label, "missing from the architecture")
         value = self.choices[label]
         if kind == "input" and isinstance(value, list) and len(value) == 1:
             value = value[0]
         if isinstance(value, bool) or value not in values:
-            raise ArchitectureError(label, f"{value!r} is not one of {list(values)}")
+            raise UserInputError.at_field(label, f"{value!r} is not one of {list(values)}")
         return value
 
     def width(self, label: str, values: Sequence[int]) -> int:
@@ -107,6 +99,6 @@ class FixedChooser(Chooser):
         """Raise for labels in ``choices`` that the space never asked about."""
         unknown = sorted(set(self.choices) - set(self.decisions))
         if unknown:
-            raise ArchitectureError(unknown[0], "unknown label (not in this space"
+            raise UserInputError.at_field(unknown[0], "unknown label (not in this space"
                                     + (f"; {len(unknown) - 1} more unknown)" if len(unknown) > 1
                                        else ")"))

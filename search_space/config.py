@@ -1,8 +1,8 @@
 """The search-space section of an experiment config (``space:``), validated into dataclasses.
 
 Names come from the registries: backbones (:mod:`search_space.backbones`) and cell operations
-(:mod:`search_space.operations`). A check that fails raises :class:`InvalidField`; the config
-loader (``trainers.config``) turns it into an error naming the file and the dotted key.
+(:mod:`search_space.operations`). A check that fails raises :class:`~search_space.errors.UserInputError` naming the field;
+the config loader (``trainers.config.schema``) turns it into an error naming the file and the dotted key.
 """
 from __future__ import annotations
 
@@ -10,19 +10,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from search_space.backbones import BACKBONES, backbone_names
+from search_space.errors import UserInputError
+from search_space.families import get_family
 from search_space.operations import OPERATIONS, operation_names
 
-__all__ = ["InvalidField", "BackboneSpaceConfig", "CellConfig", "SpaceConfig"]
-
-
-class InvalidField(ValueError):
-    """Raised by a config section's checks; the loader turns it into a :class:`UserInputError`
-    naming the file and the dotted key."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field_name = field_name
-        self.message = message
+__all__ = ["BackboneSpaceConfig", "CellConfig", "SpaceConfig"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,18 +33,21 @@ class BackboneSpaceConfig:
 
     def __post_init__(self) -> None:
         if self.name not in BACKBONES:
-            raise InvalidField("name", f"unknown backbone {self.name!r}; known: "
+            raise UserInputError.at_field("name", f"unknown backbone {self.name!r}; known: "
                                f"{', '.join(backbone_names())}")
-        hrnet = BACKBONES[self.name].family == "hrnet"
+        family = get_family(BACKBONES[self.name].family)
         if self.stages not in (0, 2, 3, 4):
-            raise InvalidField("stages", f"must be 0 (all), 2, 3 or 4, got {self.stages}")
-        if self.stages and not hrnet:
-            raise InvalidField("stages", "truncation is only defined for HRNet backbones")
+            raise UserInputError.at_field("stages", f"must be 0 (all), 2, 3 or 4, got {self.stages}")
+        if self.stages and not family.truncatable:
+            raise UserInputError.at_field("stages", "truncation is not defined for the "
+                                          f"{BACKBONES[self.name].family} family")
         for m in self.width_multipliers:
             if not 0.0 < m <= 1.0:
-                raise InvalidField("width_multipliers", f"multipliers must be in (0, 1], got {m}")
-        if self.width_multipliers and not hrnet:
-            raise InvalidField("width_multipliers", "width choices are defined for HRNet backbones")
+                raise UserInputError.at_field("width_multipliers", f"multipliers must be in (0, 1], got {m}")
+        if self.width_multipliers and not family.width_choices:
+            raise UserInputError.at_field("width_multipliers", "the "
+                                          f"{BACKBONES[self.name].family} family has no width "
+                                          "choices")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,25 +71,25 @@ class CellConfig:
     def __post_init__(self) -> None:
         unknown = [op for op in self.operators if op not in OPERATIONS]
         if unknown:
-            raise InvalidField("operators", f"unknown {unknown}; known: {operation_names()}")
+            raise UserInputError.at_field("operators", f"unknown {unknown}; known: {operation_names()}")
         if not self.operators or len(set(self.operators)) != len(self.operators):
-            raise InvalidField("operators", "must be a non-empty list without repeats")
+            raise UserInputError.at_field("operators", "must be a non-empty list without repeats")
         if self.operators == ("Zero",):
-            raise InvalidField("operators", "needs an operation besides Zero")
+            raise UserInputError.at_field("operators", "needs an operation besides Zero")
         if self.depth < 2:
-            raise InvalidField("depth", f"must be at least 2, got {self.depth}")
+            raise UserInputError.at_field("depth", f"must be at least 2, got {self.depth}")
         if not 1 <= self.cut_layers_num < self.depth:
-            raise InvalidField("cut_layers_num", f"must be in [1, depth), got {self.cut_layers_num}")
+            raise UserInputError.at_field("cut_layers_num", f"must be in [1, depth), got {self.cut_layers_num}")
         sizes = list(self.size_types)
         if not sizes or sizes[0] != 4 or any(b != 2 * a for a, b in zip(sizes, sizes[1:])):
-            raise InvalidField("size_types", f"must be 4, 8, ... doubling (1/4 first), got {sizes}")
+            raise UserInputError.at_field("size_types", f"must be 4, 8, ... doubling (1/4 first), got {sizes}")
         if self.hidden_states_num < 1:
-            raise InvalidField("hidden_states_num", "must be at least 1")
+            raise UserInputError.at_field("hidden_states_num", "must be at least 1")
         if self.input_nodes_num != 1:
-            raise InvalidField("input_nodes_num", "only 1 is supported (the setting of the "
+            raise UserInputError.at_field("input_nodes_num", "only 1 is supported (the setting of the "
                                "PNFS paper; the released checkpoints' second node was unused)")
         if self.factor < 1 or self.vector_dim < 1:
-            raise InvalidField("factor" if self.factor < 1 else "vector_dim", "must be positive")
+            raise UserInputError.at_field("factor" if self.factor < 1 else "vector_dim", "must be positive")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,4 +104,4 @@ class SpaceConfig:
 
     def __post_init__(self) -> None:
         if self.parts_num not in (1, 3, 5, 8):
-            raise InvalidField("parts_num", f"must be 1, 3, 5 or 8, got {self.parts_num}")
+            raise UserInputError.at_field("parts_num", f"must be 1, 3, 5 or 8, got {self.parts_num}")

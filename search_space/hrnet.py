@@ -11,7 +11,8 @@ Shape legend: N batch, K joints, C_b channels of branch b, H×W input.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import replace
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,9 +20,11 @@ from torch import nn
 
 from search_space.blocks import BLOCKS, conv3x3
 from search_space.layers import Width, batch_norm, conv2d, same_width
+from search_space.choices import Chooser
+from search_space.backbone_plan import BackboneOptions, BackbonePlan
 from search_space.layouts import HRNetLayout, StageLayout
 
-__all__ = ["HRNetBackbone"]
+__all__ = ["HRNetBackbone", "hrnet_space_layout", "hrnet_plan"]
 
 
 def _conv_bn(in_ch: Width, out_ch: Width, kernel: int, stride: int = 1,
@@ -188,3 +191,91 @@ class HRNetBackbone(nn.Module):
         if self.next_transition is not None:
             xs = self.next_transition(xs)
         return xs
+
+
+# --------------------------------------------------------------------------------------------
+# the family's place in the space: widths from the config and the chooser
+
+def _choices_of(base: int, multipliers: tuple[float, ...]) -> list[int]:
+    return sorted({max(1, int(round(base * m))) for m in multipliers}, reverse=True)
+
+
+def hrnet_space_layout(layout: HRNetLayout, cfg: BackboneOptions, chooser: Chooser,
+                       pyramid: bool, levels: int = 4) -> HRNetLayout:
+    """The HRNet ``layout`` as ``cfg`` configures it, with every width asked of ``chooser``.
+
+    A branch keeps one width from the stage that opens it on (HRNet's transitions are
+    identities for existing branches, so a per-stage width would add convolutions the
+    baseline does not have): label ``stage{S}/branch{b}/width`` with S that stage. Inner widths
+    of residual blocks: ``stage{s}/module{m}/branch{b}/block{k}/inner{i}``. A truncated HRNet
+    opens the next stage's branch only if the heads read ``levels`` > its branches.
+    """
+    base = layout
+    if pyramid:
+        base = base.truncated(cfg.stages) if cfg.stages else replace(base, multi_scale_output=True)
+        if base.next_widths is not None and levels <= len(base.stages[-1].widths):
+            base = replace(base, next_widths=None)
+    elif cfg.stages:  # a plain head on stem~stageN: the last stage fuses into its 1/4 branch
+        base = replace(base, stages=base.stages[:cfg.stages])
+    mult = tuple(cfg.width_multipliers)
+    all_stages = list(base.stages) + ([StageLayout(1, (1,) * len(base.next_widths),
+                                                   base.next_widths)] if base.next_widths else [])
+    branch: dict[int, Any] = {}
+    for s, stage in enumerate(all_stages, start=1):
+        for b, width in enumerate(stage.widths):
+            if s == 1 or b in branch:
+                continue
+            if mult and cfg.search_branch_widths:
+                branch[b] = chooser.width(f"stage{s}/branch{b}/width", _choices_of(width, mult))
+            else:
+                branch[b] = width
+
+    def widths_of(stage_index: int, stage: StageLayout) -> tuple[Any, ...]:
+        return tuple(stage.widths) if stage_index == 1 else tuple(branch[b] for b in
+                                                                    range(len(stage.widths)))
+
+    stages = tuple(replace(st, widths=widths_of(s, st)) for s, st in enumerate(base.stages, 1))
+    next_widths = (widths_of(len(all_stages), all_stages[-1]) if base.next_widths else None)
+    inner: dict[str, tuple[Any, ...]] = {}
+    for s, stage in enumerate(base.stages, start=1):
+        block_cls = BLOCKS[stage.block]
+        for m in range(stage.num_modules):
+            for b, n_blocks in enumerate(stage.num_blocks):
+                for k in range(n_blocks):
+                    path = f"stage{s}/module{m}/branch{b}/block{k}"
+                    default = base.inner(path) or ((stage.widths[b],) if block_cls.num_inner == 1
+                                                   else (stage.widths[b] // 4,) * 2)
+                    if mult and cfg.search_block_widths:
+                        inner[path] = tuple(chooser.width(f"{path}/inner{i}", _choices_of(w, mult))
+                                            for i, w in enumerate(default))
+                    else:
+                        inner[path] = tuple(default)
+    return replace(base, stages=stages, inner_widths=inner, next_widths=next_widths)
+
+
+def _pyramid_widths(layout: HRNetLayout) -> tuple[Any, ...]:
+    return (tuple(layout.next_widths) if layout.next_widths is not None
+            else tuple(layout.stages[-1].widths))
+
+
+def _prune_outputs(layout: HRNetLayout, used: set[int]) -> HRNetLayout:
+    """A frozen network's backbone computes only the pyramid levels its heads read: no
+    transition to an unread new branch, no fuse layers for unread outputs."""
+    used = used | {0}
+    if layout.next_widths is not None and len(layout.stages[-1].widths) not in used:
+        layout = replace(layout, next_widths=None)
+    if layout.next_widths is None:
+        layout = replace(layout, output_branches=tuple(sorted(used)))
+    return layout
+
+
+def hrnet_plan(layout: HRNetLayout, cfg: BackboneOptions, chooser: Chooser, plain: bool,
+               levels: int) -> BackbonePlan:
+    """The ``hrnet`` family: width choices per branch and block; a frozen network's backbone
+    computes only the levels its heads read."""
+    layout = hrnet_space_layout(layout, cfg, chooser, pyramid=not plain, levels=levels)
+
+    def build(used: set[int] | None) -> nn.Module:
+        return HRNetBackbone(layout if used is None else _prune_outputs(layout, used))
+
+    return BackbonePlan(_pyramid_widths(layout), build, plain_head_name="head")

@@ -21,9 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search_space.choices import Chooser
+from search_space.backbone_plan import BackboneOptions, BackbonePlan
 from search_space.layouts import LiteHRNetLayout
 
-__all__ = ["LiteHRNetBackbone"]
+__all__ = ["LiteHRNetBackbone", "litehrnet_plan"]
 
 
 def conv_bn(in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1, groups: int = 1,
@@ -274,3 +276,11 @@ class LiteHRNetBackbone(nn.Module):
             for module in stage:
                 xs = module(xs)
         return self.head(xs)
+
+
+def litehrnet_plan(layout: LiteHRNetLayout, cfg: BackboneOptions, chooser: Chooser,
+                   plain: bool, levels: int) -> BackbonePlan:
+    """The ``litehrnet`` family: fixed widths (no decisions), the released structure."""
+    backbone = LiteHRNetBackbone(layout)
+    return BackbonePlan(tuple(backbone.out_channels), lambda used: backbone,
+                        plain_head_name="final")

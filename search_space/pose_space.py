@@ -20,7 +20,6 @@ Shape legend: N batch, K joints, H×W input; heatmaps are H/4 × W/4.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Mapping
 
 import torch
@@ -28,96 +27,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_space.backbones import get_backbone
-from search_space.blocks import BLOCKS, init_pose_weights
-from search_space.choices import ArchitectureError, Chooser, FixedChooser
-from search_space.config import BackboneSpaceConfig, SpaceConfig
+from search_space.blocks import init_pose_weights
+from search_space.choices import Chooser, FixedChooser
+from search_space.config import SpaceConfig
 from search_space.fabric import Fabric, pyramid_levels_read
-from search_space.hrnet import HRNetBackbone
+from search_space.families import get_family
 from search_space.joints import keypoint_spec
 from search_space.layers import conv2d
-from search_space.layouts import HRNetLayout, StageLayout
-from search_space.litehrnet import LiteHRNetBackbone
 from search_space.parts import BodyPart, body_parts
 
 __all__ = ["PoseNetwork", "PartHead", "freeze", "check_architecture", "VectorHead", "HeatmapHead",
            "populate_network", "pose_forward", "named_components"]
-
-
-# --------------------------------------------------------------------------------------------
-# backbone
-
-
-def _choices_of(base: int, multipliers: tuple[float, ...]) -> list[int]:
-    return sorted({max(1, int(round(base * m))) for m in multipliers}, reverse=True)
-
-
-def hrnet_space_layout(cfg: BackboneSpaceConfig, chooser: Chooser, pyramid: bool,
-                       levels: int = 4) -> HRNetLayout:
-    """The HRNet layout of ``cfg`` with every width asked of ``chooser``.
-
-    A branch keeps one width from the stage that opens it on (HRNet's transitions are
-    identities for existing branches, so a per-stage width would add convolutions the
-    baseline does not have): label ``stage{S}/branch{b}/width`` with S that stage. Inner widths
-    of residual blocks: ``stage{s}/module{m}/branch{b}/block{k}/inner{i}``. A truncated HRNet
-    opens the next stage's branch only if the heads read ``levels`` > its branches.
-    """
-    base = get_backbone(cfg.name).layout()
-    if pyramid:
-        base = base.truncated(cfg.stages) if cfg.stages else replace(base, multi_scale_output=True)
-        if base.next_widths is not None and levels <= len(base.stages[-1].widths):
-            base = replace(base, next_widths=None)
-    elif cfg.stages:  # a plain head on stem~stageN: the last stage fuses into its 1/4 branch
-        base = replace(base, stages=base.stages[:cfg.stages])
-    mult = tuple(cfg.width_multipliers)
-    all_stages = list(base.stages) + ([StageLayout(1, (1,) * len(base.next_widths),
-                                                   base.next_widths)] if base.next_widths else [])
-    branch: dict[int, Any] = {}
-    for s, stage in enumerate(all_stages, start=1):
-        for b, width in enumerate(stage.widths):
-            if s == 1 or b in branch:
-                continue
-            if mult and cfg.search_branch_widths:
-                branch[b] = chooser.width(f"stage{s}/branch{b}/width", _choices_of(width, mult))
-            else:
-                branch[b] = width
-
-    def widths_of(stage_index: int, stage: StageLayout) -> tuple[Any, ...]:
-        return tuple(stage.widths) if stage_index == 1 else tuple(branch[b] for b in
-                                                                    range(len(stage.widths)))
-
-    stages = tuple(replace(st, widths=widths_of(s, st)) for s, st in enumerate(base.stages, 1))
-    next_widths = (widths_of(len(all_stages), all_stages[-1]) if base.next_widths else None)
-    inner: dict[str, tuple[Any, ...]] = {}
-    for s, stage in enumerate(base.stages, start=1):
-        block_cls = BLOCKS[stage.block]
-        for m in range(stage.num_modules):
-            for b, n_blocks in enumerate(stage.num_blocks):
-                for k in range(n_blocks):
-                    path = f"stage{s}/module{m}/branch{b}/block{k}"
-                    default = base.inner(path) or ((stage.widths[b],) if block_cls.num_inner == 1
-                                                   else (stage.widths[b] // 4,) * 2)
-                    if mult and cfg.search_block_widths:
-                        inner[path] = tuple(chooser.width(f"{path}/inner{i}", _choices_of(w, mult))
-                                            for i, w in enumerate(default))
-                    else:
-                        inner[path] = tuple(default)
-    return replace(base, stages=stages, inner_widths=inner, next_widths=next_widths)
-
-
-def _pyramid_widths(layout: HRNetLayout) -> tuple[Any, ...]:
-    return (tuple(layout.next_widths) if layout.next_widths is not None
-            else tuple(layout.stages[-1].widths))
-
-
-def _prune_outputs(layout: HRNetLayout, used: set[int]) -> HRNetLayout:
-    """A frozen network's backbone computes only the pyramid levels its heads read: no
-    transition to an unread new branch, no fuse layers for unread outputs."""
-    used = used | {0}
-    if layout.next_widths is not None and len(layout.stages[-1].widths) not in used:
-        layout = replace(layout, next_widths=None)
-    if layout.next_widths is None:
-        layout = replace(layout, output_branches=tuple(sorted(used)))
-    return layout
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,19 +111,13 @@ def populate_network(module: nn.Module, space: SpaceConfig, dataset: str,
     plain = space.head == "plain"
     bcfg = space.backbone
     module.parts = body_parts(dataset, 1 if plain else space.parts_num)
-    layout = None
-    lite = get_backbone(bcfg.name).family == "litehrnet"
-    if lite:
-        backbone: nn.Module | None = LiteHRNetBackbone(get_backbone(bcfg.name).layout())
-        widths = tuple(backbone.out_channels)
-    else:
-        backbone = None
-        layout = hrnet_space_layout(bcfg, chooser, pyramid=not plain,
-                                    levels=pyramid_levels_read(space.cell_config))
-        widths = _pyramid_widths(layout)[:1] if plain else _pyramid_widths(layout)
+    backbone_entry = get_backbone(bcfg.name)
+    plan = get_family(backbone_entry.family).plan(backbone_entry.layout(), bcfg, chooser, plain,
+                                                  pyramid_levels_read(space.cell_config))
+    widths = plan.widths[:1] if plain else plan.widths
     if plain:
-        module.backbone = backbone if backbone is not None else HRNetBackbone(layout)
-        name = "final" if lite else "head"  # the official codes' names
+        module.backbone = plan.build(None)
+        name = plan.plain_head_name  # the official codes' names
         setattr(module, name, conv2d(widths[0], module.num_joints, 1, bias=True))
         module.plain_head_name = name
         init_pose_weights(module)
@@ -216,10 +130,9 @@ def populate_network(module: nn.Module, space: SpaceConfig, dataset: str,
         head = (VectorHead(c0, len(part.joints), cell.vector_dim, cell.convolution_mode)
                 if cell.vector_in_pixel else HeatmapHead(c0, len(part.joints)))
         heads.append(PartHead(Fabric(cell, widths, chooser, prefix=f"part{p}/fabric"), head))
-    if backbone is None:
-        if not chooser.searching:
-            layout = _prune_outputs(layout, {i for h in heads for i in h.fabric.used_levels})
-        backbone = HRNetBackbone(layout)
+    # a frozen network's backbone computes only the levels its heads read
+    backbone = plan.build(None if chooser.searching
+                          else {i for h in heads for i in h.fabric.used_levels})
     init_pose_weights(backbone)
     for h in heads:
         init_pose_weights(h.head)
@@ -282,7 +195,7 @@ def freeze(space: SpaceConfig, dataset: str, choices: Mapping[str, Any]) -> Pose
     """The plain network of one architecture.
 
     Raises:
-        ArchitectureError: a label is missing, unknown or has a value outside its candidates.
+        UserInputError: (field = the label) a label is missing, unknown or has a value outside its candidates.
     """
     return PoseNetwork(space, dataset, choices)
 
@@ -291,11 +204,10 @@ def check_architecture(space: SpaceConfig, dataset: str, choices: Mapping[str, A
     """Check that ``choices`` fit the space (the network is built on the meta device: no memory).
 
     Raises:
-        ArchitectureError: a label is missing, unknown or has a value outside its candidates.
+        UserInputError: (field = the label) a label is missing, unknown or has a value outside its candidates.
         ValueError: the space itself cannot be built (e.g. a head that does not fit the cell).
     """
     with torch.device("meta"):
         PoseNetwork(space, dataset, choices)
 
 
-__all__ += ["ArchitectureError"]

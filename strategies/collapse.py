@@ -22,10 +22,10 @@ from torch import nn
 from search_space.fabric import Fabric
 from search_space.operations import PARAMETER_FREE
 from strategies.prune import derive_choices
-from trainers.arch_file import ArchFile
-from trainers.build import build_network, spec_from_choices
-from trainers.config import Config
-from trainers.errors import UserInputError
+from trainers.network.arch_file import ArchFile
+from trainers.network.build import build_network, spec_from_choices
+from trainers.config.schema import Config
+from search_space.errors import UserInputError
 
 __all__ = ["network_collapse", "arch_collapse"]
 

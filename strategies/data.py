@@ -7,8 +7,8 @@ from typing import Any, Sequence
 
 from torch.utils.data import DataLoader, Dataset
 
-from trainers.config import Config
-from trainers.data.datasets import build_dataset
+from trainers.config.schema import Config
+from trainers.data.registry import build_dataset
 from trainers.data.loader import build_loader
 from trainers.data.topdown import TopDownDataset
 
@@ -17,7 +17,7 @@ __all__ = ["IndexSubset", "SearchData", "build_search_data"]
 
 class IndexSubset(Dataset):
     """The samples ``indices`` of ``dataset``; accepts the ``(epoch, index)`` keys of
-    :class:`~trainers.sampler.EpochSampler` like the dataset itself."""
+    :class:`~trainers.data.sampler.EpochSampler` like the dataset itself."""
 
     def __init__(self, dataset: TopDownDataset, indices: Sequence[int]) -> None:
         self.dataset = dataset

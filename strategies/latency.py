@@ -1,7 +1,7 @@
 """Latency as a search cost (``search.cost latency``): a lookup table of onnxruntime latencies,
 as ProxylessNAS and FBNet build one for their target device.
 
-The deploy runtime is onnxruntime on the CPU, one thread (``trainers.infer``'s runtime). A
+The deploy runtime is onnxruntime on the CPU, one thread (``trainers.deploy.infer``'s runtime). A
 network is split into *units*: the largest modules (below the network itself) that take one
 tensor and return one tensor — a candidate operation, a cell's route, an HRNet branch, the stem.
 Each unit is exported alone to ONNX and timed at its input shape (batch 1) once; the table keys
@@ -32,7 +32,6 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -42,10 +41,10 @@ from torch import nn
 
 from search_space.supernet import build
 from trainers.atomic import atomic_path
-from trainers.build import build_network, spec_from_choices
-from trainers.config import Config
-from trainers.errors import UserInputError
-from trainers.onnx_graph import export_onnx
+from trainers.network.build import build_network, spec_from_choices
+from trainers.config.schema import Config
+from search_space.errors import UserInputError
+from trainers.deploy.onnx_graph import export_onnx
 
 __all__ = ["LatencyTable", "runtime_signature", "tensor_units", "random_networks",
            "space_latency_table", "latency_table_path", "CALIBRATION_NETWORKS"]
@@ -141,7 +140,7 @@ def _silenced() -> Iterator[None]:
 
 
 def _onnx_bytes(module: nn.Module, shape: Sequence[int]) -> bytes:
-    """``module`` as the ONNX model ``trainers.export`` would write (same exporter and fallback)."""
+    """``module`` as the ONNX model ``trainers.deploy.export`` would write (same exporter and fallback)."""
     with tempfile.TemporaryDirectory() as tmp, _silenced():
         path = Path(tmp) / "unit.onnx"
         export_onnx(module, path, tuple(shape[2:]), channels=int(shape[1]))
@@ -228,7 +227,7 @@ class LatencyTable:
             logger.warning("latency table %s unreadable (%s): measuring anew", path, err)
             return
         if not valid:
-            print(f"latency table {path}: measured for another machine, runtime or input size; "
+            logger.info(f"latency table {path}: measured for another machine, runtime or input size; "
                   "measuring anew")
             return
         self.entries = dict(data.get("entries", {}))
@@ -335,11 +334,11 @@ def space_latency_table(cfg: Config, path: str | Path | None) -> LatencyTable:
     read from ``path`` when it is valid there, else measured and written there."""
     table = LatencyTable(path, cfg.model.input_size)
     if table.calibrated:
-        print(f"latency table {path}: {len(table.entries)} entries, scale {table.scale:.3f}")
+        logger.info(f"latency table {path}: {len(table.entries)} entries, scale {table.scale:.3f}")
         return table
     start = time.time()
-    print(f"latency table: timing the operations of {CALIBRATION_NETWORKS} random architectures "
-          f"with onnxruntime ({table.runtime['threads']} thread)", flush=True)
+    logger.info(f"latency table: timing the operations of {CALIBRATION_NETWORKS} random architectures "
+          f"with onnxruntime ({table.runtime['threads']} thread)")
     labels = build(cfg.space, cfg.dataset.name).simplify()
     made = list(random_networks(lambda ch: build_network(spec_from_choices(cfg, ch)), labels,
                                 CALIBRATION_NETWORKS, cfg.seed + 7919))
@@ -348,6 +347,6 @@ def space_latency_table(cfg: Config, path: str | Path | None) -> LatencyTable:
                              "its latency", field="search.cost")
     scale = table.calibrate([n for _, n in made], [c for c, _ in made])
     table.save()
-    print(f"latency table: {len(table.entries)} entries, scale {scale:.3f} "
-          f"({time.time() - start:.0f} s){f'; written to {path}' if path else ''}", flush=True)
+    logger.info(f"latency table: {len(table.entries)} entries, scale {scale:.3f} "
+          f"({time.time() - start:.0f} s){f'; written to {path}' if path else ''}")
     return table

@@ -29,10 +29,10 @@ from strategies.records import HistoryWriter
 from strategies.registry import STRATEGIES
 from strategies.latency import latency_table_path
 from strategies.trials import run_trial
-from trainers.arch_file import ArchFile, save_arch
-from trainers.config import Config
-from trainers.data.datasets import primary_metric
-from trainers.errors import UserInputError
+from trainers.network.arch_file import ArchFile, save_arch
+from trainers.config.schema import Config
+from trainers.data.registry import primary_metric
+from search_space.errors import UserInputError
 from trainers.report import format_table
 
 __all__ = ["run_multitrial", "make_nni_strategy"]
@@ -41,14 +41,9 @@ logger = logging.getLogger(__name__)
 
 
 def make_nni_strategy(name: str, cfg: Config) -> Any:
-    """NNI's strategy object for the multi-trial strategy ``name`` (``random``: uniform samples;
-    ``evolution``: a population of min(20, trials/2))."""
-    cls = STRATEGIES[name].nni_strategy
-    if name == "random":
-        return cls(seed=cfg.seed)
-    population = max(2, min(20, cfg.search.num_trials // 2))
-    return cls(population_size=population, sample_size=max(2, population // 2),
-               mutation_prob=0.1, seed=cfg.seed)
+    """NNI's strategy object for the multi-trial strategy ``name``, built as its registry entry
+    says (:data:`~strategies.registry.STRATEGIES`)."""
+    return STRATEGIES[name].make_nni_strategy(cfg)
 
 
 def _key(choices: dict) -> str:
@@ -68,7 +63,7 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
             if line.strip():
                 rec = json.loads(line)
                 done[_key(rec["choices"])] = rec
-        print(f"resuming: {len(done)} recorded trials are replayed without training")
+        logger.info(f"resuming: {len(done)} recorded trials are replayed without training")
     elif history.path.is_file():
         history.path.unlink()
     state: dict[str, Any] = {"trial": 0, "best": None, "records": []}
@@ -95,10 +90,9 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
         value = record.get("objective", record.get(metric))
         ok = record.get("status") == "succeeded" and value is not None and math.isfinite(value)
         shown = record.get(metric)
-        print(f"trial {trial + 1}/{cfg.search.num_trials}: {record.get('status')} "
+        logger.info(f"trial {trial + 1}/{cfg.search.num_trials}: {record.get('status')} "
               f"{metric}={shown if shown is not None else float('nan'):.4f}"
-              + (f" objective={value:.4f}" if cfg.search.objective != "metric" and ok else ""),
-              flush=True)
+              + (f" objective={value:.4f}" if cfg.search.objective != "metric" and ok else ""))
         if ok and (state["best"] is None or value > state["best"][0]):
             state["best"] = (value, choices)
             save_arch(out / "arch.json", ArchFile(cfg, choices, "search", {},
@@ -116,7 +110,7 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
     strategy.initialize(RawFormatModelSpace(space, FunctionalEvaluator(evaluate)), engine)
     strategy.run()
     rows = [[r["trial"], r.get("status"), r.get(metric), r.get("params")] for r in state["records"]]
-    print(format_table(["trial", "status", metric, "params"], rows))
+    logger.info(format_table(["trial", "status", metric, "params"], rows))
     if state["best"] is None:
         raise UserInputError(str(out), "no trial succeeded (see history.jsonl for the errors)")
     return {"metric": metric, "history": state["records"], "arch": str(out / "arch.json")}

@@ -4,35 +4,36 @@ supernet and records the architecture each epoch.
 """
 from __future__ import annotations
 
+import logging
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import pytorch_lightning as pl
 from nni.nas.evaluator.pytorch import Lightning, Trainer
 from nni.nas.evaluator.pytorch import LightningModule as NasLightningModule
-from nni.nas.oneshot.pytorch.sampling import has_tianshou
 
 from search_space.supernet import build
 from strategies.data import build_search_data
 from strategies.records import ArchRecorder
 from strategies.registry import STRATEGIES
-from strategies.spos import pick_best_path
-from trainers.build import init_backbone
-from trainers.checkpoint import AtomicCheckpoint, load_checkpoint
-from trainers.config import Config
-from trainers.data.datasets import primary_metric
-from trainers.distill import build_teacher
-from trainers.engine import trainer_kwargs
-from trainers.errors import UserInputError
-from trainers.module import PoseModule
+from trainers.network.build import init_backbone
+from trainers.weights.checkpoint import load_checkpoint
+from trainers.engine.checkpointing import AtomicCheckpoint
+from trainers.config.schema import Config
+from trainers.data.registry import primary_metric
+from trainers.engine.distill import build_teacher
+from trainers.engine.fit import make_trainer
+from search_space.errors import UserInputError
+from trainers.engine.module import PoseModule
 
 __all__ = ["run_oneshot", "make_oneshot_strategy", "TaggedLoader", "NasPoseModule"]
 
+logger = logging.getLogger(__name__)
+
 
 class NasPoseModule(PoseModule, NasLightningModule):
-    """:class:`~trainers.module.PoseModule` as the NNI ``LightningModule`` that NNI's one-shot
+    """:class:`~trainers.engine.module.PoseModule` as the NNI ``LightningModule`` that NNI's one-shot
     evaluator (``nni.nas.evaluator.pytorch.Lightning``) requires; the same training module."""
 
 
@@ -89,20 +90,8 @@ def make_oneshot_strategy(name: str, cfg: Config) -> Any:
     """The NNI strategy object of the one-shot strategy ``name`` for ``cfg``, wired to our
     Lightning module (see :data:`~strategies.registry.STRATEGIES`)."""
     entry = STRATEGIES[name]
-    if name == "enas" and not has_tianshou:
-        raise UserInputError("--strategy enas", "ENAS needs tianshou 0.4.11 and gym: make setup "
-                             "installs them (pip install --no-deps tianshou==0.4.11 && pip "
-                             "install gym numba h5py)")
-    return _with_module(entry.nni_strategy, entry.module, entry.loaders)(cfg)
-
-
-def _space_for(cfg: Config, strategy: str) -> Config:
-    if strategy == "proxyless" and cfg.space.backbone.width_multipliers:
-        print("proxyless: NNI 3.0's Proxyless has no one-shot width choices; searching operations "
-              "and inputs with the base widths (space.backbone.width_multipliers ignored)")
-        backbone = replace(cfg.space.backbone, width_multipliers=())
-        return replace(cfg, space=replace(cfg.space, backbone=backbone))
-    return cfg
+    return entry.make_nni_strategy(cfg, _with_module(entry.nni_strategy, entry.module,
+                                                     entry.loaders))
 
 
 def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False,
@@ -111,7 +100,9 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
     """Train a supernet with the one-shot strategy ``strategy_name``; write arch.json,
     history.jsonl and checkpoints into ``out``; return the summary. ``callbacks``: more
     Lightning callbacks (e.g. the step timer of ``benchmarks/supernet_step.py``)."""
-    cfg = _space_for(cfg, strategy_name)
+    entry = STRATEGIES[strategy_name]
+    if entry.adapt_config is not None:
+        cfg = entry.adapt_config(cfg)
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     space = build(cfg.space, cfg.dataset.name)
@@ -130,20 +121,19 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
                         {"name": f"supernet:{strategy_name}"}, teacher=teacher)
     recorder = ArchRecorder(cfg, strategy_name, out, show_arch_value)
     ckpt_cb = AtomicCheckpoint(out, metric, verbose=False)  # the recorder prints the epochs
-    trainer = Trainer(max_epochs=cfg.search.epochs, callbacks=[recorder, ckpt_cb, *callbacks],
-                      logger=[pl.loggers.CSVLogger(str(out), name="logs")],
-                      enable_checkpointing=False, num_sanity_val_steps=0,
-                      enable_progress_bar=progress, log_every_n_steps=10,
-                      enable_model_summary=False, **trainer_kwargs(cfg))
+    trainer = make_trainer(cfg, max_epochs=cfg.search.epochs,
+                           callbacks=[recorder, ckpt_cb, *callbacks],
+                           loggers=[pl.loggers.CSVLogger(str(out), name="logs")],
+                           progress=progress, trainer_cls=Trainer)
     fit_kwargs: dict[str, Any] = {}
     if resume:
         last = out / "last.ckpt"
         if not last.is_file():
             raise UserInputError(str(last), "no checkpoint to resume from (--resume)")
         ckpt = load_checkpoint(last)
-        print(f"resuming from {last} (finished epoch {ckpt['epoch']})")
+        logger.info(f"resuming from {last} (finished epoch {ckpt['epoch']})")
         fit_kwargs = {"ckpt_path": str(last), "weights_only": True}
-    loaders = STRATEGIES[strategy_name].loaders
+    loaders = entry.loaders
     train_loader = data.weights if loaders == "bilevel" else data.full
     # in process: NNI's advice to trace loaders for remote trials does not apply
     warnings.filterwarnings("ignore", ".*When using training service to spawn trials.*")
@@ -156,6 +146,6 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
         warnings.filterwarnings("ignore", ".*Checkpoint directory.*exists and is not empty.*")
         evaluator.evaluate(supernet)
     oneshot_module = evaluator.module
-    if strategy_name == "spos":
-        pick_best_path(cfg, oneshot_module, trainer, data, out)
+    if entry.after_search is not None:
+        entry.after_search(cfg, oneshot_module, trainer, data, out)
     return {"metric": metric, "history": recorder.records, "arch": str(out / "arch.json")}

@@ -30,7 +30,7 @@ from torch import nn
 from strategies.cost import ExpectedCost, objective_loss
 from strategies.latency import LatencyTable, latency_table_path, space_latency_table
 from strategies.unrolled import unrolled_arch_gradient
-from trainers.config import Config
+from trainers.config.schema import Config
 
 __all__ = ["PoseDartsModule", "PoseGumbelModule", "FrozenArchModule", "SyncModule",
            "UnrolledDartsModule", "PoseRandomSamplingModule", "PoseEnasModule"]
@@ -135,7 +135,7 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
             if table.measured:
                 raise RuntimeError(f"rank {self.global_rank} had to time {table.measured} "
                                    f"operations missing from rank 0's table {path}")
-        print(f"expected cost: {cost.unit}, fixed part {cost.fixed:.4g}, whole relaxation "
+        logger.info(f"expected cost: {cost.unit}, fixed part {cost.fixed:.4g}, whole relaxation "
               f"{cost.total:.4g}")
         return cost
 

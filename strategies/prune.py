@@ -29,19 +29,17 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from search_space.counting import param_flop_report  # noqa: E402
-from search_space.operations import PARAMETER_FREE, ZERO  # noqa: E402
-from search_space.supernet import build  # noqa: E402
-from trainers.arch_file import ArchFile, check_choices, load_arch, save_arch  # noqa: E402
-from trainers.build import build_network, spec_from_arch  # noqa: E402
-from trainers.checkpoint import save_state_dict  # noqa: E402
-from trainers.errors import cli_errors  # noqa: E402
-from trainers.report import format_table  # noqa: E402
+from search_space.counting import param_flop_report
+from search_space.operations import PARAMETER_FREE, ZERO
+from search_space.supernet import build
+from trainers.network.arch_file import ArchFile, check_choices, load_arch, save_arch
+from trainers.network.build import build_network, spec_from_arch
+from trainers.weights.checkpoint import save_state_dict
+from trainers.cli import cli_errors, configure_logging
+from trainers.report import format_table
 
 __all__ = ["derive_choices", "prune_arch", "inherited_network", "write_inherited_state"]
 
@@ -150,6 +148,7 @@ def _count_cells(model: torch.nn.Module) -> int:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     p = argparse.ArgumentParser(prog="python -m strategies.prune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", required=True, help="arch.json of a search")

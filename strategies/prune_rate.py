@@ -32,14 +32,14 @@ from search_space.inherit import INNER_WIDTH_LABEL as _INNER
 from search_space.inherit import block_module_path
 from search_space.supernet import space_labels
 from strategies.records import HistoryWriter
-from trainers.arch_file import ArchFile, load_arch, save_arch
-from trainers.build import build_network, spec_from_choices
-from trainers.checkpoint import read_state_dict, save_state_dict
-from trainers.config import Config
-from trainers.data.datasets import primary_metric
-from trainers.distill import build_teacher
-from trainers.engine import evaluate_model, fit
-from trainers.errors import UserInputError
+from trainers.network.arch_file import ArchFile, load_arch, save_arch
+from trainers.network.build import build_network, spec_from_choices
+from trainers.weights.checkpoint import read_state_dict, save_state_dict
+from trainers.config.schema import Config
+from trainers.data.registry import primary_metric
+from trainers.engine.distill import build_teacher
+from trainers.engine.fit import evaluate_model, fit
+from search_space.errors import UserInputError
 from trainers.report import format_table
 
 __all__ = ["run_prune_rate", "channel_importance", "widths_at_rate", "select_rate",
@@ -141,7 +141,7 @@ def pruned_choices(cfg: Config, rates: Mapping[int, float]
                    ) -> tuple[dict[str, Any], dict[str, list[int]]]:
     """The architecture pruned at per-stage ``rates`` by the channel importance of
     ``search.prune_weights``: (choices, kept channels). Its weights are those channels of
-    ``search.prune_weights`` (:func:`trainers.build.build_network` with ``inherit``)."""
+    ``search.prune_weights`` (:func:`trainers.network.build.build_network` with ``inherit``)."""
     if not cfg.search.prune_weights:
         raise UserInputError("config", "per-stage pruning trials need the trained full-width "
                              "network", field="search.prune_weights")
@@ -207,7 +207,7 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
     full = build_network(spec_from_choices(cfg, full_choices), s.prune_weights or None,
                          field="search.prune_weights")
     if not s.prune_weights:
-        print(f"prune_rate: training the full-width network for {s.epochs} epochs first")
+        logger.info(f"prune_rate: training the full-width network for {s.epochs} epochs first")
         base_cfg = replace(cfg, train=replace(cfg.train, epochs=s.epochs))
         fit(base_cfg, full, {"name": "prune_rate_base"}, out / "base", resume=resume and
             (out / "base" / "last.ckpt").is_file(), progress=False,
@@ -231,7 +231,7 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
     base = evaluate(0.0, 0)
     base_value = base[metric]
     records = [base]
-    print(f"full-width network: {metric} {base_value:.4f}, {base['params']:,} params")
+    logger.info(f"full-width network: {metric} {base_value:.4f}, {base['params']:,} params")
 
     def feasible(r: dict[str, Any]) -> bool:
         return math.isfinite(r[metric]) and base_value - r[metric] <= s.prune_tolerance
@@ -241,7 +241,7 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
     records += probed
     rows = [[r["trial"], r["rate"], f"{r[metric]:.4f}", f"{base_value - r[metric]:+.4f}",
              r["params"], "yes" if feasible(r) else "no"] for r in records]
-    print(format_table(["probe", "rate", metric, "drop", "params", "within tolerance"], rows))
+    logger.info(format_table(["probe", "rate", metric, "drop", "params", "within tolerance"], rows))
     widths = {k: v for k, v in best["choices"].items() if _INNER.search(k)}
     channels = {k: best["kept"][k] for k in widths}
     save_arch(out / "arch.json", ArchFile(cfg, best["choices"], "search", {},
@@ -253,7 +253,7 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
                                            "full_params": base["params"]},
                                           channels=channels))
     save_state_dict(best["net"], out / "pruned.pth")
-    print(f"chosen rate {best['rate']}: {metric} {best[metric]:.4f} (full {base_value:.4f}), "
+    logger.info(f"chosen rate {best['rate']}: {metric} {best[metric]:.4f} (full {base_value:.4f}), "
           f"params {best['params']:,} of {base['params']:,}; weights: {out / 'pruned.pth'}")
     return {"metric": metric,
             "history": [{k: v for k, v in r.items() if k not in ("net", "kept")} for r in records],

@@ -3,6 +3,7 @@ architecture files — ``arch.json`` (the best so far by the validation metric, 
 from in its ``metrics``) and, for one-shot strategies, ``last_arch.json`` (the latest epoch's)."""
 from __future__ import annotations
 
+import logging
 import json
 import os
 from pathlib import Path
@@ -17,14 +18,16 @@ import torch.distributed as dist
 from search_space.counting import param_flop_report
 from strategies.collapse import arch_collapse
 from strategies.latency import LatencyTable, latency_table_path, space_latency_table
-from trainers.arch_file import ArchFile, save_arch
-from trainers.build import build_network, spec_from_choices
-from trainers.config import Config
-from trainers.errors import UserInputError
+from trainers.network.arch_file import ArchFile, save_arch
+from trainers.network.build import build_network, spec_from_choices
+from trainers.config.schema import Config
+from search_space.errors import UserInputError
 from trainers.report import format_table
 
 __all__ = ["HistoryWriter", "split_probs", "arch_value_table", "ArchRecorder",
            "architecture_cost"]
+
+logger = logging.getLogger(__name__)
 
 
 class HistoryWriter:
@@ -181,20 +184,19 @@ class ArchRecorder(pl.Callback):
         save_arch(self.out_dir / "last_arch.json", arch)
         value = metrics.get(metric)
         if collapsed:
-            print(f"epoch {trainer.current_epoch + 1}: parameter-free share "
+            logger.info(f"epoch {trainer.current_epoch + 1}: parameter-free share "
                   f"{collapse['param_free_share']:.2f} ≥ search.collapse_stop {stop_at}: the "
-                  "search stops; arch.json keeps the best epoch before", flush=True)
+                  "search stops; arch.json keeps the best epoch before")
             if self.best is None:  # no earlier epoch was kept: this one
                 save_arch(self.out_dir / "arch.json", arch)
         elif value is not None and math.isfinite(value) and (self.best is None
                                                              or value > self.best):
             self.best = value
             save_arch(self.out_dir / "arch.json", arch)
-        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: train loss "
+        logger.info(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: train loss "
               f"{record['train_loss'] if record['train_loss'] is not None else float('nan'):.6f}"
               f", supernet {metric} {metrics.get(metric, float('nan')):.4f}"
               + (f", parameter-free ops {record['param_free_share']:.2f}, cells kept "
-                 f"{record['cells_kept']:.2f}" if "param_free_share" in record else ""),
-              flush=True)
+                 f"{record['cells_kept']:.2f}" if "param_free_share" in record else ""))
         if self.show:
-            print(arch_value_table(weights), flush=True)
+            logger.info(arch_value_table(weights))

@@ -8,7 +8,7 @@ Writes ``DIR/arch.json`` (the best architecture so far, rewritten atomically),
 ``DIR/history.jsonl`` (one line per epoch or trial), checkpoints (``last.ckpt`` each epoch for
 one-shot strategies) and logs; ``--resume`` continues from them. ``--distill_config`` makes
 the search teacher-guided (``search.distill``: the supernet and the trials' candidates train
-against the teacher's heatmaps too; see :mod:`trainers.distill`). Then
+against the teacher's heatmaps too; see :mod:`trainers.engine.distill`). Then
 ``python -m strategies.prune --arch DIR/arch.json --out DIR/derived.json``.
 """
 from __future__ import annotations
@@ -20,23 +20,22 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pytorch_lightning.utilities.rank_zero import rank_zero_only  # noqa: E402
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from search_space.counting import param_flop_report  # noqa: E402
-from search_space.supernet import build  # noqa: E402
-from strategies.multitrial import run_multitrial  # noqa: E402
-from strategies.oneshot import run_oneshot  # noqa: E402
-from strategies.prune_rate import run_prune_rate  # noqa: E402
-from strategies.registry import STRATEGIES, describe, strategy_names  # noqa: E402
-from trainers.arch_file import load_arch  # noqa: E402
-from trainers.build import build_network, spec_from_arch  # noqa: E402
-from trainers.config import Config, load_config  # noqa: E402
-from trainers.errors import cli_errors  # noqa: E402
-from trainers.report import format_table  # noqa: E402
-from visualize.param_flop import format_report  # noqa: E402
+from search_space.counting import param_flop_report
+from search_space.supernet import build
+from strategies.multitrial import run_multitrial
+from strategies.oneshot import run_oneshot
+from strategies.prune_rate import run_prune_rate
+from strategies.registry import STRATEGIES, describe, strategy_names
+from trainers.network.arch_file import load_arch
+from trainers.network.build import build_network, spec_from_arch
+from trainers.config.schema import Config
+from trainers.config.experiment import load_config
+from trainers.cli import cli_errors, configure_logging
+from trainers.report import format_table
+from trainers.report import format_report
 
 __all__ = ["run_search"]
 
@@ -79,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_intermixed_args(argv)  # flags after KEY VALUE pairs too
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="nni")
     extra = (["train.devices", args.devices] if args.devices else []) + \
         (["distill.config", args.distill_config, "search.distill", "true"]

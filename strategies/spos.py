@@ -4,6 +4,7 @@
 best as ``arch.json``: by the search objective, ties broken by the lower validation loss."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,14 @@ import numpy as np
 from strategies.latency import latency_table_path, space_latency_table
 from strategies.trials import COST_KEY, objective
 from strategies.records import HistoryWriter, architecture_cost
-from trainers.arch_file import ArchFile, save_arch
-from trainers.bn_recalibration import recalibrate_bn
-from trainers.config import Config
+from trainers.network.arch_file import ArchFile, save_arch
+from trainers.engine.bn_recalibration import recalibrate_bn
+from trainers.config.schema import Config
 from trainers.report import format_table
 
 __all__ = ["pick_best_path"]
+
+logger = logging.getLogger(__name__)
 
 
 def pick_best_path(cfg: Config, oneshot_module: Any, trainer: Any, data: Any,
@@ -54,7 +57,7 @@ def pick_best_path(cfg: Config, oneshot_module: Any, trainer: Any, data: Any,
         if best is None or (value, -loss) > best[:2]:
             best = (value, -loss, ap, sample)
     oneshot_module.fixed_sample = None
-    print(format_table(["path", f"{metric} (shared weights)", "val loss", "objective"], rows))
+    logger.info(format_table(["path", f"{metric} (shared weights)", "val loss", "objective"], rows))
     assert best is not None
     value, _, ap, choices = best
     save_arch(out / "arch.json", ArchFile(cfg, choices, "search", {},

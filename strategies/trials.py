@@ -11,11 +11,11 @@ import pytorch_lightning as pl
 
 from search_space.counting import param_flop_report
 from strategies.latency import latency_table_path, space_latency_table
-from trainers.build import build_network, spec_from_choices
-from trainers.config import Config, SearchConfig
-from trainers.data.datasets import primary_metric
-from trainers.distill import build_teacher
-from trainers.engine import fit
+from trainers.network.build import build_network, spec_from_choices
+from trainers.config.schema import Config, SearchConfig
+from trainers.data.registry import primary_metric
+from trainers.engine.distill import build_teacher
+from trainers.engine.fit import fit
 
 __all__ = ["objective", "trial_config", "run_trial", "COST_KEY"]
 

@@ -15,7 +15,8 @@ from nni.nas.strategy import RandomOneShot
 from search_space.config import BackboneSpaceConfig, CellConfig, SpaceConfig
 from search_space.supernet import build
 from tests.official_layouts import randomize
-from trainers.config import Config, load_config
+from trainers.config.schema import Config
+from trainers.config.experiment import load_config
 from trainers.data.synthetic import write_coco, write_mpii
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ and HRNet/HRNet-Image-Classification ``cls_hrnet.py``): attribute names, module 
 forward pass as released, sized by arguments so a test can match ``hrnet_tiny`` or HRNet-W32.
 
 A test fills one with random weights and BN statistics, saves its ``state_dict`` the way the
-official tools do, converts it with :mod:`trainers.external`, and compares outputs.
+official tools do, converts it with :mod:`trainers.weights.formats`, and compares outputs.
 """
 from __future__ import annotations
 

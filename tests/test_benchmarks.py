@@ -8,7 +8,7 @@ def test_train_step_benchmark_compares_the_same_function_as_the_official_network
     """benchmarks/train_step.py at a tiny size: every case runs and reports; in float32 NCHW,
     posenas's trainer computes the first step's heatmaps of the official network bit for bit
     (the same weights, converted), channels-last to float rounding; bf16 autocast differs but stays the same function."""
-    r = run_module("benchmarks/train_step.py", "--size", "64x64", "--batch", "2", "--steps", "1",
+    r = run_module("-m", "benchmarks.train_step", "--size", "64x64", "--batch", "2", "--steps", "1",
                    "--warmup", "1", "--json")
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])

@@ -8,7 +8,7 @@ from pycocotools.coco import COCO as CocoApi
 from pycocotools.cocoeval import COCOeval
 
 from search_space.joints import COCO
-from trainers.errors import UserInputError
+from search_space.errors import UserInputError
 from trainers.evaluation.coco import (COCO_STAT_NAMES, evaluate_keypoints, load_coco_annotations,
                                       load_coco_results, oks_iou, oks_nms, rescore_and_nms)
 

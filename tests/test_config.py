@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from trainers.config import config_from_dict, config_to_dict, load_config
-from trainers.config_loader import parse_overrides
-from trainers.errors import UserInputError
+from trainers.config.experiment import config_from_dict, config_to_dict, load_config
+from trainers.config.loader import parse_overrides
+from search_space.errors import UserInputError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -85,9 +85,9 @@ def test_invalid_yaml_and_missing_file(tmp_path):
 def test_torchrun_layout_sets_devices_and_nodes(monkeypatch):
     """Under torchrun the processes per node and the node count come from its environment, and
     a --devices that contradicts --nproc_per_node is one clear error, not a hang."""
-    from trainers.config import load_config
-    from trainers.engine import trainer_kwargs
-    from trainers.errors import UserInputError
+    from trainers.config.experiment import load_config
+    from trainers.engine.fit import trainer_kwargs
+    from search_space.errors import UserInputError
 
     cfg = load_config(REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml", [])
     assert trainer_kwargs(cfg)["num_nodes"] == 1 and trainer_kwargs(cfg)["strategy"] == "auto"
@@ -105,8 +105,8 @@ def test_torchrun_layout_sets_devices_and_nodes(monkeypatch):
 
 
 def test_num_nodes_must_be_positive():
-    from trainers.config import load_config
-    from trainers.errors import UserInputError
+    from trainers.config.experiment import load_config
+    from search_space.errors import UserInputError
 
     with pytest.raises(UserInputError, match="num_nodes"):
         load_config(REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml", ["train.num_nodes", "0"])

@@ -5,8 +5,8 @@ import pytest
 
 from search_space.supernet import space_labels
 from trainers.data.codec import batch_targets
-from trainers.config import load_config
-from trainers.data.datasets import build_dataset
+from trainers.config.experiment import load_config
+from trainers.data.registry import build_dataset
 from trainers.data.loader import build_loader
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.yaml"))

@@ -10,11 +10,11 @@ from tests.conftest import tiny_config
 from trainers.data.codec import batch_targets, get_max_preds
 from trainers.data.images import SkipCounter
 from search_space.joints import COCO
-from trainers.data.datasets import build_dataset
+from trainers.data.registry import build_dataset
 from trainers.data.loader import build_loader
 from trainers.data.topdown import normalize_images
-from trainers.errors import UserInputError
-from trainers.inference import predict_dataset
+from search_space.errors import UserInputError
+from trainers.evaluation.prediction import predict_dataset
 
 
 def test_coco_train_samples(coco_root):

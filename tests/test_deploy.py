@@ -1,5 +1,5 @@
-"""Deployment without torch: ``trainers.export`` writes the ONNX model and its JSON, and
-``trainers.infer`` (onnxruntime + NumPy + OpenCV) predicts what the torch path predicts."""
+"""Deployment without torch: ``trainers.deploy.export`` writes the ONNX model and its JSON, and
+``trainers.deploy.infer`` (onnxruntime + NumPy + OpenCV) predicts what the torch path predicts."""
 import json
 import sys
 
@@ -46,12 +46,12 @@ def test_the_json_says_what_inference_needs(exported):
 
 @pytest.mark.parametrize("flip", [True, False])
 def test_torch_free_inference_equals_the_torch_path(exported, coco_root, tmp_path, flip):
-    """The keypoints trainers.infer prints, in a process where `import torch` fails, equal
+    """The keypoints trainers.deploy.infer prints, in a process where `import torch` fails, equal
     visualize.demo's torch path on the same image and boxes (x, y and score within 1e-4)."""
     import cv2
 
-    from trainers.build import load_any_network
-    from trainers.config import config_from_dict
+    from trainers.network.build import load_any_network
+    from trainers.config.experiment import config_from_dict
     from visualize.demo import predict_image
 
     image = sorted((coco_root / "images" / "val2017").glob("*.jpg"))[0]

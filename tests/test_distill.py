@@ -7,8 +7,8 @@ import torch
 
 from tests.conftest import REPO, run_module, tiny_config
 from tests.official_layouts import OfficialHRNet, randomize
-from trainers.errors import UserInputError
-from trainers.loss import DistillLoss, HeatmapKLLoss, JointsMSELoss
+from search_space.errors import UserInputError
+from trainers.engine.losses import DistillLoss, HeatmapKLLoss, JointsMSELoss
 
 CFG = str(REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml")
 TINY = dict(stem=32, stage1=(1, 16), stages=((1, 1, (16, 32)), (1, 1, (16, 32, 64)),
@@ -44,9 +44,9 @@ def test_the_teacher_as_its_own_student_with_alpha_1_has_zero_loss(coco_root):
     """α = 1, the same network (eval mode) as student and teacher: the loss is exactly 0; α = 0
     gives the plain GT loss; the teacher is no submodule (not trained, not checkpointed)."""
     from search_space.models import build_model
-    from trainers.data.datasets import build_dataset
+    from trainers.data.registry import build_dataset
     from trainers.data.loader import build_loader
-    from trainers.module import PoseModule
+    from trainers.engine.module import PoseModule
 
     net = build_model("hrnet_tiny", "coco").eval()
     cfg = tiny_config("coco", coco_root, "distill.alpha", "1.0", "distill.config", CFG)
@@ -63,7 +63,7 @@ def test_the_teacher_as_its_own_student_with_alpha_1_has_zero_loss(coco_root):
 
 
 def test_a_teacher_of_other_joints_is_one_clear_error(coco_root, tmp_path):
-    from trainers.distill import build_teacher
+    from trainers.engine.distill import build_teacher
 
     torch.save(randomize(OfficialHRNet(**TINY, joints=16)).state_dict(), tmp_path / "mpii.pth")
     teacher_cfg = tmp_path / "teacher.yaml"

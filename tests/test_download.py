@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_module, tiny_config
-from trainers.data.datasets import build_dataset
+from trainers.data.registry import build_dataset
 from trainers.data.download import SOURCES, download_dataset, fetch
-from trainers.errors import UserInputError
+from search_space.errors import UserInputError
 
 
 class _Handler(SimpleHTTPRequestHandler):

@@ -9,10 +9,10 @@ import torch
 from search_space.models import build_model
 from tests.conftest import REPO, run_module
 from tests.official_layouts import OfficialHRNet, OfficialLiteHRNet, randomize
-from trainers.build import build_network, load_backbone, spec_from_model
-from trainers.checkpoint import read_weights
-from trainers.errors import UserInputError
-from trainers.external import convert_state, unwrap
+from trainers.network.build import build_network, load_backbone, spec_from_model
+from trainers.weights.checkpoint import read_weights
+from search_space.errors import UserInputError
+from trainers.weights.formats import convert_state, unwrap
 
 TINY = dict(stem=32, stage1=(1, 16), stages=((1, 1, (16, 32)), (1, 1, (16, 32, 64)),
                                              (1, 1, (16, 32, 64, 128))))
@@ -128,7 +128,7 @@ def test_unknown_layout_is_a_clear_error(tmp_path):
 
 @pytest.mark.e2e
 def test_convert_then_test_py_and_on_the_fly_give_the_same_ap(coco_root, tmp_path):
-    """The official file, converted by trainers.convert and evaluated by test.py, and the same
+    """The official file, converted by trainers.weights.convert and evaluated by test.py, and the same
     file given to test.py directly: one AP, and the converted checkpoint holds the same tensors."""
     official = randomize(OfficialHRNet(**TINY))
     torch.save({"state_dict": {f"module.{k}": v for k, v in official.state_dict().items()}},
@@ -159,7 +159,7 @@ def test_a_search_supernet_starts_from_an_imagenet_backbone(tmp_path):
 
     from search_space.supernet import build
     from tests.conftest import tiny_space
-    from trainers.build import init_backbone
+    from trainers.network.build import init_backbone
 
     official = randomize(OfficialHRNet(**TINY, imagenet=True))
     torch.save({"state_dict": official.state_dict()}, tmp_path / "imagenet.pth")
@@ -333,7 +333,7 @@ def test_imagenet_hrnet_w32_initialises_the_pnfs_backbone_with_its_1_32_branch()
 
 @pytest.mark.e2e
 def test_pnfs_convert_then_test_py_prune_and_train(coco_root, tmp_path):
-    """trainers.convert --from pnfs writes a checkpoint test.py takes (the same results as the
+    """trainers.weights.convert --from pnfs writes a checkpoint test.py takes (the same results as the
     PoseNFS file on the fly) and an arch.json whose choices are the argmax of α/β, which
     strategies.prune derives and train_derived.py trains."""
     ref = _pnfs_reference(parts_num=3, names=("Zero", "skip_connect", "Sep_Conv_3x3"), depth=5,

@@ -4,7 +4,7 @@ import torch
 from trainers.data.codec import flip_back
 from search_space.joints import COCO
 from trainers.data.topdown import normalize_images
-from trainers.inference import flip_test_predictor
+from trainers.evaluation.prediction import flip_test_predictor
 
 
 class Seer(torch.nn.Module):

@@ -15,7 +15,7 @@ from search_space.pose_space import freeze
 from search_space.supernet import build
 from strategies.latency import LatencyTable, space_latency_table, tensor_units
 from tests.conftest import random_sample, tiny_config, tiny_space
-from trainers.errors import UserInputError
+from search_space.errors import UserInputError
 
 
 def test_units_hold_every_convolution_that_runs_exactly_once():

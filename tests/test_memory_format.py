@@ -7,7 +7,7 @@ from torch import nn
 
 from trainers.data.codec import batch_targets
 from tests.conftest import tiny_config
-from trainers.memory_format import channels_last_input, to_channels_last
+from trainers.engine.memory_format import channels_last_input, to_channels_last
 
 
 def test_to_channels_last_relays_4d_tensors_only_and_keeps_the_parameters():
@@ -37,10 +37,10 @@ def test_a_channels_last_training_step_computes_what_the_nchw_step_does(coco_roo
     where "same computation" can be checked.) PoseModule (float32) then trains with NHWC weights
     after setup and the same loss."""
     from search_space.models import build_model
-    from trainers.data.datasets import build_dataset
+    from trainers.data.registry import build_dataset
     from trainers.data.loader import build_loader
     from trainers.data.topdown import normalize_images
-    from trainers.module import PoseModule
+    from trainers.engine.module import PoseModule
 
     torch.manual_seed(0)
     net = build_model(model, "coco").train()
@@ -78,10 +78,10 @@ def test_validation_reports_hrnets_validation_loss(coco_root, tmp_path):
     (HRNet's validate()), averaged over persons: checked against the loss worked out in float64
     from the network's outputs, batch by batch (flip test off)."""
     from search_space.models import build_model
-    from trainers.data.datasets import build_dataset
+    from trainers.data.registry import build_dataset
     from trainers.data.loader import build_loader
     from trainers.data.topdown import normalize_images
-    from trainers.engine import evaluate_model
+    from trainers.engine.fit import evaluate_model
 
     torch.manual_seed(0)
     net = build_model("hrnet_tiny", "coco").eval()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from trainers.errors import UserInputError
+from search_space.errors import UserInputError
 from trainers.evaluation.mpii import (MPII_JOINT_CODES, MpiiGroundTruth, load_gt_valid, load_preds,
                                       pckh, save_preds)
 

@@ -1,5 +1,5 @@
 """End to end through NNI's manager: `nnictl create --config experiments/pnfs_synthetic.yml`,
-trials of trainers/trial.py, strategies.collect, and the web UI in headless Chromium."""
+trials of trainers/trial.py, strategies.nnictl.collect, and the web UI in headless Chromium."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainers.arch_file import load_arch
+from trainers.network.arch_file import load_arch
 from trainers.data.synthetic import write_coco
 from tests.conftest import REPO, run_module
 
@@ -159,7 +159,7 @@ def test_per_stage_prune_rate_trial(coco_root, tmp_path):
 
     from search_space.pose_space import freeze
     from search_space.supernet import build
-    from trainers.config import load_config
+    from trainers.config.experiment import load_config
 
     # the whole 4-stage HRNet under the plain head (a plain head honours backbone.stages)
     over = ["dataset.root", str(coco_root), "space.head", "plain", "space.backbone.stages", "0",

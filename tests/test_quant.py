@@ -1,10 +1,10 @@
-"""PACT quantization-aware training (trainers.quant)."""
+"""PACT quantization-aware training (trainers.engine.qat)."""
 import pytest
 import torch
 from torch import nn
 
-from trainers.config import QuantConfig
-from trainers.quant import (PACT, WeightFakeQuant, calibrate_pact, is_qat_state, pact_modules,
+from trainers.config.schema import QuantConfig
+from trainers.engine.qat import (PACT, WeightFakeQuant, calibrate_pact, is_qat_state, pact_modules,
                             pact_quantize, prepare_qat)
 
 PACT8 = QuantConfig(method="pact")
@@ -54,8 +54,8 @@ def test_calibration_sets_alpha_to_the_largest_activation():
 
 def test_prepare_qat_replaces_every_relu_and_the_state_round_trips():
     from search_space.models import build_model
-    from trainers.build import build_network, spec_from_model
-    from trainers.errors import UserInputError
+    from trainers.network.build import build_network, spec_from_model
+    from search_space.errors import UserInputError
 
     net = build_model("hrnet_tiny", "coco")
     relus = sum(isinstance(m, nn.ReLU) for m in net.modules())
@@ -86,7 +86,7 @@ def test_int8_export_quantizes_pact_outputs_on_pacts_own_grid(tmp_path):
     import onnxruntime as ort
     import numpy as np
 
-    from trainers.int8 import export_int8, float_twin
+    from trainers.deploy.int8 import export_int8, float_twin
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), PACT(8, 2.5), nn.Conv2d(4, 2, 1)).eval()

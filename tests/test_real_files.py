@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, run_module, tiny_config
-from trainers.data.datasets import build_dataset
+from trainers.data.registry import build_dataset
 from trainers.data.images import read_image
 
 

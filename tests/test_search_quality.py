@@ -11,8 +11,8 @@ from search_space.supernet import build
 from strategies.collapse import arch_collapse
 from strategies.prune import derive_choices
 from tests.conftest import REPO, run_module
-from trainers.arch_file import ArchFile
-from trainers.config import load_config
+from trainers.network.arch_file import ArchFile
+from trainers.config.experiment import load_config
 
 CFG = str(REPO / "configs" / "search" / "synthetic_tiny.yaml")
 OPS = ["Zero", "skip_connect", "Sep_Conv_3x3", "max_pool_3x3"]
@@ -101,7 +101,7 @@ def test_collapse_stop_ends_the_search_and_keeps_the_epoch_before(coco_root, tmp
 @pytest.mark.e2e
 def test_search_quality_benchmark_smoke(tmp_path):
     out = tmp_path / "bench"
-    r = run_module("benchmarks/search_quality.py", "--budget", "smoke", "--out", str(out),
+    r = run_module("-m", "benchmarks.search_quality", "--budget", "smoke", "--out", str(out),
                    "--json")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
@@ -153,8 +153,8 @@ def test_bn_recalibration_is_the_plain_average_of_batch_statistics(coco_root):
     import torch
     from torch import nn
 
-    from trainers.bn_recalibration import recalibrate_bn
-    from trainers.data.datasets import build_dataset
+    from trainers.engine.bn_recalibration import recalibrate_bn
+    from trainers.data.registry import build_dataset
     from trainers.data.loader import build_loader
     from trainers.data.topdown import normalize_images
     from tests.conftest import tiny_config

@@ -16,10 +16,10 @@ from search_space.pose_space import freeze
 from search_space.supernet import build
 from tests.conftest import random_sample, supernet_under, tiny_space
 from tests.reference_hrnet import ReferenceHRNet
-from trainers.arch_file import ArchFile, load_arch, save_arch
-from trainers.build import build_network, spec_from_arch
-from trainers.config import config_from_dict, load_config
-from trainers.errors import UserInputError
+from trainers.network.arch_file import ArchFile, load_arch, save_arch
+from trainers.network.build import build_network, spec_from_arch
+from trainers.config.experiment import config_from_dict, load_config
+from search_space.errors import UserInputError
 
 X = torch.randn(2, 3, 64, 48)
 

@@ -8,7 +8,7 @@ import torch
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 from nni.nas.strategy import DARTS
 
-from trainers.arch_file import ArchFile, load_arch, save_arch
+from trainers.network.arch_file import ArchFile, load_arch, save_arch
 from search_space.pose_space import freeze
 from search_space.supernet import build
 from strategies.unrolled import unrolled_arch_gradient
@@ -16,9 +16,9 @@ from strategies.prune import derive_choices, prune_arch
 from search_space.counting import param_flop_report
 from strategies.trials import objective
 from tests.conftest import REPO, random_sample, run_module, tiny_space
-from trainers.build import build_network, spec_from_arch
-from trainers.checkpoint import read_state_dict
-from trainers.config import load_config
+from trainers.network.build import build_network, spec_from_arch
+from trainers.weights.checkpoint import read_state_dict
+from trainers.config.experiment import load_config
 
 
 CFG = str(REPO / "configs" / "search" / "synthetic_tiny.yaml")
@@ -497,7 +497,7 @@ def test_prune_rate_search_and_prune_inherit_the_kept_channels(coco_root, tmp_pa
 def test_hardware_aware_objective():
     from dataclasses import replace
 
-    from trainers.config import SearchConfig
+    from trainers.config.schema import SearchConfig
 
     s = SearchConfig()
     assert objective(0.7, 9.0, s) == 0.7

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO, cocoeval_ap, mean_pose_ap, run_module
-from trainers.checkpoint import load_checkpoint, model_state_dict
+from trainers.weights.checkpoint import load_checkpoint, model_state_dict
 
 CFG = str(REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml")
 
@@ -198,9 +198,9 @@ def test_train_derived_arch_then_test_and_param_flop(coco_root, tmp_path):
     from the checkpoint alone, reported by param_flop --arch."""
     import numpy as np
 
-    from trainers.arch_file import ArchFile, save_arch
+    from trainers.network.arch_file import ArchFile, save_arch
     from search_space.supernet import build
-    from trainers.config import load_config
+    from trainers.config.experiment import load_config
 
     search_cfg = str(REPO / "configs" / "search" / "synthetic_tiny.yaml")
     cfg = load_config(search_cfg, ["dataset.root", str(coco_root), "model.input_size", "64x48"])
@@ -255,7 +255,7 @@ def test_prune_rate_on_a_trained_network_stops_at_the_tolerance(trained, learn_r
     assert drops[-1] > tolerance, "the scan ends at the first infeasible rate"  # pruning costs AP
     assert all(d <= tolerance for d in drops[:-1])
     expected = probes[-2]["rate"] if len(probes) > 2 else 0.0
-    from trainers.arch_file import load_arch
+    from trainers.network.arch_file import load_arch
 
     arch = load_arch(out / "arch.json")
     assert arch.metrics["rate"] == pytest.approx(expected)
@@ -272,10 +272,10 @@ def test_prune_rate_on_a_trained_network_stops_at_the_tolerance(trained, learn_r
 def test_a_bad_model_record_in_a_checkpoint_names_the_field(tmp_path, edit, field):
     from tests.conftest import random_sample, tiny_space
     from search_space.supernet import build
-    from trainers.build import NetworkSpec, load_trained_network
-    from trainers.checkpoint import load_checkpoint
-    from trainers.config import config_to_dict
-    from trainers.errors import UserInputError
+    from trainers.network.build import NetworkSpec, load_trained_network
+    from trainers.weights.checkpoint import load_checkpoint
+    from trainers.config.experiment import config_to_dict
+    from search_space.errors import UserInputError
     from tests.conftest import tiny_config
 
     space = tiny_space()
@@ -299,8 +299,8 @@ def test_pact_qat_from_a_trained_network_and_test_py_evaluates_it(trained, learn
     weights it runs are on the per-channel int8 grid; the AP stays above the no-learning prior
     by the same order of magnitude as the float network's."""
     from search_space.models import build_model
-    from trainers.build import load_trained_network
-    from trainers.quant import pact_modules
+    from trainers.network.build import load_trained_network
+    from trainers.engine.qat import pact_modules
 
     out, _ = trained
     qat = tmp_path / "qat"
@@ -328,7 +328,7 @@ def test_pact_qat_from_a_trained_network_and_test_py_evaluates_it(trained, learn
     assert recorded > 10 * mean_pose_ap(learn_root)
     # --int8: BN folded, int8 weights (a quarter of float32's bytes, plus scales and graph),
     # onnxruntime's int8 convolution kernels, the fake-quantized network's peaks kept
-    from trainers.int8 import int8_kernels
+    from trainers.deploy.int8 import int8_kernels
 
     # a QAT checkpoint exports as int8 by default; without its dataset, one line names the fix
     e = run_module("-m", "trainers.export", "--weights", str(qat / "last.ckpt"), "--onnx",

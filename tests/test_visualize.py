@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from trainers.arch_file import load_arch
+from trainers.network.arch_file import load_arch
 from tests.conftest import REPO, run_module
 from tests.test_strategies import search
 
@@ -91,7 +91,7 @@ def test_heatmap_grid_marks_the_peaks():
     joint 1 at (x=9, y=12), every other joint empty. With stride 4 a peak cell (x, y) is the crop
     pixel ((x + 0.5)·4 − 0.5, (y + 0.5)·4 − 0.5) = (21.5, 13.5) and (37.5, 49.5)."""
     from search_space.joints import KEYPOINT_SPECS
-    from trainers.drawing import heatmap_grid
+    from trainers.deploy.drawing import heatmap_grid
 
     spec = KEYPOINT_SPECS["coco"]
     image = np.full((64, 48, 3), 128, np.uint8)

@@ -3,8 +3,9 @@
     python -m trainers.evaluate --dataset coco --gt ANN.json --results RES.json [--json]
     python -m trainers.evaluate --dataset mpii --gt gt_valid.mat --preds pred.mat [--json]
 
-COCO: the 10 COCOeval keypoint stats, computed by pycocotools. MPII: PCKh@0.5 per joint group,
-Mean and Mean@0.1 by the official formula. With ``--json`` the last line is one JSON object.
+COCO-format datasets (any registered one): the 10 COCOeval keypoint stats, computed by
+pycocotools with the layout's OKS sigmas. MPII: PCKh@0.5 per joint group, Mean and Mean@0.1 by
+the official formula. With ``--json`` the last line is one JSON object.
 """
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import argparse
 import json
 import sys
 
-from trainers.errors import UserInputError, cli_errors
+from search_space.errors import UserInputError
+from search_space.joints import keypoint_spec
+from trainers.cli import cli_errors, configure_logging
+from trainers.data.registry import DATASETS, dataset_names
 from trainers.evaluation import coco, mpii
 from trainers.report import format_metrics
 
@@ -20,12 +24,14 @@ __all__ = ["main", "evaluate_files"]
 
 
 def evaluate_files(dataset: str, gt: str, predictions: str) -> dict[str, float]:
-    """Metrics of a results/preds file against a ground-truth file."""
-    if dataset == "coco":
-        gt_data = coco.load_coco_annotations(gt)
+    """Metrics of a results/preds file against a ground-truth file of the registered
+    ``dataset``, by its evaluator."""
+    if DATASETS[dataset].evaluation == "coco":
+        spec = keypoint_spec(dataset)
+        gt_data = coco.load_coco_annotations(gt, spec.num_joints)
         image_ids = {img["id"] for img in gt_data["images"]}
-        results = coco.load_coco_results(predictions, image_ids)
-        return coco.evaluate_keypoints(gt_data, results)
+        results = coco.load_coco_results(predictions, image_ids, spec.num_joints)
+        return coco.evaluate_keypoints(gt_data, results, spec.sigmas)
     gt_mpii = mpii.load_gt_valid(gt)
     preds = mpii.load_preds(predictions)
     return mpii.pckh(preds, gt_mpii, source=predictions)
@@ -34,7 +40,7 @@ def evaluate_files(dataset: str, gt: str, predictions: str) -> dict[str, float]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainers.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", choices=["coco", "mpii"], required=True)
+    p.add_argument("--dataset", choices=dataset_names(), required=True)
     p.add_argument("--gt", required=True,
                    help="COCO person_keypoints_*.json, or MPII gt_valid.mat")
     p.add_argument("--results", help="COCO keypoint results JSON")
@@ -45,9 +51,11 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     args = _parser().parse_args(argv)
-    predictions = args.results if args.dataset == "coco" else args.preds
-    flag = "--results" if args.dataset == "coco" else "--preds"
+    coco_format = DATASETS[args.dataset].evaluation == "coco"
+    predictions = args.results if coco_format else args.preds
+    flag = "--results" if coco_format else "--preds"
     if not predictions:
         raise UserInputError("argument", f"--dataset {args.dataset} needs {flag}", field=flag)
     metrics = evaluate_files(args.dataset, args.gt, predictions)

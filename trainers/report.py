@@ -1,9 +1,9 @@
-"""Plain-text summary tables printed at the end of long work."""
+"""Plain-text summary tables printed at the end of long work (metrics, params/GFLOPs reports)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-__all__ = ["format_table", "format_metrics"]
+__all__ = ["format_table", "format_metrics", "format_report"]
 
 
 def _cell(value: Any) -> str:
@@ -25,3 +25,14 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def format_metrics(metrics: dict[str, float]) -> str:
     """One-row table of named metrics."""
     return format_table(list(metrics), [list(metrics.values())])
+
+
+def format_report(report: dict[str, Any], title: str = "") -> str:
+    """The report as a table (params in M, GFLOPs = MACs / 2^30)."""
+    rows = [[c["name"], f"{c['params'] / 1e6:.3f}", f"{c['gflops']:.3f}"] for c in report["components"]]
+    rows.append(["total", f"{report['params'] / 1e6:.3f}", f"{report['gflops']:.3f}"])
+    h, w = report["input_size"]
+    head = f"{title} at {h}x{w}: " if title else f"at {h}x{w}: "
+    return (format_table(["component", "params (M)", "GFLOPs"], rows) +
+            f"\n{head}{report['params']:,} params, {report['macs']:,} MACs "
+            f"= {report['gflops']:.2f} GFLOPs (conv + linear multiply-adds / 2^30, HRNet convention)")

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: import the package, not the sibling files
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from trainers.build import load_any_network  # noqa: E402
-from trainers.callbacks import save_prediction_grids  # noqa: E402
-from trainers.config import load_config  # noqa: E402
-from trainers.data.datasets import build_dataset  # noqa: E402
-from trainers.engine import evaluate_model  # noqa: E402
-from trainers.errors import UserInputError, cli_errors  # noqa: E402
-from trainers.report import format_metrics  # noqa: E402
+from trainers.network.build import load_any_network
+from trainers.engine.callbacks import save_prediction_grids
+from trainers.config.experiment import load_config
+from trainers.data.registry import build_dataset
+from trainers.engine.fit import evaluate_model
+from search_space.errors import UserInputError
+from trainers.cli import cli_errors, configure_logging
+from trainers.report import format_metrics
 
 
 
@@ -57,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     extra = list(args.overrides)
     if args.flip_test is not None:
         extra += ["test.flip_test", str(args.flip_test).lower()]

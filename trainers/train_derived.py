@@ -12,35 +12,32 @@ config's ``model.name``. Writes DIR/last.ckpt every epoch and DIR/best.ckpt by A
 ``--distill_config TEACHER_CFG`` (``distill.config``) trains against a teacher's heatmaps too:
 ``(1 - distill.alpha) · GT loss + distill.alpha · loss to the teacher`` (``distill.loss mse|kl``),
 the teacher's weights from ``distill.weights`` (or the teacher config's test.model_file); see
-:mod:`trainers.distill`.
+:mod:`trainers.engine.distill`.
 """
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: import the package, not the sibling files
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import pytorch_lightning as pl  # noqa: E402
-from pytorch_lightning.utilities.rank_zero import rank_zero_only  # noqa: E402
+import pytorch_lightning as pl
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from trainers.build import build_network, network_spec  # noqa: E402
-from trainers.callbacks import DebugCallback, VisualizeCallback  # noqa: E402
-from trainers.config import load_config  # noqa: E402
-from trainers.data.datasets import build_dataset  # noqa: E402
-from trainers.data.loader import build_loader  # noqa: E402
-from trainers.data.topdown import normalize_images  # noqa: E402
-from trainers.distill import build_teacher  # noqa: E402
-from trainers.quant import calibrate_pact, pact_modules  # noqa: E402
-from trainers.engine import fit  # noqa: E402
-from trainers.errors import cli_errors  # noqa: E402
-from trainers.module import NonFiniteLossError  # noqa: E402
-from trainers.report import format_table  # noqa: E402
-from search_space.counting import param_flop_report  # noqa: E402
-from visualize.param_flop import format_report  # noqa: E402
+from trainers.network.build import build_network, network_spec
+from trainers.engine.callbacks import DebugCallback, VisualizeCallback
+from trainers.config.experiment import load_config
+from trainers.data.registry import build_dataset
+from trainers.data.loader import build_loader
+from trainers.data.topdown import normalize_images
+from trainers.engine.distill import build_teacher
+from trainers.engine.qat import calibrate_pact, pact_modules
+from trainers.engine.fit import fit
+from trainers.cli import cli_errors, configure_logging
+from trainers.engine.module import NonFiniteLossError
+from trainers.report import format_table
+from search_space.counting import param_flop_report
+from trainers.report import format_report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,7 +85,7 @@ def _calibrate(model, cfg) -> None:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_intermixed_args(argv)  # flags after KEY VALUE pairs too
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     extra = (["train.devices", args.devices] if args.devices else []) + \
         (["distill.config", args.distill_config] if args.distill_config else [])
     cfg = load_config(args.cfg, args.overrides + extra)

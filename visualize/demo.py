@@ -15,16 +15,17 @@ import sys
 import numpy as np
 import torch
 
-from trainers.boxes import read_person_boxes
-from trainers.build import load_any_network
-from trainers.config import load_config
+from trainers.data.boxes import read_person_boxes
+from trainers.network.build import load_any_network
+from trainers.config.experiment import load_config
 from trainers.data.codec import HeatmapCodec
 from trainers.data.images import ImageReadError, read_image
 from search_space.joints import keypoint_spec
 from trainers.data.transforms import person_crops
-from trainers.errors import UserInputError, cli_errors
-from trainers.inference import flip_test_predictor
-from trainers.drawing import draw_people
+from search_space.errors import UserInputError
+from trainers.cli import cli_errors, configure_logging
+from trainers.evaluation.prediction import flip_test_predictor
+from trainers.deploy.drawing import draw_people
 
 __all__ = ["predict_image", "main"]
 
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     args = _parser().parse_args(argv)
     cfg, _, model = load_any_network(args.weights, load_config(args.cfg) if args.cfg else None,
                                      args.model)

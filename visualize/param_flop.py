@@ -12,30 +12,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from search_space.counting import param_flop_report
 from search_space.models import model_names
-from trainers.arch_file import load_arch
-from trainers.build import build_network, spec_from_arch, spec_from_model
-from trainers.config import load_config
-from trainers.config_loader import coerce_value
-from trainers.data.datasets import dataset_names
-from trainers.errors import cli_errors
-from trainers.report import format_table
+from trainers.network.arch_file import load_arch
+from trainers.network.build import build_network, spec_from_arch, spec_from_model
+from trainers.config.experiment import load_config
+from trainers.config.loader import coerce_value
+from trainers.data.registry import dataset_names
+from trainers.cli import cli_errors, configure_logging
+from trainers.report import format_report
 
-__all__ = ["format_report", "main"]
-
-
-def format_report(report: dict[str, Any], title: str = "") -> str:
-    """The report as a table (params in M, GFLOPs = MACs / 2^30)."""
-    rows = [[c["name"], f"{c['params'] / 1e6:.3f}", f"{c['gflops']:.3f}"] for c in report["components"]]
-    rows.append(["total", f"{report['params'] / 1e6:.3f}", f"{report['gflops']:.3f}"])
-    h, w = report["input_size"]
-    head = f"{title} at {h}x{w}: " if title else f"at {h}x{w}: "
-    return (format_table(["component", "params (M)", "GFLOPs"], rows) +
-            f"\n{head}{report['params']:,} params, {report['macs']:,} MACs "
-            f"= {report['gflops']:.2f} GFLOPs (conv + linear multiply-adds / 2^30, HRNet convention)")
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     parser = _parser()
     args = parser.parse_args(argv)
     if not (args.cfg or args.model or args.arch):

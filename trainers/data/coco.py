@@ -16,7 +16,6 @@ JSON and runs pycocotools' COCOeval.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import json
 import logging
@@ -26,12 +25,11 @@ import numpy as np
 
 from trainers.data.topdown import PersonRecord, TopDownDataset
 from trainers.data.transforms import PIXEL_STD, box_to_center_scale
-from trainers.errors import UserInputError
+from search_space.errors import UserInputError
 from trainers.evaluation.coco import (evaluate_keypoints, load_coco_annotations, rescore_and_nms,
                                       write_results)
+from trainers.config.schema import Config
 
-if TYPE_CHECKING:  # the config module imports the dataset registry
-    from trainers.config import Config
 
 __all__ = ["CocoKeypoints", "coco_paths", "image_dirs", "check_images_found"]
 
@@ -87,7 +85,7 @@ class CocoKeypoints(TopDownDataset):
         self.split = split
         self.image_set = cfg.dataset.train_set if split == "train" else cfg.dataset.val_set
         self.ann_file, self.image_dir = coco_paths(cfg.dataset.root, self.image_set)
-        self.gt = load_coco_annotations(self.ann_file)
+        self.gt = load_coco_annotations(self.ann_file, self.spec.num_joints)
         self.images = {img["id"]: img for img in self.gt["images"]}
         check_images_found(self.gt["images"], cfg.dataset.root, self.image_set)
         if use_gt_bbox is None:
@@ -184,8 +182,9 @@ class CocoKeypoints(TopDownDataset):
         areas = np.prod(scales * PIXEL_STD, axis=1)
         results = rescore_and_nms(
             preds, np.array([r.score for r in recs]), areas,
-            np.array([r.image_id for r in recs]), self.cfg.test.in_vis_thre, self.cfg.test.oks_thre)
+            np.array([r.image_id for r in recs]), self.cfg.test.in_vis_thre, self.cfg.test.oks_thre,
+            self.spec.sigmas)
         out = Path(output_dir) / f"keypoints_{self.image_set}_results.json"
         write_results(out, results)
         logger.info("wrote %d keypoint results to %s", len(results), out)
-        return evaluate_keypoints(self.gt, results)
+        return evaluate_keypoints(self.gt, results, self.spec.sigmas)

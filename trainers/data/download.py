@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainers.atomic import publish
-from trainers.errors import UserInputError, cli_errors
+from search_space.errors import UserInputError
+from trainers.cli import cli_errors, configure_logging
 
 __all__ = ["Remote", "SOURCES", "fetch", "md5sum", "unpack", "download_dataset"]
 
@@ -237,6 +238,7 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     args = _parser().parse_args(argv)
     out = Path(args.out)
     done = download_dataset(args.dataset, out, args.use_dt, args.keep_archives, args.base_url,

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from trainers.data.images import SkippedSample
 from trainers.data.topdown import TopDownDataset
-from trainers.sampler import EpochSampler
+from trainers.data.sampler import EpochSampler
 
 
 __all__ = ["build_loader", "collate_pose_batch"]
@@ -39,7 +39,7 @@ def build_loader(dataset: TopDownDataset, batch_size: int, shuffle: bool, num_wo
                  drop_last: bool = False, seed: int = 0) -> DataLoader:
     """A DataLoader that skips unreadable images (see :func:`collate_pose_batch`).
 
-    Sampling goes through :class:`~trainers.sampler.EpochSampler`: reproducible per (seed,
+    Sampling goes through :class:`~trainers.data.sampler.EpochSampler`: reproducible per (seed,
     epoch), sharded across ranks under torch.distributed.
     """
     sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed)

@@ -10,7 +10,6 @@ down by 15·scale px and the scale enlarged ×1.25 before both are made 0-based.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import json
 import logging
@@ -19,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from trainers.data.topdown import PersonRecord, TopDownDataset
-from trainers.errors import UserInputError
+from search_space.errors import UserInputError
 from trainers.evaluation.mpii import load_gt_valid, pckh, save_preds
+from trainers.config.schema import Config
 
-if TYPE_CHECKING:  # the config module imports the dataset registry
-    from trainers.config import Config
 
 __all__ = ["MpiiKeypoints"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, TYPE_CHECKING
+from typing import Any
 
 import cv2
 import numpy as np
@@ -29,9 +29,8 @@ from trainers.data.images import ImageReadError, SkippedSample, read_image
 from search_space.joints import KeypointSpec, keypoint_spec
 from trainers.data.transforms import (affine_points, fliplr_joints, get_affine_transform,
                                       half_body_center_scale, random_scale_rotation)
+from trainers.config.schema import Config
 
-if TYPE_CHECKING:  # the config module imports the dataset registry
-    from trainers.config import Config
 
 __all__ = ["PersonRecord", "TopDownDataset", "normalize_images", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -163,7 +162,7 @@ class TopDownDataset(Dataset):
         return _SampleDraws(self._draws[0][index].tolist(), self._draws[1][index].tolist())
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | SkippedSample:
-        """Sample ``key``: an index, or ``(epoch, index)`` from :class:`~trainers.sampler.EpochSampler`."""
+        """Sample ``key``: an index, or ``(epoch, index)`` from :class:`~trainers.data.sampler.EpochSampler`."""
         if isinstance(key, tuple):
             epoch, index = key
             self._epoch_seed = int(epoch)

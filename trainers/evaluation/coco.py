@@ -19,7 +19,7 @@ import numpy as np
 
 from trainers.atomic import write_json_atomic
 from search_space.joints import COCO
-from trainers.errors import UserInputError
+from search_space.errors import UserInputError
 
 __all__ = [
     "COCO_STAT_NAMES", "load_coco_annotations", "coco_api", "load_coco_results",
@@ -29,7 +29,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
-_NUM_KPT_VALUES = 3 * COCO.num_joints
 
 
 def _load_json(path: str | Path, what: str) -> Any:
@@ -48,8 +47,9 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def load_coco_annotations(path: str | Path) -> dict[str, Any]:
-    """Read and validate a COCO person-keypoints annotation file.
+def load_coco_annotations(path: str | Path, num_joints: int = COCO.num_joints) -> dict[str, Any]:
+    """Read and validate a COCO-format keypoints annotation file (``num_joints`` per person:
+    COCO's 17, or the keypoint layout of another COCO-format dataset).
 
     Raises:
         UserInputError: naming the file and the image/annotation id that is malformed
@@ -57,6 +57,7 @@ def load_coco_annotations(path: str | Path) -> dict[str, Any]:
     """
     data = _load_json(path, "annotation file")
     src = str(path)
+    values = 3 * num_joints
     if not isinstance(data, dict):
         raise UserInputError(src, "expected a JSON object with 'images' and 'annotations'")
     for key in ("images", "annotations", "categories"):
@@ -86,10 +87,10 @@ def load_coco_annotations(path: str | Path) -> dict[str, Any]:
         if ann["category_id"] != 1:
             continue
         kpts = ann.get("keypoints")
-        if not isinstance(kpts, list) or len(kpts) != _NUM_KPT_VALUES:
+        if not isinstance(kpts, list) or len(kpts) != values:
             count = len(kpts) if isinstance(kpts, list) else "no"
-            raise UserInputError(src, f"expected {_NUM_KPT_VALUES} keypoint values "
-                                 f"(17 × x, y, v), got {count}", field=where)
+            raise UserInputError(src, f"expected {values} keypoint values "
+                                 f"({num_joints} × x, y, v), got {count}", field=where)
         if not all(_is_number(v) for v in kpts):
             raise UserInputError(src, "keypoints must be finite numbers", field=where)
         bbox = ann["bbox"]
@@ -116,9 +117,11 @@ def coco_api(data: dict[str, Any]):
     return api
 
 
-def load_coco_results(path: str | Path, image_ids: set | None = None) -> list[dict[str, Any]]:
+def load_coco_results(path: str | Path, image_ids: set | None = None,
+                      num_joints: int = COCO.num_joints) -> list[dict[str, Any]]:
     """Read and validate a COCO keypoint results file (a list of detections)."""
     data = _load_json(path, "results file")
+    values = 3 * num_joints
     src = str(path)
     if not isinstance(data, list):
         raise UserInputError(src, "a results file is a JSON list of "
@@ -131,8 +134,8 @@ def load_coco_results(path: str | Path, image_ids: set | None = None) -> list[di
             if key not in res:
                 raise UserInputError(src, f"missing '{key}'", field=where)
         kpts = res["keypoints"]
-        if not isinstance(kpts, list) or len(kpts) != _NUM_KPT_VALUES:
-            raise UserInputError(src, f"expected {_NUM_KPT_VALUES} keypoint values", field=where)
+        if not isinstance(kpts, list) or len(kpts) != values:
+            raise UserInputError(src, f"expected {values} keypoint values", field=where)
         if not all(_is_number(v) for v in kpts) or not _is_number(res["score"]):
             raise UserInputError(src, "keypoints and score must be finite numbers", field=where)
         if image_ids is not None and res["image_id"] not in image_ids:
@@ -141,8 +144,10 @@ def load_coco_results(path: str | Path, image_ids: set | None = None) -> list[di
     return data
 
 
-def evaluate_keypoints(gt: dict[str, Any], results: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """The 10 COCOeval keypoint stats of ``results`` against validated annotations ``gt``."""
+def evaluate_keypoints(gt: dict[str, Any], results: Sequence[dict[str, Any]],
+                       sigmas: Sequence[float] = COCO.sigmas) -> dict[str, float]:
+    """The 10 COCOeval keypoint stats of ``results`` against validated annotations ``gt``,
+    with the OKS ``sigmas`` of the keypoint layout (COCO's by default)."""
     from pycocotools.cocoeval import COCOeval
 
     if not results:
@@ -153,6 +158,7 @@ def evaluate_keypoints(gt: dict[str, Any], results: Sequence[dict[str, Any]]) ->
         dets = api.loadRes([dict(r) for r in results])
         ev = COCOeval(api, dets, "keypoints")
         ev.params.useSegm = None
+        ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()

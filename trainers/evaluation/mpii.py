@@ -17,7 +17,7 @@ import numpy as np
 import scipy.io
 
 from trainers.atomic import atomic_path
-from trainers.errors import UserInputError
+from search_space.errors import UserInputError
 
 __all__ = ["PCKH_NAMES", "MPII_JOINT_CODES", "MpiiGroundTruth", "load_gt_valid", "load_preds",
            "save_preds", "pckh"]

@@ -8,7 +8,8 @@ import argparse
 import sys
 
 from trainers.data.synthetic.writers import write_coco, write_mpii
-from trainers.errors import UserInputError, cli_errors
+from search_space.errors import UserInputError
+from trainers.cli import cli_errors, configure_logging
 from trainers.report import format_table
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     args = _parser().parse_args(argv)
     if args.train < 1 or args.val < 1:
         raise UserInputError("argument", "--train and --val must be at least 1")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainers.config import Config
-from trainers.data.datasets import build_dataset
+from trainers.config.schema import Config
+from trainers.data.registry import build_dataset
 from trainers.data.loader import build_loader
 from trainers.data.topdown import normalize_images
 

@@ -14,7 +14,7 @@ to rename its tensors to ours. Supported:
 - ``mmpose_hrnet``: mmpose's HRNet (0.x or 1.x): the official names under ``backbone.``;
 - ``pnfs``: PoseNFS (yangsenius/PoseNFS): HRNet stem~stage3 and a fabric per body part, read
   into the fixed-mixture network of the same space with its learned α/β (see
-  :mod:`trainers.external_pnfs`; needs the target model, for its operator names);
+  :mod:`trainers.weights.pnfs`; needs the target model, for its operator names);
 - ``posenas``: our own (a posenas or Lightning checkpoint, a plain state dict).
 
 ``--from mmpose`` picks whichever mmpose layout the keys show.
@@ -34,8 +34,8 @@ from typing import Any, Callable, Mapping
 import torch
 
 from search_space.config import SpaceConfig
-from trainers.external_pnfs import convert_pnfs, is_pnfs
-from trainers.hrnet_keys import HRNET_RULES, hrnet_backbone_key
+from trainers.weights.pnfs import convert_pnfs, is_pnfs
+from trainers.weights.hrnet_keys import HRNET_RULES, hrnet_backbone_key
 
 __all__ = ["ExternalFormat", "EXTERNAL_FORMATS", "Conversion", "unwrap", "detect_format",
            "convert_state", "format_names", "hrnet_backbone_key", "Target"]

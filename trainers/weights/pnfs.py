@@ -38,7 +38,7 @@ from search_space.fabric import SLOT_NAMES, Fabric
 from search_space.joints import keypoint_spec
 from search_space.operations import ZERO
 from search_space.pose_space import freeze
-from trainers.hrnet_keys import hrnet_backbone_key
+from trainers.weights.hrnet_keys import hrnet_backbone_key
 
 __all__ = ["PNFS_PART_ORDER", "is_pnfs", "convert_pnfs", "PNFSResult"]
 

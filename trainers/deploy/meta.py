@@ -1,6 +1,6 @@
 """The JSON that travels beside an exported ONNX model: what inference needs besides the graph.
 
-``trainers.export`` writes ``OUT.json`` next to ``OUT.onnx``; ``trainers.infer`` (no torch) reads
+``trainers.deploy.export`` writes ``OUT.json`` next to ``OUT.onnx``; ``trainers.deploy.infer`` (no torch) reads
 it. Format (version 1)::
 
     {"format": "posenas-onnx", "version": 1, "model": "hrnet_w32", "dataset": "coco",
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trainers.atomic import write_json_atomic
-from trainers.errors import UserInputError
+from search_space.errors import UserInputError
 
 __all__ = ["DeployMeta", "meta_path", "write_meta", "read_meta", "FORMAT", "VERSION"]
 

@@ -4,11 +4,11 @@ A file is a mapping of sections; it may start from other files with ``_base_: [r
 ...]`` (later files, then command-line overrides, win). Overrides are ``KEY VALUE`` pairs or
 ``KEY=VALUE`` tokens with dotted lower-snake-case keys (``dataset.root /data/coco
 train.epochs=3``); values are parsed as YAML scalars/lists. A section's own checks raise
-:class:`~search_space.config.InvalidField`.
+:class:`~search_space.errors.UserInputError` naming the field only; the loader adds the file.
 
 Every problem (unknown key, wrong type, missing value, unreadable file) raises
-:class:`~trainers.errors.UserInputError` naming the file and the dotted key. The experiment
-schema itself is :class:`trainers.config.Config`.
+:class:`~search_space.errors.UserInputError` naming the file and the dotted key. The experiment
+schema itself is :class:`trainers.config.schema.Config`.
 """
 from __future__ import annotations
 
@@ -24,8 +24,7 @@ from typing import Any, Literal, Mapping, Sequence, TypeVar
 
 import yaml
 
-from search_space.config import InvalidField
-from trainers.errors import UserInputError
+from search_space.errors import UserInputError
 
 __all__ = ["load_into", "build_dataclass", "to_plain", "parse_overrides", "coerce_value"]
 
@@ -220,9 +219,11 @@ def _build(cls: type, data: Any, prefix: str, source: str, origin: Mapping[str, 
             kwargs[name] = coerce_value(data[name], hint, file, dotted)
     try:
         return cls(**kwargs)
-    except InvalidField as err:
-        dotted = f"{prefix}{err.field_name}"
-        raise UserInputError(origin.get(dotted, source), err.message, field=dotted) from None
+    except UserInputError as err:
+        if err.source:
+            raise
+        dotted = f"{prefix}{err.field}"
+        raise err.located(origin.get(dotted, source), prefix) from None
 
 
 def _type_name(tp: Any) -> str:

@@ -1,6 +1,6 @@
 """Lightning callbacks that save overlays during training (PNFS's ``--visualize``/``--debug``).
 
-Pictures are drawn by :mod:`trainers.drawing` (:func:`~trainers.drawing.heatmap_grid`: one
+Pictures are drawn by :mod:`trainers.deploy.drawing` (:func:`~trainers.deploy.drawing.heatmap_grid`: one
 input crop with its skeleton, then a tile per joint with that joint's heatmap over the crop).
 
 - :class:`VisualizeCallback` (``--visualize``): after each validation, predictions of the first
@@ -21,7 +21,7 @@ import torch
 
 from trainers.data.codec import batch_targets
 from trainers.data.topdown import normalize_images
-from trainers.drawing import crop_to_bgr, heatmap_grid, save_image
+from trainers.deploy.drawing import crop_to_bgr, heatmap_grid, save_image
 
 __all__ = ["VisualizeCallback", "DebugCallback", "save_prediction_grids"]
 

@@ -15,15 +15,18 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from trainers.config import Config, config_to_dict
+from trainers.config.schema import Config
+
+from trainers.config.experiment import config_to_dict
 from trainers.data.codec import batch_targets
-from trainers.data.datasets import primary_metric
+from trainers.data.registry import primary_metric
 from trainers.data.images import SkipCounter
 from trainers.data.topdown import TopDownDataset, normalize_images
-from trainers.inference import flip_test_predictor
-from trainers.loss import DistillLoss, JointsMSELoss, ValidationLoss
-from trainers.memory_format import channels_last_input, to_channels_last
-from trainers.quant import pact_modules
+from trainers.evaluation.prediction import flip_test_predictor
+from trainers.engine.losses import DistillLoss, JointsMSELoss, ValidationLoss
+from trainers.engine.memory_format import channels_last_input, to_channels_last
+from trainers.engine.qat import pact_modules
+from trainers.weights.checkpoint import checkpoint_record
 
 __all__ = ["PoseModule", "NonFiniteLossError"]
 
@@ -51,7 +54,7 @@ class PoseModule(pl.LightningModule):
             ``eval_dir``, by default ``out_dir/eval``.
         model_info: how to rebuild ``model`` (stored in checkpoints).
         teacher: a trained network whose heatmaps are a second target (``cfg.distill``; see
-            :mod:`trainers.distill`). Kept out of the module's submodules: never trained,
+            :mod:`trainers.engine.distill`). Kept out of the module's submodules: never trained,
             never in a checkpoint, moved to the module's device when fitting starts.
     """
 
@@ -227,19 +230,15 @@ class PoseModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Add what rebuilds and resumes this run, as plain data (``weights_only`` loadable)."""
         np_state = np.random.get_state()
-        checkpoint["posenas"] = {
-            "format": "posenas-ckpt", "version": 1,
-            "config": config_to_dict(self.cfg),
-            "model": self.model_info,
-            "metrics": dict(self.last_metrics),
-            "rng": {
+        checkpoint["posenas"] = checkpoint_record(
+            config_to_dict(self.cfg), self.model_info, self.last_metrics,
+            rng={
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
                           int(np_state[2]), int(np_state[3]), float(np_state[4])],
                 "python": random.getstate(),
-            },
-        }
+            })
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         rng = checkpoint.get("posenas", {}).get("rng")

@@ -25,7 +25,7 @@ import torch
 import torch.nn.utils.parametrize as parametrize
 from torch import nn
 
-from trainers.config import QuantConfig
+from trainers.config.schema import QuantConfig
 
 __all__ = ["PACT", "pact_quantize", "WeightFakeQuant", "prepare_qat", "is_qat_state",
            "calibrate_pact", "pact_modules"]

@@ -22,8 +22,8 @@ import torch.nn.utils.parametrize as parametrize
 from torch import nn
 
 from trainers.atomic import atomic_path
-from trainers.onnx_graph import export_onnx
-from trainers.quant import PACT
+from trainers.deploy.onnx_graph import export_onnx
+from trainers.engine.qat import PACT
 
 __all__ = ["ClipActivation", "float_twin", "export_int8", "int8_kernels", "pact_ranges",
            "compact_names"]

@@ -6,24 +6,23 @@ import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from trainers.checkpoint import AtomicCheckpoint, load_checkpoint
-from trainers.config import Config
-from trainers.data.codec import batch_targets
-from trainers.data.datasets import build_dataset, primary_metric
-from trainers.data.loader import build_loader
-from trainers.errors import UserInputError
-from trainers.inference import flip_test_predictor, predict_dataset
-from trainers.loss import ValidationLoss
-from trainers.module import PoseModule
+from trainers.weights.checkpoint import load_checkpoint
 
-__all__ = ["fit", "recipe_record", "evaluate_model", "trainer_kwargs", "torchrun_layout"]
+from trainers.engine.checkpointing import AtomicCheckpoint
+from trainers.config.schema import Config
+from trainers.data.registry import build_dataset, primary_metric
+from trainers.data.loader import build_loader
+from search_space.errors import UserInputError
+from trainers.engine.module import PoseModule
+
+__all__ = ["fit", "make_trainer", "recipe_record", "evaluate_model", "trainer_kwargs",
+           "torchrun_layout"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +96,18 @@ def recipe_record(cfg: Config, train_images: int) -> dict[str, Any]:
             "pretrained": cfg.model.pretrained or None}
 
 
+def make_trainer(cfg: Config, *, max_epochs: int | None = None,
+                 callbacks: Sequence[pl.Callback] = (), loggers: Any = False,
+                 progress: bool = True, trainer_cls: type = pl.Trainer) -> pl.Trainer:
+    """The one Lightning ``Trainer`` construction, for training, evaluation and one-shot search
+    (``trainer_cls``: NNI's ``Trainer`` for its evaluator): devices, precision and DDP from
+    :func:`trainer_kwargs`; checkpoints by our callback only; no sanity steps."""
+    return trainer_cls(max_epochs=max_epochs, callbacks=list(callbacks), logger=loggers,
+                       enable_checkpointing=False, num_sanity_val_steps=0,
+                       enable_progress_bar=progress, log_every_n_steps=10,
+                       enable_model_summary=False, **trainer_kwargs(cfg))
+
+
 def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str | Path,
         resume: bool = False, progress: bool = True,
         callbacks: list[pl.Callback] | None = None,
@@ -105,7 +116,7 @@ def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str 
 
     Writes ``out_dir/last.ckpt`` (every epoch), ``best.ckpt`` (by AP / PCKh), ``metrics.json``
     and CSV logs. ``resume`` continues from ``out_dir/last.ckpt``. ``teacher``: distil from its
-    heatmaps too (``cfg.distill``; :func:`trainers.distill.build_teacher`).
+    heatmaps too (``cfg.distill``; :func:`trainers.engine.distill.build_teacher`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -121,18 +132,16 @@ def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str 
     ckpt_cb = AtomicCheckpoint(out_dir, metric, recipe=recipe_record(cfg, len(train_set)))
     loggers: list[Any] = [pl.loggers.CSVLogger(str(out_dir), name="logs"),
                           pl.loggers.TensorBoardLogger(str(out_dir), name="tb")]
-    trainer = pl.Trainer(max_epochs=cfg.train.epochs, callbacks=[*(callbacks or []), ckpt_cb],
-                         logger=loggers,
-                         enable_checkpointing=False, num_sanity_val_steps=0,
-                         enable_progress_bar=progress, log_every_n_steps=10,
-                         enable_model_summary=False, **trainer_kwargs(cfg))
+    trainer = make_trainer(cfg, max_epochs=cfg.train.epochs,
+                           callbacks=[*(callbacks or []), ckpt_cb], loggers=loggers,
+                           progress=progress)
     ckpt_path = None
     if resume:
         last = out_dir / "last.ckpt"
         if not last.is_file():
             raise UserInputError(str(last), "no checkpoint to resume from (--resume)")
         ckpt = load_checkpoint(last)  # validates before Lightning touches it
-        print(f"resuming from {last} (finished epoch {ckpt['epoch']}, "
+        logger.info(f"resuming from {last} (finished epoch {ckpt['epoch']}, "
               f"global step {ckpt['global_step']})")
         ckpt_path = str(last)
     with warnings.catch_warnings():
@@ -150,46 +159,23 @@ def evaluate_model(cfg: Config, model: nn.Module, out_dir: str | Path,
                    devices: int = 1) -> dict[str, Any]:
     """Evaluate ``model`` on the validation set: COCO results JSON + stats, or pred.mat + PCKh.
 
-    With ``devices`` N > 1 (a command's ``--devices``; the entry script is re-run once per
-    extra process) the persons are shared out over N DDP processes — GPUs, or gloo CPU processes
-    without CUDA — and the predictions gathered on rank 0, each person once; ``global_zero`` in
-    the result says whether this process is the one that reports.
+    One path for every case, the one training validates with: :class:`PoseModule` under
+    Lightning's ``Trainer.validate``. With ``devices`` N > 1 (a command's ``--devices``; the entry
+    script is re-run once per extra process) the persons are shared out over N DDP processes —
+    GPUs, or gloo CPU processes without CUDA — and the predictions gathered on rank 0, each
+    person once; ``global_zero`` in the result says whether this process is the one that
+    reports.
     """
     ds = build_dataset(cfg, "val", use_gt_bbox=use_gt_bbox)
     loader = build_loader(ds, cfg.test.batch_size, shuffle=False, num_workers=cfg.train.num_workers)
-    if devices > 1 or torchrun_layout() is not None:
-        train = replace(cfg.train, devices=str(devices) if devices > 1 else "auto")
-        kwargs = trainer_kwargs(replace(cfg, train=train))
-        module = PoseModule(model, cfg, ds, out_dir, eval_dir=out_dir)
-        trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=progress,
-                             enable_model_summary=False, **kwargs)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*does not have many workers.*")
-            trainer.validate(module, loader, verbose=False)
-        return {"metrics": module.last_metrics, "persons": len(ds),
-                "predicted": module.last_predicted, "skipped": module.last_skipped,
-                "world_size": trainer.world_size, "global_zero": trainer.is_global_zero}
-    return _evaluate_one_process(cfg, model, ds, loader, out_dir, progress)
-
-
-@torch.no_grad()
-def _evaluate_one_process(cfg: Config, model: nn.Module, ds: Any, loader: Any,
-                          out_dir: str | Path, progress: bool) -> dict[str, Any]:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = model.to(device).eval()
-    predict = flip_test_predictor(model, ds.spec.flip_pairs, cfg.test.flip_test,
-                                  cfg.test.shift_heatmap, cfg.dataset.color_rgb, device)
-    val_loss = ValidationLoss(cfg.train.use_target_weight)
-
-    def predict_and_score(batch: dict[str, Any]) -> torch.Tensor:
-        heatmaps = predict(batch)
-        val_loss.update(heatmaps, batch_targets(batch), batch["target_weight"])
-        return heatmaps
-
-    preds, index, skipped = predict_dataset(ds, loader, predict_and_score, cfg.test.post_process,
-                                            progress)
-    metrics = ds.evaluate(preds, index, str(out_dir)) if len(index) else {}
-    if val_loss.value is not None:
-        metrics = {**metrics, "loss": val_loss.value}
-    return {"metrics": metrics, "persons": len(ds), "predicted": int(len(np.unique(index))),
-            "skipped": skipped, "world_size": 1, "global_zero": True}
+    launched = torchrun_layout() is not None
+    train = replace(cfg.train, devices=str(devices) if devices > 1 else
+                    ("auto" if launched else "1"))
+    module = PoseModule(model, cfg, ds, out_dir, eval_dir=out_dir)
+    trainer = make_trainer(replace(cfg, train=train), progress=progress)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        trainer.validate(module, loader, verbose=False)
+    return {"metrics": module.last_metrics, "persons": len(ds),
+            "predicted": module.last_predicted, "skipped": module.last_skipped,
+            "world_size": trainer.world_size, "global_zero": trainer.is_global_zero}

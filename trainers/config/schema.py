@@ -4,21 +4,19 @@
 Each section's schema lives with the code that reads it — ``space`` in
 :mod:`search_space.config`, the others here — and :class:`Config` joins them: this module is
 where a whole file is validated. Loading (``_base_`` files, ``KEY VALUE`` overrides, error
-messages naming the file and the dotted key) is :mod:`trainers.config_loader`.
+messages naming the file and the dotted key) is :mod:`trainers.config.loader`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Literal
 
-from search_space.config import InvalidField, SpaceConfig
-from trainers.config_loader import build_dataclass, load_into, to_plain
-from trainers.data.datasets import DATASETS, dataset_names
+from search_space.config import SpaceConfig
+from search_space.errors import UserInputError
 
 __all__ = ["Config", "DatasetConfig", "ModelConfig", "TrainConfig", "TestConfig", "SearchConfig",
            "DistillConfig", "QuantConfig",
-           "HEATMAP_STRIDE", "load_config", "config_from_dict", "config_to_dict"]
+           "HEATMAP_STRIDE"]
 
 #: every posenas network outputs heatmaps at 1/4 of the input size
 HEATMAP_STRIDE = 4
@@ -28,7 +26,7 @@ HEATMAP_STRIDE = 4
 class DatasetConfig:
     """Where the data is and how training samples are augmented (HRNet conventions)."""
 
-    name: str  #: a registered dataset (trainers.data.datasets)
+    name: str  #: a registered dataset (trainers.data.registry)
     root: str
     train_set: str = "train2017"  #: ``train2017`` (COCO) or ``train`` (MPII)
     val_set: str = "val2017"  #: ``val2017`` (COCO) or ``valid`` (MPII)
@@ -40,11 +38,6 @@ class DatasetConfig:
     num_joints_half_body: int = 8
     color_rgb: bool = True  #: feed RGB (True) or OpenCV's BGR (False)
 
-    def __post_init__(self) -> None:
-        if self.name not in DATASETS:
-            raise InvalidField("name", f"unknown dataset {self.name!r}; known: "
-                               f"{', '.join(dataset_names())}")
-
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
@@ -54,7 +47,7 @@ class ModelConfig:
     input_size: tuple[int, int] = (256, 192)  #: (height, width), as in "256x192"
     sigma: float = 2.0  #: Gaussian target std in heatmap pixels
     #: initial weights: a posenas checkpoint or state dict, or a released checkpoint (official
-    #: HRNet, ImageNet HRNet / timm; see trainers/external.py), converted on the fly
+    #: HRNet, ImageNet HRNet / timm; see trainers/weights/formats.py), converted on the fly
     pretrained: str = ""
     #: ``all``: every tensor must fit; ``backbone``: only the backbone's (ImageNet init; a
     #: search's supernet and multi-trial candidates always load the backbone only)
@@ -88,7 +81,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.num_nodes < 1:
-            raise InvalidField("num_nodes", f"must be at least 1, got {self.num_nodes}")
+            raise UserInputError.at_field("num_nodes", f"must be at least 1, got {self.num_nodes}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,24 +163,24 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if self.objective != "metric" and self.cost == "gflops" and self.target_gflops <= 0:
-            raise InvalidField("target_gflops", f"objective {self.objective!r} needs a target "
+            raise UserInputError.at_field("target_gflops", f"objective {self.objective!r} needs a target "
                                "above 0 (GFLOPs, as --param_flop reports them)")
         if self.objective != "metric" and self.cost == "latency" and self.target_ms <= 0:
-            raise InvalidField("target_ms", f"objective {self.objective!r} with cost latency "
+            raise UserInputError.at_field("target_ms", f"objective {self.objective!r} with cost latency "
                                "needs a target above 0 (ms per crop, onnxruntime, 1 thread)")
         if self.bn_recalibration_batches < 0:
-            raise InvalidField("bn_recalibration_batches", "must be ≥ 0 (0: off), got "
+            raise UserInputError.at_field("bn_recalibration_batches", "must be ≥ 0 (0: off), got "
                                f"{self.bn_recalibration_batches}")
         if not 0.0 <= self.collapse_stop <= 1.0:
-            raise InvalidField("collapse_stop", f"must be a share in [0, 1] (0: off), got "
+            raise UserInputError.at_field("collapse_stop", f"must be a share in [0, 1] (0: off), got "
                                f"{self.collapse_stop}")
         if self.max_param_free < -1:
-            raise InvalidField("max_param_free", f"must be -1 (no limit) or ≥ 0, got "
+            raise UserInputError.at_field("max_param_free", f"must be -1 (no limit) or ≥ 0, got "
                                f"{self.max_param_free}")
         for name in ("prune_tolerance", "prune_step", "prune_max_rate", "prune_min_keep"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0 or (name == "prune_step" and value == 0):
-                raise InvalidField(name, f"must be in [0, 1]{' and > 0' if name == 'prune_step' else ''}, got {value}")
+                raise UserInputError.at_field(name, f"must be in [0, 1]{' and > 0' if name == 'prune_step' else ''}, got {value}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,14 +211,14 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise InvalidField("alpha", f"must be in [0, 1], got {self.alpha}")
+            raise UserInputError.at_field("alpha", f"must be in [0, 1], got {self.alpha}")
         if self.temperature <= 0:
-            raise InvalidField("temperature", f"must be above 0, got {self.temperature}")
+            raise UserInputError.at_field("temperature", f"must be above 0, got {self.temperature}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class QuantConfig:
-    """Quantization-aware training (``quant.method pact``; see :mod:`trainers.quant`): PACT
+    """Quantization-aware training (``quant.method pact``; see :mod:`trainers.engine.qat`): PACT
     clipping of every ReLU activation and symmetric fake-quantized convolution weights,
     fine-tuned from a float checkpoint (``model.pretrained``)."""
 
@@ -244,11 +237,11 @@ class QuantConfig:
 
     def __post_init__(self) -> None:
         if self.bits not in (4, 8):
-            raise InvalidField("bits", f"must be 8 or 4, got {self.bits}")
+            raise UserInputError.at_field("bits", f"must be 8 or 4, got {self.bits}")
         if self.act_init <= 0:
-            raise InvalidField("act_init", f"must be above 0, got {self.act_init}")
+            raise UserInputError.at_field("act_init", f"must be above 0, got {self.act_init}")
         if self.calibrate_batches < 0 or self.alpha_decay < 0:
-            raise InvalidField("calibrate_batches" if self.calibrate_batches < 0 else "alpha_decay",
+            raise UserInputError.at_field("calibrate_batches" if self.calibrate_batches < 0 else "alpha_decay",
                                "must not be negative")
 
 
@@ -270,31 +263,5 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.search.distill and not self.distill.enabled:
-            raise InvalidField("search.distill", "a teacher-guided search needs a teacher: set "
+            raise UserInputError.at_field("search.distill", "a teacher-guided search needs a teacher: set "
                                "distill.config (or distill.weights / distill.arch)")
-
-
-# --------------------------------------------------------------------------------------------
-# loading
-
-
-
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """Load the experiment config ``path`` (with its ``_base_`` files) and apply command-line
-    ``overrides`` (``KEY VALUE`` pairs or ``KEY=VALUE``).
-
-    Raises:
-        UserInputError: naming the file (or ``override``) and the dotted key.
-    """
-    return load_into(Config, path, overrides)
-
-
-def config_from_dict(data: Mapping[str, Any], source: str = "<dict>",
-                     origin: Mapping[str, str] | None = None) -> Config:
-    """Validate a plain mapping (e.g. the ``config`` of an arch.json) into a :class:`Config`."""
-    return build_dataclass(Config, data, source=source, origin=origin)
-
-
-def config_to_dict(cfg: Config) -> dict[str, Any]:
-    """The config as plain YAML/JSON-serialisable data (tuples become lists)."""
-    return to_plain(cfg)

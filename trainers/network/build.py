@@ -24,18 +24,18 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from search_space.choices import ArchitectureError
 from search_space.config import SpaceConfig
 from search_space.inherit import inherit_weights
 from search_space.models import MODELS, model_names
 from search_space.pose_space import freeze
-from trainers.arch_file import ArchFile, load_arch
-from trainers.checkpoint import load_checkpoint, model_state_dict, read_weights
-from trainers.external import EXTERNAL_FORMATS, Conversion, Target
-from trainers.config import Config, QuantConfig, config_from_dict
-from trainers.config_loader import build_dataclass, to_plain
-from trainers.errors import UserInputError
-from trainers.quant import is_qat_state, pact_modules, prepare_qat
+from trainers.network.arch_file import ArchFile, load_arch
+from trainers.weights.checkpoint import load_checkpoint, model_state_dict, read_weights
+from trainers.weights.formats import EXTERNAL_FORMATS, Conversion, Target
+from trainers.config.schema import Config, QuantConfig
+from trainers.config.experiment import config_from_dict
+from trainers.config.loader import build_dataclass, to_plain
+from search_space.errors import UserInputError
+from trainers.engine.qat import is_qat_state, pact_modules, prepare_qat
 
 __all__ = ["NetworkSpec", "spec_from_model", "spec_from_arch", "spec_from_choices",
            "spec_from_record", "network_spec", "build_network", "load_trained_network", "load_exact",
@@ -203,7 +203,7 @@ def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Te
             weights: see :func:`load_backbone`). Checkpoints without a pose head (ImageNet
             HRNet) always load as ``"backbone"``, with a line saying so.
         quant: a QAT method (``quant.method pact``): the network in its QAT form
-            (:func:`trainers.quant.prepare_qat`), with float weights loaded before the
+            (:func:`trainers.engine.qat.prepare_qat`), with float weights loaded before the
             preparation or a QAT checkpoint's after it.
 
     Raises:
@@ -213,8 +213,8 @@ def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Te
     try:
         with torch.device(device) if device is not None else nullcontext():
             network = freeze(spec.space, spec.dataset, spec.choices)
-    except ArchitectureError as err:
-        raise UserInputError(spec.name, err.message, field=f"choices.{err.label}") from None
+    except UserInputError as err:
+        raise err.located(spec.name, "choices.") from None
     qat = quant is not None and quant.enabled
     if weights is None:
         return prepare_qat(network, quant) if qat else network
@@ -234,7 +234,7 @@ def _load_weights(network: nn.Module, spec: NetworkSpec,
         conversion = _read_and_say(weights, field, target=(spec.space, spec.dataset))
         state = conversion.state
         if conversion.backbone_only and scope == "all":
-            print(f"{field}: no pose head in {source}; loading the backbone only")
+            logger.info(f"{field}: no pose head in {source}; loading the backbone only")
             scope = "backbone"
     if quant is not None and is_qat_state(state):
         prepare_qat(network, quant)  # a QAT checkpoint: load into the QAT form
@@ -242,7 +242,7 @@ def _load_weights(network: nn.Module, spec: NetworkSpec,
         raise UserInputError(source, "a quantization-aware (QAT) checkpoint: read it with its "
                              "config's quant section (quant.method pact)", field=field)
     if scope == "backbone":
-        print(load_backbone(network, state, source, field).table())
+        logger.info(load_backbone(network, state, source, field).table())
         return network
     if inherit:
         try:
@@ -284,7 +284,7 @@ def load_exact(network: nn.Module, state: Mapping[str, torch.Tensor], source: st
 def _read_and_say(path: str | Path, field: str, target: Target | None = None) -> Conversion:
     conversion = read_weights(path, field=field, target=target)
     if conversion.format != "posenas":
-        print(f"{field}: {path} is a {EXTERNAL_FORMATS[conversion.format].description} "
+        logger.info(f"{field}: {path} is a {EXTERNAL_FORMATS[conversion.format].description} "
               f"checkpoint; converted on the fly ({len(conversion.state)} tensors"
               + (f", {len(conversion.skipped)} without a posenas counterpart skipped)"
                  if conversion.skipped else ")"))
@@ -293,10 +293,10 @@ def _read_and_say(path: str | Path, field: str, target: Target | None = None) ->
 
 def init_backbone(network: nn.Module, path: str | Path, field: str = "model.pretrained") -> LoadReport:
     """Initialise ``network``'s backbone — a frozen network or a one-shot supernet — from the
-    checkpoint ``path`` (any format :func:`~trainers.checkpoint.read_weights` reads) and print
+    checkpoint ``path`` (any format :func:`~trainers.weights.checkpoint.read_weights` reads) and print
     the loading table."""
     report = load_backbone(network, _read_and_say(path, field).state, str(path), field)
-    print(report.table())
+    logger.info(report.table())
     return report
 
 

@@ -2,7 +2,7 @@
 
 An architecture file embeds the whole experiment config, so it is read here, where the whole
 config is known; :func:`search_space.pose_space.check_architecture` checks its choices and
-:mod:`trainers.build` builds its network.
+:mod:`trainers.network.build` builds its network.
 
 Format (version 1)::
 
@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from search_space.choices import ArchitectureError
 from search_space.pose_space import check_architecture
 from trainers.atomic import write_json_atomic
-from trainers.config import Config, config_from_dict, config_to_dict
-from trainers.errors import UserInputError
+from trainers.config.schema import Config
+from trainers.config.experiment import config_from_dict, config_to_dict
+from search_space.errors import UserInputError
 
 __all__ = ["ArchFile", "FORMAT", "VERSION", "load_arch", "save_arch", "check_choices",
            "arch_from_dict"]
@@ -69,8 +69,8 @@ def check_choices(cfg: Config, choices: Mapping[str, Any], source: str) -> None:
     """
     try:
         check_architecture(cfg.space, cfg.dataset.name, choices)
-    except ArchitectureError as err:
-        raise UserInputError(source, err.message, field=f"choices.{err.label}") from None
+    except UserInputError as err:
+        raise err.located(source, "choices.") from None
     except ValueError as err:  # e.g. a head that does not fit the cell width
         raise UserInputError(source, str(err), field="config.space") from None
 

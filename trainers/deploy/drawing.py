@@ -15,7 +15,7 @@ from pathlib import Path
 
 from search_space.joints import KeypointSpec
 from trainers.atomic import atomic_path
-from trainers.errors import UserInputError
+from search_space.errors import UserInputError
 from trainers.report import format_table
 
 __all__ = ["draw_skeleton", "side_colors", "heatmap_grid", "crop_to_bgr", "save_image",

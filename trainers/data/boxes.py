@@ -1,11 +1,11 @@
-"""Person boxes for the single-image commands (``visualize.demo``, ``trainers.infer``): a COCO
+"""Person boxes for the single-image commands (``visualize.demo``, ``trainers.deploy.infer``): a COCO
 detection-results JSON, or the whole image. NumPy-free and torch-free."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from trainers.errors import UserInputError
+from search_space.errors import UserInputError
 
 __all__ = ["read_person_boxes"]
 

@@ -1,21 +1,25 @@
 """Knowledge distillation: a trained teacher's heatmaps as a second target.
 
-``loss = (1 − α) · JointsMSE(student, GT) + α · D(student, teacher)`` (:class:`~trainers.loss.DistillLoss`)
-where D is :class:`~trainers.loss.JointsMSELoss` to the teacher's heatmaps (``distill.loss mse``)
-or :class:`~trainers.loss.HeatmapKLLoss` (``kl``); both weight joints as the GT loss does (target weight 0 for an
+``loss = (1 − α) · JointsMSE(student, GT) + α · D(student, teacher)`` (:class:`~trainers.engine.losses.DistillLoss`)
+where D is :class:`~trainers.engine.losses.JointsMSELoss` to the teacher's heatmaps (``distill.loss mse``)
+or :class:`~trainers.engine.losses.HeatmapKLLoss` (``kl``); both weight joints as the GT loss does (target weight 0 for an
 unlabelled joint). The teacher runs in eval mode without gradients and is not part of the
 trained module, so checkpoints never carry it; it is rebuilt from the config on ``--resume``.
 """
 from __future__ import annotations
 
+import logging
 from torch import nn
 
 from search_space.joints import keypoint_spec
-from trainers.build import build_network, load_any_network, network_spec
-from trainers.config import Config, load_config
-from trainers.errors import UserInputError
+from trainers.network.build import build_network, load_any_network, network_spec
+from trainers.config.schema import Config
+from trainers.config.experiment import load_config
+from search_space.errors import UserInputError
 
 __all__ = ["build_teacher"]
+
+logger = logging.getLogger(__name__)
 
 
 def build_teacher(cfg: Config) -> nn.Module:
@@ -51,6 +55,6 @@ def build_teacher(cfg: Config) -> nn.Module:
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    print(f"distillation: teacher {spec.name} from {d.weights or source}, alpha {d.alpha}, "
+    logger.info(f"distillation: teacher {spec.name} from {d.weights or source}, alpha {d.alpha}, "
           f"loss {d.loss}")
     return teacher

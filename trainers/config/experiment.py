@@ -1,0 +1,46 @@
+"""Loading a whole experiment config: a YAML file (with ``_base_`` files and ``KEY VALUE``
+overrides) or a plain mapping (the ``config`` of an arch file or checkpoint) into a
+:class:`~trainers.config.schema.Config`, checked against the registries it names.
+
+The schema (:mod:`trainers.config.schema`) knows no registry, so the dataset readers can take a
+``Config`` without a cycle; this module is where a dataset name meets the dataset registry.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from trainers.config.loader import build_dataclass, load_into, to_plain
+from trainers.config.schema import Config
+from trainers.data.registry import DATASETS, dataset_names
+from search_space.errors import UserInputError
+
+__all__ = ["load_config", "config_from_dict", "config_to_dict"]
+
+
+def _check_registered(cfg: Config, source: str) -> Config:
+    if cfg.dataset.name not in DATASETS:
+        raise UserInputError(source, f"unknown dataset {cfg.dataset.name!r}; known: "
+                             f"{', '.join(dataset_names())}", field="dataset.name")
+    return cfg
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Load the experiment config ``path`` (with its ``_base_`` files) and apply command-line
+    ``overrides`` (``KEY VALUE`` pairs or ``KEY=VALUE``).
+
+    Raises:
+        UserInputError: naming the file (or ``override``) and the dotted key.
+    """
+    return _check_registered(load_into(Config, path, overrides), str(path))
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "<dict>",
+                     origin: Mapping[str, str] | None = None) -> Config:
+    """Validate a plain mapping (e.g. the ``config`` of an arch.json) into a :class:`Config`."""
+    return _check_registered(build_dataclass(Config, data, source=source, origin=origin), source)
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """The config as plain YAML/JSON-serialisable data (tuples become lists)."""
+    return to_plain(cfg)
