@@ -52,6 +52,33 @@ def _conv_at(conv: nn.Conv2d, cin: int, cout: int) -> nn.Conv2d:
                      groups, conv.bias is not None)
 
 
+def _measure(supernet: nn.Module, input_size: tuple[int, int],
+             timed: list[str]) -> tuple[dict[str, float], dict[str, tuple[int, ...]]]:
+    """GFLOPs per module (``torch.utils.flop_counter`` keys) of one (1, 3, H, W) forward, and
+    the input shape of each module in ``timed``."""
+    modules = dict(supernet.named_modules())
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str) -> Any:
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            shapes.setdefault(name, tuple(args[0].shape))
+        return hook
+
+    hooks = [modules[name].register_forward_hook(record(name)) for name in timed]
+    was_training = supernet.training
+    supernet.eval()
+    param = next(supernet.parameters())
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            supernet(torch.zeros(1, 3, *input_size, device=param.device))
+    finally:
+        for h in hooks:
+            h.remove()
+        supernet.train(was_training)
+    flops = {k: sum(v.values()) / 2.0 / _GIGA for k, v in counter.get_flop_counts().items()}
+    return flops, shapes
+
+
 class ExpectedCost:
     """Expected cost of a DARTS-mutated ``PoseSpace`` as a function of its α/β.
 
@@ -70,7 +97,6 @@ class ExpectedCost:
 
         self.alphas = dict(alphas)
         self.unit = "ms" if latency is not None else "GFLOPs"
-        param = next(supernet.parameters())
         timed: list[str] = []  # the modules whose input shape the latency needs
         for name, module in supernet.named_modules():
             if isinstance(module, DifferentiableMixedLayer):
@@ -80,25 +106,9 @@ class ExpectedCost:
                 timed += [f"{name}.routes.{kind}" for kind in module.routes]
             elif isinstance(module, MixedConv2d):
                 timed.append(name)
+        flops, shapes = _measure(supernet, input_size, timed)
         modules = dict(supernet.named_modules())
-        shapes: dict[str, tuple[int, ...]] = {}
-        def record(name: str) -> Any:
-            def hook(module: nn.Module, args: tuple, output: Any) -> None:
-                shapes.setdefault(name, tuple(args[0].shape))
-            return hook
-
-        hooks = [modules[name].register_forward_hook(record(name)) for name in timed]
-        was_training = supernet.training
-        supernet.eval()
-        try:
-            with torch.no_grad(), FlopCounterMode(display=False) as counter:
-                supernet(torch.zeros(1, 3, *input_size, device=param.device))
-        finally:
-            for h in hooks:
-                h.remove()
-            supernet.train(was_training)
         root = type(supernet).__name__
-        flops = {k: sum(v.values()) / 2.0 / _GIGA for k, v in counter.get_flop_counts().items()}
 
         def cost(name: str) -> float:
             """GFLOPs of the module ``name``, or its table latency at its input shape."""
@@ -115,6 +125,26 @@ class ExpectedCost:
         #: in label, in widths, out label, out widths, cost per (in, out) pair
         self.width_terms: list[tuple[str | None, list[int], str | None, list[int],
                                      torch.Tensor]] = []
+        self._collect_terms(supernet, cost, latency, shapes)
+        variable = float(self._variable({}))  # every candidate and route, the largest widths
+        if latency is None:
+            self.fixed = self.total - variable
+        else:  # the calibration architectures: table prediction − their variable terms
+            rows = [r for r in latency.calibration.get("networks", []) if "choices" in r]
+            if not rows:
+                raise ValueError("the latency table holds no calibration architectures")
+            gaps = [latency.scale * r["summed_ms"] - float(self._variable(self.one_hot(r["choices"])))
+                    for r in rows]
+            self.fixed = sum(gaps) / len(gaps)
+            self.total = self.fixed + variable
+
+    def _collect_terms(self, supernet: nn.Module, cost: Any, latency: LatencyTable | None,
+                       shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """One term per candidate operation, per cell route and per width-chosen conv."""
+        from nni.nas.oneshot.pytorch.supermodule.differentiable import (
+            DifferentiableMixedInput, DifferentiableMixedLayer)
+        from nni.nas.oneshot.pytorch.supermodule.operation import MixedConv2d
+
         for name, module in supernet.named_modules():
             if isinstance(module, DifferentiableMixedLayer):
                 self.values[module.label] = list(module.names)
@@ -132,17 +162,6 @@ class ExpectedCost:
                 term = self._width_term(name, module, cost, latency, shapes)
                 if term is not None:
                     self.width_terms.append(term)
-        variable = float(self._variable({}))  # every candidate and route, the largest widths
-        if latency is None:
-            self.fixed = self.total - variable
-        else:  # the calibration architectures: table prediction − their variable terms
-            rows = [r for r in latency.calibration.get("networks", []) if "choices" in r]
-            if not rows:
-                raise ValueError("the latency table holds no calibration architectures")
-            gaps = [latency.scale * r["summed_ms"] - float(self._variable(self.one_hot(r["choices"])))
-                    for r in rows]
-            self.fixed = sum(gaps) / len(gaps)
-            self.total = self.fixed + variable
 
     def _width_term(self, name: str, module: Any, cost: Any, latency: LatencyTable | None,
                     shapes: Mapping[str, tuple[int, ...]]) -> tuple | None:

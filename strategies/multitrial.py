@@ -50,22 +50,29 @@ def _key(choices: dict) -> str:
     return json.dumps(choices, sort_keys=True)
 
 
+def _recorded_trials(path: Path, resume: bool) -> dict[str, dict]:
+    """``--resume``: the trials ``path`` records, by architecture (replayed, not retrained);
+    otherwise none, and an old history is removed."""
+    done: dict[str, dict] = {}
+    if resume:
+        if not path.is_file():
+            raise UserInputError(str(path), "no history to resume from (--resume)")
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                done[_key(rec["choices"])] = rec
+        logger.info(f"resuming: {len(done)} recorded trials are replayed without training")
+    elif path.is_file():
+        path.unlink()
+    return done
+
+
 def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> dict[str, Any]:
     """Run ``search.num_trials`` trials of strategy ``name``; write arch.json and history."""
     out.mkdir(parents=True, exist_ok=True)
     metric = primary_metric(cfg.dataset.name)
     history = HistoryWriter(out / "history.jsonl", key="trial")
-    done: dict[str, dict] = {}
-    if resume:
-        if not history.path.is_file():
-            raise UserInputError(str(history.path), "no history to resume from (--resume)")
-        for line in history.path.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                done[_key(rec["choices"])] = rec
-        logger.info(f"resuming: {len(done)} recorded trials are replayed without training")
-    elif history.path.is_file():
-        history.path.unlink()
+    done = _recorded_trials(history.path, resume)
     state: dict[str, Any] = {"trial": 0, "best": None, "records": []}
 
     def evaluate(model: torch.nn.Module) -> None:

@@ -112,64 +112,71 @@ def arch_graph(arch: ArchFile) -> nx.DiGraph:
         return g
     cell_cfg = cfg.space.cell_config
     one_shot = bool(arch.weights.get("beta")) or bool(arch.weights.get("alpha"))
-    beta = arch.weights.get("beta", {})
     geo = FabricGeometry(cell_cfg.depth, cell_cfg.cut_layers_num, len(cell_cfg.size_types),
                          min(len(pyramid), pyramid_levels_read(cell_cfg)))
-    widths = [cell_cfg.factor * s for s in cell_cfg.size_types]
     for p, (part, head) in enumerate(zip(network.parts, network.heads)):
-        cluster = f"part{p}"
-        title = f"part {p}: {part.name}\\n" + ", ".join(part.joint_names)
-        fabric = head.fabric
-        kept = set(fabric.cells)
-        levels = range(geo.pyramid_levels) if one_shot else fabric.used_levels
-        src_node = {}
-        for i in levels:
-            name = f"p{p}_in{i}"
-            adapter = f"s{i}" in fabric.adapters
-            g.add_node(name, label=f"{_SCALE[i]} in" + ("\\n1×1 adapter" if adapter else ""),
-                       cluster=cluster, cluster_label=title, shape="box", style="rounded",
-                       rank=f"{cluster}_l{geo.cut - 1}")
-            g.add_edge(pyramid[min(i, len(pyramid) - 1)], name, color="#999999")
-            src_node[(geo.cut - 1, i)] = name
-        for j, i in geo.cells():
-            key = f"l{j}s{i}"
-            if not one_shot and key not in kept:
-                continue
-            name = f"p{p}_{key}"
-            shared = cell_cfg.one_shot_search
-            op_labels = [lb for lb in arch.choices if lb.startswith(f"part{p}/fabric/") and
-                         lb.endswith("_op") and (shared or f"/{key}/" in lb)]
-            ops = _ops_label(arch, op_labels) if cell_cfg.search_alpha else "all ops (uniform)"
-            constant = key in kept and fabric.cells[key].constant
-            g.add_node(name, label=f"{key}  {_SCALE[i]}  {widths[i]} ch\\n{ops}"
-                       + ("\\n(constant: all Zero)" if constant else ""),
-                       cluster=cluster, cluster_label=title, shape="box",
-                       style="filled", fillcolor="#eef4ff" if key in kept else "#f4f4f4",
-                       rank=f"{cluster}_l{j}")
-            src_node[(j, i)] = name
-            slots = slot_routes(i, geo.cells_in_layer(j - 1))
-            label = f"part{p}/fabric/{key}/input"
-            if one_shot:
-                probs = beta.get(label, [1 / 3] * 3)
-                for slot, ((kind, src), prob) in enumerate(zip(slots, probs)):
-                    source = src_node.get((j - 1, src))
-                    if source is None:
-                        continue
-                    g.add_edge(source, name, penwidth=f"{0.5 + 4 * prob:.2f}",
-                               color=_beta_color(prob), style=_ROUTE_STYLE[kind],
-                               label=f"{SLOT_NAMES[slot]} {prob:.2f}", fontsize="9")
-            elif not constant:
-                for kind, src in fabric.cells[key].route_list:
-                    source = src_node.get((j - 1, src))
-                    if source is not None:
-                        g.add_edge(source, name, style=_ROUTE_STYLE[kind], label=kind,
-                                   fontsize="9", penwidth="1.6")
-        out = f"p{p}_out"
-        g.add_node(out, label=f"{part.name} heatmaps\\n" + ", ".join(part.joint_names),
-                   cluster=cluster, cluster_label=title, shape="ellipse",
-                   rank=f"{cluster}_out")
-        g.add_edge(src_node[(geo.depth - 1, 0)], out, penwidth="1.6")
+        _add_part(g, arch, p, part, head.fabric, pyramid, geo, one_shot)
     return g
+
+
+def _add_part(g: nx.DiGraph, arch: ArchFile, p: int, part: Any, fabric: Any,
+              pyramid: list[str], geo: FabricGeometry, one_shot: bool) -> None:
+    """Part ``p``'s cluster: its pyramid inputs, the fabric's cells with their operations and
+    routes (β as edge width in a search result), and its heatmap output."""
+    cell_cfg = arch.config.space.cell_config
+    beta = arch.weights.get("beta", {})
+    widths = [cell_cfg.factor * s for s in cell_cfg.size_types]
+    cluster = f"part{p}"
+    title = f"part {p}: {part.name}\\n" + ", ".join(part.joint_names)
+    kept = set(fabric.cells)
+    levels = range(geo.pyramid_levels) if one_shot else fabric.used_levels
+    src_node = {}
+    for i in levels:
+        name = f"p{p}_in{i}"
+        adapter = f"s{i}" in fabric.adapters
+        g.add_node(name, label=f"{_SCALE[i]} in" + ("\\n1×1 adapter" if adapter else ""),
+                   cluster=cluster, cluster_label=title, shape="box", style="rounded",
+                   rank=f"{cluster}_l{geo.cut - 1}")
+        g.add_edge(pyramid[min(i, len(pyramid) - 1)], name, color="#999999")
+        src_node[(geo.cut - 1, i)] = name
+    for j, i in geo.cells():
+        key = f"l{j}s{i}"
+        if not one_shot and key not in kept:
+            continue
+        name = f"p{p}_{key}"
+        shared = cell_cfg.one_shot_search
+        op_labels = [lb for lb in arch.choices if lb.startswith(f"part{p}/fabric/") and
+                     lb.endswith("_op") and (shared or f"/{key}/" in lb)]
+        ops = _ops_label(arch, op_labels) if cell_cfg.search_alpha else "all ops (uniform)"
+        constant = key in kept and fabric.cells[key].constant
+        g.add_node(name, label=f"{key}  {_SCALE[i]}  {widths[i]} ch\\n{ops}"
+                   + ("\\n(constant: all Zero)" if constant else ""),
+                   cluster=cluster, cluster_label=title, shape="box",
+                   style="filled", fillcolor="#eef4ff" if key in kept else "#f4f4f4",
+                   rank=f"{cluster}_l{j}")
+        src_node[(j, i)] = name
+        slots = slot_routes(i, geo.cells_in_layer(j - 1))
+        label = f"part{p}/fabric/{key}/input"
+        if one_shot:
+            probs = beta.get(label, [1 / 3] * 3)
+            for slot, ((kind, src), prob) in enumerate(zip(slots, probs)):
+                source = src_node.get((j - 1, src))
+                if source is None:
+                    continue
+                g.add_edge(source, name, penwidth=f"{0.5 + 4 * prob:.2f}",
+                           color=_beta_color(prob), style=_ROUTE_STYLE[kind],
+                           label=f"{SLOT_NAMES[slot]} {prob:.2f}", fontsize="9")
+        elif not constant:
+            for kind, src in fabric.cells[key].route_list:
+                source = src_node.get((j - 1, src))
+                if source is not None:
+                    g.add_edge(source, name, style=_ROUTE_STYLE[kind], label=kind,
+                               fontsize="9", penwidth="1.6")
+    out = f"p{p}_out"
+    g.add_node(out, label=f"{part.name} heatmaps\\n" + ", ".join(part.joint_names),
+               cluster=cluster, cluster_label=title, shape="ellipse",
+               rank=f"{cluster}_out")
+    g.add_edge(src_node[(geo.depth - 1, 0)], out, penwidth="1.6")
 
 
 def _quote(value: Any) -> str:

@@ -32,7 +32,7 @@ from search_space.joints import keypoint_spec
 from search_space.supernet import space_labels
 from strategies.oneshot import run_oneshot
 from strategies.prune import prune_arch, write_inherited_state
-from trainers.network.arch_file import load_arch, save_arch
+from trainers.network.arch_file import ArchFile, load_arch, save_arch
 from trainers.network.build import build_network, load_trained_network, spec_from_arch
 from trainers.config.experiment import load_config
 from trainers.data.images import ImageReadError, read_image
@@ -97,27 +97,19 @@ def _step(k: int, text: str) -> None:
 
 
 @cli_errors
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    configure_logging()
-    start = time.time()
-    data, out = Path(args.data), Path(args.out)
-    if not (data / "annotations" / "person_keypoints_val2017.json").exists():
-        _step(1, f"writing the synthetic COCO dataset to {data}")
-        write_coco(data, args.train, args.val, seed=0)
-    else:
-        _step(1, f"using the synthetic COCO dataset in {data}")
-
+def _search_and_prune(args: argparse.Namespace, data: Path,
+                      search_dir: Path) -> tuple[float, ArchFile, ArchFile]:
+    """Steps 2 and 3: the DARTS search at the training input size, then the Prune step with
+    the supernet's weights inherited; the search's seconds, its architecture and the derived one."""
+    train_over = list(args.overrides)
     search_over = ["dataset.root", str(data), *args.search_override]
     if args.search_epochs is not None:
         search_over += ["search.epochs", str(args.search_epochs)]
-    train_over = [o for o in args.overrides]
     # the search runs at the training input size, with the training loader settings
     for key in ("model.input_size", "train.num_workers"):
         if key in train_over:
             search_over += [key, train_over[train_over.index(key) + 1]]
     search_cfg = load_config(args.search_cfg, search_over)
-    search_dir = out / "search"
     decisions = len(space_labels(search_cfg.space, search_cfg.dataset.name))
     _step(2, f"searching {Path(args.search_cfg).name} with DARTS for {search_cfg.search.epochs} "
           f"epochs ({decisions} decisions)")
@@ -130,9 +122,25 @@ def main(argv: list[str] | None = None) -> int:
     derived = prune_arch(arch)
     save_arch(search_dir / "derived.json", derived)
     write_inherited_state(derived, str(search_dir / "last.ckpt"), search_dir / "derived.pth")
+    return search_s, arch, derived
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging()
+    start = time.time()
+    data, out = Path(args.data), Path(args.out)
+    if not (data / "annotations" / "person_keypoints_val2017.json").exists():
+        _step(1, f"writing the synthetic COCO dataset to {data}")
+        write_coco(data, args.train, args.val, seed=0)
+    else:
+        _step(1, f"using the synthetic COCO dataset in {data}")
+
+    search_dir = out / "search"
+    search_s, arch, derived = _search_and_prune(args, data, search_dir)
 
     cfg = load_config(args.cfg, ["dataset.root", str(data), "model.pretrained",
-                                 str(search_dir / "derived.pth"), *train_over])
+                                 str(search_dir / "derived.pth"), *args.overrides])
     pl.seed_everything(cfg.seed, verbose=False)
     spec = spec_from_arch(search_dir / "derived.json", cfg.dataset.name)
     model, info = build_network(spec, cfg.model.pretrained, scope=cfg.model.pretrained_scope), spec.record()

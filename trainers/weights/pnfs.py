@@ -31,6 +31,7 @@ from dataclasses import replace
 from typing import Any, Mapping
 
 import torch
+from torch import nn
 import torch.nn.functional as F
 
 from search_space.config import SpaceConfig
@@ -137,79 +138,90 @@ def convert_pnfs(state: State, target: tuple[SpaceConfig, str]) -> PNFSResult:
     if space.head != "fabric":
         raise ValueError("a PoseNFS checkpoint holds fabric heads: read it as a PNFS model "
                          "(e.g. --model pnfs_hrnet_w32_cnf5, or a config with a fabric space)")
-    keys = set(state)
-    parts_num = _parts_num(keys)
+    parts_num = _parts_num(set(state))
     if parts_num != space.parts_num:
         raise ValueError(f"the checkpoint has {parts_num} parts, the model {space.parts_num} "
                          "(space.parts_num)")
     fixed = _fixed_space(space)
     with torch.device("meta"):
         network = freeze(fixed, dataset, {})
-    ours = {p.name: q for q, p in enumerate(network.parts)}
-    cfg = fixed.cell_config
-    operators = tuple(cfg.operators)
-    out: dict[str, torch.Tensor] = {}
-    skipped: list[str] = []
-    folds: dict[str, torch.Tensor] = {}  # our BN running_mean key -> bias to fold
+    mapping = _KeyMapping(network, dataset, parts_num, space.backbone.stages,
+                          tuple(fixed.cell_config.operators))
+    for key, value in state.items():
+        mapping.map(key, value)
+    out = mapping.finish()
+    choices, weights = _mixture(state, network, mapping.order, mapping.pnfs_parts, mapping.ours,
+                                mapping.operators, out)
+    search = replace(space, backbone=fixed.backbone,
+                     cell_config=replace(fixed.cell_config, search_alpha=True, search_beta=True))
+    return PNFSResult(out, mapping.skipped, choices, weights, search)
 
-    def put(key: str, value: torch.Tensor, source: str) -> None:
-        if key in out and not torch.equal(out[key], value):
+
+class _KeyMapping:
+    """PoseNFS keys → the keys of our fixed-mixture ``network``, one key at a time."""
+
+    def __init__(self, network: nn.Module, dataset: str, parts_num: int, stages: int | None,
+                 operators: tuple[str, ...]) -> None:
+        self.network, self.dataset, self.stages, self.operators = network, dataset, stages, operators
+        self.ours = {p.name: q for q, p in enumerate(network.parts)}
+        self.pnfs_parts = dict(PNFS_PART_ORDER[parts_num])
+        self.order = [p for p, _ in PNFS_PART_ORDER[parts_num]]
+        self.own = set(network.state_dict())
+        self.out: dict[str, torch.Tensor] = {}
+        self.skipped: list[str] = []
+        self.folds: dict[str, torch.Tensor] = {}  # our BN running_mean key -> bias to fold
+
+    def put(self, key: str, value: torch.Tensor, source: str) -> None:
+        if key in self.out and not torch.equal(self.out[key], value):
             raise ValueError(f"{source}: PoseNFS keeps separate weights for two slots of a cell "
                              f"that posenas computes once ({key}); this fabric cannot be read")
-        out[key] = value
+        self.out[key] = value
 
-    pnfs_parts = dict(PNFS_PART_ORDER[parts_num])
-    order = [p for p, _ in PNFS_PART_ORDER[parts_num]]
-    stages = space.backbone.stages
-    own = set(network.state_dict())
-    for key, value in state.items():
+    def map(self, key: str, value: torch.Tensor) -> None:
         if key.startswith("backbone."):
-            new = _backbone_key(key[len("backbone."):], stages)
-            if new is not None and new.startswith("backbone.next_transition.") and new not in own:
+            new = _backbone_key(key[len("backbone."):], self.stages)
+            if new is not None and new.startswith("backbone.next_transition.") and new not in self.own:
                 new = None  # the fabrics read fewer levels than PoseNFS's backbone opens
             if new is None:
-                skipped.append(key)
+                self.skipped.append(key)
             else:
-                out[new] = value
-            continue
+                self.out[new] = value
+            return
         m = _REDUCE.match(key)
         if m:
             p = int(m["p"])
-            if p >= len(order):
-                raise ValueError(f"{key}: part {p} of {len(order)}")
-            q = ours[pnfs_parts[order[p]]]
-            fabric: Fabric = network.heads[q].fabric
+            if p >= len(self.order):
+                raise ValueError(f"{key}: part {p} of {len(self.order)}")
+            q = self.ours[self.pnfs_parts[self.order[p]]]
+            fabric: Fabric = self.network.heads[q].fabric
             if f"s{m['level']}" in fabric.adapters:
-                out[f"heads.{q}.fabric.adapters.s{m['level']}.{m['param']}"] = value
+                self.out[f"heads.{q}.fabric.adapters.s{m['level']}.{m['param']}"] = value
             else:
-                skipped.append(key)  # a level this fabric does not read
-            continue
+                self.skipped.append(key)  # a level this fabric does not read
+            return
         m = _CELL.match(key)
         if m:
-            q = ours[pnfs_parts[m["part"]]]
-            _cell_tensor(network, q, int(m["j"]), int(m["i"]), m["rest"], value, key, operators,
-                         put, folds)
-            continue
+            q = self.ours[self.pnfs_parts[m["part"]]]
+            _cell_tensor(self.network, q, int(m["j"]), int(m["i"]), m["rest"], value, key,
+                         self.operators, self.put, self.folds)
+            return
         part, _, rest = key.partition(".")
-        if part in pnfs_parts:
-            q = ours[pnfs_parts[part]]
-            if rest.startswith("final_layer.1."):
-                out[f"heads.{q}.head.conv.{rest[len('final_layer.1.'):]}"] = _head_rows(
-                    value, part, dataset, network.parts[q].joints)
-            elif rest in ("alphas", "betas"):
-                continue  # below
-            else:
-                skipped.append(key)  # the unused per-part stem
-            continue
-        skipped.append(key)
-    for bn_mean, bias in folds.items():
-        if bn_mean not in out:
-            raise ValueError(f"a route bias without its BatchNorm ({bn_mean})")
-        out[bn_mean] = out[bn_mean] - bias
-    choices, weights = _mixture(state, network, order, pnfs_parts, ours, operators, out)
-    search = replace(space, backbone=fixed.backbone,
-                     cell_config=replace(cfg, search_alpha=True, search_beta=True))
-    return PNFSResult(out, skipped, choices, weights, search)
+        if part not in self.pnfs_parts:
+            self.skipped.append(key)
+        elif rest.startswith("final_layer.1."):
+            q = self.ours[self.pnfs_parts[part]]
+            self.out[f"heads.{q}.head.conv.{rest[len('final_layer.1.'):]}"] = _head_rows(
+                value, part, self.dataset, self.network.parts[q].joints)
+        elif rest not in ("alphas", "betas"):  # those: _mixture
+            self.skipped.append(key)  # the unused per-part stem
+
+    def finish(self) -> dict[str, torch.Tensor]:
+        """The mapped state, route biases folded into their BatchNorm's running mean."""
+        for bn_mean, bias in self.folds.items():
+            if bn_mean not in self.out:
+                raise ValueError(f"a route bias without its BatchNorm ({bn_mean})")
+            self.out[bn_mean] = self.out[bn_mean] - bias
+        return self.out
 
 
 def _backbone_key(key: str, stages: int | None) -> str | None:
