@@ -1,4 +1,4 @@
-"""How well the latency table (``search.cost latency``) predicts onnxruntime latency.
+"""How well the latency table (``search.goal.cost latency``) predicts onnxruntime latency.
 
     python -m benchmarks.latency_table [--cfg configs/search/synthetic_tiny.yaml]
                                        [--size 128x96] [--networks 5] [--json]
@@ -38,7 +38,7 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    cfg = load_config(args.cfg, ["model.input_size", args.size, "search.cost", "latency"])
+    cfg = load_config(args.cfg, ["model.input_size", args.size, "search.goal.cost", "latency"])
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         table = space_latency_table(cfg, Path(tmp) / "latency_table.json")

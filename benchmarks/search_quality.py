@@ -102,8 +102,8 @@ BUDGETS = {
 
 #: the space with half widths too, searched under goal 2's cost (0.5× hrnet_tiny at 128×96)
 _HALF_WIDTHS_AT_GOAL2_COST = ["space.backbone.width_multipliers", "[0.5,0.75,1.0]",
-                              "search.objective", "flops_constraint",
-                              "search.target_gflops", "0.029"]
+                              "search.goal.objective", "flops_constraint",
+                              "search.goal.target_gflops", "0.029"]
 
 #: strategy names the benchmark knows: a registered strategy, or a remedy variant of one
 #: (strategy, config overrides) — compared side by side to pick the default
@@ -116,19 +116,19 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "evolution": ("evolution", []),
     "prune_rate": ("prune_rate", []),
     # remedies of the collapse to parameter-free operations
-    "darts-plain": ("darts", ["search.max_param_free", "-1"]),  # no cap
+    "darts-plain": ("darts", ["search.collapse.max_param_free", "-1"]),  # no cap
     "darts-warmup": ("darts", ["search.warmup_epochs", "HALF"]),  # weight warm-up: half the epochs
-    "darts-cap1": ("darts", ["search.max_param_free", "1"]),  # P-DARTS: ≤ 1 parameter-free op
-    "darts-cap0": ("darts", ["search.max_param_free", "0"]),
-    "darts-stop": ("darts", ["search.collapse_stop", "0.6"]),  # DARTS+: stop at 2 of 3 parts
+    "darts-cap1": ("darts", ["search.collapse.max_param_free", "1"]),  # P-DARTS: ≤ 1 parameter-free op
+    "darts-cap0": ("darts", ["search.collapse.max_param_free", "0"]),
+    "darts-stop": ("darts", ["search.collapse.stop", "0.6"]),  # DARTS+: stop at 2 of 3 parts
     # the hardware-aware objective on top of the cap: a 0.05 GFLOPs budget (128×96)
-    "darts-cap1-0.05g": ("darts", ["search.max_param_free", "1", "search.objective",
-                                   "flops_constraint", "search.target_gflops", "0.05"]),
+    "darts-cap1-0.05g": ("darts", ["search.collapse.max_param_free", "1", "search.goal.objective",
+                                   "flops_constraint", "search.goal.target_gflops", "0.05"]),
     # goal 2's cost (≤ 0.5× hrnet_tiny's 0.0584 GFLOPs) is out of the demo space's reach (the
     # cheapest of 40 random draws is 0.58×): the space with half widths too, and that budget,
     # with the cap and without it (the budget may then keep parameter-free operations)
-    "darts-w0.5-0.029g": ("darts", ["search.max_param_free", "1", *_HALF_WIDTHS_AT_GOAL2_COST]),
-    "darts-plain-w0.5-0.029g": ("darts", ["search.max_param_free", "-1",
+    "darts-w0.5-0.029g": ("darts", ["search.collapse.max_param_free", "1", *_HALF_WIDTHS_AT_GOAL2_COST]),
+    "darts-plain-w0.5-0.029g": ("darts", ["search.collapse.max_param_free", "-1",
                                           *_HALF_WIDTHS_AT_GOAL2_COST]),
 }
 
@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             sdir = out / "strategies" / name / f"seed{seed}"
             over = _search_overrides(budget, root, seed, extra)
             if strategy == "prune_rate":
-                over += ["search.base_arch", str(out / "strategies" / default / f"seed{seed}" /
+                over += ["search.prune_rate.base_arch", str(out / "strategies" / default / f"seed{seed}" /
                                                  "derived.json")]
             t = steps(f"search_{name}_s{seed}", search_cli.main,
                       ["--cfg", str(SEARCH_CFG), "--strategy", strategy, "--out", str(sdir),

@@ -46,7 +46,8 @@ def arch_collapse(cfg: Config, choices: Mapping[str, Any],
                   weights: Mapping[str, Any]) -> dict[str, float]:
     """The collapse signal of the argmax of the α/β ``weights`` (arch.json's ``weights``;
     ``choices`` gives the labels they do not cover); {} if it cannot be frozen."""
-    raw = replace(cfg, search=replace(cfg.search, max_param_free=-1))
+    raw = replace(cfg, search=replace(cfg.search, collapse=replace(cfg.search.collapse,
+                                                                          max_param_free=-1)))
     arch = ArchFile(raw, dict(choices), "search", dict(weights), {})
     try:
         derived = derive_choices(arch, prune_operations=False)

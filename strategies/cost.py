@@ -1,5 +1,5 @@
 """The expected cost of a DARTS relaxation, differentiable in α/β — the one-shot side of the
-hardware-aware objective (``search.objective``), in GFLOPs or, with ``search.cost latency``, in
+hardware-aware objective (``search.goal.objective``), in GFLOPs or, with ``search.goal.cost latency``, in
 onnxruntime milliseconds from the latency table (:mod:`strategies.latency`).
 
 Measured once on the mutated supernet (every candidate runs in a DARTS forward):
@@ -239,7 +239,7 @@ def _largest(n: int, values: list[int], device: Any) -> torch.Tensor:
 
 def objective_loss(loss: torch.Tensor, cost: torch.Tensor, objective: str, target: float,
                    weight: float) -> torch.Tensor:
-    """The architecture loss under ``search.objective``: ``loss × (max(E, T) / T)^w`` for
+    """The architecture loss under ``search.goal.objective``: ``loss × (max(E, T) / T)^w`` for
     ``flops_penalty`` (MnasNet's soft reward turned into a loss), ``loss × (1 + 10·relu(E/T − 1))``
     for ``flops_constraint``; the loss itself for ``metric``."""
     if objective == "metric":

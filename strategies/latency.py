@@ -1,4 +1,4 @@
-"""Latency as a search cost (``search.cost latency``): a lookup table of onnxruntime latencies,
+"""Latency as a search cost (``search.goal.cost latency``): a lookup table of onnxruntime latencies,
 as ProxylessNAS and FBNet build one for their target device.
 
 The deploy runtime is onnxruntime on the CPU, one thread (``trainers.deploy.infer``'s runtime). A
@@ -14,7 +14,7 @@ fusion onnxruntime does across unit borders — is a scale: the table times a fe
 networks of the space (``CALIBRATION_NETWORKS`` random architectures) and multiplies the sum of
 the units by Σ measured / Σ summed over them. :meth:`LatencyTable.predict` is that product.
 
-The table is a JSON file beside the run (``search.latency_table``), written atomically after each
+The table is a JSON file beside the run (``search.goal.latency_table``), written atomically after each
 batch of measurements and valid for one machine, onnxruntime version, thread count and input
 size: any other is measured anew.
 """
@@ -323,8 +323,8 @@ def random_networks(build: Callable[[dict[str, Any]], nn.Module], labels: Mappin
 
 
 def latency_table_path(cfg: Config, run_dir: str | Path) -> Path:
-    """``search.latency_table``, or ``latency_table.json`` in ``run_dir``."""
-    return Path(cfg.search.latency_table) if cfg.search.latency_table else \
+    """``search.goal.latency_table``, or ``latency_table.json`` in ``run_dir``."""
+    return Path(cfg.search.goal.latency_table) if cfg.search.goal.latency_table else \
         Path(run_dir) / "latency_table.json"
 
 
@@ -344,7 +344,7 @@ def space_latency_table(cfg: Config, path: str | Path | None) -> LatencyTable:
                                 CALIBRATION_NETWORKS, cfg.seed + 7919))
     if not made:
         raise UserInputError("config", "no architecture of the space could be frozen to time "
-                             "its latency", field="search.cost")
+                             "its latency", field="search.goal.cost")
     scale = table.calibrate([n for _, n in made], [c for c, _ in made])
     table.save()
     logger.info(f"latency table: {len(table.entries)} entries, scale {scale:.3f} "

@@ -90,7 +90,7 @@ class _PoseOneShotMixin:
 
 class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
     """First-order DARTS (NNI's supernet and bi-level loop) with the pose evaluator, the
-    configured arch optimiser, and the hardware-aware objective: with ``search.objective``
+    configured arch optimiser, and the hardware-aware objective: with ``search.goal.objective``
     other than ``metric`` the architecture loss is :func:`~strategies.cost.objective_loss` of
     the relaxation's expected GFLOPs (:class:`~strategies.cost.ExpectedCost`)."""
 
@@ -104,7 +104,7 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
     searches_architecture = True
 
     def on_fit_start(self) -> None:
-        if (self.searches_architecture and self.cfg.search.objective != "metric"
+        if (self.searches_architecture and self.cfg.search.goal.objective != "metric"
                 and self.expected_cost is None):  # the target > 0: checked by the config
             alphas: dict[str, Any] = {}
             for m in self.supernet_modules():
@@ -117,11 +117,11 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
         return super().on_fit_start()
 
     def _expected_cost(self, alphas: dict[str, Any]) -> ExpectedCost:
-        """GFLOPs, or with ``search.cost latency`` the table's latency: rank 0 measures the
+        """GFLOPs, or with ``search.goal.cost latency`` the table's latency: rank 0 measures the
         table and writes it, the other DDP ranks read it (every rank must see the same costs, or
         α/β would drift apart)."""
         model, size = self.training_module.model, self.cfg.model.input_size
-        if self.cfg.search.cost != "latency":
+        if self.cfg.search.goal.cost != "latency":
             return ExpectedCost(model, size, alphas)
         path = latency_table_path(self.cfg, self.training_module.out_dir)
         if self.trainer.is_global_zero:
@@ -147,8 +147,8 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
         expected = self.expected_cost()
         self.log(f"search/expected_{'ms' if self.expected_cost.unit == 'ms' else 'gflops'}",
                  expected.detach(), on_step=False, on_epoch=True)
-        s = self.cfg.search
-        return objective_loss(loss, expected, s.objective, s.target, s.penalty_weight)
+        goal = self.cfg.search.goal
+        return objective_loss(loss, expected, goal.objective, goal.target, goal.penalty_weight)
 
     def arch_step(self, arch_opt: Any, batch: Any, batch_idx: int) -> None:
         """One architecture step on ``batch``: the gradient of the architecture loss with

@@ -8,7 +8,7 @@ PNFS's ``Prune(Arch, prune_cells=True, prune_operations=True)`` plus channel pru
 - operations (``--prune_operations``, default on): each edge takes its strongest non-``Zero``
   operation by α, and each hidden node keeps its ``top_k`` (2, as DARTS) strongest incoming
   edges — the others become ``Zero`` (removed). Off: the plain argmax, ``Zero`` included;
-- parameter-free operations (``search.max_param_free`` M ≥ 0 in the search's config): at most
+- parameter-free operations (``search.collapse.max_param_free`` M ≥ 0 in the search's config): at most
   M operation choices stay parameter-free (the strongest by α, P-DARTS's cap on skip
   connections); the others take their strongest operation with weights;
 - inputs: each cell takes its strongest slot by β; widths their most probable value;
@@ -82,7 +82,7 @@ def derive_choices(arch: ArchFile, prune_operations: bool = True,
             strength[label] = candidates[best]
         else:
             choices[label] = value
-    _cap_param_free(choices, alpha, strength, arch.config.search.max_param_free)
+    _cap_param_free(choices, alpha, strength, arch.config.search.collapse.max_param_free)
     if prune_operations:  # top-k incoming edges per hidden node (per cell or shared group)
         groups: dict[tuple[str, int], list[str]] = {}
         for label in strength:

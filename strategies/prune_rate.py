@@ -1,15 +1,15 @@
 """Adaptive pruning-rate channel pruning of the HRNet widths, after APRCP HRNet.
 
-1. A trained full-width network (``search.prune_weights``, or trained here for ``search.epochs``).
+1. A trained full-width network (``search.prune_rate.weights``, or trained here for ``search.epochs``).
 2. Channel importance over the inner channels of the residual blocks — Bottleneck ``bn1``/``bn2``,
    BasicBlock ``bn1`` (block outputs, transitions and fuse layers keep their widths) — by
-   ``search.prune_criterion``: ``scale`` |BN γ| (APRCP v1), ``shift`` |BN β| (v2),
+   ``search.prune_rate.criterion``: ``scale`` |BN γ| (APRCP v1), ``shift`` |BN β| (v2),
    ``scale_shift`` |γ| + |β| (v3), or ``l1`` (L1 norm of the conv filter making the channel).
 3. A pruning rate r sets one global threshold: the r-quantile of all importances. A layer keeps
-   the channels above it, at least ``search.prune_min_keep`` of its channels, rounded up to the
+   the channels above it, at least ``search.prune_rate.min_keep`` of its channels, rounded up to the
    nearest width the space allows for that block (its ``width_multipliers`` grid).
 4. Rate selection, stated plainly: **maximise r subject to AP(full) − AP(pruned at r) ≤
-   search.prune_tolerance**, AP measured on the validation set before any retraining, with the
+   search.prune_rate.tolerance**, AP measured on the validation set before any retraining, with the
    kept channels' weights. ``simple`` scans r = step, 2·step, … and stops at the first violation;
    ``golden`` shrinks [feasible, infeasible] by golden-section probes (``search.num_trials`` of
    them). (The APRCP code minimises a sum whose sign looks inverted; we do not copy that.)
@@ -103,20 +103,20 @@ def widths_at_stage_rates(scores: Mapping[str, torch.Tensor], allowed: Mapping[s
 
 def prune_rate_search_space(cfg: Config) -> dict[str, Any]:
     """NNI search space of per-stage pruning rates: ``stage{s}/rate`` ∈ {0, step, …, max} with
-    ``search.prune_step`` and ``search.prune_max_rate``."""
+    ``search.prune_rate.step`` and ``search.prune_rate.max_rate``."""
     labels = space_labels(cfg.space, cfg.dataset.name)
     stages = sorted({int(m.group(1)) for k in labels if (m := _INNER.search(k))})
     if not stages:
         raise UserInputError("config", "no block widths to prune: set space.backbone."
                              "width_multipliers", field="space.backbone")
     return {f"stage{s}/rate": {"_type": "quniform",
-                                 "_value": [0.0, cfg.search.prune_max_rate, cfg.search.prune_step]}
+                                 "_value": [0.0, cfg.search.prune_rate.max_rate, cfg.search.prune_rate.step]}
             for s in stages}
 
 
 def _width_plan(cfg: Config) -> tuple[list[str], dict[str, list[int]], dict[str, Any]]:
     """The block inner-width labels, their allowed widths, and the full-width choices (other
-    decisions from ``search.base_arch``)."""
+    decisions from ``search.prune_rate.base_arch``)."""
     labels = space_labels(cfg.space, cfg.dataset.name)
     inner = [k for k in labels if _INNER.search(k)]
     if not inner:
@@ -140,15 +140,15 @@ def _pruned(cfg: Config, full_choices: Mapping[str, Any], state: Mapping[str, to
 def pruned_choices(cfg: Config, rates: Mapping[int, float]
                    ) -> tuple[dict[str, Any], dict[str, list[int]]]:
     """The architecture pruned at per-stage ``rates`` by the channel importance of
-    ``search.prune_weights``: (choices, kept channels). Its weights are those channels of
-    ``search.prune_weights`` (:func:`trainers.network.build.build_network` with ``inherit``)."""
-    if not cfg.search.prune_weights:
+    ``search.prune_rate.weights``: (choices, kept channels). Its weights are those channels of
+    ``search.prune_rate.weights`` (:func:`trainers.network.build.build_network` with ``inherit``)."""
+    if not cfg.search.prune_rate.weights:
         raise UserInputError("config", "per-stage pruning trials need the trained full-width "
-                             "network", field="search.prune_weights")
+                             "network", field="search.prune_rate.weights")
     inner, allowed, full_choices = _width_plan(cfg)
-    state = read_state_dict(cfg.search.prune_weights, field="search.prune_weights")
-    scores = channel_importance(state, inner, cfg.search.prune_criterion)
-    widths, kept = widths_at_stage_rates(scores, allowed, rates, cfg.search.prune_min_keep)
+    state = read_state_dict(cfg.search.prune_rate.weights, field="search.prune_rate.weights")
+    scores = channel_importance(state, inner, cfg.search.prune_rate.criterion)
+    widths, kept = widths_at_stage_rates(scores, allowed, rates, cfg.search.prune_rate.min_keep)
     return {**full_choices, **widths}, kept
 
 
@@ -185,16 +185,16 @@ def select_rate(evaluate: Any, feasible: Any, base: dict[str, Any], selection: s
 
 
 def _fixed_choices(cfg: Config, labels: Mapping[str, Any]) -> dict[str, Any]:
-    """Non-width decisions from ``search.base_arch``."""
+    """Non-width decisions from ``search.prune_rate.base_arch``."""
     others = [k for k in labels if not (k.endswith("/width") or _INNER.search(k))]
     if not others:
         return {}
-    if not cfg.search.base_arch:
+    if not cfg.search.prune_rate.base_arch:
         raise UserInputError("config", "prune_rate prunes channel widths; the space also has "
                              f"{len(others)} other decisions (e.g. {others[0]}): give "
-                             "search.base_arch (a derived.json) to fix them",
-                             field="search.base_arch")
-    base = load_arch(cfg.search.base_arch)
+                             "search.prune_rate.base_arch (a derived.json) to fix them",
+                             field="search.prune_rate.base_arch")
+    base = load_arch(cfg.search.prune_rate.base_arch)
     return {k: base.choices[k] for k in others if k in base.choices}
 
 
@@ -204,22 +204,22 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
     s = cfg.search
     metric = primary_metric(cfg.dataset.name)
     inner, allowed, full_choices = _width_plan(cfg)
-    full = build_network(spec_from_choices(cfg, full_choices), s.prune_weights or None,
-                         field="search.prune_weights")
-    if not s.prune_weights:
+    full = build_network(spec_from_choices(cfg, full_choices), s.prune_rate.weights or None,
+                         field="search.prune_rate.weights")
+    if not s.prune_rate.weights:
         logger.info(f"prune_rate: training the full-width network for {s.epochs} epochs first")
         base_cfg = replace(cfg, train=replace(cfg.train, epochs=s.epochs))
         fit(base_cfg, full, {"name": "prune_rate_base"}, out / "base", resume=resume and
             (out / "base" / "last.ckpt").is_file(), progress=False,
             teacher=build_teacher(cfg) if s.distill else None)
     state = {k: v.detach().clone() for k, v in full.state_dict().items()}
-    scores = channel_importance(state, inner, s.prune_criterion)
+    scores = channel_importance(state, inner, s.prune_rate.criterion)
     history = HistoryWriter(out / "history.jsonl", key="trial")
     if history.path.is_file():
         history.path.unlink()
 
     def evaluate(rate: float, trial: int) -> dict[str, Any]:
-        widths, kept = widths_at_rate(scores, allowed, rate, s.prune_min_keep)
+        widths, kept = widths_at_rate(scores, allowed, rate, s.prune_rate.min_keep)
         net, choices = _pruned(cfg, full_choices, state, widths, kept)
         result = evaluate_model(cfg, net, out / "probe", progress=False)
         value = float(result["metrics"].get(metric, float("nan")))
@@ -234,10 +234,10 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
     logger.info(f"full-width network: {metric} {base_value:.4f}, {base['params']:,} params")
 
     def feasible(r: dict[str, Any]) -> bool:
-        return math.isfinite(r[metric]) and base_value - r[metric] <= s.prune_tolerance
+        return math.isfinite(r[metric]) and base_value - r[metric] <= s.prune_rate.tolerance
 
     best, probed = select_rate(evaluate, feasible, base,
-                               s.prune_selection, s.prune_step, s.prune_max_rate, s.num_trials)
+                               s.prune_rate.selection, s.prune_rate.step, s.prune_rate.max_rate, s.num_trials)
     records += probed
     rows = [[r["trial"], r["rate"], f"{r[metric]:.4f}", f"{base_value - r[metric]:+.4f}",
              r["params"], "yes" if feasible(r) else "no"] for r in records]
@@ -247,8 +247,8 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
     save_arch(out / "arch.json", ArchFile(cfg, best["choices"], "search", {},
                                           {"strategy": "prune_rate", "rate": best["rate"],
                                            metric: best[metric], f"full_{metric}": base_value,
-                                           "criterion": s.prune_criterion,
-                                           "selection": s.prune_selection,
+                                           "criterion": s.prune_rate.criterion,
+                                           "selection": s.prune_rate.selection,
                                            "params": best["params"],
                                            "full_params": base["params"]},
                                           channels=channels))

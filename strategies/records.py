@@ -129,8 +129,8 @@ class ArchRecorder(pl.Callback):
         self._latency: LatencyTable | None = None
 
     def latency_table(self) -> LatencyTable | None:
-        """With ``search.cost latency``: the run's table (measured on first use)."""
-        if self.cfg.search.cost != "latency":
+        """With ``search.goal.cost latency``: the run's table (measured on first use)."""
+        if self.cfg.search.goal.cost != "latency":
             return None
         if self._latency is None:
             self._latency = space_latency_table(self.cfg, latency_table_path(self.cfg,
@@ -152,7 +152,7 @@ class ArchRecorder(pl.Callback):
             return
         if trainer.world_size > 1:
             check_same_across_ranks(pl_module)
-        stop_at = self.cfg.search.collapse_stop
+        stop_at = self.cfg.search.collapse.stop
         if not trainer.is_global_zero and not stop_at:
             return
         probs = pl_module.export_probs()
@@ -185,7 +185,7 @@ class ArchRecorder(pl.Callback):
         value = metrics.get(metric)
         if collapsed:
             logger.info(f"epoch {trainer.current_epoch + 1}: parameter-free share "
-                  f"{collapse['param_free_share']:.2f} ≥ search.collapse_stop {stop_at}: the "
+                  f"{collapse['param_free_share']:.2f} ≥ search.collapse.stop {stop_at}: the "
                   "search stops; arch.json keeps the best epoch before")
             if self.best is None:  # no earlier epoch was kept: this one
                 save_arch(self.out_dir / "arch.json", arch)

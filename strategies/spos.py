@@ -30,7 +30,7 @@ def pick_best_path(cfg: Config, oneshot_module: Any, trainer: Any, data: Any,
     space = oneshot_module.training_module.model
     rng = np.random.RandomState(cfg.seed)
     latency = (space_latency_table(cfg, latency_table_path(cfg, out))
-               if cfg.search.cost == "latency" and cfg.search.objective != "metric" else None)
+               if cfg.search.goal.cost == "latency" and cfg.search.goal.objective != "metric" else None)
     history = HistoryWriter(out / "history.jsonl", key="trial")
     best: tuple[float, float, float, dict] | None = None  # objective, -loss, metric, choices
     rows = []
@@ -47,8 +47,8 @@ def pick_best_path(cfg: Config, oneshot_module: Any, trainer: Any, data: Any,
         ap = float(metrics.get(metric, float("nan")))
         loss = float(metrics.get("loss", float("nan")))
         costs = (architecture_cost(cfg, sample, latency)
-                 if cfg.search.objective != "metric" else {})
-        value = objective(ap, costs.get(COST_KEY[cfg.search.cost]), cfg.search)
+                 if cfg.search.goal.objective != "metric" else {})
+        value = objective(ap, costs.get(COST_KEY[cfg.search.goal.cost]), cfg.search.goal)
         history.append({"trial": trial, "phase": "path_ranking", metric: ap, "loss": loss,
                         "objective": value,
                         "bn_batches": bn_batches, "choices": sample, **{k: v for k, v in costs.items() if k != "params"}})

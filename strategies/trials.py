@@ -1,4 +1,4 @@
-"""What a candidate scores: the hardware-aware objective of a search (``search.objective``), and
+"""What a candidate scores: the hardware-aware objective of a search (``search.goal.objective``), and
 the one trial path that trains and scores a candidate."""
 from __future__ import annotations
 
@@ -12,20 +12,20 @@ import pytorch_lightning as pl
 from search_space.counting import param_flop_report
 from strategies.latency import latency_table_path, space_latency_table
 from trainers.network.build import build_network, spec_from_choices
-from trainers.config.schema import Config, SearchConfig
+from trainers.config.schema import Config, GoalConfig
 from trainers.data.registry import primary_metric
 from trainers.engine.distill import build_teacher
 from trainers.engine.fit import fit
 
 __all__ = ["objective", "trial_config", "run_trial", "COST_KEY"]
 
-#: search.cost → the record key holding a candidate's cost
+#: search.goal.cost → the record key holding a candidate's cost
 COST_KEY = {"gflops": "gflops", "latency": "latency_ms"}
 
 
-def objective(metric: float, cost: float | None, s: SearchConfig) -> float:
+def objective(metric: float, cost: float | None, s: GoalConfig) -> float:
     """What trials and rankings maximise; ``cost``: the candidate's GFLOPs, or its latency (ms)
-    with ``search.cost latency``; T: ``search.target_gflops`` or ``search.target_ms``.
+    with ``search.goal.cost latency``; T: ``search.goal.target_gflops`` or ``search.goal.target_ms``.
 
     - ``metric``: AP (COCO) or PCKh (MPII) alone;
     - ``flops_penalty``: ``metric × (cost / T) ** -penalty_weight`` when above the target, the
@@ -36,7 +36,8 @@ def objective(metric: float, cost: float | None, s: SearchConfig) -> float:
         return metric
     if cost is None or s.target <= 0:
         target = "target_ms" if s.cost == "latency" else "target_gflops"
-        raise ValueError(f"search.objective needs search.{target} > 0 and the candidate's {s.cost}")
+        raise ValueError(f"search.goal.objective needs search.goal.{target} > 0 and the "
+                         f"candidate's {s.cost}")
     if cost <= s.target:
         return metric
     if s.objective == "flops_constraint":
@@ -61,10 +62,10 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
 
     Seeds with ``cfg.seed``, freezes ``choices``, starts from ``search.inherit_from`` (a one-shot
     supernet's weights) when set — or, for a channel-pruned candidate (``channels``), from the
-    kept channels of ``search.prune_weights``, else from the backbone of ``model.pretrained`` if
+    kept channels of ``search.prune_rate.weights``, else from the backbone of ``model.pretrained`` if
     set — trains with :func:`trial_config` and evaluates.
 
-    With ``search.cost latency`` the candidate's latency is the table's prediction
+    With ``search.goal.cost latency`` the candidate's latency is the table's prediction
     (:mod:`strategies.latency`; ``latency_table``: its file, by default beside ``out``).
 
     Returns:
@@ -73,7 +74,7 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     spec = spec_from_choices(cfg, choices, channels)
     if channels:
-        weights, source = cfg.search.prune_weights, "search.prune_weights"
+        weights, source = cfg.search.prune_rate.weights, "search.prune_rate.weights"
     else:
         weights, source = cfg.search.inherit_from, "search.inherit_from"
     if weights:
@@ -87,10 +88,10 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
                   callbacks=list(callbacks), teacher=teacher)
     value = summary["best"] if summary["best"] is not None else float("nan")
     cost: dict[str, float] = {"gflops": round(report["gflops"], 5)}
-    if cfg.search.cost == "latency":
+    if cfg.search.goal.cost == "latency":
         table = space_latency_table(cfg, latency_table or latency_table_path(cfg, out.parent))
         cost["latency_ms"] = round(table.predict(model), 5)
         table.save()
-    return {"objective": objective(value, cost[COST_KEY[cfg.search.cost]], cfg.search),
+    return {"objective": objective(value, cost[COST_KEY[cfg.search.goal.cost]], cfg.search.goal),
             metric: value, "params": report["params"], **cost,
             "train_loss": summary["history"][-1]["train_loss"] if summary["history"] else None}

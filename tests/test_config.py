@@ -110,3 +110,37 @@ def test_num_nodes_must_be_positive():
 
     with pytest.raises(UserInputError, match="num_nodes"):
         load_config(REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml", ["train.num_nodes", "0"])
+
+
+@pytest.mark.parametrize("old, new, value", [
+    ("search.prune_step", "search.prune_rate.step", "0.3"),
+    ("search.base_arch", "search.prune_rate.base_arch", "x.json"),
+    ("search.objective", "search.goal.objective", "flops_penalty"),
+    ("search.max_param_free", "search.collapse.max_param_free", "1"),
+    ("search.collapse_stop", "search.collapse.stop", "0.5"),
+])
+def test_keys_of_the_flat_search_section_say_where_they_moved(tmp_path, old, new, value):
+    base = REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml"
+    with pytest.raises(UserInputError) as err:
+        load_config(base, [old, value])
+    assert str(err.value) == f"override: {old}: renamed to {new}"
+    section, key = old.split(".")
+    file = tmp_path / "old.yaml"
+    file.write_text(f"_base_: {base}\n{section}:\n  {key}: {value}\n")
+    with pytest.raises(UserInputError) as err:
+        load_config(file)
+    assert str(err.value) == f"{file}: {old}: renamed to {new}"
+    goal = ["search.goal.target_gflops", "1.0"] if new == "search.goal.objective" else []
+    cfg = load_config(base, [new, value, *goal])  # the new key takes the value
+    node = cfg
+    for part in new.split("."):
+        node = getattr(node, part)
+    assert str(node) == value or node == float(value)
+
+
+def test_search_sub_section_checks_name_their_dotted_key():
+    base = REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml"
+    with pytest.raises(UserInputError, match=r"search\.prune_rate\.step: must be in \[0, 1\] and > 0"):
+        load_config(base, ["search.prune_rate.step", "0"])
+    with pytest.raises(UserInputError, match=r"search\.goal\.target_gflops: objective"):
+        load_config(base, ["search.goal.objective", "flops_constraint"])

@@ -1,5 +1,5 @@
 """Latency as a search cost: the onnxruntime lookup table (strategies.latency) and its use by the
-objectives (search.cost latency). Timing accuracy is a benchmark (benchmarks/latency_table.py),
+objectives (search.goal.cost latency). Timing accuracy is a benchmark (benchmarks/latency_table.py),
 not a test: these check what the table is made of and how it is used."""
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_the_table_is_cached_beside_the_run_and_reused(coco_root, tmp_path):
     """The first use times the operations and 3 whole networks and writes the table; a second
     table from the file predicts the same without timing anything; a file written for another
     machine or input size is measured anew; a unit is keyed by its definition, not its name."""
-    cfg = tiny_config("coco", coco_root, "search.cost", "latency")
+    cfg = tiny_config("coco", coco_root, "search.goal.cost", "latency")
     cfg = replace(cfg, space=tiny_space())
     path = tmp_path / "latency_table.json"
     table = space_latency_table(cfg, path)
@@ -75,7 +75,7 @@ def test_expected_latency_is_differentiable_and_matches_the_table_at_its_archite
 
     from strategies.cost import ExpectedCost
 
-    cfg = tiny_config("coco", coco_root, "search.cost", "latency")
+    cfg = tiny_config("coco", coco_root, "search.goal.cost", "latency")
     cfg = replace(cfg, space=tiny_space())
     table = space_latency_table(cfg, tmp_path / "t.json")
     strategy = DARTS()
@@ -100,21 +100,21 @@ def test_expected_latency_is_differentiable_and_matches_the_table_at_its_archite
 
 def test_a_latency_objective_needs_its_target(coco_root):
     with pytest.raises(UserInputError, match="target_ms"):
-        tiny_config("coco", coco_root, "search.cost", "latency", "search.objective",
-                    "flops_penalty", "search.target_gflops", "1.0")
+        tiny_config("coco", coco_root, "search.goal.cost", "latency", "search.goal.objective",
+                    "flops_penalty", "search.goal.target_gflops", "1.0")
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("strategy", ["darts", "random"])
 def test_a_search_under_an_unreachable_latency_constraint(coco_root, tmp_path, strategy):
-    """search.cost latency with target_ms 0.001: the table is written beside the run; DARTS
+    """search.goal.cost latency with target_ms 0.001: the table is written beside the run; DARTS
     logs its expected latency, which falls over two epochs; every random trial records its
     predicted latency and scores 0 (the constraint cannot be met)."""
     from tests.test_strategies import search
 
     out = tmp_path / strategy
-    r = search(coco_root, strategy, out, "search.cost", "latency", "search.objective",
-               "flops_constraint", "search.target_ms", "0.001", "search.epochs", "2",
+    r = search(coco_root, strategy, out, "search.goal.cost", "latency", "search.goal.objective",
+               "flops_constraint", "search.goal.target_ms", "0.001", "search.epochs", "2",
                "search.arch_lr", "0.05")
     assert r.returncode == 0, r.stderr[-3000:]
     table = json.loads((out / "latency_table.json").read_text())

@@ -176,7 +176,7 @@ def test_per_stage_prune_rate_trial(coco_root, tmp_path):
     (tmp_path / "p.json").write_text(json.dumps({k: 0.5 for k in space}))
     r = run_module("trainers/trial.py", "--cfg", "configs/search/synthetic_tiny.yaml",
                    "--params", str(tmp_path / "p.json"), "--out", str(tmp_path / "t"), *over,
-                   "search.prune_weights", str(tmp_path / "full.pth"), "search.trial_epochs", "1",
+                   "search.prune_rate.weights", str(tmp_path / "full.pth"), "search.trial_epochs", "1",
                    "train.num_workers", "0", "train.batch_size", "8", "test.flip_test", "false",
                    "train.limit_train_batches", "2")
     assert r.returncode == 0, r.stderr[-3000:]

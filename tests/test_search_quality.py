@@ -56,7 +56,7 @@ def test_collapse_signal_of_hand_built_alpha():
 
 
 def test_the_signal_ignores_the_cap():
-    cfg = _cfg("search.max_param_free", "0")
+    cfg = _cfg("search.collapse.max_param_free", "0")
     weights = {"alpha": _alpha({0: "max_pool_3x3", 1: "max_pool_3x3", 2: "max_pool_3x3"}),
                "beta": {}}
     assert arch_collapse(cfg, _choices(cfg), weights)["param_free_share"] == 1.0
@@ -72,7 +72,7 @@ def test_pdarts_cap_keeps_the_strongest_parameter_free_choices():
                             (2, ["max_pool_3x3", "skip_connect", "Sep_Conv_3x3"]),
                             (1, ["Sep_Conv_3x3", "skip_connect", "Sep_Conv_3x3"]),
                             (0, ["Sep_Conv_3x3"] * 3)]:
-        cfg = _cfg("search.max_param_free", str(limit))
+        cfg = _cfg("search.collapse.max_param_free", str(limit))
         arch = ArchFile(cfg, _choices(cfg), "search", {"alpha": alpha, "beta": {}})
         derived = derive_choices(arch)
         assert [derived[f"part{p}/fabric/cell/edge0_op"] for p in range(3)] == expected, limit
@@ -89,7 +89,7 @@ def test_collapse_stop_ends_the_search_and_keeps_the_epoch_before(coco_root, tmp
                    "model.input_size", "64x48", "search.epochs", "4", "search.warmup_epochs",
                    "1", "search.batch_size", "8", "train.num_workers", "0",
                    "test.flip_test", "false", "space.cell_config.operators",
-                   "[Zero, skip_connect, max_pool_3x3]", "search.collapse_stop", "0.5")
+                   "[Zero, skip_connect, max_pool_3x3]", "search.collapse.stop", "0.5")
     assert r.returncode == 0, r.stderr[-3000:]
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [0, 1]

@@ -363,7 +363,8 @@ def test_prune_top_k_edges_per_node(coco_root):
     cell = replace(cfg.space.cell_config, hidden_states_num=3, one_shot_search=True)
     # top-k alone: no cap on parameter-free operations (the demo config caps them at 1)
     cfg = replace(cfg, space=replace(cfg.space, cell_config=cell),
-                  search=replace(cfg.search, max_param_free=-1))
+                  search=replace(cfg.search, collapse=replace(cfg.search.collapse,
+                                                                   max_param_free=-1)))
     labels = build(cfg.space, "coco").simplify()
     choices = {k: (m.values[0] if not k.endswith("/input") else [0]) for k, m in labels.items()}
     strengths = {0: .3, 1: .9, 2: .8, 3: .4, 4: .7, 5: .6}  # node 3 has edges 3, 4, 5
@@ -478,8 +479,8 @@ def test_prune_rate_search_and_prune_inherit_the_kept_channels(coco_root, tmp_pa
     Prune step must inherit that deepest pruning. The tolerance rule itself is tested on a trained
     network in test_training.py."""
     out = tmp_path / "pr"
-    r = search(coco_root, "prune_rate", out, "space.head", "plain", "search.prune_selection",
-               "simple", "search.prune_step", "0.3", "search.prune_tolerance", "1.0")
+    r = search(coco_root, "prune_rate", out, "space.head", "plain", "search.prune_rate.selection",
+               "simple", "search.prune_rate.step", "0.3", "search.prune_rate.tolerance", "1.0")
     assert r.returncode == 0, r.stderr[-3000:]
     arch = load_arch(out / "arch.json")
     assert arch.metrics["rate"] == pytest.approx(0.9) and arch.channels
@@ -497,14 +498,14 @@ def test_prune_rate_search_and_prune_inherit_the_kept_channels(coco_root, tmp_pa
 def test_hardware_aware_objective():
     from dataclasses import replace
 
-    from trainers.config.schema import SearchConfig
+    from trainers.config.schema import GoalConfig
 
-    s = SearchConfig()
+    s = GoalConfig()
     assert objective(0.7, 9.0, s) == 0.7
-    pen = replace(s, objective="flops_penalty", target_gflops=4.0, penalty_weight=0.07)
+    pen = GoalConfig(objective="flops_penalty", target_gflops=4.0, penalty_weight=0.07)
     assert objective(0.7, 3.0, pen) == 0.7
     assert objective(0.7, 8.0, pen) == pytest.approx(0.7 * 2 ** -0.07)
-    con = replace(s, objective="flops_constraint", target_gflops=4.0)
+    con = GoalConfig(objective="flops_constraint", target_gflops=4.0)
     assert objective(0.7, 4.0, con) == 0.7 and objective(0.7, 4.1, con) == 0.0
     with pytest.raises(ValueError, match="target_gflops"):
         objective(0.7, 1.0, replace(s, objective="flops_penalty"))
@@ -548,8 +549,8 @@ def test_darts_with_an_unreachable_flops_constraint_picks_the_cheapest_widths(co
     import csv
 
     out = tmp_path / "hw"
-    r = search(coco_root, "darts", out, "search.objective", "flops_constraint",
-               "search.target_gflops", "0.001", "search.arch_lr", "0.05", "search.epochs", "2")
+    r = search(coco_root, "darts", out, "search.goal.objective", "flops_constraint",
+               "search.goal.target_gflops", "0.001", "search.arch_lr", "0.05", "search.epochs", "2")
     assert r.returncode == 0, r.stderr[-3000:]
     (metrics,) = (out / "logs").rglob("metrics.csv")
     rows = [row for row in csv.DictReader(metrics.open()) if row.get("search/expected_gflops")]

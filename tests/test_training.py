@@ -234,7 +234,7 @@ def test_train_derived_arch_then_test_and_param_flop(coco_root, tmp_path):
 def test_prune_rate_on_a_trained_network_stops_at_the_tolerance(trained, learn_root, tmp_path):
     """APRCP's rule on a network that has learned something (AP 0.13): pruning without
     fine-tuning costs AP, so the scan r = 0.3, 0.6, 0.9 must stop at the first rate whose AP drop
-    exceeds search.prune_tolerance and keep the rate before it — checked here from the probes'
+    exceeds search.prune_rate.tolerance and keep the rate before it — checked here from the probes'
     recorded APs, not from the strategy's own choice."""
     run, _ = trained
     out = tmp_path / "pr"
@@ -244,8 +244,8 @@ def test_prune_rate_on_a_trained_network_stops_at_the_tolerance(trained, learn_r
                    "dataset.root", str(learn_root), "train.num_workers", "0", "test.batch_size", "16",
                    "test.flip_test", "false", "space.head", "plain", "space.backbone.stages", "0",
                    "space.backbone.width_multipliers", "[0.25, 0.5, 0.75, 1.0]",
-                   "search.prune_weights", str(run / "best.ckpt"), "search.prune_selection", "simple",
-                   "search.prune_step", "0.3", "search.prune_tolerance", str(tolerance))
+                   "search.prune_rate.weights", str(run / "best.ckpt"), "search.prune_rate.selection", "simple",
+                   "search.prune_rate.step", "0.3", "search.prune_rate.tolerance", str(tolerance))
     assert r.returncode == 0, r.stderr[-3000:]
     probes = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
     base = probes[0]

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="only check that --out is up to date")
     p.add_argument("--prune-rates", action="store_true",
                    help="the per-stage pruning-rate space (experiments/prune_rate.yml) instead: "
-                   "rates 0 to search.prune_max_rate in steps of search.prune_step")
+                   "rates 0 to search.prune_rate.max_rate in steps of search.prune_rate.step")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     args = p.parse_args(argv)
     cfg = load_config(args.cfg, args.overrides)

@@ -95,7 +95,7 @@ def run_nni_trial(cfg: Config, choices: dict[str, Any], out: Path,
     (:func:`strategies.trials.run_trial`); report to NNI; write ``out/arch.json``.
 
     Parameters named ``stage{s}/rate`` (``experiments/prune_rate.yml``) instead prune the
-    trained network of ``search.prune_weights`` at those per-stage rates and fine-tune it.
+    trained network of ``search.prune_rate.weights`` at those per-stage rates and fine-tune it.
     """
     metric = primary_metric(cfg.dataset.name)
     channels: dict[str, list[int]] = {}

@@ -11,11 +11,19 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from trainers.config.loader import build_dataclass, load_into, to_plain
-from trainers.config.schema import Config
+from trainers.config.schema import RENAMED_KEYS, Config
 from trainers.data.registry import DATASETS, dataset_names
 from search_space.errors import UserInputError
 
 __all__ = ["load_config", "config_from_dict", "config_to_dict"]
+
+
+def _renamed(err: UserInputError) -> UserInputError:
+    """An unknown key that an older version had: say where it lives now."""
+    new = RENAMED_KEYS.get(err.field or "")
+    if new is None or not err.message.startswith("unknown key"):
+        return err
+    return UserInputError(err.source, f"renamed to {new}", field=err.field)
 
 
 def _check_registered(cfg: Config, source: str) -> Config:
@@ -32,13 +40,21 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     Raises:
         UserInputError: naming the file (or ``override``) and the dotted key.
     """
-    return _check_registered(load_into(Config, path, overrides), str(path))
+    try:
+        cfg = load_into(Config, path, overrides)
+    except UserInputError as err:
+        raise _renamed(err) from None
+    return _check_registered(cfg, str(path))
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<dict>",
                      origin: Mapping[str, str] | None = None) -> Config:
     """Validate a plain mapping (e.g. the ``config`` of an arch.json) into a :class:`Config`."""
-    return _check_registered(build_dataclass(Config, data, source=source, origin=origin), source)
+    try:
+        cfg = build_dataclass(Config, data, source=source, origin=origin)
+    except UserInputError as err:
+        raise _renamed(err) from None
+    return _check_registered(cfg, source)
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from search_space.config import SpaceConfig
 from search_space.errors import UserInputError
 
 __all__ = ["Config", "DatasetConfig", "ModelConfig", "TrainConfig", "TestConfig", "SearchConfig",
+           "GoalConfig", "PruneRateConfig", "CollapseConfig", "RENAMED_KEYS",
            "DistillConfig", "QuantConfig",
            "HEATMAP_STRIDE"]
 
@@ -103,45 +104,65 @@ class TestConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SearchConfig:
-    """Architecture search budget and the architecture optimiser."""
+class GoalConfig:
+    """``search.goal``: what trials and rankings maximise, and the cost it weighs."""
 
-    epochs: int = 50
-    batch_size: int = 32
-    warmup_epochs: int = 0  #: epochs with alpha/beta frozen
-    arch_lr: float = 3e-4
-    arch_weight_decay: float = 1e-3
-    num_trials: int = 20  #: multi-trial strategies; path samples of spos; rate probes of prune_rate
-    trial_epochs: int = 1
-    #: prune_rate: a checkpoint / state dict of the full-width network (empty: train it for
-    #: ``search.epochs`` epochs first)
-    prune_weights: str = ""
-    #: prune_rate: an arch file fixing the space's non-width decisions (empty: none allowed)
-    base_arch: str = ""
-    prune_criterion: Literal["scale", "shift", "scale_shift", "l1"] = "scale"
-    prune_selection: Literal["simple", "golden"] = "golden"
-    prune_tolerance: float = 0.01  #: largest AP (PCKh) drop before retraining
-    prune_step: float = 0.05  #: rate step of the "simple" scan
-    prune_max_rate: float = 0.9
-    prune_min_keep: float = 0.1  #: per-layer floor: fraction of a layer's channels always kept
-    #: trials (trial.py): start from a one-shot search checkpoint's supernet weights
-    inherit_from: str = ""
-    #: what trials and rankings maximise: the metric (AP / PCKh), the metric with a FLOPs penalty
-    #: (MnasNet's soft reward: metric × (GFLOPs / target)^-penalty_weight above the target), or
-    #: the metric under a FLOPs constraint (0 above the target)
+    #: the metric (AP / PCKh), the metric with a cost penalty (MnasNet's soft reward:
+    #: metric × (cost / target)^-penalty_weight above the target), or the metric under a cost
+    #: constraint (0 above the target)
     objective: Literal["metric", "flops_penalty", "flops_constraint"] = "metric"
-    target_gflops: float = 0.0
-    penalty_weight: float = 0.07
     #: the cost the objective weighs: GFLOPs, or onnxruntime's latency on this machine (1
     #: thread, ms per crop) from a lookup table of the space's operations (strategies.latency)
     cost: Literal["gflops", "latency"] = "gflops"
+    target_gflops: float = 0.0
     target_ms: float = 0.0  #: the target of ``cost latency`` (ms)
+    penalty_weight: float = 0.07
     #: the latency table (JSON); "" = latency_table.json in the search's output folder
     latency_table: str = ""
-    #: a teacher-guided search: the supernet (one-shot strategies, both the weight and the
-    #: architecture step) and the trained candidates (multi-trial trials) learn against the
-    #: teacher of the ``distill`` section, with its loss and alpha
-    distill: bool = False
+
+    @property
+    def target(self) -> float:
+        """The objective's target in the unit of ``cost`` (GFLOPs or ms)."""
+        return self.target_ms if self.cost == "latency" else self.target_gflops
+
+    def __post_init__(self) -> None:
+        if self.objective != "metric" and self.cost == "gflops" and self.target_gflops <= 0:
+            raise UserInputError.at_field("target_gflops", f"objective {self.objective!r} needs "
+                                          "a target above 0 (GFLOPs, as --param_flop reports them)")
+        if self.objective != "metric" and self.cost == "latency" and self.target_ms <= 0:
+            raise UserInputError.at_field("target_ms", f"objective {self.objective!r} with cost "
+                                          "latency needs a target above 0 (ms per crop, "
+                                          "onnxruntime, 1 thread)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PruneRateConfig:
+    """``search.prune_rate``: adaptive pruning-rate channel pruning (APRCP; strategies.prune_rate)."""
+
+    #: a checkpoint / state dict of the full-width network (empty: train it for
+    #: ``search.epochs`` epochs first)
+    weights: str = ""
+    #: an arch file fixing the space's non-width decisions (empty: none allowed)
+    base_arch: str = ""
+    criterion: Literal["scale", "shift", "scale_shift", "l1"] = "scale"
+    selection: Literal["simple", "golden"] = "golden"
+    tolerance: float = 0.01  #: largest AP (PCKh) drop before retraining
+    step: float = 0.05  #: rate step of the "simple" scan
+    max_rate: float = 0.9
+    min_keep: float = 0.1  #: per-layer floor: fraction of a layer's channels always kept
+
+    def __post_init__(self) -> None:
+        for name in ("tolerance", "step", "max_rate", "min_keep"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0 or (name == "step" and value == 0):
+                raise UserInputError.at_field(name, f"must be in [0, 1]"
+                                              f"{' and > 0' if name == 'step' else ''}, got {value}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollapseConfig:
+    """``search.collapse``: remedies for DARTS's collapse onto parameter-free operations."""
+
     #: Prune's limit on parameter-free operations (skip connection, pooling) in the derived
     #: network, P-DARTS's cap on skip connections (Chen et al. 2019): the strongest
     #: ``max_param_free`` parameter-free choices by α stay, the others take their strongest
@@ -151,36 +172,59 @@ class SearchConfig:
     #: a one-shot search stops at the first epoch whose architecture has at least this share of
     #: parameter-free operations (strategies.collapse) and keeps the best epoch before it;
     #: 0: off
-    collapse_stop: float = 0.0
+    stop: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.stop <= 1.0:
+            raise UserInputError.at_field("stop", f"must be a share in [0, 1] (0: off), got "
+                                          f"{self.stop}")
+        if self.max_param_free < -1:
+            raise UserInputError.at_field("max_param_free", f"must be -1 (no limit) or ≥ 0, got "
+                                          f"{self.max_param_free}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchConfig:
+    """Architecture search: budget and architecture optimiser here; the objective
+    (``goal``), channel pruning (``prune_rate``) and collapse remedies (``collapse``) in their
+    sub-sections."""
+
+    epochs: int = 50
+    batch_size: int = 32
+    warmup_epochs: int = 0  #: epochs with alpha/beta frozen
+    arch_lr: float = 3e-4
+    arch_weight_decay: float = 1e-3
+    num_trials: int = 20  #: multi-trial strategies; path samples of spos; rate probes of prune_rate
+    trial_epochs: int = 1
+    #: trials (trial.py): start from a one-shot search checkpoint's supernet weights
+    inherit_from: str = ""
+    #: a teacher-guided search: the supernet (one-shot strategies, both the weight and the
+    #: architecture step) and the trained candidates (multi-trial trials) learn against the
+    #: teacher of the ``distill`` section, with its loss and alpha
+    distill: bool = False
     #: SPOS path ranking and benchmarks: training batches each sampled path's BN statistics are
     #: re-estimated on before it is scored (Guo et al. 2020); 0: the supernet's statistics
     bn_recalibration_batches: int = 8
-
-    @property
-    def target(self) -> float:
-        """The objective's target in the unit of ``cost`` (GFLOPs or ms)."""
-        return self.target_ms if self.cost == "latency" else self.target_gflops
+    goal: GoalConfig = field(default_factory=GoalConfig)
+    prune_rate: PruneRateConfig = field(default_factory=PruneRateConfig)
+    collapse: CollapseConfig = field(default_factory=CollapseConfig)
 
     def __post_init__(self) -> None:
-        if self.objective != "metric" and self.cost == "gflops" and self.target_gflops <= 0:
-            raise UserInputError.at_field("target_gflops", f"objective {self.objective!r} needs a target "
-                               "above 0 (GFLOPs, as --param_flop reports them)")
-        if self.objective != "metric" and self.cost == "latency" and self.target_ms <= 0:
-            raise UserInputError.at_field("target_ms", f"objective {self.objective!r} with cost latency "
-                               "needs a target above 0 (ms per crop, onnxruntime, 1 thread)")
         if self.bn_recalibration_batches < 0:
             raise UserInputError.at_field("bn_recalibration_batches", "must be ≥ 0 (0: off), got "
-                               f"{self.bn_recalibration_batches}")
-        if not 0.0 <= self.collapse_stop <= 1.0:
-            raise UserInputError.at_field("collapse_stop", f"must be a share in [0, 1] (0: off), got "
-                               f"{self.collapse_stop}")
-        if self.max_param_free < -1:
-            raise UserInputError.at_field("max_param_free", f"must be -1 (no limit) or ≥ 0, got "
-                               f"{self.max_param_free}")
-        for name in ("prune_tolerance", "prune_step", "prune_max_rate", "prune_min_keep"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0 or (name == "prune_step" and value == 0):
-                raise UserInputError.at_field(name, f"must be in [0, 1]{' and > 0' if name == 'prune_step' else ''}, got {value}")
+                                          f"{self.bn_recalibration_batches}")
+
+
+#: keys of the flat ``search`` section before it had sub-sections → where they live now
+RENAMED_KEYS: dict[str, str] = {
+    **{f"search.{old}": f"search.goal.{old}" for old in
+       ("objective", "cost", "target_gflops", "target_ms", "penalty_weight", "latency_table")},
+    **{f"search.prune_{old}": f"search.prune_rate.{old}" for old in
+       ("weights", "criterion", "selection", "tolerance", "step", "max_rate", "min_keep")},
+    "search.base_arch": "search.prune_rate.base_arch",
+    "search.max_param_free": "search.collapse.max_param_free",
+    "search.collapse_stop": "search.collapse.stop",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
