@@ -25,7 +25,7 @@ from trainers.data.transforms import person_crops
 from search_space.errors import UserInputError
 from trainers.cli import cli_errors, configure_logging
 from trainers.evaluation.prediction import flip_test_predictor
-from trainers.deploy.drawing import draw_people
+from trainers.deploy.drawing import add_image_arguments, draw_people
 
 __all__ = ["predict_image", "main"]
 
@@ -58,13 +58,7 @@ def _parser() -> argparse.ArgumentParser:
                    "(official HRNet, Lite-HRNet, mmpose) with --model or --cfg")
     p.add_argument("--model", help="for a released checkpoint: the registered model it holds")
     p.add_argument("--cfg", help="for a released checkpoint: a config (model, input size)")
-    p.add_argument("--image", required=True)
-    p.add_argument("--out", required=True, help="output image (.jpg/.png)")
-    p.add_argument("--boxes", help="detection JSON (COCO results format)")
-    p.add_argument("--image-id", type=int, help="use only the boxes of this image_id")
-    p.add_argument("--score-thr", type=float, default=0.5, help="minimum box score")
-    p.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint confidence drawn")
-    p.add_argument("--no-flip", action="store_true", help="no flip test")
+    add_image_arguments(p)
     return p
 
 

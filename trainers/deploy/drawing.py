@@ -8,6 +8,8 @@ crops uint8 (3, H, W) as the loaders give them.
 """
 from __future__ import annotations
 
+import argparse
+
 import cv2
 import numpy as np
 
@@ -132,3 +134,15 @@ def draw_people(image: np.ndarray, boxes: list[list[float]], people: np.ndarray,
         lines.append(f"note: no joint passed --kpt-thr {threshold} (the highest score was "
                      f"{best:.3f}): nothing was drawn; lower --kpt-thr to see the predictions")
     return "\n".join(lines)
+
+
+def add_image_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments the single-image commands share (``trainers.infer``, ``visualize.demo``):
+    the image, the output, person boxes and the thresholds, the flip test."""
+    p.add_argument("--image", required=True)
+    p.add_argument("--out", required=True, help="output image (.jpg/.png)")
+    p.add_argument("--boxes", help="detection JSON (COCO results format)")
+    p.add_argument("--image-id", type=int, help="use only the boxes of this image_id")
+    p.add_argument("--score-thr", type=float, default=0.5, help="minimum box score")
+    p.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint confidence drawn")
+    p.add_argument("--no-flip", action="store_true", help="no flip test")

@@ -28,7 +28,7 @@ from trainers.data.codec import HeatmapCodec, flip_back
 from trainers.data.images import ImageReadError, read_image
 from trainers.data.transforms import person_crops
 from trainers.deploy.meta import DeployMeta, read_meta
-from trainers.deploy.drawing import draw_people
+from trainers.deploy.drawing import add_image_arguments, draw_people
 from search_space.errors import UserInputError
 from trainers.cli import cli_errors, configure_logging
 
@@ -105,13 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trainers.infer", description=__doc__,
                                 formatter_class=_Help)
     p.add_argument("--model", required=True, help="an .onnx file from trainers.deploy.export")
-    p.add_argument("--image", required=True)
-    p.add_argument("--out", required=True, help="output image (.jpg/.png)")
-    p.add_argument("--boxes", help="detection JSON (COCO results format)")
-    p.add_argument("--image-id", type=int, help="use only the boxes of this image_id")
-    p.add_argument("--score-thr", type=float, default=0.5, help="minimum box score")
-    p.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint confidence drawn")
-    p.add_argument("--no-flip", action="store_true", help="no flip test")
+    add_image_arguments(p)
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (0: its default)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the people")
     return p
