@@ -18,12 +18,11 @@ from strategies.data import build_search_data
 from strategies.records import ArchRecorder
 from strategies.registry import STRATEGIES
 from trainers.network.build import init_backbone
-from trainers.weights.checkpoint import load_checkpoint
 from trainers.engine.checkpointing import AtomicCheckpoint
 from trainers.config.schema import Config
 from trainers.data.registry import primary_metric
 from trainers.engine.distill import build_teacher
-from trainers.engine.fit import make_trainer
+from trainers.engine.fit import make_trainer, resume_kwargs
 from search_space.errors import UserInputError
 from trainers.engine.module import PoseModule
 
@@ -125,14 +124,7 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
                            callbacks=[recorder, ckpt_cb, *callbacks],
                            loggers=[pl.loggers.CSVLogger(str(out), name="logs")],
                            progress=progress, trainer_cls=Trainer)
-    fit_kwargs: dict[str, Any] = {}
-    if resume:
-        last = out / "last.ckpt"
-        if not last.is_file():
-            raise UserInputError(str(last), "no checkpoint to resume from (--resume)")
-        ckpt = load_checkpoint(last)
-        logger.info(f"resuming from {last} (finished epoch {ckpt['epoch']})")
-        fit_kwargs = {"ckpt_path": str(last), "weights_only": True}
+    fit_kwargs = resume_kwargs(out, resume)
     loaders = entry.loaders
     train_loader = data.weights if loaders == "bilevel" else data.full
     # in process: NNI's advice to trace loaders for remote trials does not apply

@@ -88,3 +88,37 @@ def test_commands_document_themselves(command, words):
     assert r.returncode == 0, r.stderr[-2000:]
     for word in words:
         assert word in r.stdout, word
+
+
+def _console_scripts() -> dict[str, str]:
+    import configparser
+
+    from tests.conftest import REPO
+
+    parser = configparser.ConfigParser()
+    parser.read(REPO / "setup.cfg")
+    lines = parser["options.entry_points"]["console_scripts"].strip().splitlines()
+    return dict(tuple(part.strip() for part in line.split("=")) for line in lines)
+
+
+def test_every_console_script_names_a_main_and_the_commands_have_one():
+    import importlib
+    import sys
+    from pathlib import Path
+
+    scripts = _console_scripts()
+    documented = {"strategies.search", "strategies.prune", "strategies.nnictl.trial",
+                  "strategies.nnictl.space_json", "strategies.nnictl.collect",
+                  "trainers.train_derived", "trainers.test", "trainers.evaluate",
+                  "trainers.deploy.export", "trainers.deploy.infer", "trainers.weights.convert",
+                  "trainers.data.synthetic.__main__", "trainers.data.download", "visualize.loop",
+                  "visualize.param_flop", "visualize.arch", "visualize.history", "visualize.demo"}
+    assert {target.split(":")[0] for target in scripts.values()} == documented
+    for name, target in scripts.items():
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func)), name
+    # installed by `pip install -e .` (make setup): one runs like the module it names
+    script = Path(sys.executable).parent / "posenas-search"
+    r = __import__("subprocess").run([str(script), "--help"], capture_output=True, text=True,
+                                     timeout=300)
+    assert r.returncode == 0 and "darts2" in r.stdout and "Traceback" not in r.stderr

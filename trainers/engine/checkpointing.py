@@ -4,6 +4,13 @@ metric improves, and ``metrics.json`` (one record per epoch).
 A checkpoint is written to a temporary file in the same folder and renamed over the old one,
 so a SIGKILL at any moment leaves a loadable ``last.ckpt``; the callback's state (best value,
 history) travels in the checkpoint, so a resumed run continues ``metrics.json``.
+
+Why not Lightning's ``ModelCheckpoint``: Lightning 2.6 saves through
+``lightning_fabric.utilities.cloud_io._atomic_save``, which stages the file with
+``tempfile.mkstemp()`` in the system temp folder and ``shutil.move``s it into place — a copy,
+not a rename, whenever the run folder is on another file system than ``/tmp`` (a cluster's
+shared disk), so a kill mid-copy leaves a truncated ``last.ckpt``. Writing the temporary file
+beside the target and renaming it is atomic on every POSIX file system.
 """
 from __future__ import annotations
 

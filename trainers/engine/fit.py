@@ -21,7 +21,7 @@ from trainers.data.loader import build_loader
 from search_space.errors import UserInputError
 from trainers.engine.module import PoseModule
 
-__all__ = ["fit", "make_trainer", "recipe_record", "evaluate_model", "trainer_kwargs",
+__all__ = ["fit", "make_trainer", "resume_kwargs", "recipe_record", "evaluate_model", "trainer_kwargs",
            "torchrun_layout"]
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,20 @@ def make_trainer(cfg: Config, *, max_epochs: int | None = None,
                        enable_model_summary=False, **trainer_kwargs(cfg))
 
 
+def resume_kwargs(out_dir: Path, resume: bool) -> dict[str, Any]:
+    """``Trainer.fit`` arguments that continue from ``out_dir/last.ckpt`` (checked first: one
+    clear line for a missing or foreign file, before Lightning touches it), or none."""
+    if not resume:
+        return {}
+    last = out_dir / "last.ckpt"
+    if not last.is_file():
+        raise UserInputError(str(last), "no checkpoint to resume from (--resume)")
+    ckpt = load_checkpoint(last)
+    logger.info(f"resuming from {last} (finished epoch {ckpt['epoch']}, "
+                f"global step {ckpt['global_step']})")
+    return {"ckpt_path": str(last), "weights_only": True}
+
+
 def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str | Path,
         resume: bool = False, progress: bool = True,
         callbacks: list[pl.Callback] | None = None,
@@ -135,20 +149,10 @@ def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str 
     trainer = make_trainer(cfg, max_epochs=cfg.train.epochs,
                            callbacks=[*(callbacks or []), ckpt_cb], loggers=loggers,
                            progress=progress)
-    ckpt_path = None
-    if resume:
-        last = out_dir / "last.ckpt"
-        if not last.is_file():
-            raise UserInputError(str(last), "no checkpoint to resume from (--resume)")
-        ckpt = load_checkpoint(last)  # validates before Lightning touches it
-        logger.info(f"resuming from {last} (finished epoch {ckpt['epoch']}, "
-              f"global step {ckpt['global_step']})")
-        ckpt_path = str(last)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*Checkpoint directory.*exists and is not empty.*")
-        trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path,
-                    **({"weights_only": True} if ckpt_path else {}))
+        trainer.fit(module, train_loader, val_loader, **resume_kwargs(out_dir, resume))
     return {"metric": metric, "best": ckpt_cb.best, "history": ckpt_cb.history,
             "last": str(out_dir / "last.ckpt"), "best_ckpt": str(out_dir / "best.ckpt"),
             "world_size": trainer.world_size, "global_zero": trainer.is_global_zero}
