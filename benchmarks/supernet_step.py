@@ -263,7 +263,7 @@ def main() -> int:
                         "--val", "4"], check=True, cwd=REPO, capture_output=True)
     rows, results = [], {}
     for case in cases:
-        cmd = [sys.executable, __file__, "--case", case, "--size", f"{args.size[0]}x{args.size[1]}",
+        cmd = [sys.executable, "-m", __spec__.name, "--case", case, "--size", f"{args.size[0]}x{args.size[1]}",
                "--batch", str(args.batch), "--steps", str(args.steps), "--device", args.device,
                "--data", str(Path(args.data).resolve()), "--threads", str(args.threads)] + (
                    ["--no-widths"] if args.no_widths else []) + (["--nchw"] if args.nchw else [])

@@ -177,7 +177,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:
             out = Path(tmp) / f"{case}.pt"
-            cmd = [sys.executable, __file__, "--case", case, "--out", str(out),
+            cmd = [sys.executable, "-m", __spec__.name, "--case", case, "--out", str(out),
                    "--batch", str(args.batch), "--size", f"{args.size[0]}x{args.size[1]}",
                    "--steps", str(args.steps), "--warmup", str(args.warmup),
                    "--threads", str(args.threads)]

@@ -38,7 +38,7 @@ from search_space.supernet import build
 from trainers.network.arch_file import ArchFile, check_choices, load_arch, save_arch
 from trainers.network.build import build_network, spec_from_arch
 from trainers.weights.checkpoint import save_state_dict
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 from trainers.report import format_table
 
 __all__ = ["derive_choices", "prune_arch", "inherited_network", "write_inherited_state"]
@@ -148,7 +148,6 @@ def _count_cells(model: torch.nn.Module) -> int:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
     p = argparse.ArgumentParser(prog="python -m strategies.prune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", required=True, help="arch.json of a search")

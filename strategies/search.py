@@ -33,7 +33,7 @@ from trainers.network.arch_file import load_arch
 from trainers.network.build import build_network, spec_from_arch
 from trainers.config.schema import Config
 from trainers.config.experiment import load_config
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 from trainers.report import format_table
 from trainers.report import format_report
 
@@ -78,7 +78,6 @@ def _parser() -> argparse.ArgumentParser:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_intermixed_args(argv)  # flags after KEY VALUE pairs too
-    configure_logging()
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="nni")
     extra = (["train.devices", args.devices] if args.devices else []) + \
         (["distill.config", args.distill_config, "search.distill", "true"]

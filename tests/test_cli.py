@@ -116,7 +116,10 @@ def test_every_console_script_names_a_main_and_the_commands_have_one():
     assert {target.split(":")[0] for target in scripts.values()} == documented
     for name, target in scripts.items():
         module, func = target.split(":")
-        assert callable(getattr(importlib.import_module(module), func)), name
+        command = importlib.import_module(module)
+        assert callable(getattr(command, func)), name
+        # bad input is one line and exit 2: every main() goes through trainers.cli.cli_errors
+        assert getattr(command.main, "__wrapped__", None) is not None, f"{name}: main"
     # installed by `pip install -e .` (make setup): one runs like the module it names
     script = Path(sys.executable).parent / "posenas-search"
     r = __import__("subprocess").run([str(script), "--help"], capture_output=True, text=True,

@@ -27,10 +27,13 @@ _OWN = ("search_space", "strategies", "trainers", "visualize", "benchmarks", "__
 
 
 def cli_errors(main: F) -> F:
-    """Decorate a ``main()`` so user errors end the program with one line and exit code 2."""
+    """Decorate a command's ``main()``: logging set up (:func:`configure_logging`; a command may
+    call it again with another level), and user errors end the program with one line and exit
+    code 2."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        configure_logging()
         try:
             return main(*args, **kwargs)
         except UserInputError as err:

@@ -15,7 +15,7 @@ import sys
 
 from search_space.errors import UserInputError
 from search_space.joints import keypoint_spec
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 from trainers.data.registry import DATASETS, dataset_names
 from trainers.evaluation import coco, mpii
 from trainers.report import format_metrics
@@ -51,7 +51,6 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
     args = _parser().parse_args(argv)
     coco_format = DATASETS[args.dataset].evaluation == "coco"
     predictions = args.results if coco_format else args.preds

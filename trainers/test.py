@@ -25,7 +25,7 @@ from trainers.config.experiment import load_config
 from trainers.data.registry import build_dataset
 from trainers.engine.fit import evaluate_model
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 from trainers.report import format_metrics
 
 
@@ -55,7 +55,6 @@ def _parser() -> argparse.ArgumentParser:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_logging()
     extra = list(args.overrides)
     if args.flip_test is not None:
         extra += ["test.flip_test", str(args.flip_test).lower()]

@@ -33,7 +33,7 @@ from trainers.data.topdown import normalize_images
 from trainers.engine.distill import build_teacher
 from trainers.engine.qat import calibrate_pact, pact_modules
 from trainers.engine.fit import fit
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 from trainers.engine.module import NonFiniteLossError
 from trainers.report import format_table
 from search_space.counting import param_flop_report
@@ -85,7 +85,6 @@ def _calibrate(model, cfg) -> None:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_intermixed_args(argv)  # flags after KEY VALUE pairs too
-    configure_logging()
     extra = (["train.devices", args.devices] if args.devices else []) + \
         (["distill.config", args.distill_config] if args.distill_config else [])
     cfg = load_config(args.cfg, args.overrides + extra)

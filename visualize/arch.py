@@ -29,7 +29,7 @@ from trainers.network.arch_file import ArchFile, load_arch
 from trainers.atomic import atomic_path
 from trainers.network.build import build_network, spec_from_arch
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 
 __all__ = ["arch_graph", "to_dot", "render"]
 
@@ -249,7 +249,6 @@ def render(arch: ArchFile, out: str | Path, graph: nx.DiGraph | None = None) -> 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
     p = argparse.ArgumentParser(prog="python -m visualize.arch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("arch", help="arch.json or derived.json")

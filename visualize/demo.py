@@ -23,7 +23,7 @@ from trainers.data.images import ImageReadError, read_image
 from search_space.joints import keypoint_spec
 from trainers.data.transforms import person_crops
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 from trainers.evaluation.prediction import flip_test_predictor
 from trainers.deploy.drawing import add_image_arguments, draw_people
 
@@ -64,7 +64,6 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
     args = _parser().parse_args(argv)
     cfg, _, model = load_any_network(args.weights, load_config(args.cfg) if args.cfg else None,
                                      args.model)

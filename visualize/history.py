@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from trainers.atomic import atomic_path  # noqa: E402
 from search_space.errors import UserInputError  # noqa: E402
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 
 __all__ = ["read_history", "plot_history", "plot_pareto", "pareto_front"]
 
@@ -172,7 +172,6 @@ def _baseline(text: str) -> tuple[str, tuple[float, float]]:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
     p = argparse.ArgumentParser(prog="python -m visualize.history", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("history", help="DIR/history.jsonl of strategies.search")

@@ -39,7 +39,7 @@ from trainers.data.images import ImageReadError, read_image
 from trainers.data.synthetic import write_coco
 from trainers.deploy.drawing import draw_skeleton, save_image
 from trainers.engine.fit import evaluate_model, fit
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 from trainers.report import format_metrics, format_table
 from visualize.arch import arch_graph, render
 from visualize.demo import predict_image
@@ -96,7 +96,6 @@ def _step(k: int, text: str) -> None:
     print(f"[{k}/{STEPS}] {text}", flush=True)
 
 
-@cli_errors
 def _search_and_prune(args: argparse.Namespace, data: Path,
                       search_dir: Path) -> tuple[float, ArchFile, ArchFile]:
     """Steps 2 and 3: the DARTS search at the training input size, then the Prune step with
@@ -125,9 +124,9 @@ def _search_and_prune(args: argparse.Namespace, data: Path,
     return search_s, arch, derived
 
 
+@cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_logging()
     start = time.time()
     data, out = Path(args.data), Path(args.out)
     if not (data / "annotations" / "person_keypoints_val2017.json").exists():

@@ -20,7 +20,7 @@ from trainers.network.build import build_network, spec_from_arch, spec_from_mode
 from trainers.config.experiment import load_config
 from trainers.config.loader import coerce_value
 from trainers.data.registry import dataset_names
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 from trainers.report import format_report
 
 __all__ = ["main"]
@@ -44,7 +44,6 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
     parser = _parser()
     args = parser.parse_args(argv)
     if not (args.cfg or args.model or args.arch):

@@ -21,7 +21,7 @@ from typing import Any
 from trainers.network.arch_file import load_arch
 from trainers.atomic import atomic_path
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 from trainers.report import format_table
 
 __all__ = ["experiment_dir", "collect_trials"]
@@ -64,7 +64,6 @@ def collect_trials(exp_dir: Path) -> tuple[list[dict[str, Any]], int]:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
     p = argparse.ArgumentParser(prog="python -m strategies.collect", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", help="experiment ID (under ~/nni-experiments) or directory")

@@ -23,7 +23,7 @@ from strategies.prune_rate import prune_rate_search_space
 from trainers.atomic import atomic_path
 from trainers.config.experiment import load_config
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 
 __all__ = ["nni_search_space", "choices_from_parameters"]
 
@@ -42,7 +42,6 @@ def choices_from_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
     p = argparse.ArgumentParser(prog="python -m search_space.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", required=True, help="experiment config with a space section")

@@ -39,7 +39,7 @@ from trainers.config.schema import Config
 from trainers.config.experiment import load_config
 from trainers.data.registry import primary_metric
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 
 logger = logging.getLogger("posenas.trial")
 
@@ -125,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output folder (default: NNI_OUTPUT_DIR, else runs/trial)")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     args = p.parse_args(argv)
-    configure_logging()
     overrides = list(args.overrides) + shlex.split(os.environ.get("POSENAS_TRIAL_OVERRIDES", ""))
     cfg = load_config(args.cfg, overrides)
     choices = choices_from_parameters(_parameters(args))

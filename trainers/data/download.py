@@ -33,7 +33,7 @@ from pathlib import Path
 
 from trainers.atomic import publish
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 
 __all__ = ["Remote", "SOURCES", "fetch", "md5sum", "unpack", "download_dataset"]
 
@@ -238,7 +238,6 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
     args = _parser().parse_args(argv)
     out = Path(args.out)
     done = download_dataset(args.dataset, out, args.use_dt, args.keep_archives, args.base_url,

@@ -30,7 +30,7 @@ from trainers.data.transforms import person_crops
 from trainers.deploy.meta import DeployMeta, read_meta
 from trainers.deploy.drawing import add_image_arguments, draw_people
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 
 __all__ = ["OnnxPoseModel", "main"]
 
@@ -113,7 +113,6 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
     args = _parser().parse_args(argv)
     if not Path(args.model).is_file():
         raise UserInputError(args.model, "no such file", field="--model")

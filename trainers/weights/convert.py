@@ -38,7 +38,7 @@ from trainers.network.build import load_backbone, load_exact, network_spec
 from trainers.weights.checkpoint import checkpoint_record, read_weights
 from trainers.config.experiment import config_from_dict, config_to_dict, load_config
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 from trainers.weights.formats import EXTERNAL_FORMATS, format_names
 from search_space.pose_space import freeze
 
@@ -60,7 +60,6 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> dict:
-    configure_logging()
     args = _parser().parse_args(argv)
     if args.cfg:
         cfg = load_config(args.cfg, ["model.name", args.model] if args.model else [])

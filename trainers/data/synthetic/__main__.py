@@ -9,7 +9,7 @@ import sys
 
 from trainers.data.synthetic.writers import write_coco, write_mpii
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import cli_errors
 from trainers.report import format_table
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,7 +25,6 @@ def _parser() -> argparse.ArgumentParser:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
     args = _parser().parse_args(argv)
     if args.train < 1 or args.val < 1:
         raise UserInputError("argument", "--train and --val must be at least 1")
