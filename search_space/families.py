@@ -8,8 +8,7 @@ heads are known (:class:`~search_space.backbone_plan.BackbonePlan`). The network
 
 To add a family: one file with its backbone module and a plan function
 ``(layout, options, chooser, plain, levels) -> BackbonePlan``, one entry in :data:`FAMILIES`,
-and
-its backbones (layouts) in :data:`search_space.backbones.BACKBONES`.
+and its backbones (layouts) in :data:`search_space.backbones.BACKBONES`.
 """
 from __future__ import annotations
 

@@ -228,7 +228,7 @@ class LatencyTable:
             return
         if not valid:
             logger.info(f"latency table {path}: measured for another machine, runtime or input size; "
-                  "measuring anew")
+                        "measuring anew")
             return
         self.entries = dict(data.get("entries", {}))
         self.calibration = dict(data.get("calibration", {}))
@@ -338,7 +338,7 @@ def space_latency_table(cfg: Config, path: str | Path | None) -> LatencyTable:
         return table
     start = time.time()
     logger.info(f"latency table: timing the operations of {CALIBRATION_NETWORKS} random architectures "
-          f"with onnxruntime ({table.runtime['threads']} thread)")
+                f"with onnxruntime ({table.runtime['threads']} thread)")
     labels = build(cfg.space, cfg.dataset.name).simplify()
     made = list(random_networks(lambda ch: build_network(spec_from_choices(cfg, ch)), labels,
                                 CALIBRATION_NETWORKS, cfg.seed + 7919))
@@ -348,5 +348,5 @@ def space_latency_table(cfg: Config, path: str | Path | None) -> LatencyTable:
     scale = table.calibrate([n for _, n in made], [c for c, _ in made])
     table.save()
     logger.info(f"latency table: {len(table.entries)} entries, scale {scale:.3f} "
-          f"({time.time() - start:.0f} s){f'; written to {path}' if path else ''}")
+                f"({time.time() - start:.0f} s){f'; written to {path}' if path else ''}")
     return table

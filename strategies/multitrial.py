@@ -98,8 +98,8 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
         ok = record.get("status") == "succeeded" and value is not None and math.isfinite(value)
         shown = record.get(metric)
         logger.info(f"trial {trial + 1}/{cfg.search.num_trials}: {record.get('status')} "
-              f"{metric}={shown if shown is not None else float('nan'):.4f}"
-              + (f" objective={value:.4f}" if cfg.search.goal.objective != "metric" and ok else ""))
+                    f"{metric}={shown if shown is not None else float('nan'):.4f}"
+                    + (f" objective={value:.4f}" if cfg.search.goal.objective != "metric" and ok else ""))
         if ok and (state["best"] is None or value > state["best"][0]):
             state["best"] = (value, choices)
             save_arch(out / "arch.json", ArchFile(cfg, choices, "search", {},

@@ -136,7 +136,7 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
                 raise RuntimeError(f"rank {self.global_rank} had to time {table.measured} "
                                    f"operations missing from rank 0's table {path}")
         logger.info(f"expected cost: {cost.unit}, fixed part {cost.fixed:.4g}, whole relaxation "
-              f"{cost.total:.4g}")
+                    f"{cost.total:.4g}")
         return cost
 
     def arch_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:

@@ -254,7 +254,7 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
                                           channels=channels))
     save_state_dict(best["net"], out / "pruned.pth")
     logger.info(f"chosen rate {best['rate']}: {metric} {best[metric]:.4f} (full {base_value:.4f}), "
-          f"params {best['params']:,} of {base['params']:,}; weights: {out / 'pruned.pth'}")
+                f"params {best['params']:,} of {base['params']:,}; weights: {out / 'pruned.pth'}")
     return {"metric": metric,
             "history": [{k: v for k, v in r.items() if k not in ("net", "kept")} for r in records],
             "arch": str(out / "arch.json")}

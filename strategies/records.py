@@ -185,8 +185,8 @@ class ArchRecorder(pl.Callback):
         value = metrics.get(metric)
         if collapsed:
             logger.info(f"epoch {trainer.current_epoch + 1}: parameter-free share "
-                  f"{collapse['param_free_share']:.2f} ≥ search.collapse.stop {stop_at}: the "
-                  "search stops; arch.json keeps the best epoch before")
+                        f"{collapse['param_free_share']:.2f} ≥ search.collapse.stop {stop_at}: the "
+                        "search stops; arch.json keeps the best epoch before")
             if self.best is None:  # no earlier epoch was kept: this one
                 save_arch(self.out_dir / "arch.json", arch)
         elif value is not None and math.isfinite(value) and (self.best is None
@@ -194,9 +194,9 @@ class ArchRecorder(pl.Callback):
             self.best = value
             save_arch(self.out_dir / "arch.json", arch)
         logger.info(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: train loss "
-              f"{record['train_loss'] if record['train_loss'] is not None else float('nan'):.6f}"
-              f", supernet {metric} {metrics.get(metric, float('nan')):.4f}"
-              + (f", parameter-free ops {record['param_free_share']:.2f}, cells kept "
+                    f"{record['train_loss'] if record['train_loss'] is not None else float('nan'):.6f}"
+                    f", supernet {metric} {metrics.get(metric, float('nan')):.4f}"
+                    + (f", parameter-free ops {record['param_free_share']:.2f}, cells kept "
                  f"{record['cells_kept']:.2f}" if "param_free_share" in record else ""))
         if self.show:
             logger.info(arch_value_table(weights))

@@ -101,11 +101,6 @@ class StrategyEntry:
     adapt_config: Callable[[Config], Config] | None = None
     after_search: Callable[..., None] | None = None
 
-    @property
-    def needs_supernet(self) -> bool:
-        """Whether the strategy trains a weight-sharing supernet (one-shot)."""
-        return self.kind == "oneshot"
-
     def make_nni_strategy(self, cfg: Config, wrapped: type | None = None) -> Any:
         """NNI's strategy object for ``cfg``: the registered class built with
         ``nni_kwargs(cfg)``, or (one-shot) ``wrapped``, that class wired to our Lightning

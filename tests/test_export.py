@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from search_space.models import build_model
-from trainers.deploy.export import check_onnx, export_onnx
+from trainers.deploy.onnx_graph import check_onnx, export_onnx
 
 
 @pytest.mark.parametrize("name", ["hrnet_tiny", "litehrnet_18"])

@@ -35,13 +35,12 @@ from search_space.errors import UserInputError
 from trainers.cli import cli_errors, configure_logging
 from trainers.config.experiment import load_config
 from trainers.config.loader import coerce_value
-from trainers.deploy.onnx_graph import check_onnx, export_onnx
-from trainers.deploy.targets import EXPORT_TARGETS, ExportJob, deploy_meta, target_names
+from trainers.deploy.targets import EXPORT_TARGETS, ExportJob, target_names
 from trainers.engine.qat import pact_modules
 from trainers.network.build import load_any_network
 from trainers.report import format_table
 
-__all__ = ["export_onnx", "check_onnx", "deploy_meta", "main"]
+__all__ = ["main"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +89,6 @@ def _target(args: argparse.Namespace, model) -> str:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    args.onnx = args.out  # the targets' older name for the output
     configure_logging(logging.WARNING)
     cfg = load_config(args.cfg) if args.cfg else None
     cfg, spec, model = load_any_network(args.weights, cfg, args.model)

@@ -11,7 +11,7 @@ import torch
 
 from trainers.atomic import atomic_path
 
-__all__ = ["export_onnx", "check_onnx"]
+__all__ = ["export_onnx", "check_onnx", "onnx_difference"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +38,10 @@ def export_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int,
                               dynamic_shapes={arg: {0: batch}}, external_data=False)
 
 
-def check_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, int],
-               batch: int = 2, seed: int = 0, atol: float | None = None) -> float:
-    """Max |PyTorch − onnxruntime| over a random batch of ``batch`` images (batch 2 also checks
-    that the batch axis is dynamic: the graph was traced with batch 1); with ``atol``, the
-    share of heatmap values within it instead."""
+def onnx_difference(model: torch.nn.Module, path: str | Path, input_size: tuple[int, int],
+                    batch: int = 2, seed: int = 0) -> np.ndarray:
+    """|PyTorch − onnxruntime| of every heatmap value over a random batch of ``batch`` images
+    (batch 2 also checks that the batch axis is dynamic: the graph was traced with batch 1)."""
     import onnxruntime as ort
 
     torch.manual_seed(seed)
@@ -51,5 +50,12 @@ def check_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, 
         ref = model.eval()(x).numpy()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = session.run(["heatmaps"], {"image": x.numpy()})[0]
-    diff = np.abs(out - ref)
+    return np.abs(out - ref)
+
+
+def check_onnx(model: torch.nn.Module, path: str | Path, input_size: tuple[int, int],
+               batch: int = 2, seed: int = 0, atol: float | None = None) -> float:
+    """Max |PyTorch − onnxruntime| (:func:`onnx_difference`); with ``atol``, the share of heatmap
+    values within it instead."""
+    diff = onnx_difference(model, path, input_size, batch, seed)
     return float(diff.max()) if atol is None else float((diff <= atol).mean())

@@ -94,9 +94,9 @@ class AtomicCheckpoint(pl.Callback):
             self.best = value
         if self.verbose and trainer.is_global_zero and not trainer.progress_bar_callback:
             logger.info(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: train loss "
-                  f"{record['train_loss'] if record['train_loss'] is not None else float('nan'):.6f}"
-                  f", {self.metric} {value if value is not None else float('nan'):.4f}"
-                  + (" (best)" if improved else ""))
+                        f"{record['train_loss'] if record['train_loss'] is not None else float('nan'):.6f}"
+                        f", {self.metric} {value if value is not None else float('nan'):.4f}"
+                        + (" (best)" if improved else ""))
         self._save(trainer, "last.ckpt")
         if improved:
             self._save(trainer, "best.ckpt")

@@ -56,5 +56,5 @@ def build_teacher(cfg: Config) -> nn.Module:
     for p in teacher.parameters():
         p.requires_grad_(False)
     logger.info(f"distillation: teacher {spec.name} from {d.weights or source}, alpha {d.alpha}, "
-          f"loss {d.loss}")
+                f"loss {d.loss}")
     return teacher

@@ -285,8 +285,8 @@ def _read_and_say(path: str | Path, field: str, target: Target | None = None) ->
     conversion = read_weights(path, field=field, target=target)
     if conversion.format != "posenas":
         logger.info(f"{field}: {path} is a {EXTERNAL_FORMATS[conversion.format].description} "
-              f"checkpoint; converted on the fly ({len(conversion.state)} tensors"
-              + (f", {len(conversion.skipped)} without a posenas counterpart skipped)"
+                    f"checkpoint; converted on the fly ({len(conversion.state)} tensors"
+                    + (f", {len(conversion.skipped)} without a posenas counterpart skipped)"
                  if conversion.skipped else ")"))
     return conversion
 
