@@ -72,12 +72,12 @@ class FixedChooser(Chooser):
     def _value(self, label: str, values: Sequence[Any], kind: str) -> Any:
         self._declare(label, values, kind)
         if label not in self.choices:
-            raise UserInputError.at_field(label, "missing from the architecture")
+            raise UserInputError.at_field(f"choices.{label}", "missing from the architecture")
         value = self.choices[label]
         if kind == "input" and isinstance(value, list) and len(value) == 1:
             value = value[0]
         if isinstance(value, bool) or value not in values:
-            raise UserInputError.at_field(label, f"{value!r} is not one of {list(values)}")
+            raise UserInputError.at_field(f"choices.{label}", f"{value!r} is not one of {list(values)}")
         return value
 
     def width(self, label: str, values: Sequence[int]) -> int:
@@ -99,6 +99,6 @@ class FixedChooser(Chooser):
         """Raise for labels in ``choices`` that the space never asked about."""
         unknown = sorted(set(self.choices) - set(self.decisions))
         if unknown:
-            raise UserInputError.at_field(unknown[0], "unknown label (not in this space"
+            raise UserInputError.at_field(f"choices.{unknown[0]}", "unknown label (not in this space"
                                     + (f"; {len(unknown) - 1} more unknown)" if len(unknown) > 1
                                        else ")"))

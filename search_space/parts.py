@@ -45,7 +45,7 @@ def body_parts(dataset: str, parts_num: int) -> list[BodyPart]:
         return [BodyPart("whole_body", tuple(range(spec.num_joints)), spec.names)]
     groups = dict(spec.part_groups)
     if parts_num not in groups:
-        raise UserInputError.at_field("parts_num", f"{dataset} groups its joints into "
+        raise UserInputError.at_field("space.parts_num", f"{dataset} groups its joints into "
                                       f"{', '.join(str(n) for n in (1, *groups))} parts, not "
                                       f"{parts_num}")
     index = {name: i for i, name in enumerate(spec.names)}

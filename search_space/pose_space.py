@@ -195,7 +195,7 @@ def freeze(space: SpaceConfig, dataset: str, choices: Mapping[str, Any]) -> Pose
     """The plain network of one architecture.
 
     Raises:
-        UserInputError: (field = the label) a label is missing, unknown or has a value outside its candidates.
+        UserInputError: (field ``choices.<label>``) a label is missing, unknown or has a value outside its candidates.
     """
     return PoseNetwork(space, dataset, choices)
 
@@ -204,7 +204,7 @@ def check_architecture(space: SpaceConfig, dataset: str, choices: Mapping[str, A
     """Check that ``choices`` fit the space (the network is built on the meta device: no memory).
 
     Raises:
-        UserInputError: (field = the label) a label is missing, unknown or has a value outside its candidates.
+        UserInputError: (field ``choices.<label>``) a label is missing, unknown or has a value outside its candidates.
         ValueError: the space itself cannot be built (e.g. a head that does not fit the cell).
     """
     with torch.device("meta"):

@@ -19,6 +19,7 @@ from search_space.backbone_plan import BackboneFamily, BackbonePlan
 from search_space.backbones import Backbone
 from search_space.config import BackboneSpaceConfig, CellConfig, SpaceConfig
 from search_space.counting import param_flop_report
+from search_space.errors import UserInputError
 from search_space.families import FAMILIES
 from search_space.inherit import inherit_weights
 from search_space.joints import KEYPOINT_SPECS, KeypointSpec
@@ -288,6 +289,9 @@ def test_a_new_dataset_with_14_joints_trains_tests_evaluates_and_draws(monkeypat
     parts = freeze(tiny_space(parts_num=3), "crowd14", random_sample(build(tiny_space(3), "crowd14"), 0))
     assert [p.joints for p in parts.parts] == [(12, 13, 0, 1), (2, 3, 4, 5), (6, 7, 8, 9, 10, 11)]
     assert parts(torch.randn(1, 3, 64, 48)).shape == (1, 14, 16, 12)
+    with pytest.raises(UserInputError) as err:  # a part count its layout does not group
+        freeze(tiny_space(parts_num=5), "crowd14", {})
+    assert err.value.field == "space.parts_num" and "3 parts, not 5" in err.value.message
     torch.manual_seed(0)
     net = build_model("hrnet_tiny", "crowd14")
     summary = fit(cfg, net, {"name": "hrnet_tiny"}, tmp_path / "train", progress=False)

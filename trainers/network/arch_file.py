@@ -70,7 +70,7 @@ def check_choices(cfg: Config, choices: Mapping[str, Any], source: str) -> None:
     try:
         check_architecture(cfg.space, cfg.dataset.name, choices)
     except UserInputError as err:
-        raise err.located(source, "choices.") from None
+        raise err.located(source) from None
     except ValueError as err:  # e.g. a head that does not fit the cell width
         raise UserInputError(source, str(err), field="config.space") from None
 

@@ -214,7 +214,7 @@ def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Te
         with torch.device(device) if device is not None else nullcontext():
             network = freeze(spec.space, spec.dataset, spec.choices)
     except UserInputError as err:
-        raise err.located(spec.name, "choices.") from None
+        raise err.located(spec.name) from None
     qat = quant is not None and quant.enabled
     if weights is None:
         return prepare_qat(network, quant) if qat else network
