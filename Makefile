@@ -16,6 +16,9 @@ $(STAMP): setup.cfg pyproject.toml
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium (headless, for the NNI web UI test)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@test -x /usr/sbin/sshd || { \
+	  echo "installing Debian's openssh-server (the remote training service test)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: the CPU build on our machines (an unpinned torch pulls a CUDA build)

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["KeypointSpec", "COCO", "MPII", "KEYPOINT_SPECS", "keypoint_spec"]
+__all__ = ["KeypointSpec", "COCO", "MPII", "KEYPOINT_SPECS", "keypoint_spec", "HEATMAP_STRIDE"]
 
+
+#: every posenas network outputs its heatmaps at 1/4 of the input size (HRNet's convention)
+HEATMAP_STRIDE = 4
 
 @dataclass(frozen=True)
 class KeypointSpec:

@@ -38,7 +38,7 @@ from search_space.supernet import build
 from trainers.network.arch_file import ArchFile, check_choices, load_arch, save_arch
 from trainers.network.build import build_network, spec_from_arch
 from trainers.weights.checkpoint import save_state_dict
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors, output_file
 from trainers.report import format_table
 
 __all__ = ["derive_choices", "prune_arch", "inherited_network", "write_inherited_state"]
@@ -148,8 +148,8 @@ def _count_cells(model: torch.nn.Module) -> int:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m strategies.prune", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m strategies.prune", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", required=True, help="arch.json of a search")
     p.add_argument("--out", required=True, help="derived.json to write")
     p.add_argument("--prune_operations", action=argparse.BooleanOptionalAction, default=True,
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", help="search checkpoint (last.ckpt): also write the inherited "
                    "weights of the frozen network next to --out (.pth)")
     args = p.parse_args(argv)
+    output_file(args.out, "--out")
     arch = load_arch(args.arch)
     derived = prune_arch(arch, args.prune_operations)
     cfg = derived.config

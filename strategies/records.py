@@ -81,12 +81,15 @@ def arch_value_table(weights: Mapping[str, Mapping[str, Any]]) -> str:
 
 def architecture_cost(cfg: Config, choices: Mapping[str, Any],
                       latency: LatencyTable | None = None) -> dict[str, Any]:
-    """Params and GFLOPs of the frozen network of ``choices`` ({} if it cannot be frozen), and
-    with a latency table its predicted latency (``latency_ms``)."""
+    """Params and GFLOPs of the frozen network of ``choices``, and with a latency table its
+    predicted latency (``latency_ms``). An architecture the space cannot freeze (an export NNI
+    made that the builder refuses) has no cost: a warning says why, and the record carries the
+    reason (``freeze_error``) instead of silently lacking the numbers."""
     try:
         network = build_network(spec_from_choices(cfg, choices))
-    except (UserInputError, ValueError):  # an export NNI made that the space cannot freeze
-        return {}
+    except (UserInputError, ValueError) as err:
+        logger.warning("this architecture cannot be frozen, so it has no params/GFLOPs: %s", err)
+        return {"freeze_error": str(err)}
     report = param_flop_report(network, cfg.model.input_size)
     cost = {"params": report["params"], "gflops": round(report["gflops"], 5)}
     if latency is not None:

@@ -33,7 +33,8 @@ from trainers.network.arch_file import load_arch
 from trainers.network.build import build_network, spec_from_arch
 from trainers.config.schema import Config
 from trainers.config.experiment import load_config
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors, devices
+from trainers.engine.module import BrokenEvaluationError, NonFiniteLossError
 from trainers.report import format_table
 from trainers.report import format_report
 
@@ -54,9 +55,9 @@ def run_search(cfg: Config, strategy_name: str, out: Path, resume: bool = False,
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m strategies.search",
-                                description=__doc__ + "\nstrategies:\n" + describe(),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m strategies.search",
+                       description=__doc__ + "\nstrategies:\n" + describe(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", required=True, help="experiment config with a space section (YAML)")
     p.add_argument("--strategy", required=True, choices=strategy_names(), metavar="NAME",
                    help="one of: " + ", ".join(strategy_names()))
@@ -66,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="print params/GFLOPs of the supernet and of the result")
     p.add_argument("--show_arch_value", action="store_true",
                    help="print the softmax of alpha/beta per label after each epoch")
-    p.add_argument("--devices", help="one-shot strategies: a device count or 'auto' (sets "
+    p.add_argument("--devices", type=devices, help="one-shot strategies: a device count or 'auto' (sets "
                    "train.devices); N > 1 searches with DDP (gloo over N CPU processes without CUDA)")
     p.add_argument("--distill_config", metavar="TEACHER_CFG", help="a teacher-guided search "
                    "(sets distill.config and search.distill true; weights: distill.weights W)")
@@ -82,14 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     extra = (["train.devices", args.devices] if args.devices else []) + \
         (["distill.config", args.distill_config, "search.distill", "true"]
          if args.distill_config else [])
-    cfg = load_config(args.cfg, args.overrides + extra)
+    cfg = load_config(args.cfg, args.overrides + extra, require=("space",))
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name / f"search_{args.strategy}"
     if args.param_flop and rank_zero_only.rank == 0:
         space = build(cfg.space, cfg.dataset.name)
         print(format_report(param_flop_report(space, cfg.model.input_size),
                             "supernet (default choices: largest widths, first candidates)"))
-    summary = run_search(cfg, args.strategy, out, args.resume, not args.no_progress,
-                         args.show_arch_value)
+    try:
+        summary = run_search(cfg, args.strategy, out, args.resume, not args.no_progress,
+                             args.show_arch_value)
+    except (NonFiniteLossError, BrokenEvaluationError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
     if rank_zero_only.rank != 0:
         return 0  # DDP (train.devices N): rank 0 reports
     metric = summary["metric"]
@@ -97,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
             for r in summary["history"]]
     if rows:
         print(format_table(["epoch/trial", "train loss", metric], rows))
-    print(f"architecture: {summary['arch']}; history: {out / 'history.jsonl'}")
+    if not summary.get("arch") or not Path(summary["arch"]).is_file():
+        print(f"error: {out}: the search wrote no architecture", file=sys.stderr)
+        return 3
+    history = out / "history.jsonl"
+    print(f"architecture: {summary['arch']}" + (f"; history: {history}" if history.is_file() else ""))
     if args.param_flop:
         network = build_network(spec_from_arch(load_arch(summary["arch"])))
         print(format_report(param_flop_report(network, cfg.model.input_size),

@@ -140,7 +140,8 @@ def test_keys_of_the_flat_search_section_say_where_they_moved(tmp_path, old, new
 
 def test_search_sub_section_checks_name_their_dotted_key():
     base = REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml"
-    with pytest.raises(UserInputError, match=r"search\.prune_rate\.step: must be in \[0, 1\] and > 0"):
+    with pytest.raises(UserInputError, match=r"override: search\.prune_rate\.step: must be in \(0, 1\], got 0"):
         load_config(base, ["search.prune_rate.step", "0"])
-    with pytest.raises(UserInputError, match=r"search\.goal\.target_gflops: objective"):
+    with pytest.raises(UserInputError, match=r"override: search\.goal\.objective: 'flops_constraint' "
+                       r"needs search\.goal\.target_gflops above 0"):
         load_config(base, ["search.goal.objective", "flops_constraint"])

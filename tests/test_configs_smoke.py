@@ -41,3 +41,48 @@ def test_config_loads_and_feeds_a_batch(path, coco_root, mpii_root):
     assert batch_targets(batch).shape == (2, ds.num_joints, h // 4, w // 4)
     if path.parent.name == "search":  # a search config describes a space with decisions
         assert len(space_labels(cfg.space, cfg.dataset.name)) > 0
+
+
+NETWORK_CONFIGS = [p for p in CONFIGS if p.parent.name in ("models", "search")]
+
+
+@pytest.mark.parametrize("path", NETWORK_CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_config_builds_its_network_and_takes_a_loss_step(path, coco_root, mpii_root):
+    """Each model config's network (a search config's: a random architecture of its space,
+    frozen) takes one training step on a batch of its dataset: finite loss, a gradient on every
+    trainable tensor, weights that move. At 96×64 (the structure does not depend on the input
+    size; the full sizes are the batch test's)."""
+    import numpy as np
+    import torch
+
+    from search_space.pose_space import freeze
+    from search_space.supernet import build
+    from trainers.data.topdown import normalize_images
+    from trainers.engine.losses import JointsMSELoss
+    from trainers.network.build import build_network, network_spec
+
+    name = load_config(path).dataset.name
+    size = "96x64" if name == "coco" else "64x64"
+    cfg = load_config(path, ["dataset.root", str(coco_root if name == "coco" else mpii_root),
+                             "model.input_size", size, "model.pretrained", ""])
+    torch.manual_seed(0)
+    if path.parent.name == "search":
+        labels = build(cfg.space, cfg.dataset.name).simplify()
+        rs = np.random.RandomState(0)
+        net = freeze(cfg.space, cfg.dataset.name, {k: m.random(random_state=rs) for k, m in labels.items()})
+    else:
+        net = build_network(network_spec(cfg), quant=cfg.quant)
+    batch = next(iter(build_loader(build_dataset(cfg, "train"), 2, shuffle=False, num_workers=0)))
+    net.train()
+    out = net(normalize_images(batch["image"], cfg.dataset.color_rgb))
+    target = batch_targets(batch)
+    assert out.shape == target.shape
+    loss = JointsMSELoss(use_target_weight=True)(out, target, batch["target_weight"])
+    assert torch.isfinite(loss) and loss > 0
+    before = {n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad}
+    torch.optim.SGD(net.parameters(), lr=0.1).zero_grad()
+    loss.backward()
+    no_grad = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
+    assert not no_grad, f"{len(no_grad)} trainable tensors get no gradient, e.g. {no_grad[:3]}"
+    torch.optim.SGD(net.parameters(), lr=0.1).step()
+    assert any(not torch.equal(before[n], p) for n, p in net.named_parameters() if n in before)

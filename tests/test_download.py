@@ -187,3 +187,26 @@ def test_an_unsafe_archive_is_refused(tmp_path):
     with pytest.raises(UserInputError, match="unsafe path"):
         unpack(bad, tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_a_web_page_instead_of_a_file_without_md5_is_refused(tmp_path):
+    """Google Drive answers a large or popular file with an HTML notice (quota, virus scan): a
+    file with no published MD5 that comes back as a web page is refused, and nothing is saved."""
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "detections.json").write_text(
+        "<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head>"
+        "<body>Google Drive can't scan this file for viruses.</body></html>")
+    (served / "real.json").write_text('[{"image_id": 1, "bbox": [0, 0, 5, 5], "score": 0.9}]')
+    server = _serve(served)
+    port = server.server_address[1]
+    try:
+        dest = tmp_path / "out" / "COCO_val2017_detections_AP_H_56_person.json"
+        with pytest.raises(UserInputError, match="sent a web page"):
+            fetch(f"http://127.0.0.1:{port}/detections.json", dest, md5=None, progress=False)
+        assert not dest.exists() and not list(dest.parent.glob("*.part"))
+        fetch(f"http://127.0.0.1:{port}/real.json", dest, md5=None, progress=False)  # JSON is fine
+        assert json.loads(dest.read_text())[0]["score"] == 0.9
+    finally:
+        server.shutdown()
+        server.server_close()

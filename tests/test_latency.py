@@ -51,9 +51,12 @@ def test_the_table_is_cached_beside_the_run_and_reused(coco_root, tmp_path):
     assert data["runtime"]["threads"] == 1 and data["input_size"] == [64, 48]
     rows = data["calibration"]["networks"]
     assert len(rows) == 3 and all(r["measured_ms"] > 0 and r["summed_ms"] > 0 and r["choices"] for r in rows)
-    assert data["calibration"]["scale"] == pytest.approx(
-        sum(r["measured_ms"] for r in rows) / sum(r["summed_ms"] for r in rows))
-    net = freeze(cfg.space, "coco", rows[0]["choices"])
+    # calibrated: over the 3 timed networks, the table's predictions (each frozen network's
+    # operations looked up and summed by predict()) add up to what the whole networks measured
+    nets = [freeze(cfg.space, "coco", r["choices"]) for r in rows]
+    assert sum(table.predict(n) for n in nets) == pytest.approx(sum(r["measured_ms"] for r in rows),
+                                                                rel=1e-6)
+    net = nets[0]
     again = LatencyTable(path, (64, 48))
     assert again.predict(net) == table.predict(net) and again.measured == 0
     a, b = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
@@ -83,9 +86,23 @@ def test_expected_latency_is_differentiable_and_matches_the_table_at_its_archite
     alphas = dict(strategy._arch_parameters)
     cost = ExpectedCost(sup, (64, 48), alphas, latency=table)
     assert cost.unit == "ms"
-    gaps = [table.scale * r["summed_ms"] - (cost.fixed + float(cost._variable(cost.one_hot(r["choices"]))))
-            for r in table.calibration["networks"]]
-    assert sum(gaps) == pytest.approx(0.0, abs=1e-9)
+    # α set to (numerically) one-hot at each calibration architecture: the expected latency the
+    # search minimises is close to the table's prediction of that frozen network
+    gaps, predicted = [], []
+    for r in table.calibration["networks"]:
+        with torch.no_grad():
+            for label, probs in cost.one_hot(r["choices"]).items():
+                alphas[label].copy_(torch.log(probs.clamp_min(1e-12)))
+            predicted.append(table.predict(freeze(cfg.space, "coco", r["choices"])))
+            gaps.append(float(cost()) - predicted[-1])
+    # the expected latency sums per-operation terms, the prediction times each frozen unit:
+    # they differ by at most 5.5 % on these networks (measured: gaps -0.016, +0.018, -0.002 ms
+    # of 0.26-0.32 ms); 10 % bounds it. The fitted constant centres them (their mean is 0).
+    assert all(abs(g) <= 0.10 * p for g, p in zip(gaps, predicted))
+    assert sum(gaps) == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        for alpha in alphas.values():
+            alpha.zero_()
     start = float(cost().detach())
     opt = torch.optim.Adam(list(alphas.values()), lr=0.1)
     for _ in range(30):

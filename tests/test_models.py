@@ -85,12 +85,24 @@ def test_lite_hrnet_params_as_published(name, published_m):
     assert round(params / 1e6, 1) == published_m
 
 
-@pytest.mark.parametrize("name, published_m", [("naive_litehrnet_18", 0.7), ("wider_naive_litehrnet_18", 1.3)])
-def test_naive_lite_hrnet_sizes_near_published(name, published_m):
-    """The paper gives 0.7M and 1.3M and no checkpoint or exact count was released for the naive
-    variants. Ours (0.76M, 1.32M) lie in [published, published + 0.1M): close, not proven exact."""
+@pytest.mark.parametrize("name, published_m", [
+    pytest.param("naive_litehrnet_18", 0.7, marks=pytest.mark.xfail(
+        strict=True, reason="ours has 0.76M, which rounds to 0.8M, not the paper's 0.7M: no "
+        "checkpoint or exact structure of the naive variant was released")),
+    ("wider_naive_litehrnet_18", 1.3)])
+def test_naive_lite_hrnet_sizes_as_published(name, published_m):
+    """The paper gives 0.7M and 1.3M (to 0.1M) and released neither checkpoint nor exact count
+    for the naive variants: the wider one matches to the published rounding, the naive one does
+    not (an honest miss, kept visible as a strict xfail)."""
     params = sum(p.numel() for p in build_model(name, "coco").parameters())
-    assert int(params / 1e5) / 10 == published_m
+    assert round(params / 1e6, 1) == published_m
+
+
+@pytest.mark.parametrize("name, published_m", [("naive_litehrnet_18", 0.7), ("wider_naive_litehrnet_18", 1.3)])
+def test_naive_lite_hrnet_sizes_within_a_tenth_of_a_million(name, published_m):
+    """What holds for both: within 0.1M of the published figure."""
+    params = sum(p.numel() for p in build_model(name, "coco").parameters())
+    assert abs(params / 1e6 - published_m) < 0.1
 
 
 def test_lite_fuse_keeps_the_official_double_count():

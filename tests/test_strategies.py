@@ -498,6 +498,7 @@ def test_prune_rate_search_and_prune_inherit_the_kept_channels(coco_root, tmp_pa
 def test_hardware_aware_objective():
     from dataclasses import replace
 
+    from search_space.errors import UserInputError
     from trainers.config.schema import GoalConfig
 
     s = GoalConfig()
@@ -507,8 +508,17 @@ def test_hardware_aware_objective():
     assert objective(0.7, 8.0, pen) == pytest.approx(0.7 * 2 ** -0.07)
     con = GoalConfig(objective="flops_constraint", target_gflops=4.0)
     assert objective(0.7, 4.0, con) == 0.7 and objective(0.7, 4.1, con) == 0.0
-    with pytest.raises(ValueError, match="target_gflops"):
-        objective(0.7, 1.0, replace(s, objective="flops_penalty"))
+    # the schema refuses a penalty without a target (so replace() raises in __post_init__);
+    # objective()'s own guard is for a GoalConfig made past the schema, and for a missing cost
+    with pytest.raises(UserInputError, match="target_gflops"):
+        replace(s, objective="flops_penalty")
+    unchecked = GoalConfig()
+    object.__setattr__(unchecked, "objective", "flops_penalty")  # past __post_init__
+    with pytest.raises(ValueError, match="target_gflops") as raised:
+        objective(0.7, 1.0, unchecked)
+    assert not isinstance(raised.value, UserInputError)  # objective()'s guard, not the schema
+    with pytest.raises(ValueError, match="candidate's gflops"):
+        objective(0.7, None, pen)
 
 
 def test_expected_cost_is_differentiable_and_steers_to_cheaper_architectures():

@@ -10,15 +10,24 @@ input (defined in the lowest layer, so every layer raises it); :func:`cli_errors
 """
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
+import math
 import os
+import re
 import sys
-from typing import Callable, TypeVar
+import tempfile
+from pathlib import Path
+from typing import Callable, NoReturn, TypeVar
 
+from search_space.bounds import DEVICES_PATTERN
 from search_space.errors import UserInputError
+from search_space.joints import HEATMAP_STRIDE
 
-__all__ = ["cli_errors", "configure_logging"]
+__all__ = ["cli_errors", "configure_logging", "ArgumentParser", "positive_float", "finite_float",
+           "nonnegative_float", "positive_int", "nonnegative_int", "input_size", "devices",
+           "output_file", "output_dir", "existing_file"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -41,6 +50,129 @@ def cli_errors(main: F) -> F:
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are ours: ``error: argument: --margin: must be > 0, got
+    '0'`` and exit code 2, one line like every other bad input (argparse's own prints the usage
+    first)."""
+
+    _ARGUMENT = re.compile(r"argument (\S+?)(?:/\S+)?: (.*)", re.S)
+
+    def error(self, message: str) -> NoReturn:
+        match = self._ARGUMENT.fullmatch(message)
+        field, text = (match.group(1), match.group(2)) if match else (None, message)
+        raise UserInputError("argument", f"{text} (see {self.prog} --help)", field=field)
+
+
+def _typed(check: Callable[[str], object], expected: str) -> Callable[[str], object]:
+    def parse(text: str):
+        try:
+            value = check(text)
+        except ValueError:
+            value = None
+        if value is None:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    parse.__name__ = expected
+    return parse
+
+
+def _number(text: str, kind: type, ok: Callable[[float], bool]):
+    value = kind(text)
+    return value if math.isfinite(value) and ok(value) else None
+
+
+positive_float = _typed(lambda t: _number(t, float, lambda v: v > 0), "a number > 0")
+nonnegative_float = _typed(lambda t: _number(t, float, lambda v: v >= 0), "a number ≥ 0")
+finite_float = _typed(lambda t: _number(t, float, lambda v: True), "a finite number")
+positive_int = _typed(lambda t: _number(t, int, lambda v: v >= 1), "an integer ≥ 1")
+nonnegative_int = _typed(lambda t: _number(t, int, lambda v: v >= 0), "an integer ≥ 0")
+
+
+#: ``--devices``: "auto", a count (-1: all) or GPU indices "0,1" (as ``train.devices``)
+devices = _typed(lambda t: t if DEVICES_PATTERN.fullmatch(t) else None,
+                 "'auto', a device count (-1: all) or GPU indices such as 0,1")
+
+
+def _size(text: str) -> tuple[int, int] | None:
+    parts = text.lower().split("x")
+    if len(parts) != 2:
+        return None
+    h, w = int(parts[0]), int(parts[1])
+    return (h, w) if h > 0 and w > 0 and h % HEATMAP_STRIDE == 0 and w % HEATMAP_STRIDE == 0 else None
+
+
+#: ``HxW``: positive and multiples of the heatmap stride, e.g. 256x192
+input_size = _typed(_size, f"HxW, both > 0 and multiples of {HEATMAP_STRIDE} (the heatmap "
+                    "stride), e.g. 256x192")
+
+
+def output_file(path: str | Path, field: str, suffixes: tuple[str, ...] = ()) -> Path:
+    """Check before any work that ``path`` can be written as a file: not a folder, a known
+    ``suffixes`` extension (if given), its folder creatable and writable.
+
+    Raises:
+        UserInputError: naming the path and ``field`` (the argument, e.g. ``--out``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserInputError(str(path), "is a folder; give a file name", field=field)
+    if suffixes and path.suffix.lower() not in suffixes:
+        known = ", ".join(suffixes[:-1]) + " or " + suffixes[-1] if len(suffixes) > 1 else suffixes[0]
+        raise UserInputError(str(path), f"unknown file type {path.suffix or '(none)'!r}; use "
+                             f"{known}", field=field)
+    _writable_folder(path.parent, path, field)
+    return path
+
+
+def output_dir(path: str | Path, field: str) -> Path:
+    """Check before any work that ``path`` can be used as an output folder (it may exist).
+
+    Raises:
+        UserInputError: naming the path and ``field`` when it is a file or cannot be created
+            or written.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserInputError(str(path), "is a file, not a folder", field=field)
+    _writable_folder(path, path, field)
+    return path
+
+
+def _writable_folder(folder: Path, shown: Path, field: str) -> None:
+    """``folder``'s nearest existing ancestor is a folder in which a file can be created (so
+    ``folder`` can be made there later; nothing is created now)."""
+    folder = folder if str(folder) else Path(".")
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserInputError(str(shown), f"{existing} is a file, not a folder", field=field)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserInputError(str(shown), f"{existing} is not writable", field=field)
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise UserInputError(str(shown), f"cannot write in {existing} ({err.strerror or err})",
+                             field=field) from None
+
+
+def existing_file(path: str | Path, field: str) -> Path:
+    """``path`` as an existing regular file.
+
+    Raises:
+        UserInputError: naming the path and ``field`` when it is missing or a folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UserInputError(str(path), "is a folder, not a file", field=field)
+    if not path.is_file():
+        raise UserInputError(str(path), "no such file", field=field)
+    return path
 
 
 def _rank() -> int:

@@ -15,7 +15,7 @@ import sys
 
 from search_space.errors import UserInputError
 from search_space.joints import keypoint_spec
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors
 from trainers.data.registry import DATASETS, dataset_names
 from trainers.evaluation import coco, mpii
 from trainers.report import format_metrics
@@ -38,8 +38,8 @@ def evaluate_files(dataset: str, gt: str, predictions: str) -> dict[str, float]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainers.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m trainers.evaluate", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=dataset_names(), required=True)
     p.add_argument("--gt", required=True,
                    help="COCO person_keypoints_*.json, or MPII gt_valid.mat")

@@ -24,15 +24,17 @@ from trainers.engine.callbacks import save_prediction_grids
 from trainers.config.experiment import load_config
 from trainers.data.registry import build_dataset
 from trainers.engine.fit import evaluate_model
+from trainers.engine.module import BrokenEvaluationError
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors
+from trainers.cli import (ArgumentParser, cli_errors, nonnegative_int, output_dir, positive_float,
+                          positive_int)
 from trainers.report import format_metrics
 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python trainers/test.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python trainers/test.py", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", required=True)
     p.add_argument("--weights", help="a posenas checkpoint (.ckpt), or a released one of the "
                    "config's model.name (official HRNet; converted on the fly); "
@@ -40,13 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--flip_test", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the horizontally flipped input (default: test.flip_test)")
     p.add_argument("--use_dt", action="store_true", help="COCO: use the detection boxes")
-    p.add_argument("--margin", type=float, help="box enlargement (default: test.margin, 1.25)")
+    p.add_argument("--margin", type=positive_float, help="box enlargement (default: test.margin, 1.25)")
     p.add_argument("--out", help="where results go (default: next to the checkpoint, eval/)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the metrics")
-    p.add_argument("--devices", type=int, default=1,
+    p.add_argument("--devices", type=positive_int, default=1,
                    help="N > 1: evaluate with N DDP processes (GPUs; gloo CPU processes without "
                    "CUDA), predictions gathered on rank 0")
-    p.add_argument("--visualize", type=int, nargs="?", const=8, default=0, metavar="N",
+    p.add_argument("--visualize", type=nonnegative_int, nargs="?", const=8, default=0, metavar="N",
                    help="save heatmap grids of N validation predictions (OUT/visualize/)")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     return p
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         extra += ["test.flip_test", str(args.flip_test).lower()]
     if args.margin is not None:
         extra += ["test.margin", str(args.margin)]
+    if args.out:
+        output_dir(args.out, "--out")
     cfg = load_config(args.cfg, extra)
     weights = args.weights or cfg.test.model_file
     if not weights:
@@ -69,8 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     # the config's model.name
     _, spec, model = load_any_network(weights, cfg)
     out = Path(args.out) if args.out else Path(weights).resolve().parent / "eval"
-    result = evaluate_model(cfg, model, out, use_gt_bbox=False if args.use_dt else None,
-                            devices=args.devices)
+    try:
+        result = evaluate_model(cfg, model, out, use_gt_bbox=False if args.use_dt else None,
+                                devices=args.devices)
+    except BrokenEvaluationError as err:
+        raise UserInputError(weights, str(err), field="--weights") from None
     if not result["global_zero"]:
         return 0  # DDP: rank 0 reports
     boxes = "detections" if args.use_dt else "ground-truth boxes"

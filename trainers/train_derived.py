@@ -33,16 +33,16 @@ from trainers.data.topdown import normalize_images
 from trainers.engine.distill import build_teacher
 from trainers.engine.qat import calibrate_pact, pact_modules
 from trainers.engine.fit import fit
-from trainers.cli import cli_errors
-from trainers.engine.module import NonFiniteLossError
+from trainers.cli import ArgumentParser, cli_errors, devices, output_dir
+from trainers.engine.module import BrokenEvaluationError, NonFiniteLossError
 from trainers.report import format_table
 from search_space.counting import param_flop_report
 from trainers.report import format_report
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python trainers/train_derived.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python trainers/train_derived.py", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", required=True, help="experiment config (YAML)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", help="registered model name (default: model.name of the config)")
@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: output_dir/name)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     p.add_argument("--param_flop", action="store_true", help="print params/GFLOPs first")
-    p.add_argument("--devices", help="devices to use: a count or 'auto' (sets train.devices); "
+    p.add_argument("--devices", type=devices, help="devices to use: a count or 'auto' (sets train.devices); "
                    "N > 1 trains with DDP: N GPUs (NCCL), or N CPU processes (gloo) without CUDA; "
                    "also under torchrun")
     p.add_argument("--distill_config", metavar="TEACHER_CFG", help="distil from this teacher "
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = (["train.devices", args.devices] if args.devices else []) + \
         (["distill.config", args.distill_config] if args.distill_config else [])
     cfg = load_config(args.cfg, args.overrides + extra)
-    out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name
+    out = output_dir(args.out or Path(cfg.output_dir) / cfg.name, "--out" if args.out else "output_dir")
     pl.seed_everything(cfg.seed, verbose=False)  # before building: the initial weights too
     spec = network_spec(cfg, args.model, args.arch, source=args.cfg)
     model = build_network(spec, cfg.model.pretrained or None, scope=cfg.model.pretrained_scope,
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             ([DebugCallback(out)] if args.debug else [])
         summary = fit(cfg, model, info, out, resume=args.resume, progress=not args.no_progress,
                       callbacks=callbacks, teacher=teacher)
-    except NonFiniteLossError as err:
+    except (NonFiniteLossError, BrokenEvaluationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
     if not summary["global_zero"]:
@@ -115,8 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(["epoch", "train loss", "lr", metric], rows))
     best = summary["best"]
     print(f"best {metric}={best:.4f}" if best is not None else f"no {metric} measured")
-    print(f"checkpoints: {summary['last']} (last), {summary['best_ckpt']} (best); "
-          f"metrics: {out / 'metrics.json'}")
+    written = [f"{path} ({what})" for path, what in ((summary["last"], "last"),
+                                                       (summary["best_ckpt"], "best"))
+               if path and Path(path).is_file()]
+    if not written:
+        print(f"error: {out}: no checkpoint was written", file=sys.stderr)
+        return 3
+    print(f"checkpoints: {', '.join(written)}; metrics: {out / 'metrics.json'}")
     if best is not None:
         print(f"{metric}={best:.4f}")
     return 0

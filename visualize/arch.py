@@ -29,7 +29,7 @@ from trainers.network.arch_file import ArchFile, load_arch
 from trainers.atomic import atomic_path
 from trainers.network.build import build_network, spec_from_arch
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors, output_file
 
 __all__ = ["arch_graph", "to_dot", "render"]
 
@@ -249,11 +249,12 @@ def render(arch: ArchFile, out: str | Path, graph: nx.DiGraph | None = None) -> 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m visualize.arch", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m visualize.arch", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("arch", help="arch.json or derived.json")
     p.add_argument("--out", required=True, help="FILE.svg, FILE.png or FILE.dot")
     args = p.parse_args(argv)
+    output_file(args.out, "--out", (".svg", ".png", ".dot"))
     arch = load_arch(args.arch)
     g = arch_graph(arch)
     path = render(arch, args.out, g)

@@ -23,9 +23,9 @@ from trainers.data.images import ImageReadError, read_image
 from search_space.joints import keypoint_spec
 from trainers.data.transforms import person_crops
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors
 from trainers.evaluation.prediction import flip_test_predictor
-from trainers.deploy.drawing import add_image_arguments, draw_people
+from trainers.deploy.drawing import add_image_arguments, check_image_arguments, draw_people
 
 __all__ = ["predict_image", "main"]
 
@@ -43,7 +43,7 @@ def predict_image(model: torch.nn.Module, cfg, image_bgr: np.ndarray, boxes: lis
     predict = flip_test_predictor(model.eval(), spec.flip_pairs, flip, cfg.test.shift_heatmap,
                                   cfg.dataset.color_rgb)
     heatmaps = predict(batch).float().numpy()
-    coords, conf = codec.decode_to_image(heatmaps, centers, scales)
+    coords, conf = codec.decode_to_image(heatmaps, centers, scales, cfg.test.post_process)
     return np.concatenate([coords, conf], axis=2)
 
 
@@ -52,8 +52,8 @@ class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpF
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m visualize.demo", description=__doc__,
-                                formatter_class=_Help)
+    p = ArgumentParser(prog="python -m visualize.demo", description=__doc__,
+                       formatter_class=_Help)
     p.add_argument("--weights", required=True, help="a posenas checkpoint, or a released one "
                    "(official HRNet, Lite-HRNet, mmpose) with --model or --cfg")
     p.add_argument("--model", help="for a released checkpoint: the registered model it holds")
@@ -65,12 +65,13 @@ def _parser() -> argparse.ArgumentParser:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    check_image_arguments(args)
     cfg, _, model = load_any_network(args.weights, load_config(args.cfg) if args.cfg else None,
                                      args.model)
     try:
         image = read_image(args.image, color_rgb=False)
     except ImageReadError as err:
-        raise UserInputError(args.image, str(err)) from None
+        raise UserInputError(args.image, err.reason, field="--image") from None
     boxes = read_person_boxes(args.boxes, image.shape, args.image_id, args.score_thr)
     people = (predict_image(model, cfg, image, boxes, flip=not args.no_flip) if boxes
               else np.zeros((0, keypoint_spec(cfg.dataset.name).num_joints, 3), np.float32))

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from trainers.atomic import atomic_path  # noqa: E402
 from search_space.errors import UserInputError  # noqa: E402
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors, output_file
 
 __all__ = ["read_history", "plot_history", "plot_pareto", "pareto_front"]
 
@@ -172,13 +172,16 @@ def _baseline(text: str) -> tuple[str, tuple[float, float]]:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m visualize.history", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m visualize.history", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("history", help="DIR/history.jsonl of strategies.search")
     p.add_argument("--out", required=True, help="PNG (or SVG/PDF) of the evolution plot")
     p.add_argument("--pareto", help="also a Pareto plot (AP vs GFLOPs) to this file")
     p.add_argument("--baseline", action="append", default=[], help="NAME=GFLOPS:AP to mark")
     args = p.parse_args(argv)
+    output_file(args.out, "--out")
+    if args.pareto:
+        output_file(args.pareto, "--pareto")
     records = read_history(args.history)
     print(f"wrote {plot_history(records, args.out)}")
     if args.pareto:

@@ -39,7 +39,7 @@ from trainers.data.images import ImageReadError, read_image
 from trainers.data.synthetic import write_coco
 from trainers.deploy.drawing import draw_skeleton, save_image
 from trainers.engine.fit import evaluate_model, fit
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors
 from trainers.report import format_metrics, format_table
 from visualize.arch import arch_graph, render
 from visualize.demo import predict_image
@@ -55,8 +55,8 @@ SEARCH_STRATEGY = "darts"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainers.demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m trainers.demo", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--data", default="data/synthetic_coco")
     p.add_argument("--train", type=int, default=400, help="synthetic training images")

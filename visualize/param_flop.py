@@ -18,23 +18,22 @@ from search_space.models import model_names
 from trainers.network.arch_file import load_arch
 from trainers.network.build import build_network, spec_from_arch, spec_from_model
 from trainers.config.experiment import load_config
-from trainers.config.loader import coerce_value
 from trainers.data.registry import dataset_names
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors, input_size
 from trainers.report import format_report
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m visualize.param_flop", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m visualize.param_flop", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", help="an experiment config (its model.name and model.input_size)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", help=f"a registered model: {', '.join(model_names())}")
     src.add_argument("--arch", help="an architecture file (arch.json / derived.json): its frozen "
                      "network, at its config's input size unless --cfg or --input-size say")
-    p.add_argument("--input-size", default=None, help="HxW, e.g. 256x192 (default: config or 256x192)")
+    p.add_argument("--input-size", type=input_size, default=None, help="HxW, e.g. 256x192 (default: config or 256x192)")
     p.add_argument("--dataset", choices=dataset_names(), default=None,
                    help="joint count of the head (default: config or coco)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     elif arch is None:
         name, size, dataset = args.model, (256, 192), "coco"
     if args.input_size:
-        size = coerce_value(args.input_size, tuple[int, int], "argument", "--input-size")
+        size = args.input_size
     if args.dataset and arch is None:
         dataset = args.dataset
     if arch is not None:

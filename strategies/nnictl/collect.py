@@ -21,7 +21,7 @@ from typing import Any
 from trainers.network.arch_file import load_arch
 from trainers.atomic import atomic_path
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors, output_file, positive_int
 from trainers.report import format_table
 
 __all__ = ["experiment_dir", "collect_trials"]
@@ -64,12 +64,13 @@ def collect_trials(exp_dir: Path) -> tuple[list[dict[str, Any]], int]:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m strategies.collect", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m strategies.collect", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", help="experiment ID (under ~/nni-experiments) or directory")
-    p.add_argument("--top", type=int, default=10, help="rows to print")
+    p.add_argument("--top", type=positive_int, default=10, help="rows to print")
     p.add_argument("--out", default="best_arch.json", help="where the best arch.json goes")
     args = p.parse_args(argv)
+    output_file(args.out, "--out")
     exp = experiment_dir(args.experiment)
     rows, missing = collect_trials(exp)
     if not rows:

@@ -23,7 +23,7 @@ from strategies.prune_rate import prune_rate_search_space
 from trainers.atomic import atomic_path
 from trainers.config.experiment import load_config
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors
 
 __all__ = ["nni_search_space", "choices_from_parameters"]
 
@@ -42,8 +42,8 @@ def choices_from_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m search_space.export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m search_space.export", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", required=True, help="experiment config with a space section")
     p.add_argument("--out", required=True, help="the search-space JSON to write")
     p.add_argument("--check", action="store_true", help="only check that --out is up to date")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                    "rates 0 to search.prune_rate.max_rate in steps of search.prune_rate.step")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     args = p.parse_args(argv)
-    cfg = load_config(args.cfg, args.overrides)
+    cfg = load_config(args.cfg, args.overrides, require=("space",))
     if args.prune_rates:
         space = prune_rate_search_space(cfg)
     else:

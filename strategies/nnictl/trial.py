@@ -39,7 +39,7 @@ from trainers.config.schema import Config
 from trainers.config.experiment import load_config
 from trainers.data.registry import primary_metric
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors
 
 logger = logging.getLogger("posenas.trial")
 
@@ -61,7 +61,8 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
         try:
             params = json.loads(Path(args.params).read_text())
         except (OSError, json.JSONDecodeError) as err:
-            raise UserInputError(args.params, f"cannot read parameters ({err})") from None
+            raise UserInputError(args.params, f"cannot read the choices JSON ({err})",
+                                 field="--params") from None
     else:
         params = nni.get_next_parameter()
     if not isinstance(params, dict) or not params:
@@ -118,15 +119,15 @@ def run_nni_trial(cfg: Config, choices: dict[str, Any], out: Path,
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python trainers/trial.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python trainers/trial.py", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", required=True, help="experiment config with a space section")
     p.add_argument("--params", help="choices JSON (outside NNI; under nnictl the tuner's)")
     p.add_argument("--out", help="output folder (default: NNI_OUTPUT_DIR, else runs/trial)")
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     args = p.parse_args(argv)
     overrides = list(args.overrides) + shlex.split(os.environ.get("POSENAS_TRIAL_OVERRIDES", ""))
-    cfg = load_config(args.cfg, overrides)
+    cfg = load_config(args.cfg, overrides, require=("space",))
     choices = choices_from_parameters(_parameters(args))
     out = Path(args.out or os.environ.get("NNI_OUTPUT_DIR") or "runs/trial")
     result = run_nni_trial(cfg, choices, out, args.cfg)

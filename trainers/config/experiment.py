@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from trainers.config.loader import build_dataclass, load_into, to_plain
+from trainers.config.loader import build_dataclass, load_into, to_plain, value_source
 from trainers.config.schema import RENAMED_KEYS, Config
 from trainers.data.registry import DATASETS, dataset_names
 from search_space.errors import UserInputError
@@ -28,20 +28,21 @@ def _renamed(err: UserInputError) -> UserInputError:
 
 def _check_registered(cfg: Config, source: str) -> Config:
     if cfg.dataset.name not in DATASETS:
-        raise UserInputError(source, f"unknown dataset {cfg.dataset.name!r}; known: "
+        raise UserInputError(value_source(cfg, "dataset.name", source), f"unknown dataset {cfg.dataset.name!r}; known: "
                              f"{', '.join(dataset_names())}", field="dataset.name")
     return cfg
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+def load_config(path: str | Path, overrides: Sequence[str] = (), require: Sequence[str] = ()) -> Config:
     """Load the experiment config ``path`` (with its ``_base_`` files) and apply command-line
-    ``overrides`` (``KEY VALUE`` pairs or ``KEY=VALUE``).
+    ``overrides`` (``KEY VALUE`` pairs or ``KEY=VALUE``); ``require``: sections that must be
+    set rather than defaulted (``("space",)`` for the search commands).
 
     Raises:
         UserInputError: naming the file (or ``override``) and the dotted key.
     """
     try:
-        cfg = load_into(Config, path, overrides)
+        cfg = load_into(Config, path, overrides, require)
     except UserInputError as err:
         raise _renamed(err) from None
     return _check_registered(cfg, str(path))

@@ -24,17 +24,29 @@ from typing import Any, Literal, Mapping, Sequence, TypeVar
 
 import yaml
 
+from search_space.bounds import field_bounds
 from search_space.errors import UserInputError
 
-__all__ = ["load_into", "build_dataclass", "to_plain", "parse_overrides", "coerce_value"]
+__all__ = ["load_into", "build_dataclass", "to_plain", "parse_overrides", "coerce_value",
+           "value_source"]
 
 T = TypeVar("T")
 
 _BASE_KEY = "_base_"
+_ORIGIN_ATTR = "_posenas_origin"
 _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
-def load_into(schema: type[T], path: str | Path, overrides: Sequence[str] = ()) -> T:
+class _Yaml12Floats(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-4`` as the number YAML 1.2 says it is (YAML 1.1, which
+    PyYAML follows, needs ``1.0e-4`` and reads ``1e-4`` as a string)."""
+
+
+_Yaml12Floats.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_NUMBER, list("-+0123456789."))
+
+
+def load_into(schema: type[T], path: str | Path, overrides: Sequence[str] = (),
+              require: Sequence[str] = ()) -> T:
     """Load ``path`` (with its ``_base_`` files), apply command-line ``overrides`` and validate
     the result into the dataclass ``schema``.
 
@@ -42,13 +54,20 @@ def load_into(schema: type[T], path: str | Path, overrides: Sequence[str] = ()) 
         schema: the root dataclass (its fields are the file's sections).
         path: the YAML file.
         overrides: trailing command-line tokens, ``KEY VALUE`` pairs or ``KEY=VALUE``.
+        require: sections the file (with its bases and overrides) must set itself, rather
+            than take the schema's defaults (a search needs its ``space``).
 
     Raises:
         UserInputError: naming the file (or ``override``) and the dotted key.
     """
     data, origin = _load_with_bases(Path(path), chain=())
-    for key, value in parse_overrides(overrides):
+    for key, value in parse_overrides(overrides, keep_text=True):
         _set_dotted(schema, data, origin, key, value, source="override")
+    for section in require:
+        if section not in data:
+            raise UserInputError(str(path), f"missing: this command needs a {section} section "
+                                 "(set it, or start from a file that has one with _base_)",
+                                 field=section)
     return build_dataclass(schema, data, source=str(path), origin=origin)
 
 
@@ -56,9 +75,18 @@ def build_dataclass(schema: type[T], data: Mapping[str, Any], source: str = "<di
                     origin: Mapping[str, str] | None = None) -> T:
     """Validate a plain mapping into the dataclass ``schema`` (sections are nested dataclasses).
 
-    ``origin`` maps dotted keys to the file that set them, for error messages.
+    ``origin`` maps dotted keys to the file that set them, for error messages (later ones too:
+    :func:`value_source`).
     """
-    return _build(schema, data, prefix="", source=source, origin=origin or {})
+    obj = _build(schema, data, prefix="", source=source, origin=origin or {})
+    object.__setattr__(obj, _ORIGIN_ATTR, dict(origin or {}))  # frozen: set past __setattr__
+    return obj
+
+
+def value_source(obj: Any, dotted: str, default: str) -> str:
+    """Where ``dotted``'s value in a loaded config came from: its file, ``"override"``, or
+    ``default`` (a default value, or a config not made by this loader)."""
+    return getattr(obj, _ORIGIN_ATTR, {}).get(dotted, default)
 
 
 def to_plain(obj: Any) -> Any:
@@ -74,8 +102,12 @@ def to_plain(obj: Any) -> Any:
     return plain(dataclasses.asdict(obj))
 
 
-def parse_overrides(tokens: Sequence[str]) -> list[tuple[str, Any]]:
-    """Parse ``KEY VALUE`` / ``KEY=VALUE`` tokens into ``(dotted_key, value)`` pairs."""
+def parse_overrides(tokens: Sequence[str], keep_text: bool = False) -> list[tuple[str, Any]]:
+    """Parse ``KEY VALUE`` / ``KEY=VALUE`` tokens into ``(dotted_key, value)`` pairs.
+
+    Values are YAML scalars or lists (``1e-4`` a number, as YAML 1.2 reads it). ``keep_text``:
+    a number also keeps the text it was typed as, which a ``str`` field takes (``name 007``).
+    """
     pairs: list[tuple[str, Any]] = []
     i = 0
     tokens = list(tokens)
@@ -95,13 +127,24 @@ def parse_overrides(tokens: Sequence[str]) -> list[tuple[str, Any]]:
             raise UserInputError("override", "keys are dotted lower_snake_case, "
                                  "e.g. dataset.root or train.epochs", field=key)
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = yaml.load(raw, Loader=_Yaml12Floats) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):
-            value = float(value)  # YAML 1.1 reads "1e-4" as a string; users mean a number
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            value = _TypedToken(value, raw) if keep_text and isinstance(value, (int, float)) else value
         pairs.append((key, value))
     return pairs
+
+
+class _TypedToken:
+    """A scalar override with the text it was typed as: a ``str`` field takes the text
+    (``name 007`` is ``"007"``, not ``"7"``), any other field the parsed value."""
+
+    def __init__(self, value: Any, raw: str) -> None:
+        self.value, self.raw = value, raw
+
+    def __repr__(self) -> str:
+        return repr(self.raw)
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -110,7 +153,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     except OSError as err:
         raise UserInputError(str(path), f"cannot read config file ({err.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Yaml12Floats)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -217,6 +260,11 @@ def _build(cls: type, data: Any, prefix: str, source: str, origin: Mapping[str, 
             kwargs[name] = _build(hint, data[name], dotted + ".", source, origin)
         else:
             kwargs[name] = coerce_value(data[name], hint, file, dotted)
+            bounds = field_bounds(fld)
+            if bounds is not None and bounds.violated_by(kwargs[name]):
+                shown = ("x".join(str(v) for v in kwargs[name]) if isinstance(kwargs[name], tuple)
+                         else repr(kwargs[name]))
+                raise UserInputError(file, f"must be {bounds.describe()}, got {shown}", field=dotted)
     try:
         return cls(**kwargs)
     except UserInputError as err:
@@ -236,11 +284,19 @@ def coerce_value(value: Any, tp: Any, file: str, dotted: str) -> Any:
     """Check ``value`` against the annotation ``tp``; convert lists to tuples and ints to floats."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if isinstance(value, _TypedToken):
+        if tp is str or (origin is Literal and all(isinstance(a, str) for a in args)):
+            value = value.raw  # the text as typed: "007", "32"
+        else:
+            value = value.value
 
     def fail(expected: str) -> typing.NoReturn:
         raise UserInputError(file, f"expected {expected}, got {value!r}", field=dotted)
 
     if origin is Literal:
+        if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and all(isinstance(a, str) for a in args)):
+            value = str(value)  # "precision: 32" in a file
         if value not in args:
             fail(_type_name(tp))
         return value

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from search_space.bounds import DEVICES_PATTERN, bounded
 from search_space.config import SpaceConfig
+from search_space.joints import HEATMAP_STRIDE
 from search_space.errors import UserInputError
 
 __all__ = ["Config", "DatasetConfig", "ModelConfig", "TrainConfig", "TestConfig", "SearchConfig",
@@ -19,8 +21,6 @@ __all__ = ["Config", "DatasetConfig", "ModelConfig", "TrainConfig", "TestConfig"
            "DistillConfig", "QuantConfig",
            "HEATMAP_STRIDE"]
 
-#: every posenas network outputs heatmaps at 1/4 of the input size
-HEATMAP_STRIDE = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,13 +31,16 @@ class DatasetConfig:
     root: str
     train_set: str = "train2017"  #: ``train2017`` (COCO) or ``train`` (MPII)
     val_set: str = "val2017"  #: ``val2017`` (COCO) or ``valid`` (MPII)
-    scale_factor: float = 0.35  #: scale jitter s·clip(N(1, sf), 1-sf, 1+sf)
-    rotation_factor: float = 45.0  #: rotation clip(N(0, rf), -2rf, 2rf) degrees
-    rotation_prob: float = 0.6  #: probability of applying a rotation
+    scale_factor: float = bounded(0.35, ge=0, lt=1)  #: scale jitter s·clip(N(1, sf), 1-sf, 1+sf)
+    rotation_factor: float = bounded(45.0, ge=0, le=180)  #: rotation clip(N(0, rf), -2rf, 2rf) degrees
+    rotation_prob: float = bounded(0.6, ge=0, le=1)  #: probability of applying a rotation
     flip: bool = True
-    prob_half_body: float = 0.3  #: 0 disables half-body augmentation (MPII)
-    num_joints_half_body: int = 8
+    prob_half_body: float = bounded(0.3, ge=0, le=1)  #: 0 disables half-body augmentation (MPII)
+    num_joints_half_body: int = bounded(8, ge=0)  #: fewest visible joints for a half-body crop
     color_rgb: bool = True  #: feed RGB (True) or OpenCV's BGR (False)
+    #: stop on implausible annotations (a labelled keypoint outside its image, a visibility flag
+    #: other than 0/1/2, a zero-size box, a duplicate id) instead of counting them in a warning
+    strict_annotations: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,8 +48,9 @@ class ModelConfig:
     """The network and its heatmap geometry."""
 
     name: str = "hrnet_w32"
-    input_size: tuple[int, int] = (256, 192)  #: (height, width), as in "256x192"
-    sigma: float = 2.0  #: Gaussian target std in heatmap pixels
+    input_size: tuple[int, int] = bounded((256, 192), gt=0, multiple_of=HEATMAP_STRIDE,
+                                          why="the heatmap stride")  #: (height, width), as in "256x192"
+    sigma: float = bounded(2.0, gt=0)  #: Gaussian target std in heatmap pixels
     #: initial weights: a posenas checkpoint or state dict, or a released checkpoint (official
     #: HRNet, ImageNet HRNet / timm; see trainers/weights/formats.py), converted on the fly
     pretrained: str = ""
@@ -64,42 +68,47 @@ class ModelConfig:
 class TrainConfig:
     """The training recipe (HRNet's by default: Adam 1e-3, 210 epochs, steps 170/200)."""
 
-    epochs: int = 210
-    batch_size: int = 32  #: per device
+    epochs: int = bounded(210, ge=1)
+    batch_size: int = bounded(32, ge=1)  #: per device
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    lr_steps: tuple[int, ...] = (170, 200)
-    lr_factor: float = 0.1
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    num_workers: int = 4
+    lr: float = bounded(1e-3, gt=0)
+    lr_steps: tuple[int, ...] = bounded((170, 200), ge=1)  #: epochs at which lr × lr_factor
+    lr_factor: float = bounded(0.1, gt=0, le=1)
+    weight_decay: float = bounded(0.0, ge=0)
+    momentum: float = bounded(0.9, ge=0, lt=1)  #: SGD momentum / Adam β1
+    num_workers: int = bounded(4, ge=0)
     use_target_weight: bool = True
     devices: str = "auto"  #: per node; under torchrun, its --nproc_per_node
-    num_nodes: int = 1  #: machines (Lightning/SLURM launch); under torchrun, its --nnodes
-    precision: str = "auto"  #: "auto" = 16-mixed on CUDA, 32 on CPU; "bf16-mixed" on CPU too
+    num_nodes: int = bounded(1, ge=1)  #: machines (Lightning/SLURM launch); under torchrun, its --nnodes
+    precision: Literal["auto", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "bf16-true",
+                       "16-true", "64-true", "64"] = "auto"  #: "auto" = 16-mixed on CUDA, 32 on CPU; "bf16-mixed" on CPU too
     channels_last: bool = True  #: NHWC weights and inputs (faster convolutions, same values)
-    limit_train_batches: float = 1.0  #: fraction (<=1.0) or count (>1) of batches per epoch
+    limit_train_batches: float = bounded(1.0, gt=0)  #: fraction (<=1.0) or count (>1) of batches per epoch
 
     def __post_init__(self) -> None:
-        if self.num_nodes < 1:
-            raise UserInputError.at_field("num_nodes", f"must be at least 1, got {self.num_nodes}")
+        if not DEVICES_PATTERN.fullmatch(str(self.devices)):
+            raise UserInputError.at_field("devices", "expected 'auto', a device count (1, 2, …; -1: "
+                                          f"all) or GPU indices such as '0,1', got {self.devices!r}")
+        if self.limit_train_batches > 1 and not float(self.limit_train_batches).is_integer():
+            raise UserInputError.at_field("limit_train_batches", "a fraction of the batches (≤ 1) or "
+                                          f"a whole count (> 1), got {self.limit_train_batches}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class TestConfig:
     """Evaluation: boxes, flip test and COCO post-processing."""
 
-    batch_size: int = 32
+    batch_size: int = bounded(32, ge=1)
     flip_test: bool = True
     shift_heatmap: bool = True  #: shift flipped heatmaps one pixel right (HRNet)
     post_process: bool = True  #: quarter-pixel shift toward the higher neighbour
     use_gt_bbox: bool = True
     det_file: str = "person_detection_results/COCO_val2017_detections_AP_H_56_person.json"
-    image_thre: float = 0.0  #: minimum detector score of a person box
-    bbox_thre: float = 1.0  #: minimum width and height (pixels) of a detection box
-    in_vis_thre: float = 0.2  #: keypoint confidence counted in rescoring and OKS-NMS
-    oks_thre: float = 0.9  #: OKS-NMS threshold
-    margin: float = 1.25  #: box enlargement around the person (PNFS --margin)
+    image_thre: float = bounded(0.0, ge=0, le=1)  #: minimum detector score of a person box
+    bbox_thre: float = bounded(1.0, ge=0)  #: minimum width and height (pixels) of a detection box
+    in_vis_thre: float = bounded(0.2, ge=0, le=1)  #: keypoint confidence counted in rescoring and OKS-NMS
+    oks_thre: float = bounded(0.9, ge=0, le=1)  #: OKS-NMS threshold
+    margin: float = bounded(1.25, gt=0)  #: box enlargement around the person (PNFS --margin)
     model_file: str = ""
 
 
@@ -114,9 +123,9 @@ class GoalConfig:
     #: the cost the objective weighs: GFLOPs, or onnxruntime's latency on this machine (1
     #: thread, ms per crop) from a lookup table of the space's operations (strategies.latency)
     cost: Literal["gflops", "latency"] = "gflops"
-    target_gflops: float = 0.0
-    target_ms: float = 0.0  #: the target of ``cost latency`` (ms)
-    penalty_weight: float = 0.07
+    target_gflops: float = bounded(0.0, ge=0)
+    target_ms: float = bounded(0.0, ge=0)  #: the target of ``cost latency`` (ms)
+    penalty_weight: float = bounded(0.07, ge=0)
     #: the latency table (JSON); "" = latency_table.json in the search's output folder
     latency_table: str = ""
 
@@ -127,11 +136,12 @@ class GoalConfig:
 
     def __post_init__(self) -> None:
         if self.objective != "metric" and self.cost == "gflops" and self.target_gflops <= 0:
-            raise UserInputError.at_field("target_gflops", f"objective {self.objective!r} needs "
-                                          "a target above 0 (GFLOPs, as --param_flop reports them)")
+            raise UserInputError.at_field("objective", f"{self.objective!r} needs "
+                                          "search.goal.target_gflops above 0 (GFLOPs, as "
+                                          "--param_flop reports them)")
         if self.objective != "metric" and self.cost == "latency" and self.target_ms <= 0:
-            raise UserInputError.at_field("target_ms", f"objective {self.objective!r} with cost "
-                                          "latency needs a target above 0 (ms per crop, "
+            raise UserInputError.at_field("objective", f"{self.objective!r} with cost latency "
+                                          "needs search.goal.target_ms above 0 (ms per crop, "
                                           "onnxruntime, 1 thread)")
 
 
@@ -146,17 +156,11 @@ class PruneRateConfig:
     base_arch: str = ""
     criterion: Literal["scale", "shift", "scale_shift", "l1"] = "scale"
     selection: Literal["simple", "golden"] = "golden"
-    tolerance: float = 0.01  #: largest AP (PCKh) drop before retraining
-    step: float = 0.05  #: rate step of the "simple" scan
-    max_rate: float = 0.9
-    min_keep: float = 0.1  #: per-layer floor: fraction of a layer's channels always kept
-
-    def __post_init__(self) -> None:
-        for name in ("tolerance", "step", "max_rate", "min_keep"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0 or (name == "step" and value == 0):
-                raise UserInputError.at_field(name, f"must be in [0, 1]"
-                                              f"{' and > 0' if name == 'step' else ''}, got {value}")
+    tolerance: float = bounded(0.01, ge=0, le=1)  #: largest AP (PCKh) drop before retraining
+    step: float = bounded(0.05, gt=0, le=1)  #: rate step of the "simple" scan
+    max_rate: float = bounded(0.9, ge=0, le=1)
+    #: per-layer floor: fraction of a layer's channels always kept
+    min_keep: float = bounded(0.1, ge=0, le=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,20 +171,12 @@ class CollapseConfig:
     #: network, P-DARTS's cap on skip connections (Chen et al. 2019): the strongest
     #: ``max_param_free`` parameter-free choices by α stay, the others take their strongest
     #: operation with weights; -1: no limit
-    max_param_free: int = -1
+    max_param_free: int = bounded(-1, ge=-1)
     #: early stopping on the collapse signal (DARTS+, Liang et al. 2019): after the warm-up,
     #: a one-shot search stops at the first epoch whose architecture has at least this share of
     #: parameter-free operations (strategies.collapse) and keeps the best epoch before it;
     #: 0: off
-    stop: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.stop <= 1.0:
-            raise UserInputError.at_field("stop", f"must be a share in [0, 1] (0: off), got "
-                                          f"{self.stop}")
-        if self.max_param_free < -1:
-            raise UserInputError.at_field("max_param_free", f"must be -1 (no limit) or ≥ 0, got "
-                                          f"{self.max_param_free}")
+    stop: float = bounded(0.0, ge=0, le=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,13 +185,14 @@ class SearchConfig:
     (``goal``), channel pruning (``prune_rate``) and collapse remedies (``collapse``) in their
     sub-sections."""
 
-    epochs: int = 50
-    batch_size: int = 32
-    warmup_epochs: int = 0  #: epochs with alpha/beta frozen
-    arch_lr: float = 3e-4
-    arch_weight_decay: float = 1e-3
-    num_trials: int = 20  #: multi-trial strategies; path samples of spos; rate probes of prune_rate
-    trial_epochs: int = 1
+    epochs: int = bounded(50, ge=1)
+    batch_size: int = bounded(32, ge=1)
+    warmup_epochs: int = bounded(0, ge=0)  #: epochs with alpha/beta frozen (< epochs)
+    arch_lr: float = bounded(3e-4, gt=0)
+    arch_weight_decay: float = bounded(1e-3, ge=0)
+    #: multi-trial strategies; path samples of spos; rate probes of prune_rate
+    num_trials: int = bounded(20, ge=1)
+    trial_epochs: int = bounded(1, ge=1)
     #: trials (trial.py): start from a one-shot search checkpoint's supernet weights
     inherit_from: str = ""
     #: a teacher-guided search: the supernet (one-shot strategies, both the weight and the
@@ -204,15 +201,16 @@ class SearchConfig:
     distill: bool = False
     #: SPOS path ranking and benchmarks: training batches each sampled path's BN statistics are
     #: re-estimated on before it is scored (Guo et al. 2020); 0: the supernet's statistics
-    bn_recalibration_batches: int = 8
+    bn_recalibration_batches: int = bounded(8, ge=0)
     goal: GoalConfig = field(default_factory=GoalConfig)
     prune_rate: PruneRateConfig = field(default_factory=PruneRateConfig)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
 
     def __post_init__(self) -> None:
-        if self.bn_recalibration_batches < 0:
-            raise UserInputError.at_field("bn_recalibration_batches", "must be ≥ 0 (0: off), got "
-                                          f"{self.bn_recalibration_batches}")
+        if self.warmup_epochs >= self.epochs:
+            raise UserInputError.at_field("warmup_epochs", f"must be below search.epochs "
+                                          f"({self.epochs}): the architecture would never be "
+                                          f"trained, got {self.warmup_epochs}")
 
 
 #: keys of the flat ``search`` section before it had sub-sections → where they live now
@@ -243,21 +241,15 @@ class DistillConfig:
     weights: str = ""
     #: the teacher is a derived architecture (an arch.json / derived.json)
     arch: str = ""
-    alpha: float = 0.5  #: weight of the teacher term (0: GT only, 1: teacher only)
+    alpha: float = bounded(0.5, ge=0, le=1)  #: weight of the teacher term (0: GT only, 1: teacher only)
     #: ``mse``: JointsMSELoss to the teacher's heatmaps; ``kl``: per joint, KL divergence of
     #: the spatial softmax of student and teacher heatmaps at ``temperature`` (× temperature²)
     loss: Literal["mse", "kl"] = "mse"
-    temperature: float = 0.1  #: heatmaps are in [0, 1]: 0.1 makes the softmax peak at the joint
+    temperature: float = bounded(0.1, gt=0)  #: heatmaps are in [0, 1]: 0.1 makes the softmax peak at the joint
 
     @property
     def enabled(self) -> bool:
         return bool(self.config or self.weights or self.arch)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise UserInputError.at_field("alpha", f"must be in [0, 1], got {self.alpha}")
-        if self.temperature <= 0:
-            raise UserInputError.at_field("temperature", f"must be above 0, got {self.temperature}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -270,10 +262,10 @@ class QuantConfig:
     bits: int = 8  #: 8 or 4, activations and weights
     weight: Literal["per_channel", "per_tensor"] = "per_channel"
     #: the clip level α where no calibration sets it (PACT's paper starts at 10)
-    act_init: float = 10.0
+    act_init: float = bounded(10.0, gt=0)
     #: training batches whose largest activation per layer sets α before QAT (0: act_init)
-    calibrate_batches: int = 4
-    alpha_decay: float = 2e-4  #: L2 weight decay of the clip levels (PACT's regulariser)
+    calibrate_batches: int = bounded(4, ge=0)
+    alpha_decay: float = bounded(2e-4, ge=0)  #: L2 weight decay of the clip levels (PACT's regulariser)
 
     @property
     def enabled(self) -> bool:
@@ -282,11 +274,6 @@ class QuantConfig:
     def __post_init__(self) -> None:
         if self.bits not in (4, 8):
             raise UserInputError.at_field("bits", f"must be 8 or 4, got {self.bits}")
-        if self.act_init <= 0:
-            raise UserInputError.at_field("act_init", f"must be above 0, got {self.act_init}")
-        if self.calibrate_batches < 0 or self.alpha_decay < 0:
-            raise UserInputError.at_field("calibrate_batches" if self.calibrate_batches < 0 else "alpha_decay",
-                               "must not be negative")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,9 +281,9 @@ class Config:
     """A whole experiment."""
 
     dataset: DatasetConfig
-    name: str = "default"
+    name: str = "default"  #: the run's folder under output_dir: no path separators
     output_dir: str = "runs"
-    seed: int = 0
+    seed: int = bounded(0, ge=0, lt=2**32)  #: NumPy and Lightning take 32-bit seeds
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
@@ -306,6 +293,9 @@ class Config:
     quant: QuantConfig = field(default_factory=QuantConfig)
 
     def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or "\\" in self.name or self.name in (".", ".."):
+            raise UserInputError.at_field("name", "a run name is one folder name (it becomes "
+                                          f"output_dir/name), got {self.name!r}")
         if self.search.distill and not self.distill.enabled:
             raise UserInputError.at_field("search.distill", "a teacher-guided search needs a teacher: set "
                                "distill.config (or distill.weights / distill.arch)")

@@ -85,7 +85,9 @@ class CocoKeypoints(TopDownDataset):
         self.split = split
         self.image_set = cfg.dataset.train_set if split == "train" else cfg.dataset.val_set
         self.ann_file, self.image_dir = coco_paths(cfg.dataset.root, self.image_set)
-        self.gt = load_coco_annotations(self.ann_file, self.spec.num_joints)
+        self.source = self.ann_file
+        self.gt = load_coco_annotations(self.ann_file, self.spec.num_joints,
+                                        strict=cfg.dataset.strict_annotations)
         self.images = {img["id"]: img for img in self.gt["images"]}
         check_images_found(self.gt["images"], cfg.dataset.root, self.image_set)
         if use_gt_bbox is None:
@@ -95,7 +97,8 @@ class CocoKeypoints(TopDownDataset):
         if use_gt_bbox:
             self.records = self._gt_records(margin)
         else:
-            self.records = self._detection_records(Path(cfg.dataset.root) / cfg.test.det_file, margin)
+            self.source = Path(cfg.dataset.root) / cfg.test.det_file
+            self.records = self._detection_records(self.source, margin)
         logger.info("COCO %s: %d person boxes from %s", self.image_set, len(self.records),
                     "ground truth" if use_gt_bbox else "detections")
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from trainers.atomic import publish
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors, output_dir
 
 __all__ = ["Remote", "SOURCES", "fetch", "md5sum", "unpack", "download_dataset"]
 
@@ -153,8 +153,20 @@ def fetch(url: str, dest: Path, md5: str | None = None, progress: bool = True,
             part.unlink()
             raise UserInputError(str(dest), f"MD5 {got} does not match the published {md5}; "
                                  "the partial download was removed, run again")
+    elif _is_web_page(part) and dest.suffix.lower() not in (".html", ".htm"):
+        part.unlink()
+        raise UserInputError(url, f"the server sent a web page, not {dest.name} (Google Drive "
+                             "does so for a quota or virus-scan notice): open the link in a "
+                             f"browser and save the file as {dest}")
     publish(part, dest)
     return dest
+
+
+def _is_web_page(path: Path) -> bool:
+    """Whether a downloaded file without a published MD5 is an HTML page (an interstitial)."""
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
 
 
 def unpack(archive: Path, into: Path) -> None:
@@ -222,11 +234,11 @@ def download_dataset(name: str, out: Path, use_dt: bool = True, keep_archives: b
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainers.data.download", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m trainers.data.download", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=sorted(SOURCES))
     p.add_argument("--out", required=True, help="the dataset root to create (dataset.root)")
-    p.add_argument("--use_dt", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--use_dt", action=argparse.BooleanOptionalAction, default=None,
                    help="COCO: also fetch HRNet's person detections (default: yes)")
     p.add_argument("--keep-archives", action="store_true", help="keep the downloaded archives")
     p.add_argument("--no-train", action="store_true",
@@ -239,8 +251,14 @@ def _parser() -> argparse.ArgumentParser:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    out = Path(args.out)
-    done = download_dataset(args.dataset, out, args.use_dt, args.keep_archives, args.base_url,
+    if args.dataset != "coco" and args.use_dt is not None:
+        raise UserInputError("argument", f"{args.dataset} has no person detections to fetch",
+                             field="--use_dt" if args.use_dt else "--no-use_dt")
+    if args.dataset != "coco" and args.no_train:
+        raise UserInputError("argument", f"COCO only: {args.dataset} comes as one archive",
+                             field="--no-train")
+    out = output_dir(args.out, "--out")
+    done = download_dataset(args.dataset, out, args.use_dt is not False, args.keep_archives, args.base_url,
                             not args.no_progress, train=not args.no_train)
     for line in done:
         print(line)

@@ -21,7 +21,12 @@ logger = logging.getLogger(__name__)
 
 
 class ImageReadError(Exception):
-    """An image file that cannot be used (missing, empty, truncated, undecodable)."""
+    """An image file that cannot be used (missing, empty, truncated, undecodable): ``path`` and
+    ``reason``, shown as ``PATH: REASON``."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
 
 
 def read_image(path: str | Path, color_rgb: bool = True) -> np.ndarray:
@@ -35,19 +40,19 @@ def read_image(path: str | Path, color_rgb: bool = True) -> np.ndarray:
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
-        raise ImageReadError(f"{path}: cannot read ({err.strerror or err})") from None
+        raise ImageReadError(path, f"cannot read ({err.strerror or err})") from None
     if data.size == 0:
-        raise ImageReadError(f"{path}: empty file")
+        raise ImageReadError(path, "empty file")
     if data.size > 2 and data[0] == 0xFF and data[1] == 0xD8:
         # A JPEG cut short still half-decodes in OpenCV (grey bottom); refuse it instead.
         tail = data[-64:].tobytes().rstrip(b"\x00")
         if b"\xff\xd9" not in tail[-16:]:
-            raise ImageReadError(f"{path}: truncated JPEG (no end-of-image marker)")
+            raise ImageReadError(path, "truncated JPEG (no end-of-image marker)")
     # the stored pixel frame: COCO's annotations (and HRNet's reader) ignore EXIF orientation,
     # which IMREAD_COLOR alone would apply (a tagged photo would be cropped rotated)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
-        raise ImageReadError(f"{path}: not a decodable image")
+        raise ImageReadError(path, "not a decodable image")
     if color_rgb:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return image

@@ -52,6 +52,7 @@ class MpiiKeypoints(TopDownDataset):
         self.image_set = cfg.dataset.train_set if split == "train" else cfg.dataset.val_set
         root = Path(cfg.dataset.root)
         self.ann_file = root / "annot" / f"{self.image_set}.json"
+        self.source = self.ann_file
         self.gt_file = root / "annot" / f"gt_{self.image_set}.mat"
         self.image_dir = root / "images"
         self.records = self._load(self.ann_file)

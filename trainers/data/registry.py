@@ -21,6 +21,7 @@ from trainers.data.coco import CocoKeypoints
 from trainers.data.mpii import MpiiKeypoints
 from trainers.data.topdown import TopDownDataset
 from trainers.config.schema import Config
+from search_space.errors import UserInputError
 
 
 __all__ = ["DatasetEntry", "DATASETS", "dataset_names", "build_dataset", "primary_metric"]
@@ -73,4 +74,11 @@ def build_dataset(cfg: Config, split: str, train: bool | None = None,
     """
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    return DATASETS[cfg.dataset.name].reader(cfg, split, train=train, use_gt_bbox=use_gt_bbox)
+    dataset = DATASETS[cfg.dataset.name].reader(cfg, split, train=train, use_gt_bbox=use_gt_bbox)
+    if not len(dataset):
+        image_set = cfg.dataset.train_set if split == "train" else cfg.dataset.val_set
+        raise UserInputError(str(dataset.source), f"no person to {'train on' if split == 'train' else 'evaluate'}"
+                             f" in {image_set} (every annotation empty, crowd, skipped or "
+                             "filtered out)",
+                             field="annotations" if dataset.source == getattr(dataset, "ann_file", None) else None)
+    return dataset

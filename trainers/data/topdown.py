@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -123,6 +124,9 @@ class TopDownDataset(Dataset):
         cfg: the experiment config (``dataset``, ``model`` and ``test`` sections are used).
         train: apply training augmentation.
     """
+
+    #: the file the records came from (annotation or detection file), for error messages
+    source: Path | str = ""
 
     def __init__(self, cfg: Config, train: bool) -> None:
         self.cfg = cfg

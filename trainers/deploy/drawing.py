@@ -18,10 +18,14 @@ from pathlib import Path
 from search_space.joints import KeypointSpec
 from trainers.atomic import atomic_path
 from search_space.errors import UserInputError
+from trainers.cli import existing_file, finite_float, output_file
 from trainers.report import format_table
 
 __all__ = ["draw_skeleton", "side_colors", "heatmap_grid", "crop_to_bgr", "save_image",
-           "draw_people"]
+           "draw_people", "add_image_arguments", "check_image_arguments", "IMAGE_SUFFIXES"]
+
+#: the image files the single-image commands write (OpenCV's encoders)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 _LEFT, _RIGHT, _CENTER = (255, 128, 0), (0, 128, 255), (0, 220, 0)  # BGR
 
@@ -140,9 +144,16 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments the single-image commands share (``trainers.infer``, ``visualize.demo``):
     the image, the output, person boxes and the thresholds, the flip test."""
     p.add_argument("--image", required=True)
-    p.add_argument("--out", required=True, help="output image (.jpg/.png)")
+    p.add_argument("--out", required=True, help="output image (" + ", ".join(IMAGE_SUFFIXES) + ")")
     p.add_argument("--boxes", help="detection JSON (COCO results format)")
     p.add_argument("--image-id", type=int, help="use only the boxes of this image_id")
-    p.add_argument("--score-thr", type=float, default=0.5, help="minimum box score")
-    p.add_argument("--kpt-thr", type=float, default=0.3, help="minimum keypoint confidence drawn")
+    p.add_argument("--score-thr", type=finite_float, default=0.5, help="minimum box score")
+    p.add_argument("--kpt-thr", type=finite_float, default=0.3,
+                   help="minimum keypoint confidence drawn")
     p.add_argument("--no-flip", action="store_true", help="no flip test")
+
+
+def check_image_arguments(args: argparse.Namespace) -> None:
+    """Before any work: the input image exists and ``--out`` can be written as an image."""
+    existing_file(args.image, "--image")
+    output_file(args.out, "--out", IMAGE_SUFFIXES)

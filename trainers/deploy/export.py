@@ -32,9 +32,9 @@ import logging
 import sys
 
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors, configure_logging
+from trainers.cli import (ArgumentParser, cli_errors, configure_logging, input_size,
+                          nonnegative_float, output_file, positive_int)
 from trainers.config.experiment import load_config
-from trainers.config.loader import coerce_value
 from trainers.deploy.targets import EXPORT_TARGETS, ExportJob, target_names
 from trainers.engine.qat import pact_modules
 from trainers.network.build import load_any_network
@@ -45,9 +45,17 @@ __all__ = ["main"]
 logger = logging.getLogger(__name__)
 
 
+def opset(text: str) -> int:
+    """``--opset``: 11 (ONNX's Resize, which the fabrics' upsampling needs) or later."""
+    value = positive_int(text)
+    if value < 11:
+        raise argparse.ArgumentTypeError(f"expected an ONNX opset ≥ 11, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainers.export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m trainers.export", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", required=True, help="a posenas checkpoint, or a released one "
                    "(official HRNet, Lite-HRNet, mmpose) with --model")
     p.add_argument("--model", help="for a released checkpoint: the registered model it holds")
@@ -57,8 +65,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="export target: " + "; ".join(f"{n}: {t.description}"
                                                       for n, t in EXPORT_TARGETS.items())
                    + " (default: int8 for an 8-bit QAT checkpoint, else onnx)")
-    p.add_argument("--input-size", help="HxW (default: the checkpoint's model.input_size)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--input-size", type=input_size,
+                   help="HxW (default: the checkpoint's model.input_size)")
+    p.add_argument("--opset", type=opset, default=17, help="ONNX opset (≥ 11: Resize)")
     p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
                    help="the int8 model of a QAT (quant.method pact, 8 bits) checkpoint: BN "
                    "folded, int8 weights, uint8 activations calibrated on validation crops "
@@ -66,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                    "fake-quantized float graph")
     p.add_argument("--calib-root", help="--int8: the dataset root whose validation crops "
                    "calibrate the activation ranges (default: the checkpoint's dataset.root)")
-    p.add_argument("--calib-batches", type=int, default=8, help="--int8: calibration batches")
-    p.add_argument("--atol", type=float, default=1e-4, help="allowed abs difference: for every "
+    p.add_argument("--calib-batches", type=positive_int, default=8, help="--int8: calibration batches")
+    p.add_argument("--atol", type=nonnegative_float, default=1e-4, help="allowed abs difference: for every "
                    "heatmap value of a float network; for 99 %% of them in a QAT network, whose "
                    "quantizers turn a float rounding difference at a quantization boundary into "
                    "a whole step")
@@ -90,11 +99,10 @@ def _target(args: argparse.Namespace, model) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(logging.WARNING)
+    output_file(args.out, "--out")
     cfg = load_config(args.cfg) if args.cfg else None
     cfg, spec, model = load_any_network(args.weights, cfg, args.model)
-    size = tuple(cfg.model.input_size)
-    if args.input_size:
-        size = coerce_value(args.input_size, tuple[int, int], "argument", "--input-size")
+    size = args.input_size or tuple(cfg.model.input_size)
     target = _target(args, model)
     row = EXPORT_TARGETS[target].export(ExportJob(model, cfg, spec.name, size, args.out, args))
     note = row.pop("note", "")

@@ -28,9 +28,9 @@ from trainers.data.codec import HeatmapCodec, flip_back
 from trainers.data.images import ImageReadError, read_image
 from trainers.data.transforms import person_crops
 from trainers.deploy.meta import DeployMeta, read_meta
-from trainers.deploy.drawing import add_image_arguments, draw_people
+from trainers.deploy.drawing import add_image_arguments, check_image_arguments, draw_people
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors, existing_file, nonnegative_int
 
 __all__ = ["OnnxPoseModel", "main"]
 
@@ -102,11 +102,11 @@ class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpF
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainers.infer", description=__doc__,
-                                formatter_class=_Help)
+    p = ArgumentParser(prog="python -m trainers.infer", description=__doc__,
+                       formatter_class=_Help)
     p.add_argument("--model", required=True, help="an .onnx file from trainers.deploy.export")
     add_image_arguments(p)
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (0: its default)")
+    p.add_argument("--threads", type=nonnegative_int, default=1, help="onnxruntime threads (0: its default)")
     p.add_argument("--json", action="store_true", help="end with one JSON line of the people")
     return p
 
@@ -114,13 +114,16 @@ def _parser() -> argparse.ArgumentParser:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if not Path(args.model).is_file():
-        raise UserInputError(args.model, "no such file", field="--model")
-    model = OnnxPoseModel(args.model, args.threads)
+    check_image_arguments(args)
+    existing_file(args.model, "--model")
+    try:
+        model = OnnxPoseModel(args.model, args.threads)
+    except UserInputError as err:
+        raise (err if err.field else UserInputError(err.source, err.message, field="--model")) from None
     try:
         image = read_image(args.image, color_rgb=False)
     except ImageReadError as err:
-        raise UserInputError(args.image, str(err)) from None
+        raise UserInputError(args.image, err.reason, field="--image") from None
     boxes = read_person_boxes(args.boxes, image.shape, args.image_id, args.score_thr)
     people = model.predict(image, boxes, flip=not args.no_flip)
     print(draw_people(image, boxes, people, model.spec, args.kpt_thr, args.out,

@@ -105,6 +105,8 @@ def export_int8_onnx(job: ExportJob) -> dict[str, Any]:
     if acts[0].bits != 8:
         raise UserInputError(args.weights, f"trained with quant.bits {acts[0].bits}: an int8 "
                              "model needs quant.bits 8", field="--int8")
+    # calibration crops at the exported input size (not necessarily the trained one)
+    cfg = replace(cfg, model=replace(cfg.model, input_size=tuple(size)))
     if args.calib_root:
         cfg = replace(cfg, dataset=replace(cfg.dataset, root=args.calib_root))
     try:

@@ -26,7 +26,7 @@ from trainers.evaluation.prediction import flip_test_predictor
 from trainers.engine.losses import DistillLoss, JointsMSELoss, ValidationLoss
 from trainers.engine.memory_format import channels_last_input, to_channels_last
 from trainers.engine.qat import pact_modules
-from trainers.weights.checkpoint import checkpoint_record
+from trainers.weights.checkpoint import checkpoint_record, seal
 
 __all__ = ["PoseModule", "NonFiniteLossError"]
 
@@ -35,6 +35,11 @@ logger = logging.getLogger(__name__)
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class BrokenEvaluationError(RuntimeError):
+    """Validation cannot give an honest number: the network's heatmaps are not finite (broken
+    weights), or persons went unpredicted without being counted as skipped."""
 
 
 class PoseModule(pl.LightningModule):
@@ -57,20 +62,6 @@ class PoseModule(pl.LightningModule):
             :mod:`trainers.engine.distill`). Kept out of the module's submodules: never trained,
             never in a checkpoint, moved to the module's device when fitting starts.
     """
-
-    @property
-    def model(self) -> nn.Module:
-        """The network trained and evaluated (set by :meth:`set_model`)."""
-        model = getattr(self, "_model", None)
-        if model is None:
-            raise RuntimeError("no model: call set_model() first")
-        return model
-
-    def set_model(self, model: nn.Module) -> None:
-        """Set the network to train and evaluate (NNI's ``LightningModule`` interface)."""
-        if not isinstance(model, nn.Module):
-            raise TypeError("model must be an nn.Module")
-        self._model = model
 
     def __init__(self, model: nn.Module, cfg: Config, val_dataset: TopDownDataset | None = None,
                  out_dir: str | Path = "runs/default", model_info: dict[str, Any] | None = None,
@@ -105,7 +96,10 @@ class PoseModule(pl.LightningModule):
         return self._modules["model"]
 
     def set_model(self, model: nn.Module) -> None:
-        """Set (or replace, e.g. by a one-shot supernet) the network."""
+        """Set (or replace, e.g. by a one-shot supernet) the network (NNI's ``LightningModule``
+        interface)."""
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         self._modules["model"] = model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -199,6 +193,20 @@ class PoseModule(pl.LightningModule):
         self._val_preds.append(np.concatenate([coords, maxvals], axis=2))
         self._val_index.append(batch["index"].cpu().numpy())
 
+    def _check_complete(self, preds: np.ndarray, index: np.ndarray, skipped: int) -> None:
+        """Every validation person predicted with finite values, or counted as skipped."""
+        bad = int((~np.isfinite(preds)).any(axis=(1, 2)).sum()) if len(preds) else 0
+        if bad:
+            raise BrokenEvaluationError(
+                f"the network's heatmaps are not finite for {bad} of {len(preds)} validation "
+                "persons: its weights are broken (corrupted, or a diverged training)")
+        expected = len(self.val_dataset)
+        limited = self.trainer.limit_val_batches not in (1, 1.0)
+        if not limited and len(np.unique(index)) + skipped < expected:
+            raise BrokenEvaluationError(
+                f"{len(np.unique(index))} predictions and {skipped} skipped images for "
+                f"{expected} validation persons: some went missing")
+
     def on_validation_epoch_end(self) -> None:
         if self.val_dataset is None:
             return
@@ -214,6 +222,8 @@ class PoseModule(pl.LightningModule):
             skipped = sum(g[2] for g in gathered)
             self._val_loss.state = [sum(g[3][0] for g in gathered), sum(g[3][1] for g in gathered)]
         self.last_predicted, self.last_skipped = int(len(np.unique(index))), int(skipped)
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            self._check_complete(preds, index, skipped)
         metrics: dict[str, float] = {}
         if self.trainer.is_global_zero and len(index):
             metrics = self.val_dataset.evaluate(preds, index, str(self.eval_dir))
@@ -239,6 +249,7 @@ class PoseModule(pl.LightningModule):
                           int(np_state[2]), int(np_state[3]), float(np_state[4])],
                 "python": random.getstate(),
             })
+        seal(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         rng = checkpoint.get("posenas", {}).get("rng")

@@ -47,9 +47,24 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def load_coco_annotations(path: str | Path, num_joints: int = COCO.num_joints) -> dict[str, Any]:
+#: implausible but readable annotations: what each is called in the warning
+IMPLAUSIBLE = {
+    "outside": "labelled keypoint(s) outside the image",
+    "visibility": "visibility flag(s) other than 0, 1, 2",
+    "box": "person box(es) of zero width or height (skipped)",
+    "duplicate": "duplicate annotation id(s)",
+}
+
+
+def load_coco_annotations(path: str | Path, num_joints: int = COCO.num_joints,
+                          strict: bool = False) -> dict[str, Any]:
     """Read and validate a COCO-format keypoints annotation file (``num_joints`` per person:
     COCO's 17, or the keypoint layout of another COCO-format dataset).
+
+    Malformed entries are errors. Implausible ones (:data:`IMPLAUSIBLE`: a labelled keypoint
+    outside its image, a visibility flag other than 0/1/2, a zero-size box, an annotation id used
+    twice) are counted and logged as one warning, or with ``strict``
+    (``dataset.strict_annotations``) an error naming the first.
 
     Raises:
         UserInputError: naming the file and the image/annotation id that is malformed
@@ -64,6 +79,7 @@ def load_coco_annotations(path: str | Path, num_joints: int = COCO.num_joints) -
         if not isinstance(data.get(key), list):
             raise UserInputError(src, "missing or not a list", field=key)
     image_ids = set()
+    sizes: dict[Any, tuple[float, float]] = {}
     for i, img in enumerate(data["images"]):
         if not isinstance(img, dict):
             raise UserInputError(src, "not an object", field=f"images[{i}]")
@@ -75,6 +91,9 @@ def load_coco_annotations(path: str | Path, num_joints: int = COCO.num_joints) -
             raise UserInputError(src, "width/height must be positive numbers",
                                  field=f"image id={img['id']}")
         image_ids.add(img["id"])
+        sizes[img["id"]] = (img["width"], img["height"])
+    implausible: dict[str, list[str]] = {kind: [] for kind in IMPLAUSIBLE}
+    seen_ids: set = set()
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict):
             raise UserInputError(src, "not an object", field=f"annotations[{i}]")
@@ -84,6 +103,9 @@ def load_coco_annotations(path: str | Path, num_joints: int = COCO.num_joints) -
                 raise UserInputError(src, f"missing '{key}'", field=where)
         if ann["image_id"] not in image_ids:
             raise UserInputError(src, f"image_id {ann['image_id']!r} is not in 'images'", field=where)
+        if ann["id"] in seen_ids:
+            implausible["duplicate"].append(where)
+        seen_ids.add(ann["id"])
         if ann["category_id"] != 1:
             continue
         kpts = ann.get("keypoints")
@@ -103,7 +125,30 @@ def load_coco_annotations(path: str | Path, num_joints: int = COCO.num_joints) -
                                  field=where)
         if "num_keypoints" not in ann:
             ann["num_keypoints"] = int(sum(1 for v in kpts[2::3] if v > 0))
+        width, height = sizes[ann["image_id"]]
+        if any(v > 0 and not (0 <= x <= width and 0 <= y <= height)
+               for x, y, v in zip(kpts[0::3], kpts[1::3], kpts[2::3])):
+            implausible["outside"].append(where)
+        if any(v not in (0, 1, 2) for v in kpts[2::3]):
+            implausible["visibility"].append(where)
+        if not ann["iscrowd"] and (bbox[2] == 0 or bbox[3] == 0):
+            implausible["box"].append(where)
+    _report_implausible(src, implausible, strict)
     return data
+
+
+def _report_implausible(src: str, implausible: dict[str, list[str]], strict: bool) -> None:
+    found = {kind: where for kind, where in implausible.items() if where}
+    if not found:
+        return
+    if strict:
+        kind, where = next(iter(found.items()))
+        raise UserInputError(src, f"{IMPLAUSIBLE[kind].replace('(s)', '').replace(' (skipped)', '')}"
+                             " (dataset.strict_annotations is on)", field=where[0])
+    counts = ", ".join(f"{len(where)} {IMPLAUSIBLE[kind]} (first: {where[0]})"
+                       for kind, where in found.items())
+    logger.warning("%s: %s; kept as they are unless noted (set dataset.strict_annotations true "
+                   "to stop on them)", src, counts)
 
 
 def coco_api(data: dict[str, Any]):
@@ -126,6 +171,8 @@ def load_coco_results(path: str | Path, image_ids: set | None = None,
     if not isinstance(data, list):
         raise UserInputError(src, "a results file is a JSON list of "
                              "{image_id, category_id, keypoints, score}")
+    if not data:
+        raise UserInputError(src, "no results in it: every stat would be 0")
     for i, res in enumerate(data):
         where = f"[{i}]"
         if not isinstance(res, dict):
@@ -133,6 +180,10 @@ def load_coco_results(path: str | Path, image_ids: set | None = None,
         for key in ("image_id", "category_id", "keypoints", "score"):
             if key not in res:
                 raise UserInputError(src, f"missing '{key}'", field=where)
+        if res["category_id"] != 1:
+            raise UserInputError(src, f"category_id must be 1 (person), got {res['category_id']!r}: "
+                                 "COCOeval would match it to no ground truth and score 0",
+                                 field=f"{where}.category_id")
         kpts = res["keypoints"]
         if not isinstance(kpts, list) or len(kpts) != values:
             raise UserInputError(src, f"expected {values} keypoint values", field=where)
@@ -140,7 +191,7 @@ def load_coco_results(path: str | Path, image_ids: set | None = None,
             raise UserInputError(src, "keypoints and score must be finite numbers", field=where)
         if image_ids is not None and res["image_id"] not in image_ids:
             raise UserInputError(src, f"image_id {res['image_id']!r} is not in the ground truth",
-                                 field=where)
+                                 field=f"{where}.image_id")
     return data
 
 

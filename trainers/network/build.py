@@ -29,11 +29,12 @@ from search_space.inherit import inherit_weights
 from search_space.models import MODELS, model_names
 from search_space.pose_space import freeze
 from trainers.network.arch_file import ArchFile, load_arch
-from trainers.weights.checkpoint import load_checkpoint, model_state_dict, read_weights
+from trainers.weights.checkpoint import (check_checkpoint, is_posenas_checkpoint, load_checkpoint,
+                                        model_state_dict, read_torch_file, read_weights)
 from trainers.weights.formats import EXTERNAL_FORMATS, Conversion, Target
 from trainers.config.schema import Config, QuantConfig
 from trainers.config.experiment import config_from_dict
-from trainers.config.loader import build_dataclass, to_plain
+from trainers.config.loader import build_dataclass, to_plain, value_source
 from search_space.errors import UserInputError
 from trainers.engine.qat import is_qat_state, pact_modules, prepare_qat
 
@@ -128,7 +129,7 @@ def network_spec(cfg: Config, model: str | None = None, arch: str | None = None,
         return spec_from_arch(arch, cfg.dataset.name)
     if model is not None:
         return spec_from_model(model, cfg.dataset.name, "argument", "--model")
-    return spec_from_model(cfg.model.name, cfg.dataset.name, source)
+    return spec_from_model(cfg.model.name, cfg.dataset.name, value_source(cfg, "model.name", source))
 
 
 def load_trained_network(path: str | Path, cfg: Config | None = None
@@ -147,13 +148,14 @@ def _network_from_checkpoint(ckpt: Mapping[str, Any], path: str | Path, cfg: Con
     if cfg is None:
         cfg = config_from_dict(meta["config"], source=f"{path} (posenas.config)")
     else:
-        trained_size = tuple(meta["config"]["model"]["input_size"])
-        if trained_size != tuple(cfg.model.input_size):
+        trained = meta["config"].get("model")
+        trained_size = tuple(trained.get("input_size", ())) if isinstance(trained, dict) else ()
+        if trained_size and trained_size != tuple(cfg.model.input_size):
             logger.warning("%s was trained at %s, used at %s", path, trained_size,
                            tuple(cfg.model.input_size))
     spec = spec_from_record(meta.get("model"), cfg.dataset.name, str(path))
     # the structure is the checkpoint's own: a QAT checkpoint rebuilds its QAT form
-    quant = build_dataclass(QuantConfig, meta["config"].get("quant", {}),
+    quant = build_dataclass(QuantConfig, meta["config"].get("quant") or {},
                             source=f"{path} (posenas.config.quant)")
     return cfg, spec, build_network(spec, model_state_dict(ckpt), field="--weights", quant=quant)
 
@@ -167,12 +169,9 @@ def load_any_network(path: str | Path, cfg: Config | None = None, model: str | N
     Raises:
         UserInputError: a released file with neither ``model`` nor ``cfg`` to say what it is.
     """
-    try:
-        ckpt = load_checkpoint(path)  # read once: a posenas checkpoint is rebuilt from it
-    except UserInputError:
-        ckpt = None  # another code's file (read_weights names the problem if it is neither)
-    if ckpt is not None:
-        return _network_from_checkpoint(ckpt, path, cfg)
+    obj = read_torch_file(path, field)  # read once: a posenas checkpoint is rebuilt from it
+    if is_posenas_checkpoint(obj):
+        return _network_from_checkpoint(check_checkpoint(obj, path), path, cfg)
     if cfg is None and model is None:
         raise UserInputError(str(path), "not a posenas checkpoint: say which network it holds "
                              "with --model NAME (or --cfg), or convert it with "

@@ -35,17 +35,17 @@ import torch
 from trainers.network.arch_file import ArchFile, check_choices, save_arch
 from trainers.atomic import atomic_path
 from trainers.network.build import load_backbone, load_exact, network_spec
-from trainers.weights.checkpoint import checkpoint_record, read_weights
+from trainers.weights.checkpoint import checkpoint_record, read_weights, seal
 from trainers.config.experiment import config_from_dict, config_to_dict, load_config
 from search_space.errors import UserInputError
-from trainers.cli import cli_errors
+from trainers.cli import ArgumentParser, cli_errors, output_file
 from trainers.weights.formats import EXTERNAL_FORMATS, format_names
 from search_space.pose_space import freeze
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trainers.convert", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m trainers.convert", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--from", dest="fmt", default="auto", choices=["auto", *format_names()],
                    help="the checkpoint's layout (default: detected from its keys)")
     p.add_argument("--model", help="the registered posenas model (default: the config's)")
@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
 @cli_errors
 def main(argv: list[str] | None = None) -> dict:
     args = _parser().parse_args(argv)
+    output_file(args.output, "output")
+    if args.arch_out:
+        output_file(args.arch_out, "--arch-out")
     if args.cfg:
         cfg = load_config(args.cfg, ["model.name", args.model] if args.model else [])
     else:
@@ -87,8 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
         meta = checkpoint_record(config_to_dict(cfg), spec.record(), converted_from={
             "path": str(args.input), "format": conversion.format})
         with atomic_path(out) as tmp:
-            torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()},
-                        "posenas": meta, "epoch": -1}, tmp)
+            torch.save(seal({"state_dict": {f"model.{k}": v for k, v in state.items()},
+                             "posenas": meta, "epoch": -1}), tmp)
         mapped, missing = len(state), 0
         what = "posenas checkpoint"
     summary = {"format": conversion.format, "mapped": mapped, "skipped": len(conversion.skipped),
