@@ -237,8 +237,11 @@ def mpii_preds_nan(folder: Path, env: dict) -> dict:
     from trainers.data.synthetic import write_mpii
 
     root = folder / "mpii"
+    from trainers.evaluation.mpii import load_gt_valid
+
     write_mpii(root, num_train=2, num_val=3, seed=1)
-    preds = np.full((3, 16, 2), 10.0)
+    persons = load_gt_valid(root / "annot" / "gt_valid.mat").num_persons  # the count is right
+    preds = np.full((persons, 16, 2), 10.0)
     preds[0, 3] = np.nan
     savemat(folder / "pred.mat", {"preds": preds})
     return {"mpii": str(root / "annot" / "gt_valid.mat"), "bad": str(folder / "pred.mat")}
@@ -500,7 +503,7 @@ CASES: list[Case] = [
     Case("eval_gt_missing", EVAL, ["--dataset", "coco", "--gt", "{tmp}/gt.json", "--results", "{bad}"],
          Error("gt.json", ""), results_file(lambda res: None), outputs=[]),
     Case("eval_mpii_nan", EVAL, ["--dataset", "mpii", "--gt", "{mpii}", "--preds", "{bad}"],
-         Error("pred.mat", "preds"), mpii_preds_nan, outputs=[]),
+         Error("pred.mat", "preds: 1 non-finite"), mpii_preds_nan, outputs=[]),
     # ---- synthetic data
     Case("synthetic_seed_negative", SYNTH, ["--format", "coco", "--out", "{out}", "--seed", "-5"],
          Error("argument", "--seed")),

@@ -96,9 +96,9 @@ def load_preds(path: str | Path) -> np.ndarray:
     preds = np.asarray(mat["preds"], dtype=np.float64)
     if preds.ndim != 3 or preds.shape[1] != 16 or preds.shape[2] < 2:
         raise UserInputError(src, f"expected shape (N, 16, 2), got {preds.shape}", field="preds")
-    bad = np.argwhere(~np.isfinite(preds[:, :, :2]))
+    bad = np.argwhere(~np.isfinite(preds[:, :, :2]).all(axis=-1))
     if len(bad):
-        raise UserInputError(src, f"{len(bad)} non-finite value(s), first at person {bad[0][0]} "
+        raise UserInputError(src, f"{len(bad)} non-finite joint(s), first at person {bad[0][0]} "
                              f"joint {bad[0][1]}: a missing joint is a prediction too (it would "
                              "silently count as a miss)", field="preds")
     return preds[:, :, :2]
