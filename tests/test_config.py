@@ -145,3 +145,50 @@ def test_search_sub_section_checks_name_their_dotted_key():
     with pytest.raises(UserInputError, match=r"override: search\.goal\.objective: 'flops_constraint' "
                        r"needs search\.goal\.target_gflops above 0"):
         load_config(base, ["search.goal.objective", "flops_constraint"])
+
+
+def test_yaml_numbers_read_as_yaml_12_and_string_overrides_keep_their_text(tmp_path):
+    """``lr: 1e-4`` in a file is the number YAML 1.2 says (PyYAML, YAML 1.1, reads a string); a
+    string field takes an override as typed (``name 007``, not ``7``); a string choice takes a
+    number from a file (``precision: 32``)."""
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(f"_base_: {REPO / 'configs' / 'models' / 'hrnet_tiny_synthetic.yaml'}\n"
+                        "train:\n  lr: 1e-4\n  weight_decay: 5E-5\n  precision: 32\n")
+    cfg = load_config(cfg_file, ["name", "007", "search.arch_lr", "3e-4"])
+    assert cfg.train.lr == 1e-4 and cfg.train.weight_decay == 5e-5 and cfg.train.precision == "32"
+    assert cfg.name == "007" and cfg.search.arch_lr == 3e-4
+
+
+@pytest.mark.parametrize("override, message", [
+    (["model.sigma", "0"], "override: model.sigma: must be > 0, got 0.0"),
+    (["model.input_size", "100x75"], "override: model.input_size: must be > 0 and a multiple of 4 "
+                                     "(the heatmap stride), got 100x75"),
+    (["train.momentum", "1"], "override: train.momentum: must be in [0, 1), got 1.0"),
+    (["seed", "-1"], "override: seed: must be in [0, 4294967296), got -1"),
+    (["train.devices", "two"], "override: train.devices: expected 'auto', a device count"),
+    (["train.limit_train_batches", "2.5"], "a whole count (> 1), got 2.5"),
+    (["name", "a/b"], "override: name: a run name is one folder name"),
+])
+def test_ranges_declared_in_the_schema_name_the_key_and_the_range(override, message):
+    with pytest.raises(UserInputError) as err:
+        load_config(REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml", override)
+    assert message in str(err.value)
+
+
+def test_every_bounded_default_lies_in_its_range():
+    """bounded() refuses a default outside its own range; the schema declares its ranges."""
+    import dataclasses
+    import typing
+
+    from search_space.bounds import bounded, field_bounds
+    from trainers.config.schema import Config
+
+    with pytest.raises(ValueError, match="outside its own range"):
+        bounded(0, gt=0)
+
+    def count(cls) -> int:
+        hints = typing.get_type_hints(cls)
+        return sum(count(hints[f.name]) if dataclasses.is_dataclass(hints[f.name])
+                   else field_bounds(f) is not None for f in dataclasses.fields(cls))
+
+    assert count(Config) >= 40
