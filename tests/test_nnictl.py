@@ -54,6 +54,14 @@ def _experiment(tmp_path: Path, root: Path, **changes) -> dict:
     return exp
 
 
+def _create(config: Path, port: int, env: dict) -> str:
+    """``nnictl create``; the experiment's ID."""
+    r = _nnictl("create", "--config", str(config), "--port", str(port), env=env)
+    match = re.search(r"Experiment ID: (?:\x1b\[\d+m)?(\w+)", r.stdout)
+    assert r.returncode == 0 and match, r.stdout + r.stderr
+    return match.group(1)
+
+
 def _wait(port: int, done, timeout: float = 900, what: str = "") -> dict:
     deadline = time.time() + timeout
     status: dict = {}
@@ -120,19 +128,11 @@ def test_nnictl_experiment_runs_trials_collects_and_shows_them(tmp_path):
     assert exp["maxTrialNumber"] <= 4
     # PATH without the venv: the trials still run the venv's Python (the launcher asks NNI)
     env = dict(os.environ, PATH=_path_without(Path(sys.executable).parent), PYTHONWARNINGS="ignore")
-    r = _nnictl("create", "--config", str(tmp_path / "exp.yml"), "--port", str(port), env=env)
-    match = re.search(r"Experiment ID: (?:\x1b\[\d+m)?(\w+)", r.stdout)
-    assert r.returncode == 0 and match, r.stdout + r.stderr
-    exp_id = match.group(1)
+    exp_id = _create(tmp_path / "exp.yml", port, env)
     try:
-        deadline = time.time() + 900
-        status = {}
-        while time.time() < deadline:
-            status = _get(port, "check-status")
-            if status["status"] in ("DONE", "ERROR", "STOPPED"):
-                break
-            time.sleep(3)
-        assert status.get("status") == "DONE", status
+        status = _wait(port, lambda s: s["status"] in ("DONE", "ERROR", "STOPPED"), 900,
+                       "the experiment")
+        assert status["status"] == "DONE", status
         trials = _get(port, "trial-jobs")
         assert len(trials) == exp["maxTrialNumber"]
         assert len(list((root / "images" / "train2017").glob("*.jpg"))) == 400
@@ -203,10 +203,7 @@ def test_a_killed_trial_fails_alone_and_a_stopped_experiment_resumes(tmp_path):
     exp.pop("assessor")  # one epoch: nothing for the median-stop rule to judge
     (tmp_path / "exp.yml").write_text(yaml.safe_dump(exp))
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    r = _nnictl("create", "--config", str(tmp_path / "exp.yml"), "--port", str(port), env=env)
-    match = re.search(r"Experiment ID: (?:\x1b\[\d+m)?(\w+)", r.stdout)
-    assert r.returncode == 0 and match, r.stdout + r.stderr
-    exp_id = match.group(1)
+    exp_id = _create(tmp_path / "exp.yml", port, env)
     try:
         # the first trial, once its Python runs: SIGKILL it
         deadline = time.time() + 300
@@ -343,10 +340,7 @@ def test_remote_training_service_runs_trials_over_ssh(tmp_path):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     exp_id = None
     try:
-        r = _nnictl("create", "--config", str(tmp_path / "remote.yml"), "--port", str(port), env=env)
-        match = re.search(r"Experiment ID: (?:\x1b\[\d+m)?(\w+)", r.stdout)
-        assert r.returncode == 0 and match, r.stdout + r.stderr
-        exp_id = match.group(1)
+        exp_id = _create(tmp_path / "remote.yml", port, env)
         status = _wait(port, lambda s: s["status"] in ("DONE", "ERROR"), 900, "the remote trials")
         assert status["status"] == "DONE", status
         trials = _get(port, "trial-jobs")
