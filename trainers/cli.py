@@ -7,6 +7,12 @@ step reports) then go to stdout as plain lines and warnings and errors to stderr
 only under DDP. :class:`~search_space.errors.UserInputError` is the one error type for bad
 input (defined in the lowest layer, so every layer raises it); :func:`cli_errors` turns it into
 ``error: FILE: FIELD: what is wrong`` and exit code 2.
+
+Arguments are checked where they enter, before any work: :class:`ArgumentParser` reports
+argparse's own errors the same way, the argument types (:func:`positive_float`,
+:func:`input_size`, :data:`devices`, …) refuse values out of range, and :func:`output_file` /
+:func:`output_dir` refuse output paths that cannot be written (a folder for a file, a file for a
+folder, a read-only or missing file system) without creating anything.
 """
 from __future__ import annotations
 
