@@ -164,3 +164,17 @@ def test_malformed_mpii_annotation(mpii_root, tmp_path):
     with pytest.raises(UserInputError) as info:
         build_dataset(tiny_config("mpii", root), "val")
     assert info.value.field == "[2]" and "16 joints" in str(info.value) and str(path) in str(info.value)
+
+
+def test_an_mpii_config_without_the_dataset_file_reads_mpiis_own_sets(mpii_root):
+    """dataset.train_set / val_set left out: MPII reads annot/train.json and valid.json (not
+    COCO's train2017), COCO its train2017 / val2017."""
+    from trainers.config.experiment import config_from_dict
+    from trainers.data.registry import build_dataset, image_set
+
+    cfg = config_from_dict({"dataset": {"name": "mpii", "root": str(mpii_root)},
+                            "model": {"input_size": [64, 64]}})
+    assert (image_set(cfg, "train"), image_set(cfg, "val")) == ("train", "valid")
+    assert build_dataset(cfg, "val").ann_file.name == "valid.json"
+    coco = config_from_dict({"dataset": {"name": "coco", "root": "x"}})
+    assert (image_set(coco, "train"), image_set(coco, "val")) == ("train2017", "val2017")

@@ -22,7 +22,7 @@ from pathlib import Path
 from trainers.network.build import load_any_network
 from trainers.engine.callbacks import save_prediction_grids
 from trainers.config.experiment import load_config
-from trainers.data.registry import build_dataset
+from trainers.data.registry import build_dataset, image_set
 from trainers.engine.fit import evaluate_model
 from trainers.engine.module import BrokenEvaluationError
 from search_space.errors import UserInputError
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = save_prediction_grids(model, dataset, out / "visualize", "val", args.visualize,
                                       cfg.dataset.color_rgb)
         print(f"heatmap grids: {len(paths)} in {out / 'visualize'}")
-    print(f"{spec.name} from {weights} on {cfg.dataset.name} {cfg.dataset.val_set} "
+    print(f"{spec.name} from {weights} on {cfg.dataset.name} {image_set(cfg, 'val')} "
           f"({result['persons']} {boxes}, {result['skipped']} skipped images, flip test "
           f"{'on' if cfg.test.flip_test else 'off'}); results in {out}")
     if args.json:

@@ -29,8 +29,8 @@ class DatasetConfig:
 
     name: str  #: a registered dataset (trainers.data.registry)
     root: str
-    train_set: str = "train2017"  #: ``train2017`` (COCO) or ``train`` (MPII)
-    val_set: str = "val2017"  #: ``val2017`` (COCO) or ``valid`` (MPII)
+    train_set: str = ""  #: "": the dataset's own (``train2017`` COCO, ``train`` MPII)
+    val_set: str = ""  #: "": the dataset's own (``val2017`` COCO, ``valid`` MPII)
     scale_factor: float = bounded(0.35, ge=0, lt=1)  #: scale jitter s·clip(N(1, sf), 1-sf, 1+sf)
     rotation_factor: float = bounded(45.0, ge=0, le=180)  #: rotation clip(N(0, rf), -2rf, 2rf) degrees
     rotation_prob: float = bounded(0.6, ge=0, le=1)  #: probability of applying a rotation

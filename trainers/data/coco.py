@@ -79,11 +79,13 @@ class CocoKeypoints(TopDownDataset):
             the detection file ``cfg.test.det_file`` (relative to the dataset root).
     """
 
+    default_sets = ("train2017", "val2017")
+
     def __init__(self, cfg: Config, split: str, train: bool | None = None,
                  use_gt_bbox: bool | None = None) -> None:
         super().__init__(cfg, train=(split == "train") if train is None else train)
         self.split = split
-        self.image_set = cfg.dataset.train_set if split == "train" else cfg.dataset.val_set
+        self.image_set = self.image_set_of(cfg, split)
         self.ann_file, self.image_dir = coco_paths(cfg.dataset.root, self.image_set)
         self.source = self.ann_file
         self.gt = load_coco_annotations(self.ann_file, self.spec.num_joints,

@@ -38,6 +38,8 @@ class MpiiKeypoints(TopDownDataset):
         use_gt_bbox: MPII has no person detections; ``False`` is an error.
     """
 
+    default_sets = ("train", "valid")
+
     def __init__(self, cfg: Config, split: str, train: bool | None = None,
                  use_gt_bbox: bool | None = None) -> None:
         if use_gt_bbox is False or (split == "val" and not cfg.test.use_gt_bbox):
@@ -49,7 +51,7 @@ class MpiiKeypoints(TopDownDataset):
         # the official loader enlarges every box ×1.25; validation takes test.margin (--margin)
         self.margin = 1.25 if split == "train" else cfg.test.margin
         self.split = split
-        self.image_set = cfg.dataset.train_set if split == "train" else cfg.dataset.val_set
+        self.image_set = self.image_set_of(cfg, split)
         root = Path(cfg.dataset.root)
         self.ann_file = root / "annot" / f"{self.image_set}.json"
         self.source = self.ann_file

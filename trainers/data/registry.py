@@ -24,7 +24,7 @@ from trainers.config.schema import Config
 from search_space.errors import UserInputError
 
 
-__all__ = ["DatasetEntry", "DATASETS", "dataset_names", "build_dataset", "primary_metric"]
+__all__ = ["DatasetEntry", "DATASETS", "dataset_names", "build_dataset", "image_set", "primary_metric"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,12 @@ def primary_metric(dataset: str) -> str:
     return DATASETS[dataset].metric
 
 
+def image_set(cfg: Config, split: str) -> str:
+    """The image set ``split`` ("train"/"val") reads: ``dataset.train_set``/``val_set``, else
+    the dataset's own (COCO ``train2017``/``val2017``, MPII ``train``/``valid``)."""
+    return DATASETS[cfg.dataset.name].reader.image_set_of(cfg, split)
+
+
 def build_dataset(cfg: Config, split: str, train: bool | None = None,
                   use_gt_bbox: bool | None = None) -> TopDownDataset:
     """The dataset ``cfg.dataset.name`` for ``split`` ("train" or "val").
@@ -76,9 +82,8 @@ def build_dataset(cfg: Config, split: str, train: bool | None = None,
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     dataset = DATASETS[cfg.dataset.name].reader(cfg, split, train=train, use_gt_bbox=use_gt_bbox)
     if not len(dataset):
-        image_set = cfg.dataset.train_set if split == "train" else cfg.dataset.val_set
         raise UserInputError(str(dataset.source), f"no person to {'train on' if split == 'train' else 'evaluate'}"
-                             f" in {image_set} (every annotation empty, crowd, skipped or "
+                             f" in {dataset.image_set} (every annotation empty, crowd, skipped or "
                              "filtered out)",
                              field="annotations" if dataset.source == getattr(dataset, "ann_file", None) else None)
     return dataset

@@ -127,6 +127,15 @@ class TopDownDataset(Dataset):
 
     #: the file the records came from (annotation or detection file), for error messages
     source: Path | str = ""
+    #: the (train, val) image sets of the official layout, when dataset.train_set / val_set
+    #: are left empty
+    default_sets: tuple[str, str] = ("train", "val")
+
+    @classmethod
+    def image_set_of(cls, cfg: Config, split: str) -> str:
+        """The image set of ``split`` ("train" or "val"): the config's, else the layout's."""
+        given = cfg.dataset.train_set if split == "train" else cfg.dataset.val_set
+        return given or cls.default_sets[0 if split == "train" else 1]
 
     def __init__(self, cfg: Config, train: bool) -> None:
         self.cfg = cfg
