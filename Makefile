@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup test test-all demo bench clean
+.PHONY: setup test test-fast test-all demo bench clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 test: setup
 	$(PY) -m pytest -q
+
+# the edit loop: unit tests only (not the e2e ones that run the real commands)
+test-fast: setup
+	$(PY) -m pytest -q -m "not e2e"
 
 demo: setup
 	$(PY) -m trainers.demo --out $(DEMO_DIR)

@@ -1,9 +1,12 @@
 """The speed benchmarks run, and what they compare is the same computation."""
 import json
 
+import pytest
+
 from tests.conftest import run_module
 
 
+@pytest.mark.e2e  # runs the benchmark command
 def test_train_step_benchmark_compares_the_same_function_as_the_official_network():
     """benchmarks/train_step.py at a tiny size: every case runs and reports; in float32 NCHW,
     posenas's trainer computes the first step's heatmaps of the official network bit for bit

@@ -46,6 +46,7 @@ def test_config_loads_and_feeds_a_batch(path, coco_root, mpii_root):
 NETWORK_CONFIGS = [p for p in CONFIGS if p.parent.name in ("models", "search")]
 
 
+@pytest.mark.e2e  # full-size networks (HRNet-W48 included): ~1.5 min in all, not for the edit loop
 @pytest.mark.parametrize("path", NETWORK_CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_config_builds_its_network_and_takes_a_loss_step(path, coco_root, mpii_root):
     """Each model config's network (a search config's: a random architecture of its space,

@@ -5,7 +5,7 @@ from search_space.models import build_model
 from trainers.deploy.onnx_graph import check_onnx, export_onnx
 
 
-@pytest.mark.parametrize("name", ["hrnet_tiny", "litehrnet_18"])
+@pytest.mark.parametrize("name", ["hrnet_tiny", pytest.param("litehrnet_18", marks=pytest.mark.e2e)])
 def test_onnx_matches_pytorch(name, tmp_path):
     torch.manual_seed(0)
     model = build_model(name, "coco").eval()

@@ -378,6 +378,7 @@ def test_prune_top_k_edges_per_node(coco_root):
     assert ops[3] == "Zero" and ops[4] == ops[5] == "skip_connect"  # weakest of node 3 dropped
 
 
+@pytest.mark.e2e  # runs the prune command
 def test_prune_cli_errors_write_nothing(coco_root, tmp_path):
     arch = _hand_built(coco_root)
     save_arch(tmp_path / "arch.json", arch)
