@@ -9,7 +9,7 @@ line on stderr and exit code 2 (``trainers.cli.cli_errors``).
 """
 from __future__ import annotations
 
-__all__ = ["UserInputError"]
+__all__ = ["UserInputError", "first_line"]
 
 
 class UserInputError(ValueError):
@@ -38,3 +38,10 @@ class UserInputError(ValueError):
         """This error naming ``source``, its field under ``prefix`` (e.g. ``"choices."``)."""
         field = f"{prefix}{self.field}" if self.field else prefix.rstrip(".") or None
         return UserInputError(source, self.message, field=field)
+
+
+def first_line(err: BaseException, limit: int | None = 200) -> str:
+    """The first line of an exception's message, cut at ``limit`` characters ("" when the
+    message is empty: a library's exception quoted in one of our one-line errors)."""
+    lines = str(err).strip().splitlines()
+    return lines[0][:limit] if lines else ""

@@ -571,7 +571,7 @@ CASES: list[Case] = [
 ]
 
 
-def _check(case: Case, code: int, stdout: str, stderr: str, folder: Path, values: dict) -> list[str]:
+def _check(case: Case, code: int, stderr: str, values: dict) -> list[str]:
     """What is wrong with this run, in words (empty: the promise held)."""
     problems = []
     if "Traceback" in stderr:
@@ -609,7 +609,7 @@ def test_bad_input(case: Case, env: dict, tmp_path: Path) -> None:
         values.update(case.prepare(tmp_path, env))
     argv = _fill(case.argv, values)
     code, stdout, stderr = run_in_process(case.module, argv)
-    problems = _check(case, code, stdout, stderr, tmp_path, values)
+    problems = _check(case, code, stderr, values)
     assert not problems, f"{case.id}: {'; '.join(problems)}\nstderr: {stderr[-2500:]}\nstdout: {stdout[-800:]}"
 
 

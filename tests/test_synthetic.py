@@ -2,6 +2,7 @@ import hashlib
 import json
 
 import numpy as np
+import pytest
 
 from search_space.joints import COCO
 from trainers.data.synthetic import render_image, write_coco
@@ -75,3 +76,35 @@ def test_mpii_layout_and_gt_mat(mpii_root):
     assert np.all(gt.headboxes_src[1] > gt.headboxes_src[0])
     assert (mpii_root / "images" / e["image"]).is_file()
     assert json.loads((mpii_root / "annot" / "train.json").read_text())
+
+
+def test_if_missing_writes_once_and_a_late_writer_leaves_the_first_dataset(tmp_path):
+    """``--if-missing`` (nnictl's concurrent trials): the folder appears whole, by rename; a
+    writer that finishes second (atomic_dir's FileExistsError) leaves the first one's dataset
+    and no temporary folder; a normal folder's mode, not mkdtemp's 0700."""
+    import os
+    import stat
+
+    from trainers.atomic import atomic_dir
+    from trainers.data.synthetic.__main__ import main
+
+    out = tmp_path / "data"
+    assert main(["--format", "coco", "--out", str(out), "--train", "2", "--val", "2", "--if-missing"]) == 0
+    first = sorted(p.name for p in (out / "annotations").iterdir())
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask
+    with pytest.raises(FileExistsError):
+        with atomic_dir(out) as tmp:
+            (tmp / "late").write_text("x")
+    assert sorted(p.name for p in (out / "annotations").iterdir()) == first
+    assert not (out / "late").exists() and [p.name for p in tmp_path.iterdir()] == ["data"]
+    assert main(["--format", "coco", "--out", str(out), "--if-missing"]) == 0  # left as it is
+
+
+def test_first_line_of_an_exception_message():
+    from search_space.errors import first_line
+
+    assert first_line(RuntimeError("size mismatch\nat layer 3")) == "size mismatch"
+    assert first_line(IndexError()) == "" and first_line(ValueError("x" * 300)) == "x" * 200
+    assert first_line(ValueError("x" * 300), limit=None) == "x" * 300

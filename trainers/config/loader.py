@@ -130,8 +130,8 @@ def parse_overrides(tokens: Sequence[str], keep_text: bool = False) -> list[tupl
             value = yaml.load(raw, Loader=_Yaml12Floats) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            value = _TypedToken(value, raw) if keep_text and isinstance(value, (int, float)) else value
+        if keep_text and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = _TypedToken(value, raw)
         pairs.append((key, value))
     return pairs
 

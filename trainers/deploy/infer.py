@@ -29,7 +29,7 @@ from trainers.data.images import ImageReadError, read_image
 from trainers.data.transforms import person_crops
 from trainers.deploy.meta import DeployMeta, read_meta
 from trainers.deploy.drawing import add_image_arguments, check_image_arguments, draw_people
-from search_space.errors import UserInputError
+from search_space.errors import UserInputError, first_line
 from trainers.cli import ArgumentParser, cli_errors, existing_file, nonnegative_int
 
 __all__ = ["OnnxPoseModel", "main"]
@@ -55,7 +55,7 @@ class OnnxPoseModel:
                                                 providers=["CPUExecutionProvider"])
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise UserInputError(str(path), f"onnxruntime cannot load it "
-                                 f"({str(err).splitlines()[0][:200]})") from None
+                                 f"({first_line(err) or type(err).__name__})") from None
         self.input_name = self.session.get_inputs()[0].name
         m = self.meta
         self.codec = HeatmapCodec(m.input_size, m.heatmap_size, m.sigma)

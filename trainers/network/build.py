@@ -35,7 +35,7 @@ from trainers.weights.formats import EXTERNAL_FORMATS, Conversion, Target
 from trainers.config.schema import Config, QuantConfig
 from trainers.config.experiment import config_from_dict
 from trainers.config.loader import build_dataclass, to_plain, value_source
-from search_space.errors import UserInputError
+from search_space.errors import UserInputError, first_line
 from trainers.engine.qat import is_qat_state, pact_modules, prepare_qat
 
 __all__ = ["NetworkSpec", "spec_from_model", "spec_from_arch", "spec_from_choices",
@@ -247,7 +247,8 @@ def _load_weights(network: nn.Module, spec: NetworkSpec,
         try:
             inherit_weights(network, state, spec.channels or None)
         except (KeyError, IndexError, RuntimeError) as err:
-            message = err.args[0] if isinstance(err, KeyError) else str(err).splitlines()[0]
+            message = (err.args[0] if isinstance(err, KeyError)
+                       else first_line(err, limit=None) or type(err).__name__)
             raise UserInputError(source, f"does not fit the architecture's space ({message})",
                                  field=field) from None
     else:

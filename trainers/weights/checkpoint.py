@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from trainers.atomic import atomic_path
-from search_space.errors import UserInputError
+from search_space.errors import UserInputError, first_line
 from trainers.weights.formats import Conversion, Target, convert_state, unwrap
 
 __all__ = ["CHECKPOINT_FORMAT", "checkpoint_record", "seal", "tensor_digest", "load_checkpoint",
@@ -62,11 +62,6 @@ def seal(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return checkpoint
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0][:200]}" if text else type(err).__name__
-
-
 def read_torch_file(path: str | Path, field: str | None = None) -> Any:
     """``torch.load(path, weights_only=True)`` on CPU, every failure one error.
 
@@ -85,7 +80,9 @@ def read_torch_file(path: str | Path, field: str | None = None) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for corrupt / foreign files
-        raise UserInputError(str(path), f"not a loadable checkpoint ({_first_line(err)}): "
+        detail = first_line(err)
+        raise UserInputError(str(path), f"not a loadable checkpoint ({type(err).__name__}"
+                             f"{': ' + detail if detail else ''}): "
                              "truncated, corrupted or not a PyTorch file", field=field) from None
 
 

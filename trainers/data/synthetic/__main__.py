@@ -10,11 +10,9 @@ together never see half a dataset).
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 
+from trainers.atomic import atomic_dir
 from trainers.data.synthetic.writers import write_coco, write_mpii
 from search_space.errors import UserInputError
 from trainers.cli import ArgumentParser, cli_errors, nonnegative_int, output_dir, positive_int
@@ -51,22 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         if (out / _LAYOUT_MARKERS[args.format]).is_dir():
             print(f"{out} already holds a {args.format.upper()} dataset: left as it is")
             return 0
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)  # a normal folder's mode (mkdtemp's is 0700)
         try:
-            counts = writer(tmp, args.train, args.val, args.seed)
-            try:
-                os.rename(tmp, out)  # atomic; fails if another process got there first
-            except OSError:
-                if not (out / _LAYOUT_MARKERS[args.format]).is_dir():
-                    raise
-                print(f"{out} was written meanwhile by another process: left as it is")
-                return 0
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            with atomic_dir(out) as tmp:
+                counts = writer(tmp, args.train, args.val, args.seed)
+        except FileExistsError:
+            if not (out / _LAYOUT_MARKERS[args.format]).is_dir():
+                raise UserInputError(str(out), "appeared meanwhile and holds no "
+                                     f"{args.format.upper()} dataset", field="--out") from None
+            print(f"{out} was written meanwhile by another process: left as it is")
+            return 0
     else:
         counts = writer(args.out, args.train, args.val, args.seed)
     print(format_table(["what", "count"], sorted(counts.items())))
