@@ -32,13 +32,18 @@ class BackbonePlan:
             first; chosen widths while searching.
         build: the backbone module, given the set of levels the heads read (``None``: every
             level, e.g. in a supernet); it maps (N, 3, H, W) to a list of those levels.
-        plain_head_name: the attribute name of the plain 1×1 heatmap head (the official code's
-            name, so its checkpoints load as released).
+        plain_head_name: the attribute name of the plain head (the official code's name, so
+            its checkpoints load as released).
+        plain_head: the family's plain head, given the number of joints (None: HRNet's 1×1
+            heatmap conv on level 0); e.g. SimpleBaseline's deconvolution head for ResNet.
+        plain_level: the pyramid level the plain head reads.
     """
 
     widths: tuple[Any, ...]
     build: Callable[[set[int] | None], nn.Module]
     plain_head_name: str = "head"
+    plain_head: Callable[[int], nn.Module] | None = None
+    plain_level: int = 0
 
 
 #: ``(layout, backbone options, chooser, plain head?, pyramid levels the heads read) → plan``

@@ -19,10 +19,10 @@ from search_space.layers import BN_MOMENTUM, Width, batch_norm, conv2d, same_wid
 __all__ = ["BasicBlock", "Bottleneck", "BLOCKS", "conv3x3", "BN_MOMENTUM", "init_pose_weights"]
 
 def init_pose_weights(model: nn.Module, std: float = 0.001) -> None:
-    """The initialisation of HRNet and Lite-HRNet: conv weights N(0, std), conv biases 0, BN
-    weight 1 and bias 0."""
+    """The initialisation of HRNet, Lite-HRNet and SimpleBaseline: conv and transposed-conv
+    weights N(0, std), biases 0, BN weight 1 and bias 0."""
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, std=std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -15,6 +15,8 @@ from __future__ import annotations
 from search_space.backbone_plan import BackboneFamily
 from search_space.hrnet import hrnet_plan
 from search_space.litehrnet import litehrnet_plan
+from search_space.mobilenetv2 import mobilenet_v2_plan
+from search_space.resnet import resnet_plan
 
 __all__ = ["FAMILIES", "get_family"]
 
@@ -24,6 +26,13 @@ FAMILIES: dict[str, BackboneFamily] = {
                             "branch and block, truncation after stage 2/3/4", width_choices=True,
                             truncatable=True),
     "litehrnet": BackboneFamily(litehrnet_plan, "Lite-HRNet (Yu et al., CVPR 2021), as released"),
+    "resnet": BackboneFamily(resnet_plan, "ResNet (He et al., CVPR 2016) as torchvision builds "
+                             "it: width choices per stage (output and inner); plain head: "
+                             "SimpleBaseline's deconvolutions", width_choices=True),
+    "mobilenet_v2": BackboneFamily(mobilenet_v2_plan, "MobileNet-V2 (Sandler et al., CVPR 2018) "
+                                   "to PoseNFS's 1/32 level: width choices per stage and "
+                                   "expansion per block; plain head: deconvolutions",
+                                   width_choices=True),
 }
 
 

@@ -1,8 +1,9 @@
-"""Backbone layouts as data: the widths, blocks and modules of HRNet and Lite-HRNet variants.
+"""Backbone layouts as data: the widths, blocks and modules of HRNet, Lite-HRNet, ResNet and
+MobileNet-V2 variants.
 
 Plain frozen dataclasses (no torch, no NNI), so the backbone registry and config validation can
-read them cheaply; :mod:`search_space.hrnet` and :mod:`search_space.litehrnet` build networks
-from them.
+read them cheaply; :mod:`search_space.hrnet`, :mod:`search_space.litehrnet`, :mod:`search_space.resnet` and
+:mod:`search_space.mobilenetv2` build networks from them.
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 __all__ = ["StageLayout", "HRNetLayout", "hrnet_layout", "hrnet_tiny_layout", "LiteHRNetLayout",
-           "LITE_HRNET_PRESETS"]
+           "LITE_HRNET_PRESETS", "ResNetLayout", "resnet_layout", "MobileNetV2Layout",
+           "mobilenet_v2_layout"]
 
 
 @dataclass(frozen=True)
@@ -120,3 +122,76 @@ LITE_HRNET_PRESETS: dict[str, LiteHRNetLayout] = {
     "wider_naive_litehrnet_18": LiteHRNetLayout((2, 4, 2), ((40, 80), (40, 80, 160), (40, 80, 160, 320)),
                                                 block="naive"),
 }
+
+
+@dataclass(frozen=True)
+class ResNetLayout:
+    """A ResNet (He et al., CVPR 2016) as torchvision builds it: a 7×7 stride-2 stem and a
+    max-pool (→ 1/4), then ``layer1`` … ``layer4`` at 1/4 … 1/32 (stride 2 on the 3×3 conv of
+    each stage's first block, the "v1.5" layout of torchvision and SimpleBaseline).
+
+    Attributes:
+        depth: 18, 34, 50, 101 or 152 (the torchvision constructor of that name).
+        block: ``"basic"`` (18, 34) or ``"bottleneck"``.
+        num_blocks: blocks per stage.
+        widths: output channels per stage (bottleneck: 4 × the inner width).
+        stem_width: channels of the stem conv.
+    """
+
+    depth: int
+    block: str
+    num_blocks: tuple[int, int, int, int]
+    widths: tuple[int, int, int, int]
+    stem_width: int = 64
+
+    @property
+    def inner_widths(self) -> tuple[int, ...]:
+        """Inner (3×3) width per stage: the output width, divided by 4 for a bottleneck."""
+        return tuple(w // 4 if self.block == "bottleneck" else w for w in self.widths)
+
+
+_RESNET_BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
+                  50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3)),
+                  152: ("bottleneck", (3, 8, 36, 3))}
+
+
+def resnet_layout(depth: int) -> ResNetLayout:
+    """torchvision's ``resnet{depth}`` (without its classifier)."""
+    block, blocks = _RESNET_BLOCKS[depth]
+    expansion = 4 if block == "bottleneck" else 1
+    return ResNetLayout(depth, block, blocks, tuple(64 * 2 ** s * expansion for s in range(4)))
+
+
+@dataclass(frozen=True)
+class MobileNetV2Layout:
+    """MobileNet-V2 (Sandler et al., CVPR 2018) as PoseNFS reads it: a 3×3 stride-2 conv, then
+    the inverted-residual settings (t expansion, c channels, n blocks, s stride), numbered as
+    torchvision's ``features`` (0 the stem conv, 1 … 17 the blocks). PoseNFS takes its pyramid
+    after blocks 3, 6, 13 and 16 (24, 32, 96, 160 channels at 1/4 … 1/32); block 17 (320 ch)
+    and the final 1×1 conv to 1280 are not part of it.
+
+    Attributes:
+        settings: (t, c, n, s) per stage.
+        stem_width: channels of the stem conv.
+        taps: the ``features`` index whose output is each pyramid level.
+    """
+
+    settings: tuple[tuple[int, int, int, int], ...] = (
+        (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+        (6, 160, 3, 2), (6, 320, 1, 1))
+    stem_width: int = 32
+    taps: tuple[int, int, int, int] = (3, 6, 13, 16)
+
+    def blocks(self) -> list[tuple[int, int, int, int]]:
+        """(stage, expansion t, output channels, stride) of every block, ``features`` order
+        (block i is ``features[i + 1]``), up to the last tap."""
+        out = []
+        for stage, (t, c, n, s) in enumerate(self.settings):
+            for k in range(n):
+                out.append((stage, t, c, s if k == 0 else 1))
+        return out[:self.taps[-1]]
+
+
+def mobilenet_v2_layout() -> MobileNetV2Layout:
+    """torchvision's ``mobilenet_v2`` (width 1.0) up to PoseNFS's last tap."""
+    return MobileNetV2Layout()

@@ -3,9 +3,11 @@
 A registered model is a :class:`~search_space.config.SpaceConfig` (data) that
 :func:`~search_space.pose_space.freeze` turns into a network with no choices left:
 
-- the baselines (``head: plain``): a backbone of :mod:`search_space.backbones` and HRNet's 1×1
-  heatmap conv on its highest-resolution branch — HRNet-W32/W48, Lite-HRNet-18/30 and the naive
-  variants, ``hrnet_tiny``;
+- the baselines (``head: plain``): a backbone of :mod:`search_space.backbones` and its family's
+  plain head — HRNet's 1×1 heatmap conv on the highest-resolution branch (HRNet-W32/W48,
+  Lite-HRNet-18/30 and the naive variants, ``hrnet_tiny``), SimpleBaseline's three
+  deconvolutions on the 1/32 stage (``pose_resnet_18`` … ``pose_resnet_152``,
+  ``pose_mobilenet_v2``);
 - the PNFS fixed models (``search_alpha``/``search_beta`` off, fixed widths): PNFS's "None"
   baseline, every operation and input of the fabric mixed with fixed weights (PoseNFS's with α,
   β at 0: operations summed, inputs averaged; a converted PoseNFS checkpoint sets its own).
@@ -15,7 +17,7 @@ checkpoints name these entries.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from search_space.backbones import BACKBONES
 from search_space.config import BackboneSpaceConfig, CellConfig, SpaceConfig
@@ -44,13 +46,24 @@ _CNF = CellConfig(search_alpha=False, search_beta=False, one_shot_search=True,
 
 #: model name → :class:`ModelEntry`
 MODELS: dict[str, ModelEntry] = {
-    **{name: _plain(name) for name in BACKBONES},
+    **{entry.plain_model or name: _plain(name) for name, entry in BACKBONES.items()},
     # PNFS "HRNet-W32-stem~stage3 + CNF×5" (P=5, H=1, C=16)
     "pnfs_hrnet_w32_cnf5": ModelEntry(
         SpaceConfig(backbone=BackboneSpaceConfig(name="hrnet_w32", stages=3), parts_num=5,
                     cell_config=_CNF),
         "PNFS 'None' baseline: HRNet-W32 stem~stage3 + CNF×5, operations and inputs mixed "
         "with fixed weights"),
+    # PoseNFS's configs/mobilenet_v2_CNFx3_coco_384x288.yaml (P=3, H=1, C=16, 3 operators)
+    "pnfs_mobilenet_v2_cnf3": ModelEntry(
+        SpaceConfig(backbone=BackboneSpaceConfig(name="mobilenet_v2"), parts_num=3,
+                    cell_config=replace(_CNF, operators=("skip_connect", "Sep_Conv_3x3",
+                                                         "Atr_Conv_3x3"))),
+        "PNFS 'None' baseline: MobileNet-V2 + CNF×3, operations and inputs mixed with fixed "
+        "weights"),
+    # the ResNet-50 backbone PoseNFS offers (resnet_feature.py) with the CNF×5 of its HRNet file
+    "pnfs_resnet_50_cnf5": ModelEntry(
+        SpaceConfig(backbone=BackboneSpaceConfig(name="resnet_50"), parts_num=5, cell_config=_CNF),
+        "PNFS 'None' baseline on ResNet-50 (layer1-4 as the 1/4-1/32 pyramid) + CNF×5"),
     # the same fabric heads on the small HRNet of the CPU demo (3 parts, factor 4)
     "pnfs_hrnet_tiny_cnf3": ModelEntry(
         SpaceConfig(backbone=BackboneSpaceConfig(name="hrnet_tiny", stages=3), parts_num=3,

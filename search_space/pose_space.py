@@ -5,7 +5,8 @@ network never load NNI or the Lightning its evaluators pull in).
 
 backbone (HRNet with width choices, or Lite-HRNet) → pyramid → per body part: 1×1 adapters →
 PNFS fabric → vector or heatmap head → the part's joints; joints shared by two parts are summed.
-``head: plain`` instead puts HRNet's 1×1 heatmap conv on the backbone (the fixed baselines).
+``head: plain`` instead puts the family's own head on the backbone (the fixed baselines): HRNet's
+1×1 heatmap conv on its 1/4 branch, SimpleBaseline's deconvolutions on a ResNet's 1/32 stage.
 
 - :func:`search_space.supernet.build` — the supernet for a config: every decision is an NNI mutable with a stable
   label (``stage3/branch1/width``, ``stage2/module0/branch1/block3/inner0``,
@@ -114,12 +115,15 @@ def populate_network(module: nn.Module, space: SpaceConfig, dataset: str,
     backbone_entry = get_backbone(bcfg.name)
     plan = get_family(backbone_entry.family).plan(backbone_entry.layout(), bcfg, chooser, plain,
                                                   pyramid_levels_read(space.cell_config))
-    widths = plan.widths[:1] if plain else plan.widths
+    widths = plan.widths
     if plain:
         module.backbone = plan.build(None)
         name = plan.plain_head_name  # the official codes' names
-        setattr(module, name, conv2d(widths[0], module.num_joints, 1, bias=True))
+        head = (plan.plain_head(module.num_joints) if plan.plain_head is not None
+                else conv2d(widths[0], module.num_joints, 1, bias=True))
+        setattr(module, name, head)
         module.plain_head_name = name
+        module.plain_level = plan.plain_level
         init_pose_weights(module)
         return
     module.plain_head_name = None
@@ -142,10 +146,23 @@ def populate_network(module: nn.Module, space: SpaceConfig, dataset: str,
         module.register_buffer(f"_joints{p}", torch.tensor(part.joints), persistent=False)
 
 
+def _heatmap_size(x: torch.Tensor) -> tuple[int, int]:
+    """The 1/4 grid of an input, as the stride-2 convolutions of every stem give it."""
+    h, w = x.shape[-2:]
+    return (h + 3) // 4, (w + 3) // 4
+
+
 def pose_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     pyramid = module.backbone(x)
     if module.plain_head_name is not None:
-        return getattr(module, module.plain_head_name)(pyramid[0])
+        out = getattr(module, module.plain_head_name)(pyramid[module.plain_level])
+        h, w = _heatmap_size(x)
+        if out.shape[-2] > h or out.shape[-1] > w:
+            # a deconvolution head on a 1/32 map of an input not divisible by 32 (64×48: 2×2
+            # → 16×16): the strided convs pad at the bottom/right, so the grid is aligned at the
+            # top-left and the extra rows/columns lie past the image
+            out = out[..., :h, :w]
+        return out
     out = None
     for p, part_head in enumerate(module.heads):
         y = part_head(pyramid)

@@ -638,7 +638,7 @@ class _PNFSBackbone(nn.Module):
 
 
 class OfficialPNFS(nn.Module):
-    """PoseNFS's Body_Part_Representation on its HRNet backbone, for ``dataset``'s joints
+    """PoseNFS's Body_Part_Representation on its HRNet backbone (or another given), for ``dataset``'s joints
     (output channels in PoseNFS's joint order: COCO's, or its own for MPII)."""
 
     def __init__(self, dataset: str = "coco", parts_num: int = 5, names: Sequence[str] = (
@@ -646,11 +646,14 @@ class OfficialPNFS(nn.Module):
                  cut: int = 3, factor: int = 16, hidden: int = 1, vector_dim: int = 8,
                  stem: int = 64, stage1: tuple[int, int] = (4, 64),
                  stages: Sequence[tuple[int, int, Sequence[int]]] = (
-                     (1, 4, (32, 64)), (4, 4, (32, 64, 128)), (3, 4, (32, 64, 128, 256)))) -> None:
+                     (1, 4, (32, 64)), (4, 4, (32, 64, 128)), (3, 4, (32, 64, 128, 256))),
+                 backbone: nn.Module | None = None,
+                 backbone_widths: Sequence[int] | None = None) -> None:
         super().__init__()
         from search_space.joints import keypoint_spec  # only to index the output channels
 
-        self.backbone = _PNFSBackbone(stem, stage1, stages)
+        # PoseNFS's other backbones (ResNet, MobileNet-V2): a module returning four levels
+        self.backbone = backbone if backbone is not None else _PNFSBackbone(stem, stage1, stages)
         self.vector_dim = vector_dim
         order = (PNFS_PARTS[1][0][1]["mpii"] if dataset == "mpii"
                  else keypoint_spec("coco").names)
@@ -660,7 +663,7 @@ class OfficialPNFS(nn.Module):
             js = joints[dataset]
             setattr(self, part, _PNFSPart(len(js), names, depth, cut, factor, hidden, vector_dim))
             self.part_joints.append((part, [order.index(j) for j in js]))
-        widths = stages[2][2]
+        widths = backbone_widths if backbone is not None else stages[2][2]
         cell0 = factor * 4
         self.reduce = nn.ModuleList(
             nn.ModuleList(nn.Conv2d(w, factor * s, 1) for w, s in zip(widths, (4, 8, 16, 32)))

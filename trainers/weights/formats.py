@@ -12,9 +12,19 @@ to rename its tensors to ours. Supported:
   ``{"state_dict", "meta"}``, ``backbone.`` with mmcv ConvModule ``conv``/``bn`` names,
   ``keypoint_head.final_layer``) and as mmpose 1.x does (``head.final_layer``);
 - ``mmpose_hrnet``: mmpose's HRNet (0.x or 1.x): the official names under ``backbone.``;
-- ``pnfs``: PoseNFS (yangsenius/PoseNFS): HRNet stem~stage3 and a fabric per body part, read
-  into the fixed-mixture network of the same space with its learned α/β (see
+- ``pnfs``: PoseNFS (yangsenius/PoseNFS): HRNet stem~stage3, ResNet or MobileNet-V2 and a fabric
+  per body part, read into the fixed-mixture network of the same space with its learned α/β (see
   :mod:`trainers.weights.pnfs`; needs the target model, for its operator names);
+- ``pose_resnet``: the official SimpleBaseline (``pose_resnet_{50,101,152}_*.pth`` of
+  deep-high-resolution-net.pytorch / human-pose-estimation.pytorch: ResNet names at top level,
+  ``deconv_layers``, ``final_layer``);
+- ``mmpose_resnet``: mmpose 0.x SimpleBaseline (``backbone.`` + ``keypoint_head.``); mmpose 1.x
+  (``backbone.`` + ``head.deconv_layers`` / ``head.final_layer``) uses posenas's names already;
+- ``resnet_imagenet``: torchvision's ImageNet ResNets (``resnet50-19c8e357.pth``, PNFS's link;
+  ``resnet50-0676ba61.pth``): the backbone, ``fc`` skipped;
+- ``mobilenet_v2_imagenet``: torchvision's MobileNet-V2 (``mobilenet_v2-b0353104.pth``);
+- ``tonylins_mobilenet_v2``: tonylins/pytorch-mobilenet-v2's ``mobilenet_v2.pth.tar`` (PNFS's link);
+  both MobileNet-V2 files give the blocks up to PoseNFS's 1/32 tap, the rest skipped;
 - ``posenas``: our own (a posenas or Lightning checkpoint, a plain state dict).
 
 ``--from mmpose`` picks whichever mmpose layout the keys show.
@@ -36,6 +46,9 @@ import torch
 from search_space.config import SpaceConfig
 from trainers.weights.pnfs import convert_pnfs, is_pnfs
 from trainers.weights.hrnet_keys import HRNET_RULES, hrnet_backbone_key
+from trainers.weights.torchvision_keys import (RESNET_BODY, is_tonylins_mobilenet,
+                                               is_torchvision_mobilenet, resnet_backbone_key,
+                                               tonylins_mobilenet_key, torchvision_mobilenet_key)
 
 __all__ = ["ExternalFormat", "EXTERNAL_FORMATS", "Conversion", "unwrap", "detect_format",
            "convert_state", "format_names", "hrnet_backbone_key", "Target"]
@@ -220,6 +233,44 @@ def _convert_pnfs(state: State, target: Target | None) -> Conversion:
                             "space": result.search_space})
 
 
+# ----------------------------------------------------------------------------------------------
+# ResNet (SimpleBaseline, torchvision) and MobileNet-V2 (torchvision, tonylins)
+
+_RESNET_KEYS = {"conv1.weight", "bn1.weight", "layer1.0.conv1.weight"}
+
+
+def _is_resnet(keys: set[str]) -> bool:
+    return _RESNET_KEYS <= keys and "conv2.weight" not in keys  # HRNet's stem has a conv2
+
+
+def _is_pose_resnet(keys: set[str]) -> bool:
+    return _is_resnet(keys) and "deconv_layers.0.weight" in keys and "final_layer.weight" in keys
+
+
+def _is_resnet_imagenet(keys: set[str]) -> bool:
+    return _is_resnet(keys) and "fc.weight" in keys and "deconv_layers.0.weight" not in keys
+
+
+def _pose_resnet(key: str) -> str | None:
+    if key.startswith(("deconv_layers.", "final_layer.")):
+        return "head." + key
+    return resnet_backbone_key(key)
+
+
+def _is_mmpose_resnet(keys: set[str]) -> bool:
+    return "backbone.layer1.0.conv1.weight" in keys and any(
+        k.startswith("keypoint_head.deconv_layers.") for k in keys)
+
+
+def _mmpose_resnet(key: str) -> str | None:
+    if key.startswith("keypoint_head.") and key[len("keypoint_head."):].startswith(
+            ("deconv_layers.", "final_layer.")):
+        return "head." + key[len("keypoint_head."):]
+    if key.startswith("backbone.") and key[len("backbone."):].startswith(RESNET_BODY):
+        return key
+    return None
+
+
 EXTERNAL_FORMATS: dict[str, ExternalFormat] = {
     # first: its backbone also has mmpose HRNet's "backbone.conv1" / "backbone.stage2" keys
     "pnfs": ExternalFormat("PoseNFS (yangsenius/PoseNFS: HRNet stem~stage3 + part fabrics)",
@@ -232,14 +283,28 @@ EXTERNAL_FORMATS: dict[str, ExternalFormat] = {
                                    _mmpose_rename(HRNET_RULES, "head.")),
     "hrnet_imagenet": ExternalFormat("ImageNet HRNet (HRNet-Image-Classification, timm hrnet_w*)",
                                      _is_hrnet_imagenet, _hrnet_imagenet, backbone_only=True),
+    "pose_resnet": ExternalFormat("official SimpleBaseline pose ResNet (pose_resnet.py)",
+                                  _is_pose_resnet, _pose_resnet),
+    "mmpose_resnet": ExternalFormat("mmpose 0.x SimpleBaseline (ResNet + deconvolution head)",
+                                    _is_mmpose_resnet, _mmpose_resnet),
+    "resnet_imagenet": ExternalFormat("ImageNet ResNet (torchvision resnet18-152)",
+                                      _is_resnet_imagenet, resnet_backbone_key,
+                                      backbone_only=True),
+    "mobilenet_v2_imagenet": ExternalFormat("ImageNet MobileNet-V2 (torchvision)",
+                                            is_torchvision_mobilenet, torchvision_mobilenet_key,
+                                            backbone_only=True),
+    "tonylins_mobilenet_v2": ExternalFormat("ImageNet MobileNet-V2 (tonylins/pytorch-mobilenet-v2)",
+                                            is_tonylins_mobilenet, tonylins_mobilenet_key,
+                                            backbone_only=True),
     # last: detected by the "backbone." prefix that mmpose files share
     "posenas": ExternalFormat("posenas / Lightning checkpoint or state dict", _is_posenas,
                               lambda k: k),
 }
 #: other names users may give ``--from``
-_ALIASES = {"timm": "hrnet_imagenet"}
-#: ``--from mmpose``: whichever mmpose layout the keys show
-_FAMILIES = {"mmpose": ("litehrnet", "mmpose_hrnet")}
+_ALIASES = {"timm": "hrnet_imagenet", "simplebaseline": "pose_resnet"}
+#: ``--from mmpose`` / ``--from torchvision``: whichever of their layouts the keys show
+_FAMILIES = {"mmpose": ("litehrnet", "mmpose_hrnet", "mmpose_resnet"),
+             "torchvision": ("resnet_imagenet", "mobilenet_v2_imagenet")}
 
 
 def format_names() -> list[str]:

@@ -3,7 +3,10 @@
 PoseNFS's ``Body_Part_Representation`` holds, under these keys:
 
 - ``backbone.*``: HRNet stem~stage3 and ``transition3`` under the official names (our
-  ``next_transition``: the branch that opens the 1/32 level of the pyramid);
+  ``next_transition``: the branch that opens the 1/32 level of the pyramid); or ResNet's
+  ``resnet_feature.py`` (torchvision's names, ours); or MobileNet-V2's
+  ``mobilenet_v2_feature.py`` (tonylins' ``features.{i}.conv.{j}``, renamed; ``features.17``,
+  which it builds and never runs, skipped);
 - per part, named as PoseNFS names it (``left_arm_part``, ``head_shoulder_part``, ...):
   - ``cell_{j}_{i}`` (layer j, scale i): ``propress_list.{k}`` — the route of slot k (0 same
     scale, 1 from the higher resolution, 2 from the lower): a 3×3 stride-2 conv **with a bias**
@@ -39,7 +42,9 @@ from search_space.fabric import SLOT_NAMES, Fabric
 from search_space.joints import keypoint_spec
 from search_space.operations import ZERO
 from search_space.pose_space import freeze
+from search_space.backbones import get_backbone
 from trainers.weights.hrnet_keys import hrnet_backbone_key
+from trainers.weights.torchvision_keys import resnet_backbone_key, tonylins_mobilenet_key
 
 __all__ = ["PNFS_PART_ORDER", "is_pnfs", "convert_pnfs", "PNFSResult"]
 
@@ -146,7 +151,8 @@ def convert_pnfs(state: State, target: tuple[SpaceConfig, str]) -> PNFSResult:
     with torch.device("meta"):
         network = freeze(fixed, dataset, {})
     mapping = _KeyMapping(network, dataset, parts_num, space.backbone.stages,
-                          tuple(fixed.cell_config.operators))
+                          tuple(fixed.cell_config.operators),
+                          get_backbone(space.backbone.name).family)
     for key, value in state.items():
         mapping.map(key, value)
     out = mapping.finish()
@@ -161,8 +167,9 @@ class _KeyMapping:
     """PoseNFS keys → the keys of our fixed-mixture ``network``, one key at a time."""
 
     def __init__(self, network: nn.Module, dataset: str, parts_num: int, stages: int | None,
-                 operators: tuple[str, ...]) -> None:
+                 operators: tuple[str, ...], family: str = "hrnet") -> None:
         self.network, self.dataset, self.stages, self.operators = network, dataset, stages, operators
+        self.family = family
         self.ours = {p.name: q for q, p in enumerate(network.parts)}
         self.pnfs_parts = dict(PNFS_PART_ORDER[parts_num])
         self.order = [p for p, _ in PNFS_PART_ORDER[parts_num]]
@@ -179,8 +186,9 @@ class _KeyMapping:
 
     def map(self, key: str, value: torch.Tensor) -> None:
         if key.startswith("backbone."):
-            new = _backbone_key(key[len("backbone."):], self.stages)
-            if new is not None and new.startswith("backbone.next_transition.") and new not in self.own:
+            new = _backbone_key(key[len("backbone."):], self.stages, self.family)
+            if new is not None and new not in self.own and (
+                    self.family != "hrnet" or new.startswith("backbone.next_transition.")):
                 new = None  # the fabrics read fewer levels than PoseNFS's backbone opens
             if new is None:
                 self.skipped.append(key)
@@ -224,7 +232,11 @@ class _KeyMapping:
         return self.out
 
 
-def _backbone_key(key: str, stages: int | None) -> str | None:
+def _backbone_key(key: str, stages: int | None, family: str = "hrnet") -> str | None:
+    if family == "resnet":
+        return resnet_backbone_key(key)
+    if family == "mobilenet_v2":
+        return tonylins_mobilenet_key(key)
     new = hrnet_backbone_key(key)
     if new is None:
         return None
