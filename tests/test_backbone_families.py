@@ -270,3 +270,59 @@ def test_posenfs_checkpoints_of_the_other_backbones(tmp_path, family):
     diff = _max_diff(ours, theirs)
     print(f"PoseNFS {family}: max diff {diff:.1e}, mean {float(theirs.mean()):.2f}")
     assert diff <= 1e-5 and 0.05 < float(theirs.mean()) < 0.95
+
+
+# --------------------------------------------------------------------------------------------
+# PaddlePaddle .pdparams
+
+
+def test_paddle_hrnet_w32_pdparams_gives_paddles_heatmaps(tmp_path):
+    """The PaddlePaddle seed's ``hrnet_w32_256x192.pdparams`` layout (PaddleDetection's
+    TopDownHRNet names, Paddle's BN statistics names, NumPy arrays in a pickle), read without
+    Paddle through ``build_network`` (``test.py --weights``): every tensor used, the heatmaps of
+    a PyTorch rewrite of PaddleDetection's forward."""
+    from tests.official_paddle import PaddleTopDownHRNet, save_pdparams
+
+    ref = calibrated(PaddleTopDownHRNet(32), X32)  # scale_factor upsampling: a multiple of 32
+    with torch.no_grad():  # heatmaps of a trained network's magnitude (peaks about 1)
+        scale = 1 / float(ref(X32).abs().max())
+        ref.final_conv.weight.mul_(scale), ref.final_conv.bias.mul_(scale)
+    path = tmp_path / "hrnet_w32_256x192.pdparams"
+    saved = save_pdparams(ref, path)
+    conversion = read_weights(path, field="--weights")
+    assert conversion.format == "paddle_hrnet" and not conversion.skipped
+    read = [k for k in conversion.state if not k.endswith("num_batches_tracked")]
+    assert len(read) == len(saved) - 1  # every array but the structure table
+    net = build_network(spec_from_model("hrnet_w32", "coco"), path, field="--weights").eval()
+    with torch.no_grad():
+        diff = _max_diff(net(X32), ref(X32))
+    print(f"Paddle HRNet-W32: max diff {diff:.1e}")
+    # not 0: Paddle's fuse adds branch i's own term first, the official HRNet (ours) in order
+    assert diff <= 1e-5
+
+
+def test_a_pdparams_file_with_an_object_is_refused_without_running_it(tmp_path):
+    """An arbitrary object in a .pdparams file is one clear error, and its code never runs."""
+    import os
+    import pickle
+
+    from search_space.errors import UserInputError
+    from trainers.weights.checkpoint import read_torch_file
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pdparams"
+    path.write_bytes(pickle.dumps({"backbone.conv_layer1_1.conv.weight": Payload()}))
+    with pytest.raises(UserInputError, match=r"evil\.pdparams.*(posix|os)\.system.*refused"):
+        read_torch_file(path, "--weights")
+    assert not marker.exists()
+    path.write_bytes(pickle.dumps({"w": [1, 2]}))
+    with pytest.raises(UserInputError, match="'w' is a list, not an array"):
+        read_torch_file(path, "--weights")
+    path.write_bytes(b"not a pickle")
+    with pytest.raises(UserInputError, match="not a readable .pdparams"):
+        read_torch_file(path, "--weights")

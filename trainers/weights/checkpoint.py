@@ -21,6 +21,7 @@ from torch import nn
 from trainers.atomic import atomic_path
 from search_space.errors import UserInputError, first_line
 from trainers.weights.formats import Conversion, Target, convert_state, unwrap
+from trainers.weights.paddle import PaddleFileError, read_pdparams
 
 __all__ = ["CHECKPOINT_FORMAT", "checkpoint_record", "seal", "tensor_digest", "load_checkpoint",
            "is_posenas_checkpoint", "check_checkpoint", "read_torch_file", "model_state_dict", "read_state_dict",
@@ -63,7 +64,8 @@ def seal(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_torch_file(path: str | Path, field: str | None = None) -> Any:
-    """``torch.load(path, weights_only=True)`` on CPU, every failure one error.
+    """``torch.load(path, weights_only=True)`` on CPU (a PaddlePaddle ``.pdparams``: its arrays,
+    :func:`trainers.weights.paddle.read_pdparams`), every failure one error.
 
     Raises:
         UserInputError: naming ``path`` and ``field``: missing, a folder, unreadable, truncated,
@@ -77,6 +79,11 @@ def read_torch_file(path: str | Path, field: str | None = None) -> Any:
     if path.stat().st_size == 0:
         raise UserInputError(str(path), "is empty (0 bytes): an interrupted copy or download?",
                              field=field)
+    if path.suffix == ".pdparams":  # PaddlePaddle: a pickle of NumPy arrays, read without Paddle
+        try:
+            return read_pdparams(path)
+        except PaddleFileError as err:
+            raise UserInputError(str(path), str(err), field=field) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for corrupt / foreign files
