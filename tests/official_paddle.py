@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import pickle
 
-import numpy as np
-import torch
 import torch.nn.functional as F
 from torch import nn
 
