@@ -10,7 +10,7 @@ import pickle
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PaddleTopDownHRNet", "save_pdparams"]
+__all__ = ["PaddleTopDownHRNet", "save_pdparams", "save_paddle_litehrnet"]
 
 
 class _ConvNorm(nn.Module):
@@ -216,6 +216,23 @@ def save_pdparams(module: nn.Module, path, extra: dict | None = None) -> dict:
         state[key] = value.numpy().copy()
     state["StructuredToParameterName@@"] = {k: f"param_{i}" for i, k in enumerate(state)}
     state.update(extra or {})
+    with open(path, "wb") as f:
+        pickle.dump(state, f, protocol=4)
+    return state
+
+
+def save_paddle_litehrnet(official, path) -> dict:
+    """``official`` (``tests.official_layouts.OfficialLiteHRNet``, mmpose's module tree) saved as
+    PaddleDetection names it: its ``lite_hrnet.py`` builds the same tree with a ConvNormLayer's
+    ``norm`` where mmcv's ConvModule has ``bn``, and ``TopDownHRNet.final_conv`` for the head."""
+    state = {}
+    for key, value in official.state_dict().items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        key = key.replace(".bn.", ".norm.").replace("keypoint_head.final_layer.", "final_conv.")
+        key = key.replace("running_mean", "_mean").replace("running_var", "_variance")
+        state[key] = value.numpy().copy()
+    state["StructuredToParameterName@@"] = {k: f"param_{i}" for i, k in enumerate(state)}
     with open(path, "wb") as f:
         pickle.dump(state, f, protocol=4)
     return state

@@ -326,3 +326,22 @@ def test_a_pdparams_file_with_an_object_is_refused_without_running_it(tmp_path):
     path.write_bytes(b"not a pickle")
     with pytest.raises(UserInputError, match="not a readable .pdparams"):
         read_torch_file(path, "--weights")
+
+
+def test_paddle_lite_hrnet_30_pdparams_gives_the_official_heatmaps(tmp_path):
+    """The seed's ``lite_hrnet_30_256x192_coco.pdparams`` layout read without Paddle: every
+    tensor used, bit-identical heatmaps."""
+    from tests.official_layouts import OfficialLiteHRNet, randomize
+    from tests.official_paddle import save_paddle_litehrnet
+
+    official = randomize(OfficialLiteHRNet(modules=(3, 8, 3)))
+    path = tmp_path / "lite_hrnet_30_256x192_coco.pdparams"
+    saved = save_paddle_litehrnet(official, path)
+    conversion = read_weights(path, field="model.pretrained")
+    assert conversion.format == "paddle_litehrnet" and not conversion.skipped
+    assert len([k for k in conversion.state if not k.endswith("num_batches_tracked")]) == len(saved) - 1
+    net = build_network(spec_from_model("litehrnet_30", "coco"), path).eval()
+    with torch.no_grad():
+        diff = _max_diff(net(X32), official(X32))
+    print(f"Paddle Lite-HRNet-30: max diff {diff:.1e}")
+    assert diff == 0.0

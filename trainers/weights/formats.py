@@ -15,8 +15,9 @@ to rename its tensors to ours. Supported:
 - ``pnfs``: PoseNFS (yangsenius/PoseNFS): HRNet stem~stage3, ResNet or MobileNet-V2 and a fabric
   per body part, read into the fixed-mixture network of the same space with its learned α/β (see
   :mod:`trainers.weights.pnfs`; needs the target model, for its operator names);
-- ``paddle_hrnet``: PaddleDetection's ``TopDownHRNet`` (``hrnet_w32_256x192.pdparams``, read
-  without Paddle by :mod:`trainers.weights.paddle`);
+- ``paddle_hrnet``, ``paddle_litehrnet``: PaddleDetection's ``TopDownHRNet`` with HRNet
+  (``hrnet_w32_256x192.pdparams``) or Lite-HRNet (``lite_hrnet_30_256x192_coco.pdparams``), read
+  without Paddle by :mod:`trainers.weights.paddle`;
 - ``pose_resnet``: the official SimpleBaseline (``pose_resnet_{50,101,152}_*.pth`` of
   deep-high-resolution-net.pytorch / human-pose-estimation.pytorch: ResNet names at top level,
   ``deconv_layers``, ``final_layer``);
@@ -48,7 +49,8 @@ import torch
 from search_space.config import SpaceConfig
 from trainers.weights.pnfs import convert_pnfs, is_pnfs
 from trainers.weights.hrnet_keys import HRNET_RULES, hrnet_backbone_key
-from trainers.weights.paddle import is_paddle_hrnet, paddle_hrnet_key
+from trainers.weights.paddle import (is_paddle_hrnet, is_paddle_litehrnet, paddle_hrnet_key,
+                                     paddle_to_mmpose_litehrnet_key)
 from trainers.weights.torchvision_keys import (RESNET_BODY, is_tonylins_mobilenet,
                                                is_torchvision_mobilenet, resnet_backbone_key,
                                                tonylins_mobilenet_key, torchvision_mobilenet_key)
@@ -274,6 +276,9 @@ def _mmpose_resnet(key: str) -> str | None:
     return None
 
 
+_LITE_MMPOSE = _mmpose_rename(_LITE_RULES, "final.")
+
+
 def _paddle(name: str, state: State, rename: Callable[[str], str | None]) -> Conversion:
     """Paddle's BatchNorm keeps no ``num_batches_tracked``: each BN read gets PyTorch's 0
     (only the momentum-free running average, unused here, would read it)."""
@@ -287,6 +292,14 @@ EXTERNAL_FORMATS: dict[str, ExternalFormat] = {
     # first: its backbone also has mmpose HRNet's "backbone.conv1" / "backbone.stage2" keys
     "pnfs": ExternalFormat("PoseNFS (yangsenius/PoseNFS: HRNet stem~stage3 + part fabrics)",
                            is_pnfs, convert=_convert_pnfs),
+    # before litehrnet: a Paddle Lite-HRNet has mmpose's stem and head names too
+    "paddle_hrnet": ExternalFormat("PaddleDetection HRNet (.pdparams of the PaddlePaddle seed)",
+                                   is_paddle_hrnet, convert=lambda state, target: _paddle(
+                                       "paddle_hrnet", state, paddle_hrnet_key)),
+    "paddle_litehrnet": ExternalFormat(
+        "PaddleDetection Lite-HRNet (.pdparams of the PaddlePaddle seed)", is_paddle_litehrnet,
+        convert=lambda state, target: _paddle("paddle_litehrnet", state, lambda key: _LITE_MMPOSE(
+            paddle_to_mmpose_litehrnet_key(key)))),
     "hrnet": ExternalFormat("official pose HRNet (deep-high-resolution-net.pytorch)",
                             _is_hrnet_pose, _hrnet_pose),
     "litehrnet": ExternalFormat("Lite-HRNet (HRNet/Lite-HRNet, mmpose 0.x or 1.x)",
@@ -295,9 +308,6 @@ EXTERNAL_FORMATS: dict[str, ExternalFormat] = {
                                    _mmpose_rename(HRNET_RULES, "head.")),
     "hrnet_imagenet": ExternalFormat("ImageNet HRNet (HRNet-Image-Classification, timm hrnet_w*)",
                                      _is_hrnet_imagenet, _hrnet_imagenet, backbone_only=True),
-    "paddle_hrnet": ExternalFormat("PaddleDetection HRNet (.pdparams of the PaddlePaddle seed)",
-                                   is_paddle_hrnet, convert=lambda state, target: _paddle(
-                                       "paddle_hrnet", state, paddle_hrnet_key)),
     "pose_resnet": ExternalFormat("official SimpleBaseline pose ResNet (pose_resnet.py)",
                                   _is_pose_resnet, _pose_resnet),
     "mmpose_resnet": ExternalFormat("mmpose 0.x SimpleBaseline (ResNet + deconvolution head)",

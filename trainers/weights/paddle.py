@@ -13,6 +13,11 @@ official HRNet under other names — ``backbone.conv_layer1_{1,2}`` (the stem), 
 ``conv`` + ``norm`` pair whose BatchNorm keeps ``_mean`` / ``_variance`` for PyTorch's
 ``running_mean`` / ``running_var``. Paddle convolutions store (out, in, kh, kw) like PyTorch; a
 ``Linear`` stores (in, out) and is transposed (HRNet has none).
+
+PaddleDetection's Lite-HRNet (``lite_hrnet_30_256x192_coco.pdparams``) has mmpose's module tree
+(``stem``, ``transition{i}``, ``stage{i}.{m}.layers`` / ``fuse_layers``, ``head_layer``) with a
+``ConvNormLayer``'s ``norm`` where mmcv's ConvModule has ``bn``, and ``final_conv`` for the head:
+:func:`paddle_litehrnet_key` renames those and hands the key to the mmpose Lite-HRNet rules.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["read_pdparams", "is_paddle_hrnet", "paddle_hrnet_key", "PaddleFileError"]
+__all__ = ["read_pdparams", "is_paddle_hrnet", "paddle_hrnet_key", "is_paddle_litehrnet",
+           "paddle_to_mmpose_litehrnet_key", "PaddleFileError"]
 
 #: the one table Paddle adds beside the arrays
 STRUCTURE_TABLE = "StructuredToParameterName@@"
@@ -147,3 +153,28 @@ def is_paddle_hrnet(keys: set[str]) -> bool:
     """PaddleDetection's HRNet: its stem and layer1 names."""
     return ("backbone.conv_layer1_1.conv.weight" in keys
             and any(k.startswith("backbone.la1.block_layer2_") for k in keys))
+
+
+# ----------------------------------------------------------------------------------------------
+# PaddleDetection Lite-HRNet → mmpose's names (then ours, by the mmpose rules)
+
+_NORM = re.compile(r"\.norm\.(weight|bias|_mean|_variance)$")
+
+
+def paddle_to_mmpose_litehrnet_key(key: str) -> str:
+    """mmpose 0.x's name for a PaddleDetection Lite-HRNet key: ConvNormLayer ``norm`` → ``bn``,
+    Paddle's BN statistics → PyTorch's, ``final_conv`` → ``keypoint_head.final_layer``."""
+    if key.startswith("final_conv."):
+        return "keypoint_head.final_layer." + key[len("final_conv."):]
+    key = _NORM.sub(lambda m: f".bn.{m[1]}", key)
+    if key.endswith("._mean"):
+        return key[:-len("_mean")] + "running_mean"
+    if key.endswith("._variance"):
+        return key[:-len("_variance")] + "running_var"
+    return key
+
+
+def is_paddle_litehrnet(keys: set[str]) -> bool:
+    """PaddleDetection's Lite-HRNet: its stem with a ``norm`` and the iterative head."""
+    return "backbone.stem.conv1.norm.weight" in keys and any(
+        k.startswith("backbone.head_layer.") for k in keys)
