@@ -345,3 +345,92 @@ def test_paddle_lite_hrnet_30_pdparams_gives_the_official_heatmaps(tmp_path):
         diff = _max_diff(net(X32), official(X32))
     print(f"Paddle Lite-HRNet-30: max diff {diff:.1e}")
     assert diff == 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# APRCP pruned HRNets
+
+
+def _aprcp_prune(net, seed=0):
+    """APRCP's surgery on an official pose HRNet: each residual block keeps a random subset of
+    its inner channels (Bottleneck bn1/bn2, BasicBlock bn1), the convs around them sliced; the
+    widths in module order, as ``normal_regular_select.py`` lists them."""
+    from tests.official_layouts import BasicBlock, Bottleneck
+
+    gen = torch.Generator().manual_seed(seed)
+    widths = []
+
+    def keep(n):
+        k = int(torch.randint(max(1, n // 4), n, (1,), generator=gen))
+        return torch.randperm(n, generator=gen)[:k].sort().values
+
+    def cut_out(conv, bn, idx):
+        conv.weight = torch.nn.Parameter(conv.weight[idx].clone())
+        conv.out_channels = len(idx)
+        for name in ("weight", "bias"):
+            setattr(bn, name, torch.nn.Parameter(getattr(bn, name)[idx].clone()))
+        bn.running_mean, bn.running_var = bn.running_mean[idx].clone(), bn.running_var[idx].clone()
+        bn.num_features = len(idx)
+
+    def cut_in(conv, idx):
+        conv.weight = torch.nn.Parameter(conv.weight[:, idx].clone())
+        conv.in_channels = len(idx)
+
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, Bottleneck):
+                a, b = keep(m.conv1.out_channels), keep(m.conv2.out_channels)
+                cut_out(m.conv1, m.bn1, a), cut_in(m.conv2, a)
+                cut_out(m.conv2, m.bn2, b), cut_in(m.conv3, b)
+                widths += [len(a), len(b)]
+            elif isinstance(m, BasicBlock):
+                a = keep(m.conv1.out_channels)
+                cut_out(m.conv1, m.bn1, a), cut_in(m.conv2, a)
+                widths.append(len(a))
+    return widths
+
+
+def test_aprcp_pruned_hrnet_w32_loads_with_its_widths(tmp_path, capsys):
+    """An APRCP pair — ``prune.txt`` as its tool writes it and the pruned network's state dict —
+    converts into posenas's pruned HRNet-W32 (its widths as inner-width choices), checked
+    against the txt, with the pruned network's heatmaps; ``test.py --weights`` builds the pruned
+    widths from the file alone; a txt that disagrees is one error."""
+    from tests.official_layouts import OfficialHRNet, randomize
+    from trainers.weights.convert import main as convert
+
+    ref = randomize(OfficialHRNet(), scale=0.05)
+    widths = _aprcp_prune(ref)
+    assert len(widths) == 8 + 8 + 48 + 48  # layer1 4×2, stage 2/3/4 blocks
+    params = sum(p.numel() for p in ref.parameters())
+    (tmp_path / "prune036.txt").write_text(
+        f"Configuration: \n{widths}\nNumber of parameters: \n{params}\n")
+    torch.save(ref.state_dict(), tmp_path / "w32_best.pth")
+    summary = convert(["--model", "hrnet_w32", "--structure", str(tmp_path / "prune036.txt"),
+                       str(tmp_path / "w32_best.pth"), str(tmp_path / "pruned.ckpt")])
+    assert summary["params"] == params and summary["format"] == "hrnet"
+    with torch.no_grad():
+        theirs = ref(X32)
+        from trainers.network.build import load_any_network
+
+        for weights in (tmp_path / "pruned.ckpt", tmp_path / "w32_best.pth"):  # test.py's loader
+            _, spec, net = load_any_network(weights, model="hrnet_w32")
+            net.eval()
+            assert spec.choices and set(spec.space.backbone.width_multipliers) > {1.0}
+            assert sum(p.numel() for p in net.parameters()) == params
+            diff = _max_diff(net(X32), theirs)
+            print(f"APRCP {weights.name}: max diff {diff:.1e}")
+            assert diff <= 1e-5 and float(theirs.abs().mean()) > 1e-3
+    from trainers.network.arch_file import load_arch
+
+    arch = load_arch(summary["arch"])
+    assert list(arch.choices.values()) == widths
+    wrong = list(widths)
+    wrong[17] += 1
+    (tmp_path / "wrong.txt").write_text(f"Configuration: \n{wrong}\n")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        convert(["--model", "hrnet_w32", "--structure", str(tmp_path / "wrong.txt"),
+                 str(tmp_path / "w32_best.pth"), str(tmp_path / "other.ckpt")])
+    assert exit_.value.code == 2 and not (tmp_path / "other.ckpt").exists()
+    assert (f"wrong.txt: --structure: line 2, width 18: {wrong[17]}, but the weights have "
+            f"{widths[17]}") in capsys.readouterr().err

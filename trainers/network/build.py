@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -40,7 +40,8 @@ from trainers.engine.qat import is_qat_state, pact_modules, prepare_qat
 
 __all__ = ["NetworkSpec", "spec_from_model", "spec_from_arch", "spec_from_choices",
            "spec_from_record", "network_spec", "build_network", "load_trained_network", "load_exact",
-           "load_backbone", "init_backbone", "LoadReport", "component_of", "load_any_network"]
+           "load_backbone", "init_backbone", "LoadReport", "component_of", "load_any_network",
+           "spec_with_structure"]
 
 logger = logging.getLogger(__name__)
 
@@ -180,10 +181,25 @@ def load_any_network(path: str | Path, cfg: Config | None = None, model: str | N
         cfg = config_from_dict({"dataset": {"name": "coco", "root": ""}, "model": {"name": model}},
                                source="arguments")
     spec = network_spec(cfg, model=model)
-    return cfg, spec, build_network(spec, path, field=field)
+    conversion = _read_and_say(path, field, target=(spec.space, spec.dataset))
+    spec = spec_with_structure(spec, conversion, str(path), field)
+    return cfg, spec, build_network(spec, conversion, field=field)
 
 
-def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Tensor] | None = None,
+def spec_with_structure(spec: NetworkSpec, conversion: Conversion, source: str,
+                        field: str) -> NetworkSpec:
+    """``spec``, or — for a channel-pruned file (APRCP) read for it — the pruned network the
+    file's tensors fit (its inner widths as choices of the same space)."""
+    if conversion.structure is None or spec.choices:
+        return spec
+    space, choices = conversion.structure
+    logger.info(f"{field}: {source} is channel-pruned (APRCP): building its widths "
+                f"({len(choices)} inner widths)")
+    return replace(spec, name=f"arch:{spec.name}-aprcp", space=space, choices=choices)
+
+
+def build_network(spec: NetworkSpec,
+                  weights: str | Path | Mapping[str, torch.Tensor] | Conversion | None = None,
                   *, inherit: bool = False, field: str = "model.pretrained",
                   device: str | torch.device | None = None, scope: str = "all",
                   quant: QuantConfig | None = None) -> nn.Module:
@@ -191,8 +207,10 @@ def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Te
 
     Args:
         spec: the network.
-        weights: a checkpoint / state-dict file (or a loaded state dict), or ``None`` for the
-            initial weights.
+        weights: a checkpoint / state-dict file (or a loaded state dict, or a file's
+            :class:`~trainers.weights.formats.Conversion`), or ``None`` for the initial weights.
+            A channel-pruned file (APRCP) builds its own inner widths
+            (:func:`spec_with_structure`).
         inherit: ``weights`` are a bigger network's (a one-shot supernet, or the full-width
             network of channel pruning): take each tensor's leading — or, with
             ``spec.channels``, its kept — channels. Otherwise they must fit exactly.
@@ -209,6 +227,11 @@ def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Te
         UserInputError: choices that do not fit the space, or weights that do not fit the
             network, naming the file and ``field``.
     """
+    conversion = weights if isinstance(weights, Conversion) else None
+    if weights is not None and not isinstance(weights, (Mapping, Conversion)):
+        conversion = _read_and_say(weights, field, target=(spec.space, spec.dataset))
+    if conversion is not None and scope == "all" and not inherit:
+        spec = spec_with_structure(spec, conversion, str(weights), field)
     try:
         with torch.device(device) if device is not None else nullcontext():
             network = freeze(spec.space, spec.dataset, spec.choices)
@@ -217,20 +240,22 @@ def build_network(spec: NetworkSpec, weights: str | Path | Mapping[str, torch.Te
     qat = quant is not None and quant.enabled
     if weights is None:
         return prepare_qat(network, quant) if qat else network
-    network = _load_weights(network, spec, weights, inherit, field, scope, quant if qat else None)
+    network = _load_weights(network, spec, conversion if conversion is not None else weights,
+                            inherit, field, scope, quant if qat else None,
+                            source=("<state dict>" if isinstance(weights, (Mapping, Conversion))
+                                    else str(weights)))
     if qat and not pact_modules(network):
         prepare_qat(network, quant)  # float weights in: QAT starts from them
     return network
 
 
 def _load_weights(network: nn.Module, spec: NetworkSpec,
-                  weights: str | Path | Mapping[str, torch.Tensor], inherit: bool, field: str,
-                  scope: str, quant: QuantConfig | None) -> nn.Module:
-    source = "<state dict>" if isinstance(weights, Mapping) else str(weights)
-    if isinstance(weights, Mapping):
+                  weights: Conversion | Mapping[str, torch.Tensor], inherit: bool, field: str,
+                  scope: str, quant: QuantConfig | None, source: str) -> nn.Module:
+    if not isinstance(weights, Conversion):
         state = dict(weights)
     else:
-        conversion = _read_and_say(weights, field, target=(spec.space, spec.dataset))
+        conversion = weights
         state = conversion.state
         if conversion.backbone_only and scope == "all":
             logger.info(f"{field}: no pose head in {source}; loading the backbone only")

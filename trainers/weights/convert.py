@@ -38,7 +38,9 @@ from trainers.network.build import load_backbone, load_exact, network_spec
 from trainers.weights.checkpoint import checkpoint_record, read_weights, seal
 from trainers.config.experiment import config_from_dict, config_to_dict, load_config
 from search_space.errors import UserInputError
-from trainers.cli import ArgumentParser, cli_errors, output_file
+from trainers.cli import ArgumentParser, cli_errors, existing_file, input_size, output_file
+from trainers.weights.aprcp import read_prune_txt
+from search_space.counting import param_flop_report
 from trainers.weights.formats import EXTERNAL_FORMATS, format_names
 from search_space.pose_space import freeze
 
@@ -54,7 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="the released checkpoint")
     p.add_argument("output", help="the posenas checkpoint to write")
     p.add_argument("--arch-out", help="PoseNFS: where the architecture of its α/β goes "
-                   "(default: OUTPUT with the suffix .arch.json)")
+                   "(default: OUTPUT with the suffix .arch.json); APRCP: where the pruned "
+                   "architecture goes (for train_derived.py --arch)")
+    p.add_argument("--structure",
+                   help="APRCP: its pruneXXX.txt, checked against the widths of the weights")
+    p.add_argument("--input-size", type=input_size, default=None,
+                   help="HxW for the parameter / GFLOPs lines (default: the config's)")
     return p
 
 
@@ -74,6 +81,16 @@ def main(argv: list[str] | None = None) -> dict:
     spec = network_spec(cfg)
     conversion = read_weights(args.input, field="input", fmt=args.fmt,
                               target=(spec.space, spec.dataset))
+    full_spec = spec
+    if conversion.structure is not None:
+        space, choices = conversion.structure
+        if args.structure:
+            _check_structure(str(existing_file(args.structure, "--structure")),
+                             list(choices.values()))
+        spec = replace(spec, name=f"arch:{spec.name}-aprcp", space=space, choices=choices)
+    elif args.structure:
+        raise UserInputError(str(args.input), "--structure given, but the weights have the "
+                             f"full widths of {spec.name} (not a pruned HRNet)", field="--structure")
     network = freeze(spec.space, spec.dataset, spec.choices)
     out = Path(args.output)
     fmt = EXTERNAL_FORMATS[conversion.format].description
@@ -101,6 +118,23 @@ def main(argv: list[str] | None = None) -> dict:
           + (f" (e.g. {conversion.skipped[0]})" if conversion.skipped else "")
           + f", missing {missing}")
     print(f"wrote {what} for {spec.name}: {out}")
+    if conversion.structure is not None:
+        size = tuple(args.input_size or cfg.model.input_size)
+        with torch.device("meta"):
+            full = freeze(full_spec.space, full_spec.dataset, {})
+        ours, theirs = param_flop_report(network, size), param_flop_report(full, size)
+        summary.update(params=ours["params"], gflops=ours["gflops"])
+        print(f"APRCP pruned {full_spec.name} at {size[0]}x{size[1]}: params {ours['params']:,} "
+              f"({ours['params'] / 1e6:.1f}M, {1 - ours['params'] / theirs['params']:.1%} pruned), "
+              f"GFLOPs {ours['gflops']:.2f} (full: {theirs['params'] / 1e6:.1f}M, "
+              f"{theirs['gflops']:.2f})")
+        arch_path = Path(args.arch_out) if args.arch_out else out.with_suffix(".arch.json")
+        arch_cfg = replace(cfg, space=spec.space)
+        save_arch(arch_path, ArchFile(arch_cfg, dict(spec.choices), "derived", {}, {},
+                                      str(arch_path)))
+        summary["arch"] = str(arch_path)
+        print(f"its architecture: {arch_path} (fine-tune with train_derived.py --arch "
+              f"{arch_path} model.pretrained {out})")
     if conversion.arch is not None:
         arch_path = Path(args.arch_out) if args.arch_out else out.with_suffix(".arch.json")
         arch_cfg = replace(cfg, space=conversion.arch["space"])
@@ -111,6 +145,18 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"architecture of its α/β (argmax): {arch_path}; derive a network with "
               f"python -m strategies.prune --arch {arch_path} --out DERIVED.json")
     return summary
+
+
+def _check_structure(path: str, widths: list[int]) -> None:
+    """APRCP's ``pruneXXX.txt`` must list the widths the weights have, in its order."""
+    listed, _ = read_prune_txt(path)
+    if len(listed) != len(widths):
+        raise UserInputError(path, f"line 2 lists {len(listed)} inner widths, the weights have "
+                             f"{len(widths)}", field="--structure")
+    for i, (a, b) in enumerate(zip(listed, widths)):
+        if a != b:
+            raise UserInputError(path, f"line 2, width {i + 1}: {a}, but the weights have {b}",
+                                 field="--structure")
 
 
 def command() -> int:

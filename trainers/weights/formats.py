@@ -4,7 +4,9 @@ One table, :data:`EXTERNAL_FORMATS`, names each format: how to recognise it from
 to rename its tensors to ours. Supported:
 
 - ``hrnet``: official pose HRNet (leoxiaobin/deep-high-resolution-net.pytorch, ``pose_hrnet.py``:
-  ``conv1 bn1 conv2 bn2 layer1 transitionN stageN.M.branches/fuse_layers final_layer``);
+  ``conv1 bn1 conv2 bn2 layer1 transitionN stageN.M.branches/fuse_layers final_layer``), and
+  APRCP's channel-pruned HRNets under the same names (narrower inner widths: the conversion
+  carries the pruned ``structure``);
 - ``hrnet_imagenet``: HRNet-Image-Classification (``hrnet_w32-36af842e.pth``) and timm's
   ``hrnet_w32``/``hrnet_w48`` (the same keys): the backbone only — the classification head
   (``incre_modules downsamp_modules final_layer classifier``) is skipped;
@@ -47,7 +49,9 @@ from typing import Any, Callable, Mapping
 import torch
 
 from search_space.config import SpaceConfig
+from search_space.pose_space import freeze
 from trainers.weights.pnfs import convert_pnfs, is_pnfs
+from trainers.weights.aprcp import inner_widths, pruned_space, pruned_widths
 from trainers.weights.hrnet_keys import HRNET_RULES, hrnet_backbone_key
 from trainers.weights.paddle import (is_paddle_hrnet, is_paddle_litehrnet, paddle_hrnet_key,
                                      paddle_to_mmpose_litehrnet_key)
@@ -74,6 +78,8 @@ class Conversion:
         backbone_only: the source has no pose head (load with ``model.pretrained_scope backbone``).
         arch: for a searched source (PoseNFS), ``{"choices", "weights", "space"}``: the argmax
             architecture of its searchable space and the softmax of its α/β.
+        structure: for a channel-pruned source (APRCP HRNet), the (space, choices) of the
+            network the tensors fit — the target's with its inner widths — to build instead.
     """
 
     format: str
@@ -81,6 +87,7 @@ class Conversion:
     skipped: list[str] = field(default_factory=list)
     backbone_only: bool = False
     arch: dict[str, Any] | None = None
+    structure: tuple[SpaceConfig, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,20 @@ def _hrnet_pose(key: str) -> str | None:
 
 def _hrnet_imagenet(key: str) -> str | None:
     return None if key.startswith(_CLS_HEAD) else hrnet_backbone_key(key)
+
+
+def _convert_hrnet(state: State, target: Target | None) -> Conversion:
+    """The official names renamed; inner widths narrower than the target's full network (an
+    APRCP pruned HRNet) give the pruned structure to build (:mod:`trainers.weights.aprcp`)."""
+    out, skipped = _rename_all(state, _hrnet_pose)
+    structure = None
+    if target is not None and target[0].head == "plain" and not target[0].backbone.width_multipliers:
+        with torch.device("meta"):  # the target network's shapes, no memory
+            full = freeze(target[0], target[1], {}).state_dict()
+        widths = pruned_widths(out, full)
+        if widths:
+            structure = pruned_space(target[0], widths, inner_widths(full))
+    return Conversion("hrnet", out, skipped, structure=structure)
 
 
 def _is_hrnet(keys: set[str]) -> bool:
@@ -300,8 +321,9 @@ EXTERNAL_FORMATS: dict[str, ExternalFormat] = {
         "PaddleDetection Lite-HRNet (.pdparams of the PaddlePaddle seed)", is_paddle_litehrnet,
         convert=lambda state, target: _paddle("paddle_litehrnet", state, lambda key: _LITE_MMPOSE(
             paddle_to_mmpose_litehrnet_key(key)))),
-    "hrnet": ExternalFormat("official pose HRNet (deep-high-resolution-net.pytorch)",
-                            _is_hrnet_pose, _hrnet_pose),
+    "hrnet": ExternalFormat("official pose HRNet (deep-high-resolution-net.pytorch; APRCP's "
+                            "pruned HRNets)", _is_hrnet_pose, _hrnet_pose,
+                            convert=_convert_hrnet),
     "litehrnet": ExternalFormat("Lite-HRNet (HRNet/Lite-HRNet, mmpose 0.x or 1.x)",
                                 _is_mmpose_lite, _mmpose_rename(_LITE_RULES, "final.")),
     "mmpose_hrnet": ExternalFormat("mmpose HRNet (0.x or 1.x)", _is_mmpose_hrnet,
