@@ -44,11 +44,17 @@ def param_flop_report(model: nn.Module, input_size: tuple[int, int]) -> dict[str
         model(torch.zeros(1, 3, *input_size, device=device))
     model.train(was_training)
     flops = counter.get_flop_counts()
+    def macs_of(module: nn.Module) -> int:
+        """A registered module's count; a container made for the report (a slice of a
+        Sequential, a list of the stem's layers) sums its registered children."""
+        path = names.get(id(module))
+        if path is None:
+            return sum(macs_of(child) for child in module.children())
+        return sum(flops.get(f"{root}.{path}" if path else root, {}).values()) // 2
+
     rows = []
     for name, module in _components(model).items():
-        path = names.get(id(module), name)
-        key = f"{root}.{path}" if path else root
-        macs = sum(flops.get(key, {}).values()) // 2
+        macs = macs_of(module)
         rows.append({"name": name, "params": sum(p.numel() for p in module.parameters()),
                      "macs": int(macs), "gflops": macs / 2 ** 30})
     total_macs = counter.get_total_flops() // 2

@@ -78,6 +78,8 @@ def test_pose_resnet_50_gflops_are_true_multiply_adds():
     deconv = 2048 * 256 * 16 * 8 * 6 + 256 * 256 * 16 * (16 * 12 + 32 * 24)
     head = next(c for c in report["components"] if c["name"] == "head")
     assert head["macs"] == deconv + 256 * 17 * 64 * 48
+    # get_model_summary's count: each transposed conv over its output grid (4× at stride 2)
+    assert round((report["macs"] + 3 * deconv) / 2 ** 30, 2) == 8.99
 
 
 @pytest.mark.parametrize("depth", [18, 50])
@@ -265,6 +267,16 @@ def test_posenfs_checkpoints_of_the_other_backbones(tmp_path, family):
                                 if family == "mobilenet_v2" else set())
     net = freeze(space, "coco", {}).eval()
     net.load_state_dict(conversion.state)  # strict
+    if family == "mobilenet_v2":  # where PoseNFS's 5.68M go: ours + what it builds and never runs
+        state = ref.state_dict()
+        unused = sum(state[k].numel() for k in conversion.skipped
+                     if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+        route_biases = sum(v.numel() for k, v in state.items() if ".propress_list." in k
+                           and k.endswith(("operation.0.bias", "conv_1x1.bias")))
+        arch = sum(v.numel() for k, v in state.items() if k.endswith(("alphas", "betas")))
+        ours_params = sum(p.numel() for p in net.parameters())
+        assert (ours_params, unused) == (5_070_088, 128_832 + 473_920)  # stems, features.17
+        assert ours_params + unused + route_biases + arch == sum(p.numel() for p in ref.parameters())
     with torch.no_grad():
         ours, theirs = net(X32), ref(X32)
     diff = _max_diff(ours, theirs)
@@ -434,3 +446,13 @@ def test_aprcp_pruned_hrnet_w32_loads_with_its_widths(tmp_path, capsys):
     assert exit_.value.code == 2 and not (tmp_path / "other.ckpt").exists()
     assert (f"wrong.txt: --structure: line 2, width 18: {wrong[17]}, but the weights have "
             f"{widths[17]}") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["pose_resnet_18", "pose_mobilenet_v2", "pnfs_mobilenet_v2_cnf3"])
+def test_param_flop_components_add_up_to_the_total(name):
+    """Each row of the --param_flop table counts its part (the stem and the MobileNet-V2 level
+    groups are containers made for the report): rows sum to the totals."""
+    report = param_flop_report(build_model(name, "coco"), (128, 96))
+    rows = report["components"]
+    assert sum(r["params"] for r in rows) == report["params"]
+    assert sum(r["macs"] for r in rows) == report["macs"] and all(r["macs"] > 0 for r in rows)

@@ -62,9 +62,11 @@ def _ops_label(arch: ArchFile, labels: list[str]) -> str:
 def _backbone_nodes(g: nx.DiGraph, arch: ArchFile, network: Any) -> list[str]:
     """Stage × branch nodes; returns the pyramid node names (level order)."""
     backbone = network.backbone
-    g.add_node("stem", label="stem\\n(2× stride-2 conv)", cluster="backbone", shape="box")
+    hrnet = hasattr(backbone, "stages") and hasattr(backbone.stages[0], "modules_")
+    g.add_node("stem", label="stem\\n(2× stride-2 conv)" if hrnet else "stem", cluster="backbone",
+               shape="box")
     prev = ["stem"]
-    if not hasattr(backbone, "stages") or not hasattr(backbone.stages[0], "modules_"):
+    if not hrnet:
         widths = list(getattr(backbone, "out_channels", []))
         nodes = []
         for b, w in enumerate(widths):
