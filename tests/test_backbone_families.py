@@ -456,3 +456,38 @@ def test_param_flop_components_add_up_to_the_total(name):
     rows = report["components"]
     assert sum(r["params"] for r in rows) == report["params"]
     assert sum(r["macs"] for r in rows) == report["macs"] and all(r["macs"] > 0 for r in rows)
+
+
+@pytest.mark.e2e
+def test_an_aprcp_file_as_model_pretrained_fine_tunes_the_pruned_network(coco_root, tmp_path):
+    """``train_derived.py model.pretrained pruned.pth``: the pruned widths are trained and recorded,
+    so ``test.py --weights best.ckpt`` rebuilds the pruned network; the distillation teacher's
+    path (which records nothing) says to convert first."""
+    from tests.conftest import run_module
+    from tests.official_layouts import OfficialHRNet, randomize
+    from tests.test_external import TINY
+    from trainers.network.build import load_trained_network
+
+    ref = randomize(OfficialHRNet(**TINY), scale=0.05)
+    widths = _aprcp_prune(ref, seed=1)
+    torch.save(ref.state_dict(), tmp_path / "pruned.pth")
+    out = tmp_path / "run"
+    r = run_module("trainers/train_derived.py", "--cfg", "configs/models/hrnet_tiny_synthetic.yaml",
+                   "--out", str(out), "--no-progress", "dataset.root", str(coco_root),
+                   "model.input_size", "64x48", "train.epochs", "1", "train.limit_train_batches", "2",
+                   "train.num_workers", "0", "train.batch_size", "4", "test.flip_test", "false",
+                   "model.pretrained", str(tmp_path / "pruned.pth"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    _, spec, net = load_trained_network(out / "best.ckpt")
+    assert list(spec.choices.values()) == widths
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in ref.parameters())
+    r = run_module("trainers/test.py", "--cfg", "configs/models/hrnet_tiny_synthetic.yaml",
+                   "--weights", str(out / "best.ckpt"), "dataset.root", str(coco_root),
+                   "model.input_size", "64x48", "test.flip_test", "false")
+    assert r.returncode == 0 and "AP" in r.stdout, r.stderr[-2000:]
+    from search_space.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=r"pruned\.pth: distill\.weights: a channel-pruned "
+                                             r"HRNet \(APRCP\)"):
+        build_network(spec_from_model("hrnet_tiny", "coco"), tmp_path / "pruned.pth",
+                      field="distill.weights")

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from trainers.network.build import build_network, network_spec
+from trainers.network.build import build_network, network_spec, resolve_weights
 from trainers.engine.callbacks import DebugCallback, VisualizeCallback
 from trainers.config.experiment import load_config
 from trainers.data.registry import build_dataset
@@ -90,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.cfg, args.overrides + extra)
     out = output_dir(args.out or Path(cfg.output_dir) / cfg.name, "--out" if args.out else "output_dir")
     pl.seed_everything(cfg.seed, verbose=False)  # before building: the initial weights too
-    spec = network_spec(cfg, args.model, args.arch, source=args.cfg)
-    model = build_network(spec, cfg.model.pretrained or None, scope=cfg.model.pretrained_scope,
-                          quant=cfg.quant)
+    # an APRCP pruned file as model.pretrained trains (and records) its own widths
+    spec, weights = resolve_weights(network_spec(cfg, args.model, args.arch, source=args.cfg),
+                                    cfg.model.pretrained or None, "model.pretrained",
+                                    cfg.model.pretrained_scope)
+    model = build_network(spec, weights, scope=cfg.model.pretrained_scope, quant=cfg.quant)
     if cfg.quant.enabled and not args.resume:
         _calibrate(model, cfg)
     info = spec.record()

@@ -41,7 +41,7 @@ from trainers.engine.qat import is_qat_state, pact_modules, prepare_qat
 __all__ = ["NetworkSpec", "spec_from_model", "spec_from_arch", "spec_from_choices",
            "spec_from_record", "network_spec", "build_network", "load_trained_network", "load_exact",
            "load_backbone", "init_backbone", "LoadReport", "component_of", "load_any_network",
-           "spec_with_structure"]
+           "spec_with_structure", "resolve_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -180,10 +180,21 @@ def load_any_network(path: str | Path, cfg: Config | None = None, model: str | N
     if cfg is None:
         cfg = config_from_dict({"dataset": {"name": "coco", "root": ""}, "model": {"name": model}},
                                source="arguments")
-    spec = network_spec(cfg, model=model)
-    conversion = _read_and_say(path, field, target=(spec.space, spec.dataset))
-    spec = spec_with_structure(spec, conversion, str(path), field)
+    spec, conversion = resolve_weights(network_spec(cfg, model=model), path, field)
     return cfg, spec, build_network(spec, conversion, field=field)
+
+
+def resolve_weights(spec: NetworkSpec, weights: str | Path | None, field: str,
+                    scope: str = "all") -> tuple[NetworkSpec, Conversion | None]:
+    """The network ``weights`` are for, and the file read once: ``spec``, or for a
+    channel-pruned file (APRCP) the pruned network it holds (:func:`spec_with_structure`).
+    Commands that record the network they train pass both on to :func:`build_network`."""
+    if weights is None:
+        return spec, None
+    conversion = _read_and_say(weights, field, target=(spec.space, spec.dataset))
+    if scope == "all":
+        spec = spec_with_structure(spec, conversion, str(weights), field)
+    return spec, conversion
 
 
 def spec_with_structure(spec: NetworkSpec, conversion: Conversion, source: str,
@@ -209,8 +220,8 @@ def build_network(spec: NetworkSpec,
         spec: the network.
         weights: a checkpoint / state-dict file (or a loaded state dict, or a file's
             :class:`~trainers.weights.formats.Conversion`), or ``None`` for the initial weights.
-            A channel-pruned file (APRCP) builds its own inner widths
-            (:func:`spec_with_structure`).
+            A channel-pruned file (APRCP) needs the spec of its own widths
+            (:func:`resolve_weights`).
         inherit: ``weights`` are a bigger network's (a one-shot supernet, or the full-width
             network of channel pruning): take each tensor's leading — or, with
             ``spec.channels``, its kept — channels. Otherwise they must fit exactly.
@@ -230,8 +241,13 @@ def build_network(spec: NetworkSpec,
     conversion = weights if isinstance(weights, Conversion) else None
     if weights is not None and not isinstance(weights, (Mapping, Conversion)):
         conversion = _read_and_say(weights, field, target=(spec.space, spec.dataset))
-    if conversion is not None and scope == "all" and not inherit:
-        spec = spec_with_structure(spec, conversion, str(weights), field)
+    if conversion is not None and conversion.structure is not None and scope == "all" \
+            and not inherit and not spec.choices:
+        # the caller records spec: it must build the pruned one (resolve_weights) itself
+        raise UserInputError(conversion.source, f"a channel-pruned HRNet (APRCP), narrower than "
+                             f"{spec.name}: convert it with python -m trainers.convert --model "
+                             f"{spec.name} FILE OUT.ckpt and use OUT.ckpt with --arch "
+                             "OUT.arch.json", field=field)
     try:
         with torch.device(device) if device is not None else nullcontext():
             network = freeze(spec.space, spec.dataset, spec.choices)
@@ -242,7 +258,8 @@ def build_network(spec: NetworkSpec,
         return prepare_qat(network, quant) if qat else network
     network = _load_weights(network, spec, conversion if conversion is not None else weights,
                             inherit, field, scope, quant if qat else None,
-                            source=("<state dict>" if isinstance(weights, (Mapping, Conversion))
+                            source=(weights.source if isinstance(weights, Conversion)
+                                    else "<state dict>" if isinstance(weights, Mapping)
                                     else str(weights)))
     if qat and not pact_modules(network):
         prepare_qat(network, quant)  # float weights in: QAT starts from them

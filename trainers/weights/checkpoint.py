@@ -10,6 +10,7 @@ is one clear error, not a network that scores AP 0.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 import logging
 from pathlib import Path
 from typing import Any, Mapping
@@ -169,13 +170,13 @@ def read_weights(path: str | Path, field: str, fmt: str = "auto",
             if inner and all(isinstance(v, torch.Tensor) for v in inner.values()) \
                     and any(k.startswith(prefix + "backbone.") for k in inner):
                 return Conversion("posenas", {k[len(prefix):]: v for k, v in inner.items()
-                                              if k.startswith(prefix)})
+                                              if k.startswith(prefix)}, source=str(path))
     state = unwrap(obj)
     if state is None:
         raise UserInputError(str(path), "not a checkpoint or state dict (no tensors found)",
                              field=field)
     try:
-        return convert_state(state, fmt, target)
+        return replace(convert_state(state, fmt, target), source=str(path))
     except UserInputError:
         raise
     except ValueError as err:

@@ -80,6 +80,7 @@ class Conversion:
             architecture of its searchable space and the softmax of its α/β.
         structure: for a channel-pruned source (APRCP HRNet), the (space, choices) of the
             network the tensors fit — the target's with its inner widths — to build instead.
+        source: the file read (set by :func:`trainers.weights.checkpoint.read_weights`).
     """
 
     format: str
@@ -88,6 +89,7 @@ class Conversion:
     backbone_only: bool = False
     arch: dict[str, Any] | None = None
     structure: tuple[SpaceConfig, dict[str, Any]] | None = None
+    source: str = "<state dict>"
 
 
 @dataclass(frozen=True)
