@@ -134,6 +134,16 @@ _SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96,
              (6, 160, 3, 2), (6, 320, 1, 1)]
 
 
+def _taps(features, x, taps):
+    """The outputs of ``features[i]`` for i in ``taps`` (PoseNFS's pyramid of MobileNet-V2)."""
+    out = []
+    for i, f in enumerate(features[:taps[-1] + 1]):
+        x = f(x)
+        if i in taps:
+            out.append(x)
+    return out
+
+
 def _cna(i, o, k, s=1, groups=1):
     """torchvision's ``Conv2dNormActivation`` (a Sequential: conv, BN, ReLU6)."""
     return nn.Sequential(nn.Conv2d(i, o, k, s, (k - 1) // 2, groups=groups, bias=False),
@@ -170,12 +180,7 @@ class TorchvisionMobileNetV2(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1000))
 
     def taps(self, x, taps=(3, 6, 13, 16)):
-        out = []
-        for i, f in enumerate(self.features[:taps[-1] + 1]):
-            x = f(x)
-            if i in taps:
-                out.append(x)
-        return out
+        return _taps(self.features, x, taps)
 
     def forward(self, x):
         x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
@@ -226,12 +231,7 @@ class TonylinsMobileNetV2(nn.Module):
         return self.classifier(x.mean((2, 3)))
 
     def taps(self, x, taps=(3, 6, 13, 16)):
-        out = []
-        for i, f in enumerate(self.features[:taps[-1] + 1]):
-            x = f(x)
-            if i in taps:
-                out.append(x)
-        return out
+        return _taps(self.features, x, taps)
 
 
 class PNFSResNetBackbone(_ResNetBody):

@@ -13,7 +13,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["OfficialHRNet", "OfficialLiteHRNet", "OfficialPNFS", "PNFS_PARTS", "randomize"]
+__all__ = ["OfficialHRNet", "OfficialLiteHRNet", "OfficialPNFS", "PNFS_PARTS", "randomize",
+           "squash_to_half"]
 
 
 def _conv3(i: int, o: int, stride: int = 1) -> nn.Conv2d:
@@ -679,3 +680,20 @@ class OfficialPNFS(nn.Module):
                 out = y.new_zeros(y.shape[0], self.num_joints, *y.shape[2:])
             out[:, joints] += y
         return out
+
+
+def squash_to_half(ref: "OfficialPNFS", x: torch.Tensor) -> None:
+    """Scale each part's vector head so that its mean |v|² on ``x`` is 1: squashed heatmaps
+    around 0.5, away from 0 and 1, so a weight read into the wrong place shows."""
+    heads = [getattr(ref, part).final_layer[1] for part, _ in ref.part_joints]
+    seen = []
+    hooks = [h.register_forward_hook(lambda m, i, o: seen.append((m, o))) for h in heads]
+    with torch.no_grad():
+        ref(x)
+        for h in hooks:
+            h.remove()
+        for head, y in seen:
+            v = y.permute(0, 2, 3, 1).reshape(-1, ref.vector_dim)
+            s = float((v ** 2).sum(-1).mean()) ** -0.5
+            head.weight.mul_(s)
+            head.bias.mul_(s)

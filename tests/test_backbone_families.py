@@ -218,7 +218,7 @@ def test_simplebaseline_files_give_the_official_heatmaps(tmp_path, wrap, fmt):
 
 
 def _pnfs_reference(backbone, widths, seed=0, **kwargs):
-    from tests.official_layouts import OfficialPNFS
+    from tests.official_layouts import OfficialPNFS, squash_to_half
 
     ref = OfficialPNFS(backbone=backbone, backbone_widths=widths, **kwargs)
     calibrated(ref, X32, seed)
@@ -227,17 +227,7 @@ def _pnfs_reference(backbone, widths, seed=0, **kwargs):
         for name, p in ref.named_parameters():
             if name.endswith(("alphas", "betas")):
                 p.copy_(torch.randn(p.shape, generator=gen) * 1.5)
-        # each vector head scaled to a mean |v|² of 1: squashed heatmaps around 0.5
-        heads = [getattr(ref, part).final_layer[1] for part, _ in ref.part_joints]
-        seen = []
-        hooks = [h.register_forward_hook(lambda m, i, o: seen.append((m, o))) for h in heads]
-        ref(X32)
-        for h in hooks:
-            h.remove()
-        for head, y in seen:
-            scale = float((y.permute(0, 2, 3, 1).reshape(-1, ref.vector_dim) ** 2).sum(-1).mean()) ** -0.5
-            head.weight.mul_(scale)
-            head.bias.mul_(scale)
+    squash_to_half(ref, X32)
     return ref
 
 

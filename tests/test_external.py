@@ -199,7 +199,7 @@ def _pnfs_reference(seed=0, **kwargs):
     """A PoseNFS network with random weights (small enough that the squashed vector heads stay
     away from 0 and 1) and α/β far from uniform, so a part, slot or operation read into the
     wrong place changes the heatmaps."""
-    from tests.official_layouts import OfficialPNFS
+    from tests.official_layouts import OfficialPNFS, squash_to_half
 
     ref = randomize(OfficialPNFS(**kwargs), seed=seed, scale=0.1)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -207,18 +207,7 @@ def _pnfs_reference(seed=0, **kwargs):
         for name, p in ref.named_parameters():
             if name.endswith(("alphas", "betas")):
                 p.copy_(torch.randn(p.shape, generator=gen) * 1.5)
-        # scale each head so that its mean |v|² is 1: squashed heatmaps around 0.5
-        heads = [getattr(ref, part).final_layer[1] for part, _ in ref.part_joints]
-        seen = []
-        hooks = [h.register_forward_hook(lambda m, i, o: seen.append((m, o))) for h in heads]
-        ref(X)
-        for h in hooks:
-            h.remove()
-        for head, y in seen:
-            v = y.permute(0, 2, 3, 1).reshape(-1, ref.vector_dim)
-            s = float((v ** 2).sum(-1).mean()) ** -0.5
-            head.weight.mul_(s)
-            head.bias.mul_(s)
+    squash_to_half(ref, X)
     return ref
 
 
