@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_space.blocks import BLOCKS, conv3x3
-from search_space.layers import Width, batch_norm, conv2d, same_width
+from search_space.layers import Width, batch_norm, conv2d, same_width, width_choices
 from search_space.choices import Chooser
 from search_space.backbone_plan import BackboneOptions, BackbonePlan
 from search_space.layouts import HRNetLayout, StageLayout
@@ -196,9 +196,6 @@ class HRNetBackbone(nn.Module):
 # --------------------------------------------------------------------------------------------
 # the family's place in the space: widths from the config and the chooser
 
-def _choices_of(base: int, multipliers: tuple[float, ...]) -> list[int]:
-    return sorted({max(1, int(round(base * m))) for m in multipliers}, reverse=True)
-
 
 def hrnet_space_layout(layout: HRNetLayout, cfg: BackboneOptions, chooser: Chooser,
                        pyramid: bool, levels: int = 4) -> HRNetLayout:
@@ -226,7 +223,7 @@ def hrnet_space_layout(layout: HRNetLayout, cfg: BackboneOptions, chooser: Choos
             if s == 1 or b in branch:
                 continue
             if mult and cfg.search_branch_widths:
-                branch[b] = chooser.width(f"stage{s}/branch{b}/width", _choices_of(width, mult))
+                branch[b] = chooser.width(f"stage{s}/branch{b}/width", width_choices(width, mult))
             else:
                 branch[b] = width
 
@@ -246,7 +243,7 @@ def hrnet_space_layout(layout: HRNetLayout, cfg: BackboneOptions, chooser: Choos
                     default = base.inner(path) or ((stage.widths[b],) if block_cls.num_inner == 1
                                                    else (stage.widths[b] // 4,) * 2)
                     if mult and cfg.search_block_widths:
-                        inner[path] = tuple(chooser.width(f"{path}/inner{i}", _choices_of(w, mult))
+                        inner[path] = tuple(chooser.width(f"{path}/inner{i}", width_choices(w, mult))
                                             for i, w in enumerate(default))
                     else:
                         inner[path] = tuple(default)

@@ -16,7 +16,7 @@ from torch import nn
 from search_space.operations import BN_MOMENTUM
 
 __all__ = ["Width", "ChosenWidth", "is_choice", "same_width", "conv2d", "batch_norm",
-           "max_width"]
+           "max_width", "width_choices"]
 
 #: a channel count or an NNI choice of channel counts
 Width = Union[int, Any]
@@ -50,13 +50,21 @@ def max_width(width: Width) -> int:
 
 
 def conv2d(in_ch: Width, out_ch: Width, kernel: int, stride: int = 1, padding: int = 0,
-           bias: bool = False) -> nn.Module:
-    """``nn.Conv2d``, or NNI's ``MutableConv2d`` when a width is a choice."""
+           bias: bool = False, groups: Width = 1) -> nn.Module:
+    """``nn.Conv2d``, or NNI's ``MutableConv2d`` when a width is a choice (a depthwise conv:
+    ``groups`` the same width as ``in_ch`` and ``out_ch``)."""
     if is_choice(in_ch) or is_choice(out_ch):
         from nni.nas.nn.pytorch import MutableConv2d  # a supernet: NNI is loaded already
 
-        return MutableConv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=bias)
-    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=bias)
+        return MutableConv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=bias,
+                             groups=groups)
+    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=bias,
+                     groups=groups)
+
+
+def width_choices(base: int, multipliers: tuple[float, ...]) -> list[int]:
+    """The channel counts ``multipliers`` give a layer of ``base`` channels, largest first."""
+    return sorted({max(1, int(round(base * m))) for m in multipliers}, reverse=True)
 
 
 def batch_norm(channels: Width, momentum: float = BN_MOMENTUM) -> nn.Module:

@@ -27,7 +27,7 @@ from torch import nn
 from search_space.backbone_plan import BackboneOptions, BackbonePlan
 from search_space.choices import Chooser
 from search_space.deconv_head import DeconvHead
-from search_space.layers import Width, batch_norm, conv2d, same_width
+from search_space.layers import Width, batch_norm, conv2d, same_width, width_choices
 from search_space.layouts import MobileNetV2Layout
 
 __all__ = ["MobileNetV2Backbone", "InvertedResidual", "mobilenet_v2_plan"]
@@ -36,20 +36,9 @@ __all__ = ["MobileNetV2Backbone", "InvertedResidual", "mobilenet_v2_plan"]
 def _conv_bn_relu6(in_ch: Width, out_ch: Width, kernel: int, stride: int = 1,
                    depthwise: bool = False) -> nn.Sequential:
     """torchvision's ``Conv2dNormActivation`` (conv, BN, ReLU6) with searchable widths."""
-    if depthwise:
-        conv = _depthwise(out_ch, stride)
-    else:
-        conv = conv2d(in_ch, out_ch, kernel, stride=stride, padding=(kernel - 1) // 2)
+    conv = conv2d(in_ch, out_ch, kernel, stride=stride, padding=(kernel - 1) // 2,
+                  groups=out_ch if depthwise else 1)
     return nn.Sequential(conv, batch_norm(out_ch), nn.ReLU6(inplace=True))
-
-
-def _depthwise(channels: Width, stride: int) -> nn.Module:
-    if isinstance(channels, int):
-        return nn.Conv2d(channels, channels, 3, stride, 1, groups=channels, bias=False)
-    from nni.nas.nn.pytorch import MutableConv2d  # a supernet: NNI is loaded already
-
-    return MutableConv2d(channels, channels, 3, stride=stride, padding=1, groups=channels,
-                         bias=False)
 
 
 class InvertedResidual(nn.Module):
@@ -105,9 +94,6 @@ class MobileNetV2Backbone(nn.Module):
         return levels
 
 
-def _choices_of(base: int, multipliers: tuple[float, ...]) -> list[int]:
-    return sorted({max(1, int(round(base * m))) for m in multipliers}, reverse=True)
-
 
 def mobilenet_v2_plan(layout: MobileNetV2Layout, cfg: BackboneOptions, chooser: Chooser,
                       plain: bool, levels: int) -> BackbonePlan:
@@ -117,7 +103,7 @@ def mobilenet_v2_plan(layout: MobileNetV2Layout, cfg: BackboneOptions, chooser: 
     stage_width: list[Any] = [c for _, c, _, _ in layout.settings]
     blocks = layout.blocks()
     if mult and cfg.search_branch_widths:  # the stages up to the last tap
-        stage_width = [chooser.width(f"stage{i}/width", _choices_of(c, mult))
+        stage_width = [chooser.width(f"stage{i}/width", width_choices(c, mult))
                        for i, c in enumerate(stage_width[:blocks[-1][0] + 1])]
     plan_blocks = []
     prev: Any = layout.stem_width
@@ -125,7 +111,7 @@ def mobilenet_v2_plan(layout: MobileNetV2Layout, cfg: BackboneOptions, chooser: 
     for i, (stage, t, c, s) in enumerate(blocks, start=1):
         hidden: Any = prev if t == 1 else int(round(prev_full * t))
         if t != 1 and mult and cfg.search_block_widths:
-            hidden = chooser.width(f"features{i}/hidden", _choices_of(hidden, mult))
+            hidden = chooser.width(f"features{i}/hidden", width_choices(hidden, mult))
         plan_blocks.append((prev, stage_width[stage], s, hidden, t != 1))
         prev, prev_full = stage_width[stage], c
     level_widths = tuple(plan_blocks[t - 1][1] for t in layout.taps)

@@ -30,7 +30,7 @@ from search_space.backbone_plan import BackboneOptions, BackbonePlan
 from search_space.blocks import BLOCKS
 from search_space.choices import Chooser
 from search_space.deconv_head import DeconvHead
-from search_space.layers import Width, batch_norm, conv2d
+from search_space.layers import Width, batch_norm, conv2d, width_choices
 from search_space.layouts import ResNetLayout
 
 __all__ = ["ResNetBackbone", "resnet_plan"]
@@ -73,9 +73,6 @@ class ResNetBackbone(nn.Module):
         return levels
 
 
-def _choices_of(base: int, multipliers: tuple[float, ...]) -> list[int]:
-    return sorted({max(1, int(round(base * m))) for m in multipliers}, reverse=True)
-
 
 def _resnet(layout: ResNetLayout, widths: list[Any], inner: list[Any], stem: Any,
                 num_levels: int) -> ResNetBackbone:
@@ -102,12 +99,12 @@ def resnet_plan(layout: ResNetLayout, cfg: BackboneOptions, chooser: Chooser, pl
     inner: list[Any] = list(layout.inner_widths)
     for s in range(4):
         if mult and cfg.search_branch_widths:
-            widths[s] = chooser.width(f"layer{s + 1}/width", _choices_of(layout.widths[s], mult))
+            widths[s] = chooser.width(f"layer{s + 1}/width", width_choices(layout.widths[s], mult))
         if layout.block == "basic" and not (mult and cfg.search_block_widths):
             inner[s] = widths[s]
         elif mult and cfg.search_block_widths:
             inner[s] = chooser.width(f"layer{s + 1}/inner",
-                                     _choices_of(layout.inner_widths[s], mult))
+                                     width_choices(layout.inner_widths[s], mult))
     stem = widths[0] if layout.block == "basic" else layout.stem_width
 
     def build(used: set[int] | None) -> nn.Module:

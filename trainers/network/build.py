@@ -193,18 +193,17 @@ def resolve_weights(spec: NetworkSpec, weights: str | Path | None, field: str,
         return spec, None
     conversion = _read_and_say(weights, field, target=(spec.space, spec.dataset))
     if scope == "all":
-        spec = spec_with_structure(spec, conversion, str(weights), field)
+        spec = spec_with_structure(spec, conversion, field)
     return spec, conversion
 
 
-def spec_with_structure(spec: NetworkSpec, conversion: Conversion, source: str,
-                        field: str) -> NetworkSpec:
+def spec_with_structure(spec: NetworkSpec, conversion: Conversion, field: str) -> NetworkSpec:
     """``spec``, or — for a channel-pruned file (APRCP) read for it — the pruned network the
     file's tensors fit (its inner widths as choices of the same space)."""
     if conversion.structure is None or spec.choices:
         return spec
     space, choices = conversion.structure
-    logger.info(f"{field}: {source} is channel-pruned (APRCP): building its widths "
+    logger.info(f"{field}: {conversion.source} is channel-pruned (APRCP): building its widths "
                 f"({len(choices)} inner widths)")
     return replace(spec, name=f"arch:{spec.name}-aprcp", space=space, choices=choices)
 
@@ -257,10 +256,7 @@ def build_network(spec: NetworkSpec,
     if weights is None:
         return prepare_qat(network, quant) if qat else network
     network = _load_weights(network, spec, conversion if conversion is not None else weights,
-                            inherit, field, scope, quant if qat else None,
-                            source=(weights.source if isinstance(weights, Conversion)
-                                    else "<state dict>" if isinstance(weights, Mapping)
-                                    else str(weights)))
+                            inherit, field, scope, quant if qat else None)
     if qat and not pact_modules(network):
         prepare_qat(network, quant)  # float weights in: QAT starts from them
     return network
@@ -268,7 +264,8 @@ def build_network(spec: NetworkSpec,
 
 def _load_weights(network: nn.Module, spec: NetworkSpec,
                   weights: Conversion | Mapping[str, torch.Tensor], inherit: bool, field: str,
-                  scope: str, quant: QuantConfig | None, source: str) -> nn.Module:
+                  scope: str, quant: QuantConfig | None) -> nn.Module:
+    source = weights.source if isinstance(weights, Conversion) else "<state dict>"
     if not isinstance(weights, Conversion):
         state = dict(weights)
     else:

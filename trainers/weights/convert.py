@@ -34,7 +34,7 @@ import torch
 
 from trainers.network.arch_file import ArchFile, check_choices, save_arch
 from trainers.atomic import atomic_path
-from trainers.network.build import load_backbone, load_exact, network_spec
+from trainers.network.build import load_backbone, load_exact, network_spec, spec_with_structure
 from trainers.weights.checkpoint import checkpoint_record, read_weights, seal
 from trainers.config.experiment import config_from_dict, config_to_dict, load_config
 from search_space.errors import UserInputError
@@ -83,11 +83,10 @@ def main(argv: list[str] | None = None) -> dict:
                               target=(spec.space, spec.dataset))
     full_spec = spec
     if conversion.structure is not None:
-        space, choices = conversion.structure
         if args.structure:
             _check_structure(str(existing_file(args.structure, "--structure")),
-                             list(choices.values()))
-        spec = replace(spec, name=f"arch:{spec.name}-aprcp", space=space, choices=choices)
+                             list(conversion.structure[1].values()))
+        spec = spec_with_structure(spec, conversion, "input")
     elif args.structure:
         raise UserInputError(str(args.input), "--structure given, but the weights have the "
                              f"full widths of {spec.name} (not a pruned HRNet)", field="--structure")
