@@ -24,6 +24,9 @@ $(STAMP): setup.cfg pyproject.toml
 	# torch first, pinned: the CPU build on our machines (an unpinned torch pulls a CUDA build)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# xtcocotools' PyPI wheel is built against NumPy 1 and fails to import beside NumPy 2
+	# ("numpy.dtype size changed"): build it here against the installed NumPy
+	$(PY) -m pip install -q --no-build-isolation --no-binary xtcocotools --force-reinstall --no-deps xtcocotools==1.14.3
 	# ENAS (NNI 3.0) needs tianshou 0.4.11; its protobuf pin conflicts with onnx, so no deps
 	$(PY) -m pip install -q --no-deps tianshou==0.4.11
 	# gym prints a 3-line deprecation notice on every import (NNI imports it) from gym_notices

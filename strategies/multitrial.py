@@ -70,7 +70,7 @@ def _recorded_trials(path: Path, resume: bool) -> dict[str, dict]:
 def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> dict[str, Any]:
     """Run ``search.num_trials`` trials of strategy ``name``; write arch.json and history."""
     out.mkdir(parents=True, exist_ok=True)
-    metric = primary_metric(cfg.dataset.name)
+    metric = primary_metric(cfg)
     history = HistoryWriter(out / "history.jsonl", key="trial")
     done = _recorded_trials(history.path, resume)
     state: dict[str, Any] = {"trial": 0, "best": None, "records": []}

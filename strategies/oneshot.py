@@ -114,7 +114,7 @@ def run_oneshot(cfg: Config, strategy_name: str, out: Path, resume: bool = False
         init_backbone(supernet, cfg.model.pretrained)
     data = build_search_data(cfg)
     strategy.val_loader = data.val
-    metric = primary_metric(cfg.dataset.name)
+    metric = primary_metric(cfg)
     teacher = build_teacher(cfg) if cfg.search.distill else None  # a teacher-guided supernet
     module = NasPoseModule(supernet, cfg, data.val_set, out,
                         {"name": f"supernet:{strategy_name}"}, teacher=teacher)

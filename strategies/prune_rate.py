@@ -202,7 +202,7 @@ def run_prune_rate(cfg: Config, out: Path, resume: bool = False) -> dict[str, An
     """Search the pruning rate (see the module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     s = cfg.search
-    metric = primary_metric(cfg.dataset.name)
+    metric = primary_metric(cfg)
     inner, allowed, full_choices = _width_plan(cfg)
     full = build_network(spec_from_choices(cfg, full_choices), s.prune_rate.weights or None,
                          field="search.prune_rate.weights")

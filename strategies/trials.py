@@ -81,7 +81,7 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
         model = build_network(spec, weights, inherit=True, field=source)
     else:  # a pretrained backbone (ImageNet), as PNFS initialises its candidates
         model = build_network(spec, cfg.model.pretrained or None, scope="backbone")
-    metric = primary_metric(cfg.dataset.name)
+    metric = primary_metric(cfg)
     report = param_flop_report(model, cfg.model.input_size)  # the architecture's cost
     teacher = build_teacher(cfg) if cfg.search.distill else None
     summary = fit(trial_config(cfg), model, spec.record(), out, progress=False,

@@ -37,6 +37,24 @@ def mpii_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def family_roots(tmp_path_factory) -> dict[str, Path]:
+    """A small synthetic dataset in each COCO-family layout (CrowdPose, OCHuman, AI Challenger,
+    COCO-WholeBody, custom)."""
+    from trainers.data.synthetic.coco_family import COCO_FAMILY_FORMATS, write_coco_family
+
+    roots = {}
+    for fmt in COCO_FAMILY_FORMATS:
+        roots[fmt] = tmp_path_factory.mktemp(f"synthetic_{fmt}")
+        write_coco_family(fmt, roots[fmt], 6, 8, seed=3)
+    return roots
+
+
+def dataset_root(name: str, coco_root: Path, mpii_root: Path, family_roots: dict[str, Path]) -> Path:
+    """The synthetic root of dataset ``name``."""
+    return {"coco": coco_root, "mpii": mpii_root}.get(name) or family_roots[name]
+
+
 def tiny_config(dataset: str, root: Path, *overrides: str) -> Config:
     """A small-input config on the synthetic data."""
     base = CONFIGS / "datasets" / f"synthetic_{dataset}.yaml"

@@ -35,7 +35,7 @@ def test_round_trip_through_dict(tmp_path):
     ("dataset: {name: coco, root: r}\ntrain: {epoch: 3}\n", "train.epoch", "did you mean 'epochs'"),
     ("dataset: {name: coco, root: r}\ntrain: {epochs: three}\n", "train.epochs", "expected an integer"),
     ("dataset: {name: coco}\n", "dataset.root", "missing value"),
-    ("dataset: {name: lsp, root: r}\n", "dataset.name", "known: coco, mpii"),
+    ("dataset: {name: lsp, root: r}\n", "dataset.name", "known: aic, coco, coco_wholebody, crowdpose, custom, mpii, ochuman"),
     ("dataset: {name: coco, root: r}\ntrain: {flip: 1}\n", "train.flip", "unknown key"),
     ("dataset: {name: coco, root: r}\ntrain: {lr: .nan}\n", "train.lr", "a finite number"),
     ("dataset: {name: coco, root: r}\nmodel: {input_size: [256]}\n", "model.input_size", "2 values"),

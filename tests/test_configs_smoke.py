@@ -8,6 +8,24 @@ from trainers.data.codec import batch_targets
 from trainers.config.experiment import load_config
 from trainers.data.registry import build_dataset
 from trainers.data.loader import build_loader
+from tests.conftest import dataset_root
+
+def yaml_dataset_name(path: Path) -> str:
+    """``dataset.name`` of a config file, through its bases (without loading it: a custom
+    dataset's config needs its annotation file to load)."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    name = (data.get("dataset") or {}).get("name")
+    if name:
+        return name
+    bases = data.get("_base_", [])
+    for base in [bases] if isinstance(bases, str) else bases:
+        name = yaml_dataset_name(path.parent / base)
+        if name:
+            return name
+    return ""
+
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.yaml"))
 
@@ -22,7 +40,7 @@ def test_every_config_the_readme_names_exists_and_is_smoke_tested():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
-def test_config_loads_and_feeds_a_batch(path, coco_root, mpii_root):
+def test_config_loads_and_feeds_a_batch(path, coco_root, mpii_root, family_roots):
     if path.parent.name == "train":  # recipes are fragments, used with a dataset file
         cfg = load_config(path, ["dataset.name", "coco", "dataset.root", str(coco_root)])
         assert cfg.train.epochs > 0 and cfg.train.batch_size > 0
@@ -31,9 +49,8 @@ def test_config_loads_and_feeds_a_batch(path, coco_root, mpii_root):
         cfg = load_config(path, ["dataset.name", "coco", "dataset.root", str(coco_root)])
         assert len(space_labels(cfg.space, "coco")) > 0
         return
-    cfg = load_config(path)
-    root = coco_root if cfg.dataset.name == "coco" else mpii_root
-    cfg = load_config(path, ["dataset.root", str(root)])
+    name = yaml_dataset_name(path)
+    cfg = load_config(path, ["dataset.root", str(dataset_root(name, coco_root, mpii_root, family_roots))])
     ds = build_dataset(cfg, "train")
     batch = next(iter(build_loader(ds, 2, shuffle=False, num_workers=0)))
     h, w = cfg.model.input_size

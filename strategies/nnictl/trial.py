@@ -98,7 +98,7 @@ def run_nni_trial(cfg: Config, choices: dict[str, Any], out: Path,
     Parameters named ``stage{s}/rate`` (``experiments/prune_rate.yml``) instead prune the
     trained network of ``search.prune_rate.weights`` at those per-stage rates and fine-tune it.
     """
-    metric = primary_metric(cfg.dataset.name)
+    metric = primary_metric(cfg)
     channels: dict[str, list[int]] = {}
     rates = _stage_rates(choices)
     if rates is not None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from trainers.config.loader import build_dataclass, load_into, to_plain, value_source
+from trainers.config.loader import build_dataclass, load_into, to_plain
 from trainers.config.schema import RENAMED_KEYS, Config
-from trainers.data.registry import DATASETS, dataset_names
+from trainers.data.registry import register_config_dataset
 from search_space.errors import UserInputError
 
 __all__ = ["load_config", "config_from_dict", "config_to_dict"]
@@ -27,10 +27,11 @@ def _renamed(err: UserInputError) -> UserInputError:
 
 
 def _check_registered(cfg: Config, source: str) -> Config:
-    if cfg.dataset.name not in DATASETS:
-        raise UserInputError(value_source(cfg, "dataset.name", source), f"unknown dataset {cfg.dataset.name!r}; known: "
-                             f"{', '.join(dataset_names())}", field="dataset.name")
-    return cfg
+    origin = getattr(cfg, "_posenas_origin", None)
+    checked = register_config_dataset(cfg, source)
+    if checked is not cfg and origin is not None:  # dataclasses.replace drops the origins
+        object.__setattr__(checked, "_posenas_origin", origin)
+    return checked
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = (), require: Sequence[str] = ()) -> Config:

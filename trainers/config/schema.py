@@ -9,7 +9,7 @@ messages naming the file and the dotted key) is :mod:`trainers.config.loader`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from search_space.bounds import DEVICES_PATTERN, bounded
 from search_space.config import SpaceConfig
@@ -41,6 +41,26 @@ class DatasetConfig:
     #: stop on implausible annotations (a labelled keypoint outside its image, a visibility flag
     #: other than 0/1/2, a zero-size box, a duplicate id) instead of counting them in a warning
     strict_annotations: bool = False
+    # -- a dataset described here (``name: custom``, or a new name with ``keypoints`` set): its
+    # keypoint layout, completed from the annotation file's ``categories`` when the config is
+    # loaded (trainers.data.custom) and saved complete with every run
+    #: keypoint names; [] = the annotation file's ``categories`` (category id 1) ``keypoints``
+    keypoints: tuple[str, ...] = ()
+    #: 0-based joint pairs drawn as limbs; [] = the categories' ``skeleton`` (1-based there)
+    skeleton: tuple[tuple[int, int], ...] = ()
+    #: 0-based (left, right) pairs a horizontal flip swaps; [] = names that differ only in a
+    #: left/right (or l/r) prefix or suffix
+    flip_pairs: tuple[tuple[int, int], ...] = ()
+    #: OKS sigma of each keypoint (required for a custom dataset: COCO's are 0.025 for the eyes
+    #: to 0.107 for the hips)
+    sigmas: tuple[float, ...] = bounded((), gt=0)
+    #: 0-based joints of the upper half (half-body augmentation); [] = no half-body crops
+    upper_body: tuple[int, ...] = bounded((), ge=0)
+    #: loss weight of each joint; [] = 1 each
+    joints_weight: tuple[float, ...] = bounded((), gt=0)
+    #: body-part groupings of the part-specific heads, {parts_num: {part name: [joint names]}};
+    #: {} = derived from the skeleton graph (trainers.data.custom.skeleton_parts)
+    parts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +130,14 @@ class TestConfig:
     oks_thre: float = bounded(0.9, ge=0, le=1)  #: OKS-NMS threshold
     margin: float = bounded(1.25, gt=0)  #: box enlargement around the person (PNFS --margin)
     model_file: str = ""
+    #: PCK@α's α (error below α × the ground-truth box's longer side; COCO-format datasets)
+    pck_thr: float = bounded(0.05, gt=0, le=1)
+    #: AUC's range: PCK@α averaged over 20 α in [0, auc_max_thr)
+    auc_max_thr: float = bounded(0.5, gt=0, le=1)
+    #: the number that picks the best checkpoint and ranks candidates: "" = the dataset's own
+    #: (COCO-format AP, MPII PCKh Mean); or another the evaluation reports (PCK, AUC, EPE, a
+    #: CrowdPose AP_hard, a WholeBody wholebody_AP, ...); EPE is minimised
+    metric: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

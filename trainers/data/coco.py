@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from search_space.errors import UserInputError
 from trainers.evaluation.coco import (evaluate_keypoints, load_coco_annotations, rescore_and_nms,
                                       write_results)
 from trainers.config.schema import Config
+from trainers.evaluation.keypoint_metrics import distance_metrics
 
 
 __all__ = ["CocoKeypoints", "coco_paths", "image_dirs", "check_images_found"]
@@ -37,39 +39,46 @@ logger = logging.getLogger(__name__)
 
 
 def image_dirs(root: str | Path, image_set: str) -> list[Path]:
-    """The folders where ``image_set``'s images may be, in the order they are tried."""
+    """The folders where COCO ``image_set``'s images may be, in the order they are tried."""
     root = Path(root)
     return [root / image_set, root / "images" / image_set]
 
 
 def coco_paths(root: str | Path, image_set: str) -> tuple[Path, Path]:
-    """(annotation file, image folder) of ``image_set`` under ``root``: the first folder of
-    :func:`image_dirs` that exists (the first one if none does)."""
-    root = Path(root)
-    dirs = image_dirs(root, image_set)
-    return (root / "annotations" / f"person_keypoints_{image_set}.json",
-            next((d for d in dirs if d.is_dir()), dirs[0]))
+    """(annotation file, image folder) of COCO's ``image_set`` under ``root``: the first folder
+    of :func:`image_dirs` that exists (the first one if none does)."""
+    return CocoKeypoints.layout_paths(root, image_set)
 
 
-def check_images_found(images: list[dict], root: str | Path, image_set: str, probe: int = 20) -> None:
-    """Raise unless some of the first ``probe`` annotated images exist in the chosen folder.
+def _first_existing(paths: list[Path]) -> Path:
+    return next((p for p in paths if p.exists()), paths[0])
+
+
+def check_images_found(images: list[dict], root: str | Path, image_set: str,
+                       folders: list[Path] | None = None, probe: int = 20) -> None:
+    """Raise unless some of the first ``probe`` annotated images exist in the chosen folder
+    (the first of ``folders``, COCO's :func:`image_dirs` by default, that exists).
 
     Raises:
         UserInputError: naming every folder searched.
     """
     if not images:
         return
-    folder = coco_paths(root, image_set)[1]
+    folders = folders or image_dirs(root, image_set)
+    folder = next((d for d in folders if d.is_dir()), folders[0])
     if any((folder / img["file_name"]).is_file() for img in images[:probe]):
         return
-    searched = ", ".join(str(d) for d in image_dirs(root, image_set))
+    searched = ", ".join(str(d) for d in folders)
     raise UserInputError(str(root), f"no image of {image_set} found (looked for "
                          f"{images[0]['file_name']} and others in: {searched})",
                          field="dataset.root")
 
 
 class CocoKeypoints(TopDownDataset):
-    """COCO keypoints, one record per person box.
+    """COCO keypoints, one record per person box; the base of every COCO-format dataset
+    (CrowdPose, OCHuman, AI Challenger, COCO-WholeBody, custom keypoints), which change the
+    layout (:meth:`annotation_files`, :meth:`image_folders`), how an annotation's keypoints are
+    read (:meth:`person_keypoints`) and the evaluator (:meth:`score_results`).
 
     Args:
         cfg: experiment config.
@@ -80,18 +89,54 @@ class CocoKeypoints(TopDownDataset):
     """
 
     default_sets = ("train2017", "val2017")
+    #: the dataset's name in log lines
+    title = "COCO"
+
+    @classmethod
+    def annotation_files(cls, root: Path, image_set: str) -> list[Path]:
+        """Where ``image_set``'s annotation file may be, in the order tried."""
+        return [root / "annotations" / f"person_keypoints_{image_set}.json"]
+
+    @classmethod
+    def image_folders(cls, root: Path, image_set: str) -> list[Path]:
+        """Where ``image_set``'s images may be, in the order tried."""
+        return image_dirs(root, image_set)
+
+    @classmethod
+    def layout_paths(cls, root: str | Path, image_set: str) -> tuple[Path, Path]:
+        """(annotation file, image folder): the first of each that exists (else the first)."""
+        root = Path(root)
+        return (_first_existing(cls.annotation_files(root, image_set)),
+                _first_existing(cls.image_folders(root, image_set)))
+
+    def load_annotations(self, path: Path) -> dict[str, Any]:
+        """The validated COCO-format annotations of ``path``."""
+        return load_coco_annotations(path, self.spec.num_joints,
+                                     strict=self.cfg.dataset.strict_annotations)
+
+    def person_keypoints(self, ann: dict[str, Any]) -> np.ndarray:
+        """(K, 3) x, y, v of one person annotation."""
+        return np.asarray(ann["keypoints"], dtype=np.float32).reshape(self.spec.num_joints, 3)
+
+    def score_results(self, results: list[dict[str, Any]]) -> dict[str, float]:
+        """The evaluator's stats of COCO keypoint ``results`` (pycocotools' COCOeval)."""
+        return evaluate_keypoints(self.gt, results, self.spec.sigmas)
+
+    def result_entry(self, result: dict[str, Any]) -> dict[str, Any]:
+        """One COCO keypoint result as the results file stores it (COCO: as it is)."""
+        return result
 
     def __init__(self, cfg: Config, split: str, train: bool | None = None,
                  use_gt_bbox: bool | None = None) -> None:
         super().__init__(cfg, train=(split == "train") if train is None else train)
         self.split = split
         self.image_set = self.image_set_of(cfg, split)
-        self.ann_file, self.image_dir = coco_paths(cfg.dataset.root, self.image_set)
+        self.ann_file, self.image_dir = self.layout_paths(cfg.dataset.root, self.image_set)
         self.source = self.ann_file
-        self.gt = load_coco_annotations(self.ann_file, self.spec.num_joints,
-                                        strict=cfg.dataset.strict_annotations)
+        self.gt = self.load_annotations(self.ann_file)
         self.images = {img["id"]: img for img in self.gt["images"]}
-        check_images_found(self.gt["images"], cfg.dataset.root, self.image_set)
+        check_images_found(self.gt["images"], cfg.dataset.root, self.image_set,
+                           self.image_folders(Path(cfg.dataset.root), self.image_set))
         if use_gt_bbox is None:
             use_gt_bbox = split == "train" or cfg.test.use_gt_bbox
         self.use_gt_bbox = use_gt_bbox
@@ -101,12 +146,11 @@ class CocoKeypoints(TopDownDataset):
         else:
             self.source = Path(cfg.dataset.root) / cfg.test.det_file
             self.records = self._detection_records(self.source, margin)
-        logger.info("COCO %s: %d person boxes from %s", self.image_set, len(self.records),
+        logger.info("%s %s: %d person boxes from %s", self.title, self.image_set, len(self.records),
                     "ground truth" if use_gt_bbox else "detections")
 
     def _gt_records(self, margin: float) -> list[PersonRecord]:
         records = []
-        k = self.num_joints
         crowd = 0
         for ann in self.gt["annotations"]:
             if ann["category_id"] != 1:
@@ -122,16 +166,17 @@ class CocoKeypoints(TopDownDataset):
             y2 = min(height - 1.0, y1 + max(0.0, h - 1))
             if not (ann["area"] > 0 and x2 >= x1 and y2 >= y1):
                 continue
-            kpts = np.asarray(ann["keypoints"], dtype=np.float32).reshape(k, 3)
-            if kpts.max() == 0:  # no labelled joint: nothing to learn from
+            kpts = self.person_keypoints(ann)
+            if kpts[:, 2].max() <= 0:  # no labelled joint: nothing to learn from
                 continue
             center, scale = box_to_center_scale([x1, y1, x2 - x1, y2 - y1], self.aspect_ratio, margin)
             records.append(PersonRecord(
                 image=str(self.image_dir / img["file_name"]), center=center, scale=scale,
                 joints=kpts[:, :2].copy(), visible=np.minimum(1.0, kpts[:, 2]),
-                score=1.0, image_id=int(ann["image_id"]), annotation_id=int(ann["id"])))
+                score=1.0, image_id=int(ann["image_id"]), annotation_id=int(ann["id"]),
+                extra={"bbox": (x1, y1, x2 - x1, y2 - y1)}))
         if crowd:
-            logger.info("COCO %s: %d crowd annotations skipped", self.image_set, crowd)
+            logger.info("%s %s: %d crowd annotations skipped", self.title, self.image_set, crowd)
         return records
 
     def _detection_records(self, det_file: Path, margin: float) -> list[PersonRecord]:
@@ -174,7 +219,9 @@ class CocoKeypoints(TopDownDataset):
         return records
 
     def evaluate(self, preds: np.ndarray, indices: np.ndarray, output_dir: str) -> dict[str, float]:
-        """Rescore, OKS-NMS, write ``keypoints_<set>_results.json`` and run COCOeval.
+        """Rescore, OKS-NMS, write ``keypoints_<set>_results.json`` and run the evaluator
+        (:meth:`score_results`); with ground-truth boxes, PCK@α, AUC and EPE too
+        (:mod:`trainers.evaluation.keypoint_metrics`, before rescoring and NMS).
 
         Args:
             preds: (N, K, 3) x, y, confidence in image pixels for records ``indices`` (N,).
@@ -190,6 +237,13 @@ class CocoKeypoints(TopDownDataset):
             np.array([r.image_id for r in recs]), self.cfg.test.in_vis_thre, self.cfg.test.oks_thre,
             self.spec.sigmas)
         out = Path(output_dir) / f"keypoints_{self.image_set}_results.json"
-        write_results(out, results)
+        write_results(out, [self.result_entry(r) for r in results])
         logger.info("wrote %d keypoint results to %s", len(results), out)
-        return evaluate_keypoints(self.gt, results, self.spec.sigmas)
+        stats = self.score_results([self.result_entry(r) for r in results])
+        if self.use_gt_bbox and recs:
+            stats.update(distance_metrics(
+                preds[..., :2], np.stack([r.joints for r in recs]),
+                np.stack([r.visible for r in recs]) > 0,
+                np.array([r.extra["bbox"] for r in recs]), self.cfg.test.pck_thr,
+                self.cfg.test.auc_max_thr))
+        return stats

@@ -238,7 +238,8 @@ class TopDownDataset(Dataset):
                  center: np.ndarray, scale: np.ndarray):
         ds = self.cfg.dataset
         rng = self._rng(index)
-        if (ds.prob_half_body > 0 and np.sum(visible > 0) > ds.num_joints_half_body
+        if (ds.prob_half_body > 0 and self.spec.upper_body and self.spec.lower_body
+                and np.sum(visible > 0) > ds.num_joints_half_body
                 and rng.random() < ds.prob_half_body):
             half = half_body_center_scale(joints, visible, self.spec.upper_body,
                                           self.aspect_ratio, rng)

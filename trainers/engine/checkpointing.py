@@ -24,17 +24,18 @@ from typing import Any, Mapping
 import pytorch_lightning as pl
 
 from trainers.atomic import publish, write_json_atomic
+from trainers.evaluation.keypoint_metrics import LOWER_IS_BETTER
 
 __all__ = ["AtomicCheckpoint"]
 
 logger = logging.getLogger(__name__)
 
 
-def _is_better(new: float | None, best: float | None) -> bool:
-    """Higher is better; a missing or NaN metric never is."""
+def _is_better(new: float | None, best: float | None, lower_is_better: bool = False) -> bool:
+    """Higher is better (lower for an error such as EPE); a missing or NaN metric never is."""
     if new is None or math.isnan(new):
         return False
-    return best is None or new > best
+    return best is None or (new < best if lower_is_better else new > best)
 
 
 class AtomicCheckpoint(pl.Callback):
@@ -89,7 +90,7 @@ class AtomicCheckpoint(pl.Callback):
                 record[f"train_{term}"] = float(value)
         self.history.append(record)
         value = metrics.get(self.metric)
-        improved = _is_better(value, self.best)
+        improved = _is_better(value, self.best, self.metric in LOWER_IS_BETTER)
         if improved:
             self.best = value
         if self.verbose and trainer.is_global_zero and not trainer.progress_bar_callback:

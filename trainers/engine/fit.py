@@ -142,7 +142,7 @@ def fit(cfg: Config, model: nn.Module, model_info: dict[str, Any], out_dir: str 
     val_loader = build_loader(val_set, cfg.test.batch_size, shuffle=False,
                               num_workers=cfg.train.num_workers)
     module = PoseModule(model, cfg, val_set, out_dir, model_info, teacher=teacher)
-    metric = primary_metric(cfg.dataset.name)
+    metric = primary_metric(cfg)
     ckpt_cb = AtomicCheckpoint(out_dir, metric, recipe=recipe_record(cfg, len(train_set)))
     loggers: list[Any] = [pl.loggers.CSVLogger(str(out_dir), name="logs"),
                           pl.loggers.TensorBoardLogger(str(out_dir), name="tb")]

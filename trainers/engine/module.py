@@ -82,7 +82,7 @@ class PoseModule(pl.LightningModule):
         self.last_skipped = 0
         self.model_info = model_info or {}
         self.criterion = JointsMSELoss(cfg.train.use_target_weight)
-        self.metric_name = primary_metric(cfg.dataset.name)
+        self.metric_name = primary_metric(cfg)
         self.last_metrics: dict[str, float] = {}
         self._train_skips = SkipCounter()
         self._val_skips = SkipCounter()

@@ -22,7 +22,7 @@ from search_space.joints import COCO
 from search_space.errors import UserInputError
 
 __all__ = [
-    "COCO_STAT_NAMES", "load_coco_annotations", "coco_api", "load_coco_results",
+    "COCO_STAT_NAMES", "load_json", "load_coco_annotations", "coco_api", "load_coco_results",
     "evaluate_keypoints", "oks_iou", "oks_nms", "rescore_and_nms", "write_results",
 ]
 
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
 
-def _load_json(path: str | Path, what: str) -> Any:
+def load_json(path: str | Path, what: str) -> Any:
     try:
         with open(path) as f:
             return json.load(f)
@@ -57,7 +57,7 @@ IMPLAUSIBLE = {
 
 
 def load_coco_annotations(path: str | Path, num_joints: int = COCO.num_joints,
-                          strict: bool = False) -> dict[str, Any]:
+                          strict: bool = False, data: Any = None) -> dict[str, Any]:
     """Read and validate a COCO-format keypoints annotation file (``num_joints`` per person:
     COCO's 17, or the keypoint layout of another COCO-format dataset).
 
@@ -66,11 +66,16 @@ def load_coco_annotations(path: str | Path, num_joints: int = COCO.num_joints,
     twice) are counted and logged as one warning, or with ``strict``
     (``dataset.strict_annotations``) an error naming the first.
 
+    Args:
+        data: the file's content already read (or converted from another format); ``path``
+            then only names it in messages.
+
     Raises:
         UserInputError: naming the file and the image/annotation id that is malformed
             (missing fields, wrong keypoint count, negative box sizes, unknown image id).
     """
-    data = _load_json(path, "annotation file")
+    if data is None:
+        data = load_json(path, "annotation file")
     src = str(path)
     values = 3 * num_joints
     if not isinstance(data, dict):
@@ -165,7 +170,7 @@ def coco_api(data: dict[str, Any]):
 def load_coco_results(path: str | Path, image_ids: set | None = None,
                       num_joints: int = COCO.num_joints) -> list[dict[str, Any]]:
     """Read and validate a COCO keypoint results file (a list of detections)."""
-    data = _load_json(path, "results file")
+    data = load_json(path, "results file")
     values = 3 * num_joints
     src = str(path)
     if not isinstance(data, list):

@@ -15,11 +15,11 @@ from trainers.data.synthetic.figure import MPII_TO_POINT
 from trainers.data.synthetic.render import render_image
 from trainers.evaluation.mpii import MPII_JOINT_CODES
 
-__all__ = ["write_coco", "write_mpii"]
+__all__ = ["write_coco", "write_mpii", "write_jpeg", "image_rng"]
 
 logger = logging.getLogger(__name__)
 
-def _write_jpeg(path: Path, image: np.ndarray) -> None:
+def write_jpeg(path: Path, image: np.ndarray) -> None:
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
     if not ok:
         raise RuntimeError(f"JPEG encoding failed for {path}")
@@ -27,7 +27,7 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
         tmp.write_bytes(data.tobytes())
 
 
-def _image_rng(seed: int, split: str, index: int) -> np.random.Generator:
+def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, {"train": 1, "val": 2}[split], index])
 
 
@@ -42,11 +42,11 @@ def write_coco(out: str | Path, num_train: int, num_val: int, seed: int = 0) -> 
         id_base = 0 if split == "train" else 1_000_000
         ann_id = id_base
         for index in range(n):
-            rng = _image_rng(seed, split, index)
+            rng = image_rng(seed, split, index)
             image, persons = render_image(rng)
             image_id = id_base + index + 1
             file_name = f"{image_id:012d}.jpg"
-            _write_jpeg(out / "images" / image_set / file_name, image)
+            write_jpeg(out / "images" / image_set / file_name, image)
             images.append({"id": image_id, "file_name": file_name, "width": image.shape[1],
                            "height": image.shape[0]})
             for person in persons:
@@ -102,10 +102,10 @@ def write_mpii(out: str | Path, num_train: int, num_val: int, seed: int = 0) -> 
     for split, image_set, n in (("train", "train", num_train), ("val", "valid", num_val)):
         entries, pos, missing, heads = [], [], [], []
         for index in range(n):
-            rng = _image_rng(seed, split, index)
+            rng = image_rng(seed, split, index)
             image, persons = render_image(rng, max_persons=2)
             name = f"{split}_{index:06d}.jpg"
-            _write_jpeg(out / "images" / name, image)
+            write_jpeg(out / "images" / name, image)
             for person in persons:
                 joints = np.zeros((16, 2))
                 vis = np.zeros(16, dtype=int)
