@@ -52,7 +52,7 @@ def test_torch_free_inference_equals_the_torch_path(exported, coco_root, tmp_pat
 
     from trainers.network.build import load_any_network
     from trainers.config.experiment import config_from_dict
-    from visualize.demo import predict_image
+    from trainers.evaluation.prediction import predict_image
 
     image = sorted((coco_root / "images" / "val2017").glob("*.jpg"))[0]
     boxes = [{"image_id": 7, "bbox": [10.0, 20.0, 120.0, 200.0], "score": 0.9},

@@ -45,7 +45,7 @@ from trainers.deploy.targets import EXPORT_TARGETS, ExportTarget, deploy_meta
 from trainers.engine.fit import evaluate_model, fit
 from trainers.evaluate import evaluate_files
 from trainers.network.arch_file import check_choices
-from visualize.demo import predict_image
+from trainers.evaluation.prediction import predict_image
 
 README = (REPO / "README.md").read_text()
 

@@ -1,11 +1,17 @@
-"""Predict keypoints on one image with a trained checkpoint and draw them.
+"""Predict keypoints on one image, or on every frame of a video, with a trained checkpoint and
+draw them.
 
     python -m visualize.demo --weights W [--model NAME | --cfg CFG] --image IMG --out OUT.jpg [--boxes DET.json]
                              [--image-id ID] [--score-thr 0.5] [--kpt-thr 0.3] [--no-flip]
+    python -m visualize.demo --weights W --video IN.mp4 --out OUT.mp4 [--boxes FRAMES.json]
 
 Person boxes come from a COCO-style detection JSON (a list of ``{bbox: [x, y, w, h], score}``,
 optionally with ``image_id``, then ``--image-id`` picks this image's boxes); without ``--boxes``
 the whole image is one person box. Prints one row per person and writes the drawing atomically.
+For a video, ``image_id`` is the frame index (from 0), and without ``--boxes`` OpenCV's HOG
+people detector finds the people; a progress bar runs and a table ends it (frames, people,
+pose ms per frame, frames per second); the video is written atomically too. The torch-free
+path is ``python -m trainers.infer --model OUT.onnx --video ...``.
 """
 from __future__ import annotations
 
@@ -13,38 +19,19 @@ import argparse
 import sys
 
 import numpy as np
-import torch
 
 from trainers.data.boxes import read_person_boxes
 from trainers.network.build import load_any_network
 from trainers.config.experiment import load_config
-from trainers.data.codec import HeatmapCodec
 from trainers.data.images import ImageReadError, read_image
 from search_space.joints import keypoint_spec
-from trainers.data.transforms import person_crops
 from search_space.errors import UserInputError
 from trainers.cli import ArgumentParser, cli_errors
-from trainers.evaluation.prediction import flip_test_predictor
+from trainers.evaluation.prediction import predict_image
 from trainers.deploy.drawing import add_image_arguments, check_image_arguments, draw_people
+from trainers.deploy.video import pose_video, read_frame_boxes
 
 __all__ = ["predict_image", "main"]
-
-
-def predict_image(model: torch.nn.Module, cfg, image_bgr: np.ndarray, boxes: list[list[float]],
-                  flip: bool = True) -> np.ndarray:
-    """Keypoints (P, K, 3) in image pixels for the person boxes ``[x, y, w, h]`` of one image."""
-    h, w = cfg.model.input_size
-    codec = HeatmapCodec((h, w), cfg.model.heatmap_size, cfg.model.sigma)
-    crops, centers, scales = person_crops(image_bgr, boxes, (h, w), cfg.test.margin,
-                                          color_rgb=False)
-    # as the loader gives crops: (P, H, W, 3) BGR; normalize_images orders the channels
-    batch = {"image": torch.from_numpy(crops).permute(0, 2, 3, 1)}
-    spec = keypoint_spec(cfg.dataset.name)
-    predict = flip_test_predictor(model.eval(), spec.flip_pairs, flip, cfg.test.shift_heatmap,
-                                  cfg.dataset.color_rgb)
-    heatmaps = predict(batch).float().numpy()
-    coords, conf = codec.decode_to_image(heatmaps, centers, scales, cfg.test.post_process)
-    return np.concatenate([coords, conf], axis=2)
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -68,6 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     check_image_arguments(args)
     cfg, _, model = load_any_network(args.weights, load_config(args.cfg) if args.cfg else None,
                                      args.model)
+    if args.video:
+        frame_boxes = read_frame_boxes(args.boxes, args.score_thr) if args.boxes else None
+        summary = pose_video(args.video, args.out,
+                             lambda image, boxes: predict_image(model, cfg, image, boxes,
+                                                                flip=not args.no_flip),
+                             keypoint_spec(cfg.dataset.name), frame_boxes, args.kpt_thr)
+        print(summary.table())
+        print(f"wrote {args.out}")
+        return 0
     try:
         image = read_image(args.image, color_rgb=False)
     except ImageReadError as err:

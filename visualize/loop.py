@@ -42,7 +42,7 @@ from trainers.engine.fit import evaluate_model, fit
 from trainers.cli import ArgumentParser, cli_errors
 from trainers.report import format_metrics, format_table
 from visualize.arch import arch_graph, render
-from visualize.demo import predict_image
+from trainers.evaluation.prediction import predict_image
 from visualize.history import plot_history, read_history
 from trainers.report import format_report
 

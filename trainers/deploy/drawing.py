@@ -22,7 +22,8 @@ from trainers.cli import existing_file, finite_float, output_file
 from trainers.report import format_table
 
 __all__ = ["draw_skeleton", "side_colors", "heatmap_grid", "crop_to_bgr", "save_image",
-           "draw_people", "add_image_arguments", "check_image_arguments", "IMAGE_SUFFIXES"]
+           "draw_people", "add_image_arguments", "check_image_arguments", "IMAGE_SUFFIXES",
+           "VIDEO_OUT_SUFFIXES"]
 
 #: the image files the single-image commands write (OpenCV's encoders)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -140,11 +141,20 @@ def draw_people(image: np.ndarray, boxes: list[list[float]], people: np.ndarray,
     return "\n".join(lines)
 
 
+#: the video files the commands write (``trainers.deploy.video.VIDEO_SUFFIXES``)
+VIDEO_OUT_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+
+
 def add_image_arguments(p: argparse.ArgumentParser) -> None:
-    """The arguments the single-image commands share (``trainers.infer``, ``visualize.demo``):
-    the image, the output, person boxes and the thresholds, the flip test."""
-    p.add_argument("--image", required=True)
-    p.add_argument("--out", required=True, help="output image (" + ", ".join(IMAGE_SUFFIXES) + ")")
+    """The arguments the image and video commands share (``trainers.infer``,
+    ``visualize.demo``): the image or video, the output, person boxes and the thresholds, the
+    flip test."""
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", help="an image")
+    source.add_argument("--video", help="a video (OpenCV reads it); person boxes from --boxes "
+                        "(image_id = frame index from 0) or OpenCV's HOG people detector")
+    p.add_argument("--out", required=True, help="output image (" + ", ".join(IMAGE_SUFFIXES) +
+                   ") or, with --video, video (" + ", ".join(VIDEO_OUT_SUFFIXES) + ")")
     p.add_argument("--boxes", help="detection JSON (COCO results format)")
     p.add_argument("--image-id", type=int, help="use only the boxes of this image_id")
     p.add_argument("--score-thr", type=finite_float, default=0.5, help="minimum box score")
@@ -154,6 +164,13 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def check_image_arguments(args: argparse.Namespace) -> None:
-    """Before any work: the input image exists and ``--out`` can be written as an image."""
+    """Before any work: the input image (or video) exists and ``--out`` can be written as one."""
+    if getattr(args, "video", None):
+        existing_file(args.video, "--video")
+        output_file(args.out, "--out", VIDEO_OUT_SUFFIXES)
+        if args.image_id is not None:
+            raise UserInputError("argument", "--image-id is for an image; a video's boxes file "
+                                 "gives each frame's boxes by image_id", field="--image-id")
+        return
     existing_file(args.image, "--image")
     output_file(args.out, "--out", IMAGE_SUFFIXES)

@@ -3,6 +3,7 @@
     python -m trainers.infer --model OUT.onnx --image IMG --out VIS.png
                              [--boxes DET.json [--image-id ID]] [--score-thr 0.5]
                              [--kpt-thr 0.3] [--no-flip] [--threads 1] [--json]
+    python -m trainers.infer --model OUT.onnx --video IN.mp4 --out OUT.mp4 [--boxes FRAMES.json]
 
 ``OUT.onnx`` and the ``OUT.json`` beside it come from ``python -m trainers.export``. onnxruntime,
 NumPy and OpenCV only (``import torch`` never happens): the same crop (box → centre/scale with the
@@ -11,7 +12,9 @@ and shifted as ``test.py`` does) and decoding (argmax, quarter-pixel shift, inve
 ``test.py`` and ``visualize.demo``. Person boxes come from a COCO detection-results JSON, or the
 whole image is one box. Draws the keypoints on the image (written atomically), prints one row
 per person, and with ``--json`` ends with one JSON line: ``{"image", "people": [{"box",
-"keypoints": [[x, y, score], ...]}]}``.
+"keypoints": [[x, y, score], ...]}]}``. With ``--video`` every frame is drawn into the output
+video (:mod:`trainers.deploy.video`: boxes per frame from ``--boxes``, ``image_id`` = frame index,
+or OpenCV's HOG people detector), ending with a frames-per-second table.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from trainers.data.images import ImageReadError, read_image
 from trainers.data.transforms import person_crops
 from trainers.deploy.meta import DeployMeta, read_meta
 from trainers.deploy.drawing import add_image_arguments, check_image_arguments, draw_people
+from trainers.deploy.video import pose_video, read_frame_boxes
 from search_space.errors import UserInputError, first_line
 from trainers.cli import ArgumentParser, cli_errors, existing_file, nonnegative_int
 
@@ -120,6 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         model = OnnxPoseModel(args.model, args.threads)
     except UserInputError as err:
         raise (err if err.field else UserInputError(err.source, err.message, field="--model")) from None
+    if args.video:
+        frame_boxes = read_frame_boxes(args.boxes, args.score_thr) if args.boxes else None
+        summary = pose_video(args.video, args.out,
+                             lambda image, boxes: model.predict(image, boxes, flip=not args.no_flip),
+                             model.spec, frame_boxes, args.kpt_thr)
+        print(summary.table())
+        print(f"wrote {args.out}")
+        return 0
     try:
         image = read_image(args.image, color_rgb=False)
     except ImageReadError as err:

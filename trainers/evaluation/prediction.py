@@ -11,11 +11,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from trainers.data.codec import flip_back
+from trainers.data.codec import HeatmapCodec, flip_back
 from trainers.data.images import SkipCounter
 from trainers.data.topdown import TopDownDataset, normalize_images
+from trainers.data.transforms import person_crops
+from search_space.joints import keypoint_spec
 
-__all__ = ["flip_test_predictor", "predict_dataset"]
+__all__ = ["flip_test_predictor", "predict_dataset", "predict_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,3 +70,26 @@ def predict_dataset(dataset: TopDownDataset, loader, heatmap_fn: HeatmapFn,
     if not all_preds:
         return np.zeros((0, dataset.num_joints, 3), np.float32), np.zeros(0, np.int64), n_skipped
     return np.concatenate(all_preds), np.concatenate(all_idx), n_skipped
+
+
+def predict_image(model: torch.nn.Module, cfg, image_bgr: np.ndarray, boxes: list[list[float]],
+                  flip: bool = True, device: torch.device | str = "cpu") -> np.ndarray:
+    """Keypoints (P, K, 3) in image pixels for the person boxes ``[x, y, w, h]`` of one BGR
+    image: ``test.py``'s crop (``cfg.test.margin``), flip test and decoding.
+
+    ``model`` is in eval mode on ``device``.
+    """
+    spec = keypoint_spec(cfg.dataset.name)
+    if not boxes:
+        return np.zeros((0, spec.num_joints, 3), np.float32)
+    h, w = cfg.model.input_size
+    codec = HeatmapCodec((h, w), cfg.model.heatmap_size, cfg.model.sigma)
+    crops, centers, scales = person_crops(image_bgr, boxes, (h, w), cfg.test.margin,
+                                          color_rgb=False)
+    # as the loader gives crops: (P, H, W, 3) BGR; normalize_images orders the channels
+    batch = {"image": torch.from_numpy(crops).permute(0, 2, 3, 1)}
+    predict = flip_test_predictor(model.eval(), spec.flip_pairs, flip, cfg.test.shift_heatmap,
+                                  cfg.dataset.color_rgb, device)
+    heatmaps = predict(batch).float().cpu().numpy()
+    coords, conf = codec.decode_to_image(heatmaps, centers, scales, cfg.test.post_process)
+    return np.concatenate([coords, conf], axis=2)
