@@ -210,3 +210,15 @@ def test_a_web_page_instead_of_a_file_without_md5_is_refused(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_datasets_without_a_direct_url_say_where_to_get_them(tmp_path, capsys):
+    from trainers.data import download
+
+    for name in ("crowdpose", "ochuman", "aic", "coco_wholebody"):
+        with pytest.raises(SystemExit) as code:
+            download.main([name, "--out", str(tmp_path / name)])
+        err = capsys.readouterr().err
+        assert code.value.code == 2
+        assert "no direct download" in err and "DIR/" in err and err.count("\n") == 1
+        assert not (tmp_path / name).exists()

@@ -134,6 +134,9 @@ class TestConfig:
     pck_thr: float = bounded(0.05, gt=0, le=1)
     #: AUC's range: PCK@α averaged over 20 α in [0, auc_max_thr)
     auc_max_thr: float = bounded(0.5, gt=0, le=1)
+    #: COCOeval of COCO-format datasets scored by pycocotools (COCO, OCHuman, custom):
+    #: pycocotools itself, or faster-coco-eval's C++ port (the same 10 stats, faster)
+    coco_evaluator: Literal["pycocotools", "faster_coco_eval"] = "pycocotools"
     #: the number that picks the best checkpoint and ranks candidates: "" = the dataset's own
     #: (COCO-format AP, MPII PCKh Mean); or another the evaluation reports (PCK, AUC, EPE, a
     #: CrowdPose AP_hard, a WholeBody wholebody_AP, ...); EPE is minimised

@@ -120,7 +120,7 @@ class CocoKeypoints(TopDownDataset):
 
     def score_results(self, results: list[dict[str, Any]]) -> dict[str, float]:
         """The evaluator's stats of COCO keypoint ``results`` (pycocotools' COCOeval)."""
-        return evaluate_keypoints(self.gt, results, self.spec.sigmas)
+        return evaluate_keypoints(self.gt, results, self.spec.sigmas, self.cfg.test.coco_evaluator)
 
     def result_entry(self, result: dict[str, Any]) -> dict[str, Any]:
         """One COCO keypoint result as the results file stores it (COCO: as it is)."""

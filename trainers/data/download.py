@@ -12,6 +12,11 @@
   the official annotations as HRNet converted them to JSON (the archive mmpose hosts), renamed to
   what our loader reads: ``DIR/annot/{train,valid}.json`` and ``DIR/annot/gt_valid.mat``.
 
+CrowdPose, OCHuman and COCO-WholeBody's annotations are published behind Google Drive / Baidu
+links only (no stable direct URL with a checksum), and AI Challenger is no longer distributed:
+``download NAME`` for those says where to get them and the layout to unpack them into, exit 2
+(COCO-WholeBody's images are COCO's: ``download coco`` fetches them).
+
 Downloads stream to ``NAME.part`` with a progress bar and **resume** from where they stopped
 (HTTP ``Range``) when run again; a finished file is checked against its MD5 where one is
 published, then unpacked. ``--base-url`` fetches every file by name from a mirror instead
@@ -35,7 +40,7 @@ from trainers.atomic import publish
 from search_space.errors import UserInputError
 from trainers.cli import ArgumentParser, cli_errors, output_dir
 
-__all__ = ["Remote", "SOURCES", "fetch", "md5sum", "unpack", "download_dataset"]
+__all__ = ["Remote", "SOURCES", "BY_HAND", "fetch", "md5sum", "unpack", "download_dataset"]
 
 _CHUNK = 1 << 20
 
@@ -75,6 +80,22 @@ SOURCES: dict[str, list[Remote]] = {
         Remote("https://datasets.d2.mpi-inf.mpg.de/andriluka14cvpr/mpii_human_pose_v1.tar.gz",
                None, ""),
     ],
+}
+#: datasets without a direct public URL: where to get them, and where their files go
+BY_HAND: dict[str, str] = {
+    "crowdpose": "its images and json/ annotations are linked (Google Drive) from "
+                 "https://github.com/Jeff-sjtu/CrowdPose: unpack them as DIR/images/*.jpg and "
+                 "DIR/json/crowdpose_{trainval,test}.json",
+    "ochuman": "its images and COCO-format annotations are linked (Google Drive) from "
+               "https://github.com/liruilong940607/OCHumanApi: DIR/images/*.jpg and "
+               "DIR/ochuman_coco_format_{val,test}_range_0.00_1.00.json",
+    "aic": "AI Challenger 2017 is no longer distributed by its site; a copy unpacked as "
+           "DIR/ai_challenger_keypoint_{train_20170902,validation_20170911}/ (or mmpose's "
+           "annotations/aic_{train,val}.json) is read as it is",
+    "coco_wholebody": "its annotations are linked (Google Drive / Baidu) from "
+                      "https://github.com/jin-s13/COCO-WholeBody: save them as "
+                      "DIR/annotations/coco_wholebody_{train,val}_v1.0.json; the images are "
+                      "COCO's (python -m trainers.data.download coco --out DIR)",
 }
 #: the names the detection file and the MPII archives get when fetched from ``--base-url``
 _MIRROR_NAMES = {SOURCES["coco"][3].url: "COCO_val2017_detections_AP_H_56_person.json"}
@@ -205,6 +226,9 @@ def download_dataset(name: str, out: Path, use_dt: bool = True, keep_archives: b
     """Fetch, check and unpack dataset ``name`` into ``out``; returns what was done, per file.
     ``sources`` replaces :data:`SOURCES` (a mirror with other checksums; the tests)."""
     sources = SOURCES if sources is None else sources
+    if name in BY_HAND and name not in sources:
+        raise UserInputError("argument", f"{name} has no direct download: {BY_HAND[name]}",
+                             field="dataset")
     if name not in sources:
         raise UserInputError("argument", f"unknown dataset {name!r}; known: {', '.join(sources)}")
     done = []
@@ -236,7 +260,8 @@ def download_dataset(name: str, out: Path, use_dt: bool = True, keep_archives: b
 def _parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m trainers.data.download", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dataset", choices=sorted(SOURCES))
+    p.add_argument("dataset", choices=sorted(SOURCES) + sorted(BY_HAND),
+                   help="coco and mpii download; the others say where to get them")
     p.add_argument("--out", required=True, help="the dataset root to create (dataset.root)")
     p.add_argument("--use_dt", action=argparse.BooleanOptionalAction, default=None,
                    help="COCO: also fetch HRNet's person detections (default: yes)")
@@ -251,6 +276,9 @@ def _parser() -> argparse.ArgumentParser:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.dataset in BY_HAND:
+        raise UserInputError("argument", f"{args.dataset} has no direct download: "
+                             f"{BY_HAND[args.dataset]}", field="dataset")
     if args.dataset != "coco" and args.use_dt is not None:
         raise UserInputError("argument", f"{args.dataset} has no person detections to fetch",
                              field="--use_dt" if args.use_dt else "--no-use_dt")
