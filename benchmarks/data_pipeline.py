@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--input-size", default="256x192")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--upscale", type=float, default=1.0)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the rates")
     args = parser.parse_args()
     cv2.setNumThreads(0)  # as in a loader worker
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,6 +98,8 @@ def main() -> None:
          ["full training sample", f"{rate_full:.0f}", f"{1000 / rate_full:.2f}"]]))
     print(f"input {args.input_size}, images x{args.upscale:g}, {n} person boxes: pipeline at {100 * rate_full / rate_bound:.0f}% "
           "of the decode+warp bound (target >= 90%)")
+    if args.json:
+        print(json.dumps({"bound_samples_per_s": rate_bound, "samples_per_s": rate_full}))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m benchmarks.train_step [--batch 8] [--size 256x192] [--steps 5] [--warmup 2]
                                     [--threads 2] [--cases official,posenas_nchw,posenas,posenas_bf16]
-                                    [--json]
+                                    [--device cpu|cuda] [--json]
 
 Cases, each in a fresh subprocess (so its peak resident memory is its own), all from the same
 weights (the official network's, converted) and the same batch:
@@ -18,7 +18,8 @@ weights (the official network's, converted) and the same batch:
 - ``posenas_bf16``: ``train.precision bf16-mixed`` on top (autocast; weights and optimiser in
   float32).
 
-Prints seconds per step (median after the warm-up), images/s, peak RSS, each against
+Prints seconds per step (median after the warm-up), images/s, peak memory (CPU: the process's
+peak RSS; CUDA: max allocated after the warm-up), each against
 ``official``, and the largest difference of the first step's heatmaps from ``official``'s (the
 float32 modes compute the same function: 0 for NCHW, rounding for NHWC), relative to the
 largest official heatmap value. With ``--json`` the last
@@ -69,25 +70,41 @@ def _official_network() -> torch.nn.Module:
 
 
 # ------------------------------------------------------------------------------ measuring
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _peak(device: str) -> int:
+    return (torch.cuda.max_memory_allocated() if device.startswith("cuda")
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
 def _official(args, batch) -> tuple[list[float], torch.Tensor]:
     from trainers.data.topdown import normalize_images
     from trainers.engine.losses import JointsMSELoss
 
-    model = _official_network()
+    model = _official_network().to(args.device)
     criterion = JointsMSELoss(True)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    images = normalize_images(batch["image"]).contiguous()  # NCHW, as the official loader gives
+    # NCHW, as the official loader gives
+    images = normalize_images(batch["image"].to(args.device)).contiguous()
+    target, weight = batch["target"].to(args.device), batch["target_weight"].to(args.device)
     times, first = [], None
-    for _ in range(args.warmup + args.steps):
+    for i in range(args.warmup + args.steps):
+        _sync(args.device)
         t0 = time.perf_counter()
         out = model(images)
-        loss = criterion(out, batch["target"], batch["target_weight"])
+        loss = criterion(out, target, weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        _sync(args.device)
         times.append(time.perf_counter() - t0)
+        if i + 1 == args.warmup and args.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
         if first is None:
-            first = out.detach().clone()
+            first = out.detach().float().cpu().clone()
     return times[args.warmup:], first
 
 
@@ -119,22 +136,27 @@ def _posenas(args, batch, channels_last: bool, precision: str) -> tuple[list[flo
     model.load_state_dict(convert_state(_official_network().state_dict()).state)
     times: list[float] = []
     first: list[torch.Tensor] = []
-    model.register_forward_hook(lambda m, i, o: first.append(o.detach().float().clone())
+    model.register_forward_hook(lambda m, i, o: first.append(o.detach().float().cpu().clone())
                                 if not first else None)
 
     class Timer(pl.Callback):
         def on_train_batch_start(self, *a) -> None:
+            _sync(args.device)
             self.t0 = time.perf_counter()
 
         def on_train_batch_end(self, *a) -> None:
+            _sync(args.device)
             times.append(time.perf_counter() - self.t0)
+            if len(times) == args.warmup and args.device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
 
     loader = torch.utils.data.DataLoader(_Batches(batch, args.warmup + args.steps), batch_size=None)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = pl.Trainer(max_epochs=1, callbacks=[Timer()], logger=False,
                              enable_checkpointing=False, enable_progress_bar=False,
                              enable_model_summary=False, limit_val_batches=0,
-                             default_root_dir=tmp, **trainer_kwargs(cfg))
+                             default_root_dir=tmp, **{**trainer_kwargs(cfg), "accelerator":
+                                                      "gpu" if args.device.startswith("cuda") else "cpu"})
         trainer.fit(PoseModule(model, cfg, out_dir=tmp), loader)
     return times[args.warmup:], first[0]
 
@@ -148,8 +170,7 @@ def _run_case(args) -> dict:
         times, first = _posenas(args, batch, channels_last=args.case != "posenas_nchw",
                                 precision="bf16-mixed" if args.case.endswith("bf16") else "32-true")
     torch.save(first, args.out)
-    return {"case": args.case, "seconds": statistics.median(times),
-            "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    return {"case": args.case, "seconds": statistics.median(times), "peak_bytes": _peak(args.device)}
 
 
 def main() -> int:
@@ -160,6 +181,7 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
     p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", action="store_true")
     p.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -180,7 +202,7 @@ def main() -> int:
             cmd = [sys.executable, "-m", __spec__.name, "--case", case, "--out", str(out),
                    "--batch", str(args.batch), "--size", f"{args.size[0]}x{args.size[1]}",
                    "--steps", str(args.steps), "--warmup", str(args.warmup),
-                   "--threads", str(args.threads)]
+                   "--threads", str(args.threads), "--device", args.device]
             print(f"running {case} ...", flush=True)
             r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
             if r.returncode != 0:
@@ -199,9 +221,9 @@ def main() -> int:
                      f"{r['peak_bytes'] / 2**20:.0f}",
                      f"{r['peak_bytes'] / ref['peak_bytes']:.2f}x" if ref else "-",
                      f"{diff:.1e}"])
-    print(format_table(["case", "s/step", "images/s", "time vs official", "peak RSS (MB)",
+    print(format_table(["case", "s/step", "images/s", "time vs official", "peak memory (MB)",
                         "memory vs official", "max |Δ heatmap| / max |heatmap|"], rows))
-    print(f"hrnet_w32, {args.size[0]}x{args.size[1]}, batch {args.batch}, forward+backward+Adam, "
+    print(f"hrnet_w32 on {args.device}, {args.size[0]}x{args.size[1]}, batch {args.batch}, forward+backward+Adam, "
           f"{args.threads or torch.get_num_threads()} threads, median of {args.steps} steps after "
           f"{args.warmup} warm-up; Δ: the first step's heatmaps against official's")
     if args.json:

@@ -1,0 +1,36 @@
+"""The benchmark scripts that have no other test: the GPU check runs its smoke form on CPU and
+prints its one table; the scaling benchmark's line fit on hand-worked points."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from benchmarks.scaling import fit_line
+from tests.conftest import REPO
+
+
+def test_fit_line_hand_worked():
+    # y = 2 + 3x exactly: intercept 2, slope 3, R² 1
+    assert fit_line([1, 2, 3], [5, 8, 11]) == pytest.approx({"a": 2.0, "b": 3.0, "r2": 1.0})
+    # (0, 0), (1, 1), (2, 1): slope 0.5, intercept 1/6; residuals 1/6, 1/3, 1/6 → SSE 1/6,
+    # SST 2/3, R² 0.75
+    fit = fit_line([0, 1, 2], [0, 1, 1])
+    assert fit == pytest.approx({"a": 1 / 6, "b": 0.5, "r2": 0.75})
+
+
+def test_gpu_check_bad_arguments_are_one_line():
+    r = subprocess.run(["bash", "benchmarks/gpu.sh", "--device", "tpu"], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--device" in r.stderr
+
+
+@pytest.mark.e2e  # ~40 s: every benchmark of the GPU check, tiny, on CPU
+def test_gpu_check_smoke_on_cpu_prints_its_table():
+    r = subprocess.run(["bash", "benchmarks/gpu.sh", "--device", "cpu", "--smoke"], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = r.stdout.split("[3/3]")[1]
+    for row in ("official", "posenas_nchw", "posenas_bf16", "posenfs", "darts", "data loader"):
+        assert f"| {row}" in table or f" {row} " in table, row
+    assert "device cpu" in r.stdout
