@@ -305,3 +305,23 @@ def test_custom_without_categories_names_the_file(tmp_path):
     with pytest.raises(UserInputError) as err:
         config("custom", tmp_path)
     assert err.value.field == "categories" and "person_keypoints_train2017.json" in err.value.source
+
+
+def test_evaluate_files_bad_crowd_index_and_part_fields_name_the_entry(roots, tmp_path):
+    gt = json.loads((roots["crowdpose"] / "json" / "crowdpose_test.json").read_text())
+    del gt["images"][1]["crowdIndex"]
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    ann = next(a for a in gt["annotations"] if a["image_id"] == gt["images"][0]["id"])
+    (tmp_path / "res.json").write_text(json.dumps([{"image_id": ann["image_id"], "category_id": 1,
+                                                    "keypoints": ann["keypoints"], "score": 1.0}]))
+    with pytest.raises(UserInputError) as err:
+        evaluate_files("crowdpose", str(tmp_path / "gt.json"), str(tmp_path / "res.json"))
+    assert err.value.field == f"image id={gt['images'][1]['id']}" and "crowdIndex" in err.value.message
+    wb = roots["coco_wholebody"] / "annotations" / "coco_wholebody_val_v1.0.json"
+    ann = json.loads(wb.read_text())["annotations"][0]
+    result = {"image_id": ann["image_id"], "category_id": 1, "score": 1.0,
+              **{k: ann[k] for k in ("keypoints", "foot_kpts", "lefthand_kpts", "righthand_kpts")}}
+    (tmp_path / "wb.json").write_text(json.dumps([result]))  # no face_kpts
+    with pytest.raises(UserInputError) as err:
+        evaluate_files("coco_wholebody", str(wb), str(tmp_path / "wb.json"))
+    assert err.value.field == "[0]" and "'face_kpts' with 204 numbers" in err.value.message

@@ -25,7 +25,8 @@ from search_space.joints import WHOLEBODY_PARTS, keypoint_spec
 from trainers.cli import ArgumentParser, cli_errors
 from trainers.config.experiment import load_config
 from trainers.data.aic import aic_to_coco
-from trainers.data.coco_wholebody import split_wholebody
+from trainers.data.coco_wholebody import check_part_fields, split_wholebody
+from trainers.data.crowdpose import check_crowd_index
 from trainers.data.registry import BUILT_IN, DATASETS
 from trainers.evaluation import coco, mpii, xtcoco
 from trainers.report import format_metrics
@@ -43,13 +44,7 @@ def _wholebody_results(path: str, image_ids: set) -> list[dict]:
         return [{**r, **split_wholebody(r["keypoints"])} for r in results]
     results = coco.load_coco_results(path, image_ids, WHOLEBODY_PARTS[0][2])
     for i, r in enumerate(results):
-        for part, _, count in WHOLEBODY_PARTS[1:]:
-            field = xtcoco.WHOLEBODY_FIELDS[part]
-            values = r.get(field)
-            if not (isinstance(values, list) and len(values) == 3 * count
-                    and all(coco._is_number(v) for v in values)):
-                raise UserInputError(path, f"expected '{field}' with {3 * count} numbers (or all "
-                                     "133 keypoints in 'keypoints')", field=f"[{i}]")
+        check_part_fields(r, path, f"[{i}]", hint=", or all 133 keypoints in 'keypoints'")
     return results
 
 
@@ -63,6 +58,9 @@ def evaluate_files(dataset: str, gt: str, predictions: str,
     spec = keypoint_spec(dataset)
     if evaluation == "coco_wholebody":
         gt_data = coco.load_coco_annotations(gt, WHOLEBODY_PARTS[0][2])
+        for ann in gt_data["annotations"]:
+            if ann["category_id"] == 1:
+                check_part_fields(ann, gt, f"annotation id={ann['id']}")
         results = _wholebody_results(predictions, {img["id"] for img in gt_data["images"]})
         return xtcoco.evaluate_wholebody(gt_data, results, spec.sigmas)
     raw = None
@@ -77,9 +75,7 @@ def evaluate_files(dataset: str, gt: str, predictions: str,
     image_ids = {img["id"] for img in gt_data["images"]}
     results = coco.load_coco_results(predictions, image_ids, spec.num_joints)
     if evaluation == "crowdpose":
-        missing = next((img["id"] for img in gt_data["images"] if "crowdIndex" not in img), None)
-        if missing is not None:
-            raise UserInputError(gt, "missing 'crowdIndex'", field=f"image id={missing}")
+        check_crowd_index(gt_data, gt)
         return xtcoco.evaluate_crowd(gt_data, results, spec.sigmas)
     if evaluation == "aic":
         return xtcoco.evaluate_xtcoco(gt_data, results, spec.sigmas, use_area=False)

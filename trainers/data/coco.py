@@ -237,9 +237,10 @@ class CocoKeypoints(TopDownDataset):
             np.array([r.image_id for r in recs]), self.cfg.test.in_vis_thre, self.cfg.test.oks_thre,
             self.spec.sigmas)
         out = Path(output_dir) / f"keypoints_{self.image_set}_results.json"
-        write_results(out, [self.result_entry(r) for r in results])
+        results = [self.result_entry(r) for r in results]
+        write_results(out, results)
         logger.info("wrote %d keypoint results to %s", len(results), out)
-        stats = self.score_results([self.result_entry(r) for r in results])
+        stats = self.score_results(results)
         if self.use_gt_bbox and recs:
             stats.update(distance_metrics(
                 preds[..., :2], np.stack([r.joints for r in recs]),

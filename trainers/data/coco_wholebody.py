@@ -12,6 +12,7 @@ official sigmas (:func:`trainers.evaluation.xtcoco.evaluate_wholebody`).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,30 @@ from trainers.data.coco import CocoKeypoints
 from trainers.evaluation.coco import load_coco_annotations
 from trainers.evaluation.xtcoco import WHOLEBODY_FIELDS, evaluate_wholebody
 
-__all__ = ["CocoWholeBodyKeypoints", "split_wholebody"]
+__all__ = ["CocoWholeBodyKeypoints", "split_wholebody", "check_part_fields"]
 
 
 def split_wholebody(keypoints: list[float]) -> dict[str, list[float]]:
     """133·3 values in the network's order → the annotation's separate fields."""
     return {WHOLEBODY_FIELDS[part]: keypoints[3 * start:3 * (start + count)]
             for part, start, count in WHOLEBODY_PARTS}
+
+
+def check_part_fields(entry: dict[str, Any], source: str, where: str, hint: str = "") -> None:
+    """``entry`` (an annotation or a result) holds each part beyond the body as its field of
+    3 × count finite numbers (``foot_kpts`` 18, ``face_kpts`` 204, each hand 63).
+
+    Raises:
+        UserInputError: naming ``source``, ``where`` and the first field that is not so.
+    """
+    for part, _, count in WHOLEBODY_PARTS[1:]:
+        field = WHOLEBODY_FIELDS[part]
+        values = entry.get(field)
+        if not (isinstance(values, list) and len(values) == 3 * count
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                        and math.isfinite(v) for v in values)):
+            raise UserInputError(source, f"expected '{field}' with {3 * count} numbers ({count} × "
+                                 f"x, y, v){hint}", field=where)
 
 
 class CocoWholeBodyKeypoints(CocoKeypoints):
@@ -45,14 +63,8 @@ class CocoWholeBodyKeypoints(CocoKeypoints):
         data = load_coco_annotations(path, WHOLEBODY_PARTS[0][2],
                                      strict=self.cfg.dataset.strict_annotations)
         for ann in data["annotations"]:
-            if ann["category_id"] != 1:
-                continue
-            for part, _, count in WHOLEBODY_PARTS[1:]:
-                values = ann.get(WHOLEBODY_FIELDS[part])
-                if not (isinstance(values, list) and len(values) == 3 * count):
-                    raise UserInputError(str(path), f"expected '{WHOLEBODY_FIELDS[part]}' with "
-                                         f"{3 * count} values ({count} × x, y, v)",
-                                         field=f"annotation id={ann['id']}")
+            if ann["category_id"] == 1:
+                check_part_fields(ann, str(path), f"annotation id={ann['id']}")
         return data
 
     def person_keypoints(self, ann: dict[str, Any]) -> np.ndarray:

@@ -19,7 +19,20 @@ from search_space.errors import UserInputError
 from trainers.data.coco import CocoKeypoints
 from trainers.evaluation.xtcoco import evaluate_crowd
 
-__all__ = ["CrowdPoseKeypoints"]
+__all__ = ["CrowdPoseKeypoints", "check_crowd_index"]
+
+
+def check_crowd_index(data: dict[str, Any], source: str) -> None:
+    """Every image of CrowdPose annotations ``data`` has its numeric ``crowdIndex``.
+
+    Raises:
+        UserInputError: naming ``source`` and the first image without it.
+    """
+    for img in data["images"]:
+        if not isinstance(img.get("crowdIndex"), (int, float)):
+            raise UserInputError(source, "missing 'crowdIndex' (CrowdPose's crowd index, "
+                                 "which splits AP into easy/medium/hard)",
+                                 field=f"image id={img['id']}")
 
 
 class CrowdPoseKeypoints(CocoKeypoints):
@@ -40,11 +53,7 @@ class CrowdPoseKeypoints(CocoKeypoints):
 
     def load_annotations(self, path: Path) -> dict[str, Any]:
         data = super().load_annotations(path)
-        for img in data["images"]:
-            if not isinstance(img.get("crowdIndex"), (int, float)):
-                raise UserInputError(str(path), "missing 'crowdIndex' (CrowdPose's crowd index, "
-                                     "which splits AP into easy/medium/hard)",
-                                     field=f"image id={img['id']}")
+        check_crowd_index(data, str(path))
         return data
 
     def score_results(self, results: list[dict[str, Any]]) -> dict[str, float]:
