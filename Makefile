@@ -33,12 +33,16 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip uninstall -q -y gym_notices
 	touch $(STAMP)
 
+# -n auto: one pytest-xdist worker per core, one thread each (tests/conftest.py); the tests
+# that share a module's trained fixture stay on one worker (--dist loadgroup)
+PYTEST := $(PY) -m pytest -q -n auto --dist loadgroup
+
 test: setup
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 # the edit loop: unit tests only (not the e2e ones that run the real commands)
 test-fast: setup
-	$(PY) -m pytest -q -m "not e2e"
+	$(PYTEST) -m "not e2e"
 
 demo: setup
 	$(PY) -m trainers.demo --out $(DEMO_DIR)

@@ -23,6 +23,35 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 
 
+def _threads_per_worker() -> int | None:
+    """Under pytest-xdist (``make test`` runs ``-n auto``), each worker's share of the cores.
+
+    Every worker, and every command a test starts, would otherwise open one OpenMP thread per
+    core: two workers on 2 cores then spin against each other, and tests/test_strategies.py took
+    590 s instead of 166 s serial (95 s with one thread per worker)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if not workers:
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+if (_THREADS := _threads_per_worker()) is not None:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # inherited by the commands tests run
+        os.environ[_var] = str(_THREADS)
+    torch.set_num_threads(_THREADS)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests that share a module-scoped fixture (a trained network, an export) go to one
+    worker under ``--dist loadgroup``, so it is built once; the others spread test by test."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        if any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @pytest.fixture(scope="session")
 def coco_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic_coco")

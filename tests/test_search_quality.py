@@ -160,15 +160,22 @@ def test_bn_recalibration_is_the_plain_average_of_batch_statistics(coco_root):
     from tests.conftest import tiny_config
 
     cfg = tiny_config("coco", coco_root, "train.batch_size", "4")
-    bn = nn.BatchNorm2d(3, momentum=0.1)
+    # in float64 on both sides: a float32 variance over 4×64×48 values depends on the reduction
+    # order (1 thread vs 2 gave a 1.4e-5 relative difference), which is not what is tested here
+    bn = nn.BatchNorm2d(3, momentum=0.1).double()
     bn.running_mean.fill_(5.0)
-    model = nn.Sequential(bn)
+
+    class Float64(nn.Module):
+        def forward(self, x):
+            return x.double()
+
+    model = nn.Sequential(Float64(), bn)
     assert recalibrate_bn(model, cfg, batches=3) == 3
     loader = build_loader(build_dataset(cfg, "train"), 4, shuffle=True, num_workers=0,
                           seed=cfg.seed)
     means, variances = [], []
     for batch, _ in zip(loader, range(3)):
-        x = normalize_images(batch["image"], cfg.dataset.color_rgb)
+        x = normalize_images(batch["image"], cfg.dataset.color_rgb).double()
         means.append(x.mean(dim=(0, 2, 3)))
         variances.append(x.transpose(0, 1).reshape(3, -1).var(dim=1, unbiased=True))
     torch.testing.assert_close(bn.running_mean, torch.stack(means).mean(0))
