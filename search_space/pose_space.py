@@ -144,6 +144,13 @@ def populate_network(module: nn.Module, space: SpaceConfig, dataset: str,
     module.heads = heads
     for p, part in enumerate(module.parts):
         module.register_buffer(f"_joints{p}", torch.tensor(part.joints), persistent=False)
+    # parts that partition the joints (each joint in exactly one) are assembled by a reordering
+    # (a Gather when exported) instead of a sum into zeros (a ScatterElements: 115 µs of a 1.3 ms
+    # derived network in onnxruntime); the same values, since 0 + y = y
+    listed = [j for part in module.parts for j in part.joints]
+    order = sorted(range(len(listed)), key=listed.__getitem__)
+    module.joint_order = (tuple(order) if sorted(listed) == list(range(module.num_joints))
+                          else None)
 
 
 def _heatmap_size(x: torch.Tensor) -> tuple[int, int]:
@@ -163,11 +170,13 @@ def pose_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
             # top-left and the extra rows/columns lie past the image
             out = out[..., :h, :w]
         return out
-    out = None
-    for p, part_head in enumerate(module.heads):
-        y = part_head(pyramid)
-        if out is None:
-            out = y.new_zeros(y.shape[0], module.num_joints, *y.shape[2:])
+    maps = [part_head(pyramid) for part_head in module.heads]
+    if module.joint_order is not None:
+        out = torch.cat(maps, dim=1)
+        order = module.joint_order
+        return out if order == tuple(range(len(order))) else out[:, list(order)]
+    out = maps[0].new_zeros(maps[0].shape[0], module.num_joints, *maps[0].shape[2:])
+    for p, y in enumerate(maps):  # overlapping parts: a joint's maps are summed
         out = out.index_add(1, getattr(module, f"_joints{p}"), y)
     return out
 

@@ -108,3 +108,50 @@ def test_int8_export_quantizes_pact_outputs_on_pacts_own_grid(tmp_path):
     assert [v.name for v in model.graph.input] == ["image"]
     out = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": calib[0]})[0]
     assert out.shape == (2, 2, 8, 8)
+
+
+def test_shape_reads_the_quantized_tensor_and_the_dequantize_only_it_read_goes():
+    """A hand-built QDQ graph: x → Q → DQ → Shape (the only reader of that DQ) and
+    x → Q → DQ2 → Relu, with Shape also reading DQ2. After the rewiring both Shapes read the
+    quantized tensors, the first DQ and its scale and zero point are gone, DQ2 stays for its Relu,
+    and onnxruntime gives the same outputs: the shape (1, 2, 3, 4) and relu(dequantized x)."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from trainers.deploy.int8 import shapes_before_dequantize
+
+    inits = [numpy_helper.from_array(np.array(0.5, np.float32), "s"),
+             numpy_helper.from_array(np.array(10, np.uint8), "z"),
+             numpy_helper.from_array(np.array(0.25, np.float32), "s1"),
+             numpy_helper.from_array(np.array(3, np.uint8), "z1")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s1", "z1"], ["d1"]),
+             helper.make_node("Shape", ["d1"], ["shape1"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d2"]),
+             helper.make_node("Shape", ["d2"], ["shape2"]),
+             helper.make_node("Relu", ["d2"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 4])],
+        [helper.make_tensor_value_info("shape1", TensorProto.INT64, [4]),
+         helper.make_tensor_value_info("shape2", TensorProto.INT64, [4]),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.random.default_rng(0).uniform(-8, 8, (1, 2, 3, 4)).astype(np.float32)
+
+    def run(m):
+        return ort.InferenceSession(m.SerializeToString(),
+                                    providers=["CPUExecutionProvider"]).run(None, {"x": x})
+
+    before = run(model)
+    assert shapes_before_dequantize(model) == 2
+    g = model.graph
+    assert [n.input[0] for n in g.node if n.op_type == "Shape"] == ["q", "q"]
+    assert [n.output[0] for n in g.node if n.op_type == "DequantizeLinear"] == ["d2"]
+    assert sorted(t.name for t in g.initializer) == ["s", "z"]
+    after = run(model)
+    assert after[0].tolist() == after[1].tolist() == [1, 2, 3, 4]
+    q = np.clip(np.round(x / 0.5) + 10, 0, 255)
+    np.testing.assert_allclose(after[2], np.maximum((q - 10) * 0.5, 0))
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)

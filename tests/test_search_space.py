@@ -131,6 +131,28 @@ def test_every_joint_has_a_part_and_shared_joints_are_summed():
     assert torch.allclose(net(X), expected)  # left elbow: left upper arm + left lower arm
 
 
+@pytest.mark.parametrize("parts_num", [3, 5])
+def test_parts_that_partition_the_joints_are_reordered_not_summed(parts_num, tmp_path):
+    # each joint in exactly one part: the network's maps are each part head's own maps, put at
+    # their joints' places (no sum, so exactly equal), and the ONNX graph assembles them without
+    # ScatterElements (index_add's export, 115 µs of a 1.3 ms network in onnxruntime)
+    import onnx
+
+    from trainers.deploy.onnx_graph import export_onnx, onnx_difference
+
+    space = tiny_space(parts_num=parts_num, depth=4, cut=2)
+    net = freeze(space, "coco", random_sample(build(space, "coco"), 1)).eval()
+    with torch.no_grad():
+        pyramid = net.backbone(X)
+        out = net(X)
+        for part, head in zip(net.parts, net.heads):
+            assert torch.equal(out[:, list(part.joints)], head(pyramid))
+    export_onnx(net, tmp_path / "net.onnx", (64, 48))
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "net.onnx")).graph.node}
+    assert "ScatterElements" not in ops
+    assert onnx_difference(net, tmp_path / "net.onnx", (64, 48)).max() < 1e-5
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("hidden, shared, train", [(1, True, False), (1, True, True),
                                                    (2, False, True)])
