@@ -1,5 +1,6 @@
 """The benchmark scripts that have no other test: the GPU check runs its smoke form on CPU and
-prints its one table; the scaling benchmark's line fit on hand-worked points."""
+prints its one table; the scaling benchmark's line fit on hand-worked points; the int8 latency
+benchmark's report."""
 from __future__ import annotations
 
 import subprocess
@@ -34,3 +35,21 @@ def test_gpu_check_smoke_on_cpu_prints_its_table():
     for row in ("official", "posenas_nchw", "posenas_bf16", "posenfs", "darts", "data loader"):
         assert f"| {row}" in table or f" {row} " in table, row
     assert "device cpu" in r.stdout
+
+
+@pytest.mark.e2e  # ~30 s: two networks exported float and int8, 10 timed runs each
+def test_int8_latency_benchmark_reports_every_network_with_its_interval():
+    import json
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "benchmarks.int8_latency", "--archs", "1",
+                        "--runs", "10", "--json"], cwd=REPO, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    results = json.loads(r.stdout.strip().splitlines()[-1])
+    assert sorted(results) == ["hrnet_tiny", "random arch 0"]
+    for row in results.values():
+        assert row["ms_float"] > 0 and row["ms_int8"] > 0
+        assert row["ratio"] == pytest.approx(row["ms_int8"] / row["ms_float"], rel=1e-12)
+        assert 0 < row["ratio_95"][0] <= row["ratio_95"][1]
+    assert "| hrnet_tiny" in r.stdout and "int8 faster on" in r.stdout
