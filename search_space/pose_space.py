@@ -148,9 +148,10 @@ def populate_network(module: nn.Module, space: SpaceConfig, dataset: str,
     # (a Gather when exported) instead of a sum into zeros (a ScatterElements: 115 µs of a 1.3 ms
     # derived network in onnxruntime); the same values, since 0 + y = y
     listed = [j for part in module.parts for j in part.joints]
+    module.joints_partitioned = sorted(listed) == list(range(module.num_joints))
     order = sorted(range(len(listed)), key=listed.__getitem__)
-    module.joint_order = (tuple(order) if sorted(listed) == list(range(module.num_joints))
-                          else None)
+    # None: the concatenated maps are already in joint order
+    module.joint_order = None if order == list(range(len(order))) else order
 
 
 def _heatmap_size(x: torch.Tensor) -> tuple[int, int]:
@@ -171,10 +172,9 @@ def pose_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
             out = out[..., :h, :w]
         return out
     maps = [part_head(pyramid) for part_head in module.heads]
-    if module.joint_order is not None:
+    if module.joints_partitioned:
         out = torch.cat(maps, dim=1)
-        order = module.joint_order
-        return out if order == tuple(range(len(order))) else out[:, list(order)]
+        return out if module.joint_order is None else out[:, module.joint_order]
     out = maps[0].new_zeros(maps[0].shape[0], module.num_joints, *maps[0].shape[2:])
     for p, y in enumerate(maps):  # overlapping parts: a joint's maps are summed
         out = out.index_add(1, getattr(module, f"_joints{p}"), y)

@@ -25,7 +25,8 @@ from search_space.joints import WHOLEBODY_PARTS, keypoint_spec
 from trainers.cli import ArgumentParser, cli_errors
 from trainers.config.experiment import load_config
 from trainers.data.aic import aic_to_coco
-from trainers.data.coco_wholebody import check_part_fields, split_wholebody
+from trainers.data.coco_wholebody import (check_part_fields, check_wholebody_annotations,
+                                          split_wholebody)
 from trainers.data.crowdpose import check_crowd_index
 from trainers.data.registry import BUILT_IN, DATASETS
 from trainers.evaluation import coco, mpii, xtcoco
@@ -58,9 +59,7 @@ def evaluate_files(dataset: str, gt: str, predictions: str,
     spec = keypoint_spec(dataset)
     if evaluation == "coco_wholebody":
         gt_data = coco.load_coco_annotations(gt, WHOLEBODY_PARTS[0][2])
-        for ann in gt_data["annotations"]:
-            if ann["category_id"] == 1:
-                check_part_fields(ann, gt, f"annotation id={ann['id']}")
+        check_wholebody_annotations(gt_data, gt)
         results = _wholebody_results(predictions, {img["id"] for img in gt_data["images"]})
         return xtcoco.evaluate_wholebody(gt_data, results, spec.sigmas)
     raw = None

@@ -12,7 +12,6 @@ official sigmas (:func:`trainers.evaluation.xtcoco.evaluate_wholebody`).
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,11 @@ import numpy as np
 from search_space.errors import UserInputError
 from search_space.joints import WHOLEBODY_PARTS
 from trainers.data.coco import CocoKeypoints
-from trainers.evaluation.coco import load_coco_annotations
+from trainers.evaluation.coco import is_number, load_coco_annotations
 from trainers.evaluation.xtcoco import WHOLEBODY_FIELDS, evaluate_wholebody
 
-__all__ = ["CocoWholeBodyKeypoints", "split_wholebody", "check_part_fields"]
+__all__ = ["CocoWholeBodyKeypoints", "split_wholebody", "check_part_fields",
+           "check_wholebody_annotations"]
 
 
 def split_wholebody(keypoints: list[float]) -> dict[str, list[float]]:
@@ -44,10 +44,16 @@ def check_part_fields(entry: dict[str, Any], source: str, where: str, hint: str 
         field = WHOLEBODY_FIELDS[part]
         values = entry.get(field)
         if not (isinstance(values, list) and len(values) == 3 * count
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                        and math.isfinite(v) for v in values)):
+                and all(is_number(v) for v in values)):
             raise UserInputError(source, f"expected '{field}' with {3 * count} numbers ({count} × "
                                  f"x, y, v){hint}", field=where)
+
+
+def check_wholebody_annotations(data: dict[str, Any], source: str) -> None:
+    """:func:`check_part_fields` of every person annotation of ``data`` (read from ``source``)."""
+    for ann in data["annotations"]:
+        if ann["category_id"] == 1:
+            check_part_fields(ann, source, f"annotation id={ann['id']}")
 
 
 class CocoWholeBodyKeypoints(CocoKeypoints):
@@ -62,9 +68,7 @@ class CocoWholeBodyKeypoints(CocoKeypoints):
     def load_annotations(self, path: Path) -> dict[str, Any]:
         data = load_coco_annotations(path, WHOLEBODY_PARTS[0][2],
                                      strict=self.cfg.dataset.strict_annotations)
-        for ann in data["annotations"]:
-            if ann["category_id"] == 1:
-                check_part_fields(ann, str(path), f"annotation id={ann['id']}")
+        check_wholebody_annotations(data, str(path))
         return data
 
     def person_keypoints(self, ann: dict[str, Any]) -> np.ndarray:

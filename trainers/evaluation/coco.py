@@ -23,8 +23,8 @@ from search_space.joints import COCO
 from search_space.errors import UserInputError
 
 __all__ = [
-    "COCO_STAT_NAMES", "load_json", "load_coco_annotations", "coco_api", "load_coco_results",
-    "evaluate_keypoints", "COCO_EVALUATORS", "oks_iou", "oks_nms", "rescore_and_nms", "write_results",
+    "COCO_STAT_NAMES", "is_number", "load_json", "load_coco_annotations", "coco_api",
+    "load_coco_results", "evaluate_keypoints", "COCO_EVALUATORS", "oks_iou", "oks_nms", "rescore_and_nms", "write_results",
 ]
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ def load_json(path: str | Path, what: str) -> Any:
         raise UserInputError(str(path), f"{what} is not valid JSON ({err})") from None
 
 
-def _is_number(v: Any) -> bool:
+def is_number(v: Any) -> bool:
+    """A finite int or float (not a bool)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -92,7 +93,7 @@ def load_coco_annotations(path: str | Path, num_joints: int = COCO.num_joints,
         for key in ("id", "file_name", "width", "height"):
             if key not in img:
                 raise UserInputError(src, f"missing '{key}'", field=f"images[{i}] (id={img.get('id')})")
-        if not (_is_number(img["width"]) and _is_number(img["height"])
+        if not (is_number(img["width"]) and is_number(img["height"])
                 and img["width"] > 0 and img["height"] > 0):
             raise UserInputError(src, "width/height must be positive numbers",
                                  field=f"image id={img['id']}")
@@ -119,14 +120,14 @@ def load_coco_annotations(path: str | Path, num_joints: int = COCO.num_joints,
             count = len(kpts) if isinstance(kpts, list) else "no"
             raise UserInputError(src, f"expected {values} keypoint values "
                                  f"({num_joints} × x, y, v), got {count}", field=where)
-        if not all(_is_number(v) for v in kpts):
+        if not all(is_number(v) for v in kpts):
             raise UserInputError(src, "keypoints must be finite numbers", field=where)
         bbox = ann["bbox"]
-        if (not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox)):
+        if (not isinstance(bbox, list) or len(bbox) != 4 or not all(is_number(v) for v in bbox)):
             raise UserInputError(src, "bbox must be [x, y, w, h] numbers", field=where)
         if bbox[2] < 0 or bbox[3] < 0:
             raise UserInputError(src, f"negative box size w={bbox[2]}, h={bbox[3]}", field=where)
-        if not _is_number(ann["area"]) or ann["area"] < 0:
+        if not is_number(ann["area"]) or ann["area"] < 0:
             raise UserInputError(src, f"area must be a non-negative number, got {ann['area']!r}",
                                  field=where)
         if "num_keypoints" not in ann:
@@ -193,7 +194,7 @@ def load_coco_results(path: str | Path, image_ids: set | None = None,
         kpts = res["keypoints"]
         if not isinstance(kpts, list) or len(kpts) != values:
             raise UserInputError(src, f"expected {values} keypoint values", field=where)
-        if not all(_is_number(v) for v in kpts) or not _is_number(res["score"]):
+        if not all(is_number(v) for v in kpts) or not is_number(res["score"]):
             raise UserInputError(src, "keypoints and score must be finite numbers", field=where)
         if image_ids is not None and res["image_id"] not in image_ids:
             raise UserInputError(src, f"image_id {res['image_id']!r} is not in the ground truth",
