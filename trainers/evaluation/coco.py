@@ -24,7 +24,8 @@ from search_space.errors import UserInputError
 
 __all__ = [
     "COCO_STAT_NAMES", "is_number", "load_json", "load_coco_annotations", "coco_api",
-    "load_coco_results", "evaluate_keypoints", "COCO_EVALUATORS", "oks_iou", "oks_nms", "rescore_and_nms", "write_results",
+    "load_coco_results", "evaluate_keypoints", "COCO_EVALUATORS", "oks_iou", "oks_nms",
+    "rescore_and_nms", "write_results",
 ]
 
 logger = logging.getLogger(__name__)
