@@ -4,13 +4,14 @@
                                       [--arch derived.json ...] [--size 128x96] [--runs 300]
                                       [--threads 1] [--json]
 
-Latency does not depend on the trained values (the same kernels run whatever the weights), so
-every network here gets random weights, 8-bit PACT (per-channel weights, α = 4) and the exact
-export path of ``trainers.export --int8`` (:func:`trainers.deploy.int8.export_int8`: float twin,
-BN folding, onnxruntime's static QDQ quantization, the graph clean-up), calibrated on random
-crops. Networks: ``hrnet_tiny`` (the README's compression row), ``--archs`` architectures drawn
-at random (seeds 0…) from the space of ``--cfg`` (the derived networks of a search are points of
-that space) and any ``--arch`` file (``strategies.prune``'s ``derived.json``).
+Latency does not depend on the trained values (the same kernels run whatever the weights), so every
+network here gets random weights, 8-bit PACT (per-channel weights, α = 4) and the exact export path
+of ``trainers.export --int8`` (:func:`trainers.deploy.int8.export_int8`: float twin, BN folding,
+onnxruntime's static QDQ quantization, the graph clean-up), calibrated on random crops. Networks:
+``hrnet_tiny`` (the README's compression row), ``--archs`` architectures drawn at random
+(:func:`strategies.latency.random_networks`, seed 0) from the space of ``--cfg`` (the derived
+networks of a search are points of that space) and any ``--arch`` file (``strategies.prune``'s
+``derived.json``).
 
 For each, the float and the int8 model run interleaved, one crop at a time, ``--runs`` times
 after 20 warm-up runs (onnxruntime, ``--threads`` intra-op threads); the table gives the median
@@ -57,12 +58,14 @@ def _qat_network(spec, seed: int) -> torch.nn.Module:
     return net
 
 
-def measure(spec, size: tuple[int, int], runs: int, threads: int, seed: int = 0) -> dict:
-    """Float and int8 latency (ms, medians), their ratio and its bootstrap 95 % range."""
+def measure(network: torch.nn.Module, size: tuple[int, int], runs: int, threads: int,
+            seed: int = 0) -> dict:
+    """Float and int8 latency (ms, medians) of a QAT ``network`` (:func:`_qat_network`), their
+    ratio and its bootstrap 95 % range."""
     from trainers.deploy.int8 import export_int8, float_twin
     from trainers.deploy.onnx_graph import export_onnx
 
-    twin = float_twin(_qat_network(spec, seed))
+    twin = float_twin(network)
     rng = np.random.default_rng(seed)
     calibration = [rng.standard_normal((4, 3, *size)).astype(np.float32) for _ in range(4)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,21 +102,21 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     from search_space.supernet import build
+    from strategies.latency import random_networks
     from trainers.network.build import spec_from_arch, spec_from_choices, spec_from_model
 
     torch.set_num_threads(2)
     size = tuple(int(v) for v in args.size.split("x"))
     cfg = load_config(args.cfg)
-    networks = [("hrnet_tiny", spec_from_model("hrnet_tiny", cfg.dataset.name))]
-    space = build(cfg.space, cfg.dataset.name).simplify() if args.archs else {}
-    for seed in range(args.archs):
-        rs = np.random.RandomState(seed)
-        choices = {label: m.random(random_state=rs) for label, m in space.items()}
-        networks.append((f"random arch {seed}", spec_from_choices(cfg, choices)))
-    networks += [(Path(a).name, spec_from_arch(a)) for a in args.arch]
+    networks = [("hrnet_tiny", _qat_network(spec_from_model("hrnet_tiny", cfg.dataset.name), 0))]
+    if args.archs:
+        drawn = random_networks(lambda ch: _qat_network(spec_from_choices(cfg, ch), 0),
+                                build(cfg.space, cfg.dataset.name).simplify(), args.archs, seed=0)
+        networks += [(f"random arch {i}", net) for i, (_, net) in enumerate(drawn)]
+    networks += [(Path(a).name, _qat_network(spec_from_arch(a), 0)) for a in args.arch]
     results, rows = {}, []
-    for name, spec in networks:
-        r = measure(spec, size, args.runs, args.threads)
+    for name, network in networks:
+        r = measure(network, size, args.runs, args.threads)
         results[name] = r
         rows.append([name, f"{r['ms_float']:.3f}", f"{r['ms_int8']:.3f}",
                      f"{r['ratio']:.2f} ({r['ratio_95'][0]:.2f}-{r['ratio_95'][1]:.2f})"])
