@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.measure import peak_memory_bytes
 from trainers.report import format_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,10 +45,6 @@ def _size(text: str) -> tuple[int, int]:
     h, w = (int(v) for v in text.lower().split("x"))
     return h, w
 
-
-def _peak(device: torch.device) -> int:
-    return (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
 def _train_point(args, batch: int, size: tuple[int, int]) -> dict:
@@ -83,7 +79,7 @@ def _train_point(args, batch: int, size: tuple[int, int]) -> dict:
         if i == 0 and device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         times.append(time.perf_counter() - t0)
-    return {"seconds": statistics.median(times[1:]), "peak_bytes": _peak(device)}
+    return {"seconds": statistics.median(times[1:]), "peak_bytes": peak_memory_bytes(device)}
 
 
 def _search_point(args, parts: int, depth: int) -> dict:
@@ -118,7 +114,7 @@ def _search_point(args, parts: int, depth: int) -> dict:
         "space.parts_num", str(parts), "space.cell_config.depth", str(depth)])
     with tempfile.TemporaryDirectory() as tmp:
         run_oneshot(cfg, "darts", Path(tmp), progress=False, callbacks=[Timer()])
-    return {"seconds": statistics.median(times[1:]), "peak_bytes": _peak(device)}
+    return {"seconds": statistics.median(times[1:]), "peak_bytes": peak_memory_bytes(device)}
 
 
 def fit_line(x: list[float], y: list[float]) -> dict[str, float]:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from pathlib import Path
 import torch
 
 
+from benchmarks.measure import peak_memory_bytes
 from trainers.config.experiment import load_config
 from trainers.report import format_table
 
@@ -71,10 +71,6 @@ def _batch(args, device):
     y = torch.rand(args.batch, 17, h // 4, w // 4, device=device)
     return x, y
 
-
-def _peak(device: torch.device) -> int:
-    return (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
 class _StepTimer:
@@ -134,7 +130,7 @@ def _strategy_case(args, device: torch.device) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         run_oneshot(cfg, args.case, Path(tmp), progress=False, callbacks=[callback])
     return {"case": args.case, "seconds": statistics.median(timer.times[1:]),
-            "peak_bytes": _peak(device), "params": params[0]}
+            "peak_bytes": peak_memory_bytes(device), "params": params[0]}
 
 
 def _posenfs_case(args, device: torch.device, loss_fn) -> dict:
@@ -159,7 +155,7 @@ def _posenfs_case(args, device: torch.device, loss_fn) -> dict:
         w_opt.step()
 
     times = _time_steps(step, args, device)
-    return {"case": "posenfs", "seconds": statistics.median(times), "peak_bytes": _peak(device),
+    return {"case": "posenfs", "seconds": statistics.median(times), "peak_bytes": peak_memory_bytes(device),
             "params": sum(p.numel() for p in model.parameters())}
 
 
@@ -227,7 +223,7 @@ def _run_case(args) -> dict:
 
     times = _time_steps(step, args, device)
     params = sum(p.numel() for p in model.parameters())
-    return {"case": args.case, "seconds": statistics.median(times), "peak_bytes": _peak(device),
+    return {"case": args.case, "seconds": statistics.median(times), "peak_bytes": peak_memory_bytes(device),
             "params": params}
 
 

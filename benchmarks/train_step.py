@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 import torch
+
+from benchmarks.measure import peak_memory_bytes, synchronize
 
 CASES = ["official", "posenas_nchw", "posenas", "posenas_bf16"]
 
@@ -70,14 +71,6 @@ def _official_network() -> torch.nn.Module:
 
 
 # ------------------------------------------------------------------------------ measuring
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _peak(device: str) -> int:
-    return (torch.cuda.max_memory_allocated() if device.startswith("cuda")
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
 def _official(args, batch) -> tuple[list[float], torch.Tensor]:
@@ -92,14 +85,14 @@ def _official(args, batch) -> tuple[list[float], torch.Tensor]:
     target, weight = batch["target"].to(args.device), batch["target_weight"].to(args.device)
     times, first = [], None
     for i in range(args.warmup + args.steps):
-        _sync(args.device)
+        synchronize(args.device)
         t0 = time.perf_counter()
         out = model(images)
         loss = criterion(out, target, weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        _sync(args.device)
+        synchronize(args.device)
         times.append(time.perf_counter() - t0)
         if i + 1 == args.warmup and args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
@@ -141,11 +134,11 @@ def _posenas(args, batch, channels_last: bool, precision: str) -> tuple[list[flo
 
     class Timer(pl.Callback):
         def on_train_batch_start(self, *a) -> None:
-            _sync(args.device)
+            synchronize(args.device)
             self.t0 = time.perf_counter()
 
         def on_train_batch_end(self, *a) -> None:
-            _sync(args.device)
+            synchronize(args.device)
             times.append(time.perf_counter() - self.t0)
             if len(times) == args.warmup and args.device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats()
@@ -170,7 +163,7 @@ def _run_case(args) -> dict:
         times, first = _posenas(args, batch, channels_last=args.case != "posenas_nchw",
                                 precision="bf16-mixed" if args.case.endswith("bf16") else "32-true")
     torch.save(first, args.out)
-    return {"case": args.case, "seconds": statistics.median(times), "peak_bytes": _peak(args.device)}
+    return {"case": args.case, "seconds": statistics.median(times), "peak_bytes": peak_memory_bytes(args.device)}
 
 
 def main() -> int:
