@@ -1,34 +1,44 @@
-"""Does the search find better networks than chance? The search-quality benchmark.
+"""Does the search find better networks than chance and than a hand design? The search-quality
+benchmark, protocol v2 (issue 27).
 
-    python -m benchmarks.search_quality --budget smoke|small|full [--out DIR] [--json]
-                                        [--strategies NAME,...] [--seeds N] [--random K]
+    python -m benchmarks.search_quality --budget smoke|small|ranking|full [--out DIR] [--json]
+        [--strategies NAME,...] [--seeds N] [--first-seed S] [--train-seeds N] [--random K]
 
 On the synthetic COCO-layout task, in the demo's space (configs/search/synthetic_tiny.yaml), with
 the real commands (``strategies.search``, ``strategies.prune``, ``train_derived.py``, each run in
-this process, its output in ``OUT/logs/``):
+this process, its output in ``OUT/logs/``). **Every trained candidate is trained with the one
+recipe** (configs/models/hrnet_tiny_synthetic.yaml at the budget's epochs, from scratch;
+:func:`recipe_overrides`) **and training seeds 0..T-1**, and scored by its mean flip-test AP over
+them (± the sample std):
 
+- **strategies**: each strategy (and the variants of :data:`VARIANTS`) searched with search
+  seeds S..S+N-1, then Prune, then the recipe's T trainings. ``prune_rate`` prunes the channels of
+  the default strategy's derived network of the same seed (APRCP after the search);
+  ``random@cost`` is NNI's random search **at the default strategy's cost**: trials of
+  ``search.trial_epochs`` epochs until the default's search time of the same seed is spent
+  (``search.max_seconds``), the best by validation AP;
+- **baselines**: ``hrnet_tiny``; the plain-head network on the space's backbone (3 stages, full
+  widths); and the **zero-cost proxy pick**: the random architecture with the most parameters
+  among :attr:`Budget.proxy_draws` draws whose GFLOPs are at most the plain head's;
 - **random**: K architectures drawn uniformly from the space (their own seed,
-  :data:`RANDOM_SEED`: the strategies' samplers draw with ``RandomState(seed)`` for their seeds
-  0..N-1, and would otherwise propose these very architectures), each through Prune and trained
-  stand-alone with the one recipe (configs/models/hrnet_tiny_synthetic.yaml at the budget's
-  epochs, from scratch, seed 0);
-- **strategies**: each strategy (and the remedies of :data:`VARIANTS`) searched with seeds 0..N-1,
-  then Prune, then the same recipe. ``prune_rate`` prunes the channels of the default
-  strategy's derived network of the same seed (APRCP after the search);
-- **baselines**: ``hrnet_tiny`` and the plain-head network on the search space's backbone
-  (3 stages, full widths), the same recipe;
-- **ranking**: Kendall τ between the score of the K random architectures with SPOS's supernet
-  weights (seed 0; inherited, BN recalibrated on 8 training batches, no training) and their
-  stand-alone AP. The score is the validation loss (negated), which ranks architectures even
-  when a short supernet scores them all AP 0; τ of the supernet's AP is reported beside it
-  (``kendall_tau_ap``, null when undefined).
+  :data:`RANDOM_SEED`), trained alike;
+- **ranking** (with K > 1 and ``spos`` among the strategies): Kendall τ between the SPOS
+  supernet's score of the K random architectures (inherited weights, BN recalibrated, no
+  training; validation loss negated, and AP) and their stand-alone mean AP.
 
-Prints a table (AP with flip test, GFLOPs, params, search time), the goal checks of the default
-strategy (the one ``make demo`` uses), writes ``OUT/search_quality.json`` and the Pareto plot
-``OUT/pareto.png`` (AP vs GFLOPs). With ``--json`` the last line is
-``{"default", "random": [{"ap", "gflops", ...}], "strategies": {NAME: [...]}, "baselines":
-{NAME: {...}}, "kendall_tau", "kendall_tau_ap"}``; every entry carries the recipe its training
-recorded.
+**Comparisons** are differences of mean AP with a 95 % Welch interval, over the units of each
+side: a strategy's unit is one search seed (its network's mean over the training seeds), a
+baseline's one training seed. The verdict is "better" / "worse" when the interval excludes 0,
+else "no difference resolved". The goals (issue 27) compare the default strategy (the one
+``make demo`` uses) with the plain head at ≤ its GFLOPs, with random search at equal cost, and
+with ``hrnet_tiny`` at ≤ 0.5× its GFLOPs.
+
+Prints the per-candidate table, the summary (mean ± std, GFLOPs), the comparisons and the goals;
+writes ``OUT/search_quality.json`` (every candidate's per-seed APs and the recipe its training
+recorded, the comparisons, the thread count) and the Pareto plot ``OUT/pareto.png`` (mean AP
+± std vs GFLOPs). With ``--json`` the last line is that summary. At a fixed thread count a seed
+gives the same AP in this process and as a separate process (benchmarks/seed_spread.py checks
+it); the JSON records ``threads``.
 """
 from __future__ import annotations
 
@@ -48,6 +58,7 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parent.parent
 
 import torch
+from scipy import stats
 
 from search_space.counting import param_flop_report
 from search_space.supernet import build
@@ -66,40 +77,48 @@ from trainers.engine.fit import evaluate_model
 from trainers.report import format_table
 
 SEARCH_CFG = REPO / "configs" / "search" / "synthetic_tiny.yaml"
-#: the random baseline's draws: apart from the search seeds (SPOS's path ranking and the
+#: the random architectures' draws: apart from the search seeds (SPOS's path ranking and the
 #: multi-trial samplers of seed s draw from RandomState(s) too)
 RANDOM_SEED = 1000
+#: the zero-cost proxy pick's draws
+PROXY_SEED = 2000
 RECIPE_CFG = REPO / "configs" / "models" / "hrnet_tiny_synthetic.yaml"
 
 
 @dataclass(frozen=True)
 class Budget:
-    """How big a run is. ``recipe_epochs`` is every candidate's training (lr ×0.1 at 75 % and
-    92 % of it, as cpu_tiny's 12-epoch recipe); the search sizes override the search config."""
+    """How big a run is. ``recipe_epochs`` and ``train_seeds``: every candidate's training;
+    ``seeds``: search seeds per strategy; the search sizes override the search config."""
 
     size: str
     train_images: int
     val_images: int
     random_k: int
     seeds: int
+    train_seeds: int
     recipe_epochs: int
     search_epochs: int
     warmup_epochs: int
     num_trials: int
     trial_epochs: int
-    strategies: tuple[str, ...] = ("darts", "darts2", "gumbel", "spos", "random", "evolution",
-                                   "prune_rate")
+    proxy_draws: int
+    strategies: tuple[str, ...]
 
+
+ALL_STRATEGIES = ("darts", "random@cost", "darts2", "gumbel", "spos", "random", "evolution",
+                  "prune_rate")
 
 BUDGETS = {
-    "smoke": Budget("64x48", 32, 16, 2, 1, 1, 1, 0, 2, 1),
-    "small": Budget("128x96", 400, 100, 8, 2, 12, 4, 1, 6, 6, (
-        "darts", "darts2", "gumbel", "spos", "random", "evolution", "prune_rate",
-        "darts-plain", "darts-warmup", "darts-cap0", "darts-stop", "darts-w0.5-0.029g",
-        "darts-plain-w0.5-0.029g")),
-    "full": Budget("128x96", 1000, 200, 20, 3, 30, 8, 2, 20, 5),
+    # the suite's end-to-end run (≈ 2 min): the goals' candidates, SPOS's τ, APRCP after DARTS
+    "smoke": Budget("64x48", 32, 16, 2, 1, 2, 1, 1, 0, 2, 1, 4,
+                    ("darts", "random@cost", "spos", "prune_rate")),
+    # the goals' verdicts: the default, random search at its cost, the baselines
+    "small": Budget("128x96", 400, 100, 0, 5, 3, 24, 4, 1, 1000, 4, 40,
+                    ("darts", "random@cost")),
+    # Kendall τ of the rankers over 20 architectures' 3-seed means
+    "ranking": Budget("128x96", 400, 100, 20, 1, 3, 24, 4, 1, 6, 4, 40, ("darts", "spos")),
+    "full": Budget("128x96", 1000, 200, 20, 5, 3, 36, 8, 2, 1000, 5, 100, ALL_STRATEGIES),
 }
-
 #: the space with half widths too, searched under goal 2's cost (0.5× hrnet_tiny at 128×96)
 _HALF_WIDTHS_AT_GOAL2_COST = ["space.backbone.width_multipliers", "[0.5,0.75,1.0]",
                               "search.goal.objective", "flops_constraint",
@@ -115,6 +134,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "random": ("random", []),
     "evolution": ("evolution", []),
     "prune_rate": ("prune_rate", []),
+    # random search at the default's cost: COST is the default's search seconds, same seed
+    "random@cost": ("random", ["search.max_seconds", "COST"]),
+    # the default under goal 1's cost: PLAIN is the plain head's GFLOPs (flops_constraint)
+    "darts@plain": ("darts", ["search.goal.objective", "flops_constraint",
+                              "search.goal.target_gflops", "PLAIN"]),
     # remedies of the collapse to parameter-free operations
     "darts-plain": ("darts", ["search.collapse.max_param_free", "-1"]),  # no cap
     "darts-warmup": ("darts", ["search.warmup_epochs", "HALF"]),  # weight warm-up: half the epochs
@@ -134,24 +158,33 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 
 
 @dataclass
-class Run:
-    """One trained candidate."""
+class Candidate:
+    """One architecture, trained with every training seed."""
 
-    group: str  # random | strategy | baseline
+    group: str  # baseline | random | strategy
     name: str
-    seed: int | None
-    ap: float = float("nan")
+    search_seed: int | None
+    aps: list[float] = field(default_factory=list)  # one per training seed
     gflops: float = float("nan")
     params: int = 0
     search_s: float = 0.0
     train_s: float = 0.0
-    recipe: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)  # as the trainings recorded it
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def ap(self) -> float:
+        return statistics.fmean(self.aps) if self.aps else float("nan")
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.aps) if len(self.aps) > 1 else 0.0
+
     def entry(self) -> dict[str, Any]:
-        return {"ap": self.ap, "gflops": self.gflops, "params": self.params,
-                "seed": self.seed, "search_s": round(self.search_s, 1),
-                "train_s": round(self.train_s, 1), "recipe": self.recipe, **self.extra}
+        return {"ap": self.ap, "ap_std": self.std, "aps": self.aps, "gflops": self.gflops,
+                "params": self.params, "search_seed": self.search_seed,
+                "search_s": round(self.search_s, 1), "train_s": round(self.train_s, 1),
+                "recipe": self.recipe, **self.extra}
 
 
 class Steps:
@@ -173,51 +206,72 @@ class Steps:
         if rc:
             tail = log.read_text()[-3000:]
             raise SystemExit(f"{name} failed (exit {rc}); log {log}:\n{tail}")
-        print(f"  {name:<28} {seconds:6.0f} s", flush=True)
+        print(f"  {name:<32} {seconds:6.0f} s", flush=True)
         return seconds
 
 
-def _recipe_overrides(budget: Budget, root: Path) -> list[str]:
-    e = budget.recipe_epochs
-    steps = sorted({max(1, round(e * 0.75)), max(1, round(e * 11 / 12))}) if e > 2 else []
-    return ["dataset.root", str(root), "model.input_size", budget.size, "train.epochs", str(e),
-            "train.lr_steps", json.dumps(steps), "seed", "0"]
+def recipe_overrides(size: str, epochs: int, root: Path, seed: int = 0) -> list[str]:
+    """The one training recipe every candidate gets (configs/models/hrnet_tiny_synthetic.yaml at
+    ``size`` and ``epochs``, lr × 0.1 at 75 % and 92 % of them, as cpu_tiny's 12-epoch recipe),
+    as ``train_derived.py`` overrides; ``seed``: the training seed (weights, data order,
+    augmentation)."""
+    steps = sorted({max(1, round(epochs * 0.75)), max(1, round(epochs * 11 / 12))}) \
+        if epochs > 2 else []
+    return ["dataset.root", str(root), "model.input_size", size, "train.epochs", str(epochs),
+            "train.lr_steps", json.dumps(steps), "seed", str(seed)]
 
 
-def _search_overrides(budget: Budget, root: Path, seed: int, extra: list[str]) -> list[str]:
+def _search_overrides(budget: Budget, root: Path, seed: int, extra: list[str],
+                      fill: dict[str, str] | None = None) -> list[str]:
     over = ["dataset.root", str(root), "model.input_size", budget.size, "seed", str(seed),
             "search.epochs", str(budget.search_epochs),
             "search.warmup_epochs", str(budget.warmup_epochs),
             "search.num_trials", str(budget.num_trials),
             "search.trial_epochs", str(budget.trial_epochs)]
-    extra = [str(max(1, budget.search_epochs // 2)) if v == "HALF" else v for v in extra]
-    return over + extra
+    fill = {"HALF": str(max(1, budget.search_epochs // 2)), **(fill or {})}
+    return over + [fill.get(v, v) for v in extra]
 
 
-def _train(steps: Steps, run: Run, out: Path, recipe: list[str], arch: Path | None = None,
-           model: str | None = None) -> Run:
-    argv = ["--cfg", str(RECIPE_CFG), "--out", str(out), "--no-progress", *recipe]
-    argv += ["--arch", str(arch)] if arch else ["--model", str(model)]
-    tag = run.name + (f"_s{run.seed}" if run.seed is not None else "")
-    run.train_s = steps(f"train_{tag}", train_derived.main, argv)
-    metrics = json.loads((out / "metrics.json").read_text())
-    run.ap = float(metrics["best"]) if metrics["best"] is not None else float("nan")
-    run.recipe = {**metrics.get("recipe", {}), "epochs_trained": len(metrics["epochs"]),
+def _train(steps: Steps, cand: Candidate, out: Path, budget: Budget, root: Path,
+           arch: Path | None = None, model: str | None = None) -> Candidate:
+    """Train ``cand`` (an arch file or a named model) with every training seed, into
+    ``out/seedT``."""
+    tag = cand.name + (f"_s{cand.search_seed}" if cand.search_seed is not None else "")
+    for t in range(budget.train_seeds):
+        where = out / f"seed{t}"
+        argv = ["--cfg", str(RECIPE_CFG), "--out", str(where), "--no-progress",
+                *recipe_overrides(budget.size, budget.recipe_epochs, root, t)]
+        argv += ["--arch", str(arch)] if arch else ["--model", str(model)]
+        cand.train_s += steps(f"train_{tag}_t{t}", train_derived.main, argv)
+        metrics = json.loads((where / "metrics.json").read_text())
+        cand.aps.append(float(metrics["best"]) if metrics["best"] is not None else float("nan"))
+        recipe = {**metrics.get("recipe", {}), "epochs_trained": len(metrics["epochs"]),
                   "world_size": metrics.get("world_size")}
-    return run
+        seeds = cand.recipe.get("seeds", []) + [recipe.get("seed")]
+        cand.recipe = {**{k: v for k, v in recipe.items() if k != "seed"}, "seeds": seeds}
+    return cand
 
 
-def _cost(run: Run, network: torch.nn.Module, size: tuple[int, int]) -> None:
+def _cost(cand: Candidate, network: torch.nn.Module, size: tuple[int, int]) -> None:
     report = param_flop_report(network, size)
-    run.gflops, run.params = round(report["gflops"], 5), int(report["params"])
+    cand.gflops, cand.params = round(report["gflops"], 5), int(report["params"])
+
+
+def _derived_cost(cand: Candidate, derived: Path) -> None:
+    metrics = load_arch(derived).metrics
+    cand.gflops, cand.params = float(metrics["gflops"]), int(metrics["params"])
 
 
 def _prune(steps: Steps, arch: Path, derived: Path, tag: str) -> float:
     return steps(f"prune_{tag}", prune_cli.main, ["--arch", str(arch), "--out", str(derived)])
 
 
+def _space_config(budget: Budget, root: Path):
+    return load_config(SEARCH_CFG, _search_overrides(budget, root, 0, []))
+
+
 def _random_archs(budget: Budget, root: Path, out: Path) -> list[Path]:
-    cfg = load_config(SEARCH_CFG, _search_overrides(budget, root, 0, []))
+    cfg = _space_config(budget, root)
     labels = build(cfg.space, cfg.dataset.name).simplify()
     paths = []
     for k, (choices, _) in enumerate(random_networks(
@@ -229,6 +283,29 @@ def _random_archs(budget: Budget, root: Path, out: Path) -> list[Path]:
     return paths
 
 
+def proxy_pick(budget: Budget, root: Path, out: Path, max_gflops: float) -> tuple[Path, dict]:
+    """The zero-cost proxy baseline: of ``budget.proxy_draws`` uniform draws from the space
+    (:data:`PROXY_SEED`), the one with the most parameters whose GFLOPs (at the budget's input
+    size) are at most ``max_gflops`` (the cheapest draw when none is). Writes its arch file."""
+    cfg = _space_config(budget, root)
+    size = tuple(int(v) for v in budget.size.split("x"))
+    labels = build(cfg.space, cfg.dataset.name).simplify()
+    draws = []
+    for choices, network in random_networks(lambda ch: build_network(spec_from_choices(cfg, ch)),
+                                            labels, budget.proxy_draws, PROXY_SEED):
+        report = param_flop_report(network, size)
+        draws.append((choices, report["params"], report["gflops"]))
+    under = [d for d in draws if d[2] <= max_gflops]
+    choices, params, gflops = max(under, key=lambda d: d[1]) if under else \
+        min(draws, key=lambda d: d[2])
+    info = {"draws": len(draws), "under_budget": len(under), "max_gflops": max_gflops,
+            "params": int(params), "gflops": round(gflops, 5)}
+    path = out / "baselines" / "proxy" / "arch.json"
+    save_arch(path, ArchFile(cfg, choices, "search", {}, {"strategy": "zero-cost proxy: "
+                                                          "most parameters under the budget"}))
+    return path, info
+
+
 def _plain_head_arch(budget: Budget, root: Path, out: Path) -> Path:
     cfg = load_config(SEARCH_CFG, _search_overrides(budget, root, 0, []) + [
         "space.head", "plain", "space.backbone.width_multipliers", "[]", "name", "plain_head"])
@@ -237,19 +314,19 @@ def _plain_head_arch(budget: Budget, root: Path, out: Path) -> Path:
     return path
 
 
-def _kendall_tau(budget: Budget, root: Path, out: Path, randoms: list[Run],
+def _kendall_tau(budget: Budget, root: Path, out: Path, randoms: list[Candidate],
                  derived: list[Path], supernet: Path) -> tuple[float, float, list[dict]]:
     """τ between the supernet's score of each random architecture (inherited weights, BN
-    recalibrated) and its stand-alone AP: by validation loss (negated), and by AP."""
+    recalibrated) and its stand-alone mean AP: by validation loss (negated), and by AP."""
     from scipy.stats import kendalltau
 
-    cfg = load_config(RECIPE_CFG, _recipe_overrides(budget, root))
+    cfg = load_config(RECIPE_CFG, recipe_overrides(budget.size, budget.recipe_epochs, root))
     scores = []
     for k, path in enumerate(derived):
         network = inherited_network(load_arch(path), str(supernet))
-        recalibrate_bn(network, cfg, batches=8)
         with open(out / "logs" / f"rank_{k:02d}.log", "w") as f, contextlib.redirect_stdout(f), \
                 contextlib.redirect_stderr(f):
+            recalibrate_bn(network, cfg, batches=8)
             result = evaluate_model(cfg, network, out / "ranking" / f"{k:02d}", progress=False)
         scores.append({"ap": float(result["metrics"].get("AP", float("nan"))),
                        "loss": float(result["metrics"].get("loss", float("nan")))})
@@ -263,33 +340,62 @@ def _kendall_tau(budget: Budget, root: Path, out: Path, randoms: list[Run],
     return tau([-s["loss"] for s in scores]), tau([s["ap"] for s in scores]), scores
 
 
-def _row(run: Run) -> list[Any]:
-    return [run.group, run.name, "" if run.seed is None else run.seed, f"{run.ap:.4f}",
-            f"{run.gflops:.4f}", f"{run.params / 1e6:.3f}",
-            f"{run.search_s:.0f}" if run.search_s else "", f"{run.train_s:.0f}"]
+def welch_difference(a: list[float], b: list[float], confidence: float = 0.95) -> dict[str, Any]:
+    """mean(a) − mean(b) with its Welch (unequal variances) ``confidence`` interval and a
+    verdict: "better" / "worse" when the interval excludes 0, else "no difference resolved".
+    Two constant samples give a zero-width interval; fewer than 2 values on a side, none."""
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if len(a) < 2 or len(b) < 2:
+        return {"diff": diff, "low": None, "high": None, "n": [len(a), len(b)],
+                "verdict": "not enough seeds"}
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    if va + vb == 0:
+        low = high = diff
+    else:
+        dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+        half = stats.t.ppf(0.5 + confidence / 2, dof) * math.sqrt(va + vb)
+        low, high = diff - half, diff + half
+    verdict = "better" if low > 0 else "worse" if high < 0 else "no difference resolved"
+    return {"diff": diff, "low": low, "high": high, "n": [len(a), len(b)], "verdict": verdict}
 
 
-def _plot(path: Path, randoms: list[Run], strategies: dict[str, list[Run]],
-          baselines: dict[str, Run], default: str) -> None:
+def units(cands: list[Candidate]) -> list[float]:
+    """The values a comparison is over: a strategy's mean AP per search seed; a single
+    architecture's AP per training seed."""
+    return list(cands[0].aps) if len(cands) == 1 else [c.ap for c in cands]
+
+
+def _row(c: Candidate) -> list[Any]:
+    return [c.group, c.name, "" if c.search_seed is None else c.search_seed,
+            f"{c.ap:.4f} ± {c.std:.4f}", " ".join(f"{v:.3f}" for v in c.aps),
+            f"{c.gflops:.4f}", f"{c.params / 1e6:.3f}",
+            f"{c.search_s:.0f}" if c.search_s else "", f"{c.train_s:.0f}"]
+
+
+def _plot(path: Path, randoms: list[Candidate], strategies: dict[str, list[Candidate]],
+          baselines: dict[str, Candidate], default: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5))
-    ax.scatter([r.gflops for r in randoms], [r.ap for r in randoms], c="lightgray",
-               edgecolors="gray", label="random architectures", zorder=1)
+    if randoms:
+        ax.errorbar([r.gflops for r in randoms], [r.ap for r in randoms],
+                    yerr=[r.std for r in randoms], fmt="o", color="gray", mfc="lightgray",
+                    label="random architectures", zorder=1, capsize=2)
     markers = "os^vD<>pP*Xh"
-    for i, (name, runs) in enumerate(strategies.items()):
-        ax.scatter([r.gflops for r in runs], [r.ap for r in runs], marker=markers[i % 12],
-                   s=80 if name == default else 45, label=name + (" (default)" if name == default
-                                                                   else ""), zorder=3)
-    for name, run in baselines.items():
-        ax.scatter([run.gflops], [run.ap], marker="*", s=160, edgecolors="black", label=name,
-                   zorder=4)
+    for i, (name, cands) in enumerate(strategies.items()):
+        ax.errorbar([c.gflops for c in cands], [c.ap for c in cands],
+                    yerr=[c.std for c in cands], fmt=markers[i % 12], capsize=2,
+                    ms=8 if name == default else 6, zorder=3,
+                    label=name + (" (default)" if name == default else ""))
+    for name, c in baselines.items():
+        ax.errorbar([c.gflops], [c.ap], yerr=[c.std], fmt="*", ms=14, mec="black", capsize=3,
+                    label=name, zorder=4)
     ax.set_xlabel("GFLOPs")
-    ax.set_ylabel("AP (synthetic COCO val, flip test)")
-    ax.set_title("Searched vs random architectures, same training recipe")
+    ax.set_ylabel("AP (synthetic COCO val, flip test): mean ± std over training seeds")
+    ax.set_title("Searched vs baselines, one training recipe")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
@@ -299,31 +405,51 @@ def _plot(path: Path, randoms: list[Run], strategies: dict[str, list[Run]],
     tmp.replace(path)
 
 
-def _std(values: list[float]) -> float:
-    """The sample standard deviation (0 for a single value): the table's spread and the goal's."""
-    return statistics.stdev(values) if len(values) > 1 else 0.0
+def _summary_cell(cands: list[Candidate]) -> str:
+    vals = units(cands)
+    return f"{statistics.fmean(vals):.4f}" + (f" ± {statistics.stdev(vals):.4f}"
+                                              if len(vals) > 1 else "")
 
 
-def _ap_summary(runs: list[Run]) -> str:
-    """``mean ± std`` of the runs' AP (the mean alone for a single run)."""
-    aps = [r.ap for r in runs]
-    return f"{statistics.mean(aps):.4f}" + (f" ± {_std(aps):.4f}" if len(aps) > 1 else "")
+def comparisons(strategies: dict[str, list[Candidate]], baselines: dict[str, Candidate],
+                default: str) -> list[dict[str, Any]]:
+    """Every strategy against the default, and the default against every baseline."""
+    pairs = [(default, n) for n in strategies if n != default]
+    pairs += [(default, n) for n in baselines]
+    groups = {**strategies, **{n: [c] for n, c in baselines.items()}}
+    return [{"a": a, "b": b, **welch_difference(units(groups[a]), units(groups[b]))}
+            for a, b in pairs if a in groups and groups[a] and groups[b]]
 
 
-def _goals(default: list[Run], randoms: list[Run], baselines: dict[str, Run]) -> list[str]:
-    aps = [r.ap for r in randoms]
-    mean, std = statistics.mean(aps), _std(aps)
-    ap = statistics.mean(r.ap for r in default)
-    gflops = max(r.gflops for r in default)
-    big = max(r.gflops for r in randoms)
-    tiny = baselines["hrnet_tiny"]
-    ok1 = ap >= mean + std and gflops <= big
-    ok2 = ap >= tiny.ap and gflops <= 0.5 * tiny.gflops
-    return [f"default vs random: AP {ap:.4f} (mean of seeds) vs random mean + 1 std "
-            f"{mean:.4f} + {std:.4f} = {mean + std:.4f} ({ap - mean - std:+.4f}); GFLOPs {gflops:.4f}"
-            f" vs largest random {big:.4f}: {'met' if ok1 else 'MISSED'}",
-            f"default vs hrnet_tiny: AP {ap:.4f} vs {tiny.ap:.4f} ({ap - tiny.ap:+.4f}); GFLOPs "
-            f"{gflops:.4f} = {gflops / tiny.gflops:.2f}× (≤ 0.5×): {'met' if ok2 else 'MISSED'}"]
+def goals(default: list[Candidate], strategies: dict[str, list[Candidate]],
+          baselines: dict[str, Candidate]) -> list[dict[str, Any]]:
+    """Issue 27's goals for the default strategy's derived networks: (1) better than the plain
+    head, at GFLOPs ≤ its; (2) better than random search at equal cost; (3) at least
+    ``hrnet_tiny``'s AP at ≤ 0.5× its GFLOPs — each by the 95 % interval of the difference."""
+    gflops = max(c.gflops for c in default)
+    out = []
+    plain, tiny = baselines.get("plain_head"), baselines.get("hrnet_tiny")
+    if plain is not None:
+        d = welch_difference(units(default), units([plain]))
+        out.append({"goal": "beats the plain head at ≤ its GFLOPs", **d,
+                    "gflops": gflops, "gflops_bound": plain.gflops,
+                    "met": d["verdict"] == "better" and gflops <= plain.gflops})
+    if strategies.get("random@cost"):
+        d = welch_difference(units(default), units(strategies["random@cost"]))
+        out.append({"goal": "beats random search at equal cost", **d,
+                    "met": d["verdict"] == "better"})
+    if tiny is not None:
+        d = welch_difference(units(default), units([tiny]))
+        out.append({"goal": "≥ hrnet_tiny's AP at ≤ 0.5× its GFLOPs", **d, "gflops": gflops,
+                    "gflops_bound": 0.5 * tiny.gflops,
+                    "met": d["verdict"] == "better" and gflops <= 0.5 * tiny.gflops})
+    return out
+
+
+def _interval(d: dict[str, Any]) -> str:
+    if d["low"] is None:
+        return f"{d['diff']:+.4f} (no interval: {d['verdict']})"
+    return f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,22 +461,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategies", help="comma-separated names (default: the budget's list); "
                    "known: " + ", ".join(VARIANTS))
     p.add_argument("--seeds", type=int, help="search seeds per strategy (default: the budget's)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="the first search seed (a second run on other seeds: its verdicts must "
+                   "agree)")
+    p.add_argument("--train-seeds", type=int, help="training seeds per candidate (default: the "
+                   "budget's)")
     p.add_argument("--random", type=int, help="random architectures K (default: the budget's)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="skip hrnet_tiny and the zero-cost proxy pick (the plain head stays: "
+                   "darts@plain's budget)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="last line: the summary as JSON")
     args = p.parse_args(argv)
     budget = BUDGETS[args.budget]
-    if args.seeds:
-        budget = Budget(**{**budget.__dict__, "seeds": args.seeds})
-    if args.random:
-        budget = Budget(**{**budget.__dict__, "random_k": args.random})
+    for key, value in (("seeds", args.seeds), ("train_seeds", args.train_seeds),
+                       ("random_k", args.random)):
+        if value is not None:
+            if value < (1 if key != "random_k" else 0):
+                p.error(f"--{key.replace('_', '-')}: at least {1 if key != 'random_k' else 0}")
+            budget = Budget(**{**budget.__dict__, key: value})
     names = args.strategies.split(",") if args.strategies else list(budget.strategies)
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         p.error(f"--strategies: unknown {unknown}; known: {', '.join(VARIANTS)}")
     default = SEARCH_STRATEGY
-    if "prune_rate" in names and default not in names:
-        names.insert(0, default)  # prune_rate prunes the default strategy's network
+    if {"prune_rate", "random@cost"} & set(names) and default not in names:
+        names.insert(0, default)  # they need the default strategy's network and search time
+    names.sort(key=lambda n: n != default)  # the default first in each seed
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "nni"):
@@ -363,97 +500,130 @@ def main(argv: list[str] | None = None) -> int:
         write_coco(root, budget.train_images, budget.val_images, seed=0)
     start = time.time()
     steps = Steps(out)
-    recipe = _recipe_overrides(budget, root)
     size = tuple(int(v) for v in budget.size.split("x"))
+    seeds = list(range(args.first_seed, args.first_seed + budget.seeds))
     print(f"search quality, budget {args.budget}: {budget.size}, recipe {budget.recipe_epochs} "
-          f"epochs, {budget.random_k} random architectures, strategies {', '.join(names)} × "
-          f"{budget.seeds} seeds", flush=True)
+          f"epochs × training seeds 0..{budget.train_seeds - 1}, {budget.random_k} random "
+          f"architectures, strategies {', '.join(names)} × search seeds {seeds}", flush=True)
 
     print("baselines", flush=True)
-    baselines: dict[str, Run] = {}
-    run = _train(steps, Run("baseline", "hrnet_tiny", None), out / "baselines" / "hrnet_tiny",
-                 recipe, model="hrnet_tiny")
-    _cost(run, build_network(spec_from_model("hrnet_tiny", "coco", "benchmark")), size)
-    baselines["hrnet_tiny"] = run
+    baselines: dict[str, Candidate] = {}
     plain = _plain_head_arch(budget, root, out)
-    run = _train(steps, Run("baseline", "plain_head", None), out / "baselines" / "plain_head",
-                 recipe, arch=plain)
-    _cost(run, build_network(spec_from_choices(load_arch(plain).config, {})), size)
-    baselines["plain_head"] = run
+    cand = _train(steps, Candidate("baseline", "plain_head", None), out / "baselines" /
+                  "plain_head", budget, root, arch=plain)
+    _cost(cand, build_network(spec_from_choices(load_arch(plain).config, {})), size)
+    baselines["plain_head"] = cand
+    if not args.no_baselines:
+        cand = _train(steps, Candidate("baseline", "hrnet_tiny", None),
+                      out / "baselines" / "hrnet_tiny", budget, root, model="hrnet_tiny")
+        _cost(cand, build_network(spec_from_model("hrnet_tiny", "coco", "benchmark")), size)
+        baselines["hrnet_tiny"] = cand
+        arch, info = proxy_pick(budget, root, out, baselines["plain_head"].gflops)
+        derived = arch.with_name("derived.json")
+        _prune(steps, arch, derived, "proxy")
+        cand = _train(steps, Candidate("baseline", "proxy_pick", None, extra={"pick": info}),
+                      arch.parent / "train", budget, root, arch=derived)
+        _derived_cost(cand, derived)
+        baselines["proxy_pick"] = cand
 
-    print(f"{budget.random_k} random architectures", flush=True)
-    randoms: list[Run] = []
+    if budget.random_k:
+        print(f"{budget.random_k} random architectures", flush=True)
+    randoms: list[Candidate] = []
     random_derived: list[Path] = []
-    for k, arch in enumerate(_random_archs(budget, root, out)):
+    for k, arch in enumerate(_random_archs(budget, root, out) if budget.random_k else []):
         derived = arch.with_name("derived.json")
         _prune(steps, arch, derived, f"random{k:02d}")
-        run = _train(steps, Run("random", f"random{k:02d}", None), arch.parent / "train",
-                     recipe, arch=derived)
-        metrics = load_arch(derived).metrics
-        run.gflops, run.params = float(metrics["gflops"]), int(metrics["params"])
-        randoms.append(run)
+        cand = _train(steps, Candidate("random", f"random{k:02d}", None), arch.parent / "train",
+                      budget, root, arch=derived)
+        _derived_cost(cand, derived)
+        randoms.append(cand)
         random_derived.append(derived)
 
-    strategies: dict[str, list[Run]] = {n: [] for n in names}
-    for seed in range(budget.seeds):
+    strategies: dict[str, list[Candidate]] = {n: [] for n in names}
+    for seed in seeds:
         for name in names:
             strategy, extra = VARIANTS[name]
-            print(f"{name}, seed {seed}", flush=True)
+            print(f"{name}, search seed {seed}", flush=True)
             sdir = out / "strategies" / name / f"seed{seed}"
-            over = _search_overrides(budget, root, seed, extra)
+            fill = {"PLAIN": str(baselines["plain_head"].gflops)}
+            if strategies.get(default) and strategies[default][-1].search_seed == seed:
+                fill["COST"] = str(round(strategies[default][-1].extra["search_only_s"], 1))
+            if "COST" in extra and "COST" not in fill:
+                raise SystemExit(f"{name} needs the default strategy ({default}) searched first")
+            over = _search_overrides(budget, root, seed, extra, fill)
             if strategy == "prune_rate":
-                over += ["search.prune_rate.base_arch", str(out / "strategies" / default / f"seed{seed}" /
-                                                 "derived.json")]
-            t = steps(f"search_{name}_s{seed}", search_cli.main,
-                      ["--cfg", str(SEARCH_CFG), "--strategy", strategy, "--out", str(sdir),
-                       "--no-progress", *over])
-            t += _prune(steps, sdir / "arch.json", sdir / "derived.json", f"{name}_s{seed}")
-            run = _train(steps, Run("strategy", name, seed, search_s=t), sdir / "train", recipe,
-                         arch=sdir / "derived.json")
-            metrics = load_arch(sdir / "derived.json").metrics
-            run.gflops, run.params = float(metrics["gflops"]), int(metrics["params"])
+                over += ["search.prune_rate.base_arch",
+                         str(out / "strategies" / default / f"seed{seed}" / "derived.json")]
+            searched = steps(f"search_{name}_s{seed}", search_cli.main,
+                             ["--cfg", str(SEARCH_CFG), "--strategy", strategy, "--out",
+                              str(sdir), "--no-progress", *over])
+            t = searched + _prune(steps, sdir / "arch.json", sdir / "derived.json",
+                                  f"{name}_s{seed}")
+            cand = Candidate("strategy", name, seed, search_s=t,
+                             extra={"search_only_s": round(searched, 1)})
+            _train(steps, cand, sdir / "train", budget, root, arch=sdir / "derived.json")
+            _derived_cost(cand, sdir / "derived.json")
             history = [json.loads(line) for line in
                        (sdir / "history.jsonl").read_text().splitlines() if line.strip()]
             collapse = [{k: h[k] for k in ("epoch", "param_free_share", "cells_kept")}
                         for h in history if "param_free_share" in h]
             if collapse:
-                run.extra["collapse"] = collapse
-            strategies[name].append(run)
+                cand.extra["collapse"] = collapse
+            if "trial" in (history[0] if history else {}):
+                cand.extra["trials"] = len(history)
+                if "COST" in fill and "COST" in extra:
+                    cand.extra["time_budget_s"] = float(fill["COST"])
+            strategies[name].append(cand)
 
     tau, tau_ap, supernet_scores = float("nan"), float("nan"), []
-    spos_ckpt = out / "strategies" / "spos" / "seed0" / "last.ckpt"
+    spos_ckpt = out / "strategies" / "spos" / f"seed{seeds[0]}" / "last.ckpt"
     if spos_ckpt.is_file() and len(randoms) > 1:
         print("ranking: SPOS supernet vs stand-alone", flush=True)
         tau, tau_ap, supernet_scores = _kendall_tau(budget, root, out, randoms, random_derived,
                                                     spos_ckpt)
-        for run, score in zip(randoms, supernet_scores):
-            run.extra["supernet_ap"], run.extra["supernet_loss"] = score["ap"], score["loss"]
+        for cand, score in zip(randoms, supernet_scores):
+            cand.extra["supernet_ap"], cand.extra["supernet_loss"] = score["ap"], score["loss"]
 
-    runs = [*baselines.values(), *randoms, *(r for rs in strategies.values() for r in rs)]
-    recipes = {json.dumps({k: v for k, v in r.recipe.items()}, sort_keys=True) for r in runs}
-    print(format_table(["group", "name", "seed", "AP", "GFLOPs", "params (M)", "search s",
-                        "train s"], [_row(r) for r in runs]))
-    summary_rows = [[name, _ap_summary(rs), f"{statistics.mean(r.gflops for r in rs):.4f}"]
-                    for name, rs in [("random", randoms), *strategies.items()]]
-    for name, r in baselines.items():
-        summary_rows.append([name, f"{r.ap:.4f}", f"{r.gflops:.4f}"])
-    print(format_table(["candidates", "AP (mean ± std)", "GFLOPs"], summary_rows))
-    print(f"Kendall τ vs stand-alone AP, {len(randoms)} random architectures: SPOS supernet's "
-          f"validation loss {tau:.3f}, its AP {tau_ap:.3f} (nan: undefined)")
-    if default in strategies:
-        for line in _goals(strategies[default], randoms, baselines):
-            print(line)
+    cands = [*baselines.values(), *randoms, *(c for cs in strategies.values() for c in cs)]
+    recipes = {json.dumps({k: v for k, v in c.recipe.items()}, sort_keys=True) for c in cands}
+    print(format_table(["group", "name", "search seed", "AP mean ± std", "AP per training seed",
+                        "GFLOPs", "params (M)", "search s", "train s"], [_row(c) for c in cands]))
+    rows = [[name, len(cs), _summary_cell(cs), f"{statistics.fmean(c.gflops for c in cs):.4f}",
+             f"{statistics.fmean(c.search_s for c in cs):.0f}" if cs[0].search_s else ""]
+            for name, cs in [*strategies.items(), *(("random", randoms),) * bool(randoms)]]
+    rows += [[name, 1, _summary_cell([c]), f"{c.gflops:.4f}", ""] for name, c in baselines.items()]
+    print(format_table(["candidates", "architectures", "AP mean ± std (over units)", "GFLOPs",
+                        "search s"], rows))
+    compared = comparisons(strategies, baselines, default) if default in strategies else []
+    if compared:
+        print(format_table(["A", "B", "mean AP A − B [95 % Welch]", "units", "verdict"],
+                           [[c["a"], c["b"], _interval(c), f"{c['n'][0]} vs {c['n'][1]}",
+                             f"A {c['verdict']}" if c["verdict"] in ("better", "worse")
+                             else c["verdict"]] for c in compared]))
+    checked = goals(strategies[default], strategies, baselines) if default in strategies else []
+    for g in checked:
+        cost = (f"; GFLOPs {g['gflops']:.4f} vs ≤ {g['gflops_bound']:.4f}" if "gflops" in g
+                else "")
+        print(f"goal: {default} {g['goal']}: {_interval(g)}{cost}: "
+              f"{'met' if g['met'] else 'MISSED'}")
+    if randoms:
+        print(f"Kendall τ vs stand-alone mean AP, {len(randoms)} random architectures: SPOS "
+              f"supernet's validation loss {tau:.3f}, its AP {tau_ap:.3f} (nan: undefined)")
     print(f"every candidate trained with one recipe: {'yes' if len(recipes) == 1 else 'NO'}; "
           f"total {time.time() - start:.0f} s")
     if len(recipes) != 1:
         print(f"recipes differ: {sorted(recipes)}", file=sys.stderr)
     _plot(out / "pareto.png", randoms, strategies, baselines, default)
-    summary = {"default": default, "budget": args.budget,
-               "random": [r.entry() for r in randoms],
-               "strategies": {n: [r.entry() for r in rs] for n, rs in strategies.items()},
-               "baselines": {n: r.entry() for n, r in baselines.items()},
+    summary = {"protocol": 2, "default": default, "budget": args.budget,
+               "budget_sizes": {k: v for k, v in budget.__dict__.items()},
+               "search_seeds": seeds, "threads": args.threads,
+               "random": [c.entry() for c in randoms],
+               "strategies": {n: [c.entry() for c in cs] for n, cs in strategies.items()},
+               "baselines": {n: c.entry() for n, c in baselines.items()},
+               "comparisons": compared, "goals": checked,
                "kendall_tau": tau if math.isfinite(tau) else None,
-               "kendall_tau_ap": tau_ap if math.isfinite(tau_ap) else None, "seconds": round(time.time() - start, 1)}
+               "kendall_tau_ap": tau_ap if math.isfinite(tau_ap) else None,
+               "seconds": round(time.time() - start, 1)}
     tmp = out / "search_quality.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(out / "search_quality.json")

@@ -68,7 +68,8 @@ def _recorded_trials(path: Path, resume: bool) -> dict[str, dict]:
 
 
 def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> dict[str, Any]:
-    """Run ``search.num_trials`` trials of strategy ``name``; write arch.json and history."""
+    """Run ``search.num_trials`` trials of strategy ``name`` (fewer when ``search.max_seconds``
+    runs out first: no trial starts after it); write arch.json and history."""
     out.mkdir(parents=True, exist_ok=True)
     metric = primary_metric(cfg)
     history = HistoryWriter(out / "history.jsonl", key="trial")
@@ -113,6 +114,7 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
     space = build(cfg.space, cfg.dataset.name)
     strategy = make_nni_strategy(name, cfg)
     engine = SequentialExecutionEngine(max_model_count=cfg.search.num_trials,
+                                       max_duration=cfg.search.max_seconds or None,
                                        continue_on_failure=True)
     strategy.initialize(RawFormatModelSpace(space, FunctionalEvaluator(evaluate)), engine)
     strategy.run()

@@ -98,16 +98,38 @@ def test_collapse_stop_ends_the_search_and_keeps_the_epoch_before(coco_root, tmp
     assert json.loads((out / "arch.json").read_text())["metrics"]["epoch"] == 0
 
 
+def test_welch_difference_matches_scipys_welch_interval():
+    from scipy import stats
+
+    from benchmarks.search_quality import welch_difference
+
+    a, b = [0.40, 0.42, 0.47, 0.44, 0.41], [0.30, 0.31, 0.38]
+    d = welch_difference(a, b)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert d["diff"] == pytest.approx(sum(a) / 5 - sum(b) / 3)
+    assert (d["low"], d["high"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert d["verdict"] == "better" and welch_difference(b, a)["verdict"] == "worse"
+    # overlapping samples: the interval contains 0
+    assert welch_difference([0.40, 0.30, 0.50], [0.42, 0.35, 0.45])["verdict"] == \
+        "no difference resolved"
+    # two constant samples: a zero-width interval at the difference; one value: no interval
+    assert welch_difference([0.0, 0.0], [0.0, 0.0])["verdict"] == "no difference resolved"
+    c = welch_difference([0.2, 0.2], [0.1, 0.1])
+    assert (c["low"], c["high"], c["verdict"]) == (pytest.approx(0.1), pytest.approx(0.1), "better")
+    assert welch_difference([0.2], [0.1, 0.3])["low"] is None
+
+
 @pytest.mark.e2e
 def test_search_quality_benchmark_smoke(tmp_path):
     out = tmp_path / "bench"
     r = run_module("-m", "benchmarks.search_quality", "--budget", "smoke", "--out", str(out),
-                   "--json")
+                   "--threads", "1", "--json")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "Logging error" not in r.stderr
     summary = json.loads(r.stdout.strip().splitlines()[-1])
-    assert summary["default"] == "darts"  # what make demo searches with
+    assert summary["default"] == "darts" and summary["protocol"] == 2  # make demo's strategy
     assert set(summary) >= {"default", "random", "strategies", "baselines", "kendall_tau",
-                            "kendall_tau_ap"}
+                            "kendall_tau_ap", "comparisons", "goals", "threads"}
     assert len(summary["random"]) == 2
     # ranked by the supernet's validation loss (distinct for two architectures): τ is ±1, or
     # undefined (null) when their stand-alone APs tie, as after smoke's one epoch they may
@@ -115,25 +137,46 @@ def test_search_quality_benchmark_smoke(tmp_path):
     assert all(math.isfinite(v) and v > 0 for v in losses) and losses[0] != losses[1]
     tie = summary["random"][0]["ap"] == summary["random"][1]["ap"]
     assert summary["kendall_tau"] is None if tie else summary["kendall_tau"] in (-1.0, 1.0)
-    assert set(summary["strategies"]) == {"darts", "darts2", "gumbel", "spos", "random",
-                                          "evolution", "prune_rate"}
-    assert set(summary["baselines"]) == {"hrnet_tiny", "plain_head"}
+    assert set(summary["strategies"]) == {"darts", "random@cost", "spos", "prune_rate"}
+    assert set(summary["baselines"]) == {"hrnet_tiny", "plain_head", "proxy_pick"}
     entries = [*summary["random"], *(e for es in summary["strategies"].values() for e in es),
                *summary["baselines"].values()]
-    assert len(entries) == 2 + 7 + 2
-    for e in entries:
-        assert 0.0 <= e["ap"] <= 1.0 and e["gflops"] > 0
+    assert len(entries) == 2 + 4 + 3
+    for e in entries:  # every candidate trained with both training seeds, scored by their mean
+        assert len(e["aps"]) == 2 and all(0.0 <= v <= 1.0 for v in e["aps"])
+        assert e["ap"] == pytest.approx(sum(e["aps"]) / 2) and e["gflops"] > 0
     # one recipe for every candidate: the smoke budget's (1 epoch, cpu_tiny's batch 16 and lr
-    # 0.002, 64x48, from scratch), as each training recorded it in its metrics.json
+    # 0.002, 64x48, from scratch, training seeds 0 and 1), as each training recorded it
     recipes = {json.dumps(e["recipe"], sort_keys=True) for e in entries}
     assert len(recipes) == 1
     recipe = entries[0]["recipe"]
     assert (recipe["epochs"], recipe["epochs_trained"], recipe["batch_size"], recipe["lr"],
-            recipe["input_size"], recipe["pretrained"]) == (1, 1, 16, 0.002, [64, 48], None)
+            recipe["input_size"], recipe["pretrained"], recipe["seeds"]) == \
+        (1, 1, 16, 0.002, [64, 48], None, [0, 1])
+    base = summary["baselines"]
     # the plain head on the same 3-stage backbone is smaller than the 4-stage hrnet_tiny
-    assert summary["baselines"]["plain_head"]["gflops"] < summary["baselines"]["hrnet_tiny"]["gflops"]
+    assert base["plain_head"]["gflops"] < base["hrnet_tiny"]["gflops"]
+    # the zero-cost proxy pick: the most parameters among the draws within the plain head's cost
+    pick = base["proxy_pick"]["pick"]
+    assert pick["draws"] == 4 and pick["max_gflops"] == base["plain_head"]["gflops"]
+    if pick["under_budget"]:
+        assert base["proxy_pick"]["gflops"] <= base["plain_head"]["gflops"] + 1e-4
+    assert base["proxy_pick"]["params"] == pick["params"]
+    # random search at the default's cost: its time budget is darts' search time of the seed
+    darts, at_cost = summary["strategies"]["darts"][0], summary["strategies"]["random@cost"][0]
+    assert at_cost["time_budget_s"] == pytest.approx(darts["search_only_s"], abs=0.1)
+    assert 1 <= at_cost["trials"] <= 2  # the budget's num_trials caps it too
     # the gradient strategies record the collapse signal per search epoch
-    assert all("param_free_share" in c for c in summary["strategies"]["darts"][0]["collapse"])
+    assert all("param_free_share" in c for c in darts["collapse"])
+    # the default against every other strategy and baseline, each with its interval
+    assert {(c["a"], c["b"]) for c in summary["comparisons"]} == {
+        ("darts", n) for n in ("random@cost", "spos", "prune_rate", "plain_head", "hrnet_tiny",
+                               "proxy_pick")}
+    for c in summary["comparisons"]:
+        assert c["low"] <= c["diff"] <= c["high"] and c["n"] == [2, 2]
+    assert [g["goal"] for g in summary["goals"]] == [
+        "beats the plain head at ≤ its GFLOPs", "beats random search at equal cost",
+        "≥ hrnet_tiny's AP at ≤ 0.5× its GFLOPs"]
     assert (out / "pareto.png").stat().st_size > 0
     assert json.loads((out / "search_quality.json").read_text())["default"] == "darts"
     # the random baseline is a sample of its own: SPOS's seed-0 path ranking draws with
@@ -144,6 +187,25 @@ def test_search_quality_benchmark_smoke(tmp_path):
               (out / "strategies" / "spos" / "seed0" / "history.jsonl").read_text().splitlines()
               if "path_ranking" in line]
     assert len(randoms) == 2 and ranked and not any(c in randoms for c in ranked)
+
+
+@pytest.mark.e2e
+def test_seed_spread_benchmark_and_a_seed_is_a_seed_across_processes(tmp_path):
+    out = tmp_path / "spread"
+    r = run_module("-m", "benchmarks.seed_spread", "--epochs", "1", "--seeds", "2", "--size",
+                   "64x48", "--images", "32", "--out", str(out), "--threads", "1",
+                   "--json")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    runs = summary["runs"]["1"]
+    assert [x["seed"] for x in runs] == [0, 1]
+    # seed 0 trained again as a separate process, same thread count: the same AP to the digit
+    assert summary["reproducible"] is True
+    assert summary["repro"]["separate_process"] == runs[0]["ap"]
+    aps = [x["ap"] for x in runs]
+    row = summary["table"]["1"]
+    assert row["mean"] == pytest.approx(sum(aps) / 2)
+    assert row["std"] == pytest.approx(abs(aps[0] - aps[1]) / 2 ** 0.5)
 
 
 def test_bn_recalibration_is_the_plain_average_of_batch_statistics(coco_root):

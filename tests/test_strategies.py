@@ -181,6 +181,18 @@ def test_multitrial_resume_replays_and_a_failing_trial_is_skipped(coco_root, tmp
     assert len(lines) == 2 and all(x["status"] == "failed" and "error" in x for x in lines)
 
 
+@pytest.mark.e2e
+def test_multitrial_time_budget_starts_no_trial_after_it(coco_root, tmp_path):
+    # search.max_seconds: the first trial starts (0 s spent), takes more than 1 ms, and then no
+    # other of the 5 may start (random search at a one-shot search's cost)
+    out = tmp_path / "random"
+    r = search(coco_root, "random", out, "search.num_trials", "5", "search.max_seconds", "0.001")
+    assert r.returncode == 0, r.stderr[-3000:]
+    trials = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+    assert [t["trial"] for t in trials] == [0] and trials[0]["status"] == "succeeded"
+    assert load_arch(out / "arch.json").metrics["trial"] == 0
+
+
 def test_unknown_strategy_and_bad_config_are_one_line_errors(tmp_path):
     r = run_module("-m", "strategies.search", "--cfg", CFG, "--strategy", "magic")
     assert r.returncode == 2 and "invalid choice" in r.stderr

@@ -224,6 +224,9 @@ class SearchConfig:
     #: multi-trial strategies; path samples of spos; rate probes of prune_rate
     num_trials: int = bounded(20, ge=1)
     trial_epochs: int = bounded(1, ge=1)
+    #: multi-trial strategies: no trial starts once the trials so far have taken this many
+    #: seconds (NNI's ``max_duration``; random search at a one-shot search's cost); 0: no limit
+    max_seconds: float = bounded(0.0, ge=0)
     #: trials (trial.py): start from a one-shot search checkpoint's supernet weights
     inherit_from: str = ""
     #: a teacher-guided search: the supernet (one-shot strategies, both the weight and the
