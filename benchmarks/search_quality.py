@@ -22,9 +22,11 @@ them (± the sample std):
   among :attr:`Budget.proxy_draws` draws whose GFLOPs are at most the plain head's;
 - **random**: K architectures drawn uniformly from the space (their own seed,
   :data:`RANDOM_SEED`), trained alike;
-- **ranking** (with K > 1 and ``spos`` among the strategies): Kendall τ between the SPOS
-  supernet's score of the K random architectures (inherited weights, BN recalibrated, no
-  training; validation loss negated, and AP) and their stand-alone mean AP.
+- **ranking** (with K > 1; ``--budget ranking``: K = 20): Kendall τ against the K random
+  architectures' stand-alone mean AP of each ranker — the SPOS and the default strategy's
+  supernets of the first search seed (inherited weights, BN recalibrated, no training;
+  validation loss negated, and AP) and the zero-cost proxies of :mod:`strategies.zero_cost`
+  (#params, FLOPs, NASWOT, synflow).
 
 **Comparisons** are differences of mean AP with a 95 % Welch interval, over the units of each
 side: a strategy's unit is one search seed (its network's mean over the training seeds), a
@@ -66,10 +68,12 @@ from strategies import prune as prune_cli
 from strategies import search as search_cli
 from strategies.latency import random_networks
 from strategies.prune import inherited_network
+from strategies.zero_cost import PROXIES, score_all
 from trainers import train_derived
 from trainers.network.arch_file import ArchFile, load_arch, save_arch
 from trainers.engine.bn_recalibration import recalibrate_bn
-from trainers.network.build import build_network, spec_from_choices, spec_from_model
+from trainers.network.build import build_network, spec_from_arch, spec_from_choices, \
+    spec_from_model
 from trainers.config.experiment import load_config
 from trainers.data.synthetic import write_coco
 from visualize.loop import SEARCH_STRATEGY
@@ -187,6 +191,17 @@ class Candidate:
                 "recipe": self.recipe, **self.extra}
 
 
+def _drop_handlers_to(stream: Any) -> None:
+    """Remove the logging handlers a command installed on ``stream`` (its redirected stderr,
+    about to be closed), so later messages do not fail on a closed file."""
+    loggers = [logging.getLogger(), *(v for v in logging.root.manager.loggerDict.values()
+                                      if isinstance(v, logging.Logger))]
+    for log in loggers:
+        for handler in list(log.handlers):
+            if getattr(handler, "stream", None) is stream:
+                log.removeHandler(handler)
+
+
 class Steps:
     """Runs the commands' ``main`` in this process, their output into ``OUT/logs/NAME.log``."""
 
@@ -202,6 +217,8 @@ class Steps:
                 rc = main(argv)
             except SystemExit as err:  # argparse
                 rc = err.code if isinstance(err.code, int) else 1
+            finally:
+                _drop_handlers_to(f)
         seconds = time.time() - t0
         if rc:
             tail = log.read_text()[-3000:]
@@ -314,30 +331,74 @@ def _plain_head_arch(budget: Budget, root: Path, out: Path) -> Path:
     return path
 
 
-def _kendall_tau(budget: Budget, root: Path, out: Path, randoms: list[Candidate],
-                 derived: list[Path], supernet: Path) -> tuple[float, float, list[dict]]:
-    """τ between the supernet's score of each random architecture (inherited weights, BN
-    recalibrated) and its stand-alone mean AP: by validation loss (negated), and by AP."""
-    from scipy.stats import kendalltau
-
+def _supernet_scores(budget: Budget, root: Path, out: Path, derived: list[Path],
+                     supernet: Path, tag: str) -> list[dict[str, float]]:
+    """The supernet's validation AP and loss of each architecture: inherited weights, BN
+    recalibrated on 8 training batches, no training."""
     cfg = load_config(RECIPE_CFG, recipe_overrides(budget.size, budget.recipe_epochs, root))
     scores = []
     for k, path in enumerate(derived):
         network = inherited_network(load_arch(path), str(supernet))
-        with open(out / "logs" / f"rank_{k:02d}.log", "w") as f, contextlib.redirect_stdout(f), \
-                contextlib.redirect_stderr(f):
+        with open(out / "logs" / f"rank_{tag}_{k:02d}.log", "w") as f, \
+                contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
             recalibrate_bn(network, cfg, batches=8)
-            result = evaluate_model(cfg, network, out / "ranking" / f"{k:02d}", progress=False)
+            result = evaluate_model(cfg, network, out / "ranking" / tag / f"{k:02d}",
+                                    progress=False)
         scores.append({"ap": float(result["metrics"].get("AP", float("nan"))),
                        "loss": float(result["metrics"].get("loss", float("nan")))})
-    stand_alone = [r.ap for r in randoms]
+    return scores
 
-    def tau(values: list[float]) -> float:
-        if len(values) < 2 or len(set(values)) < 2 or not all(map(math.isfinite, values)):
-            return float("nan")  # undefined: a constant score ranks nothing
-        return float(kendalltau(values, stand_alone).statistic)
 
-    return tau([-s["loss"] for s in scores]), tau([s["ap"] for s in scores]), scores
+def _proxy_scores(budget: Budget, root: Path, derived: list[Path]) -> list[dict[str, float]]:
+    """Every zero-cost proxy (strategies.zero_cost) of each architecture, untrained (initial
+    weights of seed 0), on one batch of 16 augmented training crops (seed 0)."""
+    from trainers.data.loader import build_loader
+    from trainers.data.registry import build_dataset
+    from trainers.data.topdown import normalize_images
+
+    cfg = load_config(RECIPE_CFG, recipe_overrides(budget.size, budget.recipe_epochs, root))
+    batch = next(iter(build_loader(build_dataset(cfg, "train"), 16, shuffle=True,
+                                   num_workers=0, seed=0)))
+    images = normalize_images(batch["image"], cfg.dataset.color_rgb).contiguous()
+    scores = []
+    for path in derived:
+        torch.manual_seed(0)
+        network = build_network(spec_from_arch(load_arch(path)))
+        scores.append(score_all(network, images))
+    return scores
+
+
+def kendall_tau(scores: list[float], truth: list[float]) -> float:
+    """Kendall τ-b of ``scores`` against ``truth``; nan when undefined (fewer than two values,
+    a constant or a non-finite score ranks nothing)."""
+    from scipy.stats import kendalltau
+
+    if len(scores) < 2 or len(set(scores)) < 2 or not all(map(math.isfinite, scores)):
+        return float("nan")
+    return float(kendalltau(scores, truth).statistic)
+
+
+def rank_architectures(budget: Budget, root: Path, out: Path, randoms: list[Candidate],
+                       derived: list[Path], supernets: dict[str, Path]) -> dict[str, Any]:
+    """Kendall τ of each ranker against the architectures' stand-alone mean AP: each supernet
+    (by validation loss negated, and by AP) and each zero-cost proxy. Records every score on
+    the candidates (``extra``)."""
+    truth = [c.ap for c in randoms]
+    rankers: dict[str, list[float]] = {}
+    for name, ckpt in supernets.items():
+        scores = _supernet_scores(budget, root, out, derived, ckpt, name)
+        rankers[f"{name} supernet, −loss"] = [-s["loss"] for s in scores]
+        rankers[f"{name} supernet, AP"] = [s["ap"] for s in scores]
+        for cand, score in zip(randoms, scores):
+            cand.extra[f"{name}_supernet_ap"], cand.extra[f"{name}_supernet_loss"] = \
+                score["ap"], score["loss"]
+    proxies = _proxy_scores(budget, root, derived)
+    for name in PROXIES:
+        rankers[name] = [p[name] for p in proxies]
+    for cand, p in zip(randoms, proxies):
+        cand.extra["zero_cost"] = p
+    return {name: {"tau": None if math.isnan(t := kendall_tau(v, truth)) else t}
+            for name, v in rankers.items()}
 
 
 def welch_difference(a: list[float], b: list[float], confidence: float = 0.95) -> dict[str, Any]:
@@ -575,14 +636,20 @@ def main(argv: list[str] | None = None) -> int:
                     cand.extra["time_budget_s"] = float(fill["COST"])
             strategies[name].append(cand)
 
-    tau, tau_ap, supernet_scores = float("nan"), float("nan"), []
-    spos_ckpt = out / "strategies" / "spos" / f"seed{seeds[0]}" / "last.ckpt"
-    if spos_ckpt.is_file() and len(randoms) > 1:
-        print("ranking: SPOS supernet vs stand-alone", flush=True)
-        tau, tau_ap, supernet_scores = _kendall_tau(budget, root, out, randoms, random_derived,
-                                                    spos_ckpt)
-        for cand, score in zip(randoms, supernet_scores):
-            cand.extra["supernet_ap"], cand.extra["supernet_loss"] = score["ap"], score["loss"]
+    ranking: dict[str, Any] = {}
+    if len(randoms) > 1:
+        supernets = {n: out / "strategies" / n / f"seed{seeds[0]}" / "last.ckpt"
+                     for n in ("spos", default)}
+        supernets = {n: p for n, p in supernets.items() if p.is_file()}
+        print(f"ranking: {', '.join(supernets) or 'no'} supernet(s) and the zero-cost proxies "
+              "vs stand-alone", flush=True)
+        ranking = rank_architectures(budget, root, out, randoms, random_derived, supernets)
+        for cand in randoms:  # the keys of protocol 1
+            if "spos_supernet_loss" in cand.extra:
+                cand.extra["supernet_ap"] = cand.extra["spos_supernet_ap"]
+                cand.extra["supernet_loss"] = cand.extra["spos_supernet_loss"]
+    tau = (ranking.get("spos supernet, −loss") or {}).get("tau")
+    tau_ap = (ranking.get("spos supernet, AP") or {}).get("tau")
 
     cands = [*baselines.values(), *randoms, *(c for cs in strategies.values() for c in cs)]
     recipes = {json.dumps({k: v for k, v in c.recipe.items()}, sort_keys=True) for c in cands}
@@ -606,9 +673,11 @@ def main(argv: list[str] | None = None) -> int:
                 else "")
         print(f"goal: {default} {g['goal']}: {_interval(g)}{cost}: "
               f"{'met' if g['met'] else 'MISSED'}")
-    if randoms:
-        print(f"Kendall τ vs stand-alone mean AP, {len(randoms)} random architectures: SPOS "
-              f"supernet's validation loss {tau:.3f}, its AP {tau_ap:.3f} (nan: undefined)")
+    if ranking:
+        print(format_table([f"ranker ({len(randoms)} random architectures)",
+                            "Kendall τ vs stand-alone mean AP"],
+                           [[n, "undefined" if r["tau"] is None else f"{r['tau']:.3f}"]
+                            for n, r in ranking.items()]))
     print(f"every candidate trained with one recipe: {'yes' if len(recipes) == 1 else 'NO'}; "
           f"total {time.time() - start:.0f} s")
     if len(recipes) != 1:
@@ -621,8 +690,7 @@ def main(argv: list[str] | None = None) -> int:
                "strategies": {n: [c.entry() for c in cs] for n, cs in strategies.items()},
                "baselines": {n: c.entry() for n, c in baselines.items()},
                "comparisons": compared, "goals": checked,
-               "kendall_tau": tau if math.isfinite(tau) else None,
-               "kendall_tau_ap": tau_ap if math.isfinite(tau_ap) else None,
+               "ranking": ranking, "kendall_tau": tau, "kendall_tau_ap": tau_ap,
                "seconds": round(time.time() - start, 1)}
     tmp = out / "search_quality.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))

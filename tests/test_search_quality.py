@@ -119,6 +119,17 @@ def test_welch_difference_matches_scipys_welch_interval():
     assert welch_difference([0.2], [0.1, 0.3])["low"] is None
 
 
+def test_kendall_tau_by_hand():
+    from benchmarks.search_quality import kendall_tau
+
+    # pairs (1,2) and (1,3) concordant, (2,3) discordant: τ = (2 − 1) / 3
+    assert kendall_tau([1.0, 2.0, 3.0], [0.1, 0.3, 0.2]) == pytest.approx(1 / 3)
+    assert kendall_tau([3.0, 2.0, 1.0], [0.1, 0.2, 0.3]) == pytest.approx(-1.0)
+    # a constant or non-finite score ranks nothing
+    assert math.isnan(kendall_tau([1.0, 1.0, 1.0], [0.1, 0.2, 0.3]))
+    assert math.isnan(kendall_tau([1.0, float("-inf"), 2.0], [0.1, 0.2, 0.3]))
+
+
 @pytest.mark.e2e
 def test_search_quality_benchmark_smoke(tmp_path):
     out = tmp_path / "bench"
@@ -137,6 +148,17 @@ def test_search_quality_benchmark_smoke(tmp_path):
     assert all(math.isfinite(v) and v > 0 for v in losses) and losses[0] != losses[1]
     tie = summary["random"][0]["ap"] == summary["random"][1]["ap"]
     assert summary["kendall_tau"] is None if tie else summary["kendall_tau"] in (-1.0, 1.0)
+    # every ranker's τ: both supernets (by loss and AP) and the zero-cost proxies; τ of
+    # #params and FLOPs is defined whenever the stand-alone APs differ (distinct architectures)
+    assert set(summary["ranking"]) == {"spos supernet, −loss", "spos supernet, AP",
+                                       "darts supernet, −loss", "darts supernet, AP", "params",
+                                       "flops", "naswot", "synflow"}
+    assert summary["ranking"]["spos supernet, −loss"]["tau"] == summary["kendall_tau"]
+    params = [r["zero_cost"]["params"] for r in summary["random"]]
+    assert params == [r["params"] for r in summary["random"]]  # untrained = derived network
+    expected = None if tie else (1.0 if (params[0] - params[1]) * (
+        summary["random"][0]["ap"] - summary["random"][1]["ap"]) > 0 else -1.0)
+    assert summary["ranking"]["params"]["tau"] == expected
     assert set(summary["strategies"]) == {"darts", "random@cost", "spos", "prune_rate"}
     assert set(summary["baselines"]) == {"hrnet_tiny", "plain_head", "proxy_pick"}
     entries = [*summary["random"], *(e for es in summary["strategies"].values() for e in es),
