@@ -149,6 +149,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "darts-cap1": ("darts", ["search.collapse.max_param_free", "1"]),  # P-DARTS: ≤ 1 parameter-free op
     "darts-cap0": ("darts", ["search.collapse.max_param_free", "0"]),
     "darts-stop": ("darts", ["search.collapse.stop", "0.6"]),  # DARTS+: stop at 2 of 3 parts
+    # β-DARTS: λ 0.005, scaled to the heatmap MSE (≈ 0.005 here, where β-DARTS's λ was set
+    # against a classification cross-entropy of order 1)
+    "darts-beta": ("darts", ["search.collapse.beta_decay", "0.005"]),
     # the hardware-aware objective on top of the cap: a 0.05 GFLOPs budget (128×96)
     "darts-cap1-0.05g": ("darts", ["search.collapse.max_param_free", "1", "search.goal.objective",
                                    "flops_constraint", "search.goal.target_gflops", "0.05"]),

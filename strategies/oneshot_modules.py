@@ -27,6 +27,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
 import numpy as np
 from torch import nn
 
+from strategies.beta_decay import beta_decay_loss, beta_decay_weight
 from strategies.cost import ExpectedCost, objective_loss
 from strategies.latency import LatencyTable, latency_table_path, space_latency_table
 from strategies.unrolled import unrolled_arch_gradient
@@ -140,15 +141,26 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
         return cost
 
     def arch_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """The architecture step's loss: the pose loss, under the search objective."""
+        """The architecture step's loss: the pose loss, under the search objective, plus
+        β-DARTS's Beta-Decay term when ``search.collapse.beta_decay`` is set."""
         loss = self.training_module.training_step(batch, batch_idx)
-        if self.expected_cost is None:
+        if loss is None:
             return loss
-        expected = self.expected_cost()
-        self.log(f"search/expected_{'ms' if self.expected_cost.unit == 'ms' else 'gflops'}",
-                 expected.detach(), on_step=False, on_epoch=True)
-        goal = self.cfg.search.goal
-        return objective_loss(loss, expected, goal.objective, goal.target, goal.penalty_weight)
+        if self.expected_cost is not None:
+            expected = self.expected_cost()
+            self.log(f"search/expected_{'ms' if self.expected_cost.unit == 'ms' else 'gflops'}",
+                     expected.detach(), on_step=False, on_epoch=True)
+            goal = self.cfg.search.goal
+            loss = objective_loss(loss, expected, goal.objective, goal.target,
+                                  goal.penalty_weight)
+        weight = beta_decay_weight(self.cfg.search.collapse.beta_decay,
+                                   self.trainer.current_epoch, self.warmup_epochs,
+                                   self.trainer.max_epochs)
+        if weight:
+            beta = beta_decay_loss(self.arch_parameters())
+            self.log("search/beta_decay", beta.detach(), on_step=False, on_epoch=True)
+            loss = loss + weight * beta
+        return loss
 
     def arch_step(self, arch_opt: Any, batch: Any, batch_idx: int) -> None:
         """One architecture step on ``batch``: the gradient of the architecture loss with

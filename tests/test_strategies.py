@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -179,6 +180,22 @@ def test_multitrial_resume_replays_and_a_failing_trial_is_skipped(coco_root, tmp
     assert r.returncode == 2 and "no trial succeeded" in r.stderr
     lines = [json.loads(x) for x in (bad / "history.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and all(x["status"] == "failed" and "error" in x for x in lines)
+
+
+@pytest.mark.e2e
+def test_darts_with_beta_decay_logs_the_term(coco_root, tmp_path):
+    # β-DARTS's regulariser enters the architecture loss: the epoch's mean L_β is logged. With
+    # α near its initial 0 after one short epoch it is the mean of log(#candidates) over the
+    # decisions: log 4 for the 4-operation edges, log 2 for the 2-candidate widths and inputs
+    import csv
+
+    out = tmp_path / "beta"
+    r = search(coco_root, "darts", out, "search.collapse.beta_decay", "0.005")
+    assert r.returncode == 0, r.stderr[-3000:]
+    (metrics,) = (out / "logs").rglob("metrics.csv")
+    values = [float(row["search/beta_decay"]) for row in csv.DictReader(metrics.open())
+              if row.get("search/beta_decay")]
+    assert len(values) == 1 and math.log(2) - 0.05 < values[0] < math.log(4) + 0.05
 
 
 @pytest.mark.e2e

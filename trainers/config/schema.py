@@ -208,6 +208,11 @@ class CollapseConfig:
     #: parameter-free operations (strategies.collapse) and keeps the best epoch before it;
     #: 0: off
     stop: float = bounded(0.0, ge=0, le=1)
+    #: β-DARTS's Beta-Decay regularisation (Ye et al. 2022; strategies.beta_decay): the final
+    #: weight λ of the mean log-sum-exp of α added to the architecture loss of the gradient
+    #: strategies (darts, darts2, gumbel, sync), ramped linearly over the architecture epochs;
+    #: 0: off
+    beta_decay: float = bounded(0.0, ge=0)
 
 
 @dataclass(frozen=True, kw_only=True)
