@@ -194,17 +194,6 @@ class Candidate:
                 "recipe": self.recipe, **self.extra}
 
 
-def _drop_handlers_to(stream: Any) -> None:
-    """Remove the logging handlers a command installed on ``stream`` (its redirected stderr,
-    about to be closed), so later messages do not fail on a closed file."""
-    loggers = [logging.getLogger(), *(v for v in logging.root.manager.loggerDict.values()
-                                      if isinstance(v, logging.Logger))]
-    for log in loggers:
-        for handler in list(log.handlers):
-            if getattr(handler, "stream", None) is stream:
-                log.removeHandler(handler)
-
-
 class Steps:
     """Runs the commands' ``main`` in this process, their output into ``OUT/logs/NAME.log``."""
 
@@ -220,8 +209,6 @@ class Steps:
                 rc = main(argv)
             except SystemExit as err:  # argparse
                 rc = err.code if isinstance(err.code, int) else 1
-            finally:
-                _drop_handlers_to(f)
         seconds = time.time() - t0
         if rc:
             tail = log.read_text()[-3000:]
@@ -241,6 +228,13 @@ def recipe_overrides(size: str, epochs: int, root: Path, seed: int = 0) -> list[
             "train.lr_steps", json.dumps(steps), "seed", str(seed)]
 
 
+def best_ap(run: Path) -> float:
+    """The best validation AP ``train_derived.py`` recorded in ``run/metrics.json`` (nan when
+    no epoch scored)."""
+    best = json.loads((run / "metrics.json").read_text())["best"]
+    return float(best) if best is not None else float("nan")
+
+
 def _search_overrides(budget: Budget, root: Path, seed: int, extra: list[str],
                       fill: dict[str, str] | None = None) -> list[str]:
     over = ["dataset.root", str(root), "model.input_size", budget.size, "seed", str(seed),
@@ -257,18 +251,19 @@ def _train(steps: Steps, cand: Candidate, out: Path, budget: Budget, root: Path,
     """Train ``cand`` (an arch file or a named model) with every training seed, into
     ``out/seedT``."""
     tag = cand.name + (f"_s{cand.search_seed}" if cand.search_seed is not None else "")
+    seeds: list[int | None] = []
     for t in range(budget.train_seeds):
         where = out / f"seed{t}"
         argv = ["--cfg", str(RECIPE_CFG), "--out", str(where), "--no-progress",
                 *recipe_overrides(budget.size, budget.recipe_epochs, root, t)]
         argv += ["--arch", str(arch)] if arch else ["--model", str(model)]
         cand.train_s += steps(f"train_{tag}_t{t}", train_derived.main, argv)
+        cand.aps.append(best_ap(where))
         metrics = json.loads((where / "metrics.json").read_text())
-        cand.aps.append(float(metrics["best"]) if metrics["best"] is not None else float("nan"))
         recipe = {**metrics.get("recipe", {}), "epochs_trained": len(metrics["epochs"]),
                   "world_size": metrics.get("world_size")}
-        seeds = cand.recipe.get("seeds", []) + [recipe.get("seed")]
-        cand.recipe = {**{k: v for k, v in recipe.items() if k != "seed"}, "seeds": seeds}
+        seeds.append(recipe.pop("seed", None))
+        cand.recipe = {**recipe, "seeds": seeds}  # the seeds aside, every training's alike
     return cand
 
 
@@ -334,11 +329,10 @@ def _plain_head_arch(budget: Budget, root: Path, out: Path) -> Path:
     return path
 
 
-def _supernet_scores(budget: Budget, root: Path, out: Path, derived: list[Path],
-                     supernet: Path, tag: str) -> list[dict[str, float]]:
-    """The supernet's validation AP and loss of each architecture: inherited weights, BN
-    recalibrated on 8 training batches, no training."""
-    cfg = load_config(RECIPE_CFG, recipe_overrides(budget.size, budget.recipe_epochs, root))
+def _supernet_scores(cfg: Any, out: Path, derived: list[Path], supernet: Path,
+                     tag: str) -> list[dict[str, float]]:
+    """The supernet's validation AP and loss of each architecture (``cfg``: the recipe's
+    config): inherited weights, BN recalibrated on 8 training batches, no training."""
     scores = []
     for k, path in enumerate(derived):
         network = inherited_network(load_arch(path), str(supernet))
@@ -352,14 +346,13 @@ def _supernet_scores(budget: Budget, root: Path, out: Path, derived: list[Path],
     return scores
 
 
-def _proxy_scores(budget: Budget, root: Path, derived: list[Path]) -> list[dict[str, float]]:
+def _proxy_scores(cfg: Any, derived: list[Path]) -> list[dict[str, float]]:
     """Every zero-cost proxy (strategies.zero_cost) of each architecture, untrained (initial
-    weights of seed 0), on one batch of 16 augmented training crops (seed 0)."""
+    weights of seed 0), on one batch of 16 augmented training crops of ``cfg`` (seed 0)."""
     from trainers.data.loader import build_loader
     from trainers.data.registry import build_dataset
     from trainers.data.topdown import normalize_images
 
-    cfg = load_config(RECIPE_CFG, recipe_overrides(budget.size, budget.recipe_epochs, root))
     batch = next(iter(build_loader(build_dataset(cfg, "train"), 16, shuffle=True,
                                    num_workers=0, seed=0)))
     images = normalize_images(batch["image"], cfg.dataset.color_rgb).contiguous()
@@ -387,15 +380,16 @@ def rank_architectures(budget: Budget, root: Path, out: Path, randoms: list[Cand
     (by validation loss negated, and by AP) and each zero-cost proxy. Records every score on
     the candidates (``extra``)."""
     truth = [c.ap for c in randoms]
+    cfg = load_config(RECIPE_CFG, recipe_overrides(budget.size, budget.recipe_epochs, root))
     rankers: dict[str, list[float]] = {}
     for name, ckpt in supernets.items():
-        scores = _supernet_scores(budget, root, out, derived, ckpt, name)
+        scores = _supernet_scores(cfg, out, derived, ckpt, name)
         rankers[f"{name} supernet, −loss"] = [-s["loss"] for s in scores]
         rankers[f"{name} supernet, AP"] = [s["ap"] for s in scores]
         for cand, score in zip(randoms, scores):
             cand.extra[f"{name}_supernet_ap"], cand.extra[f"{name}_supernet_loss"] = \
                 score["ap"], score["loss"]
-    proxies = _proxy_scores(budget, root, derived)
+    proxies = _proxy_scores(cfg, derived)
     for name in PROXIES:
         rankers[name] = [p[name] for p in proxies]
     for cand, p in zip(randoms, proxies):

@@ -38,7 +38,7 @@ import torch
 from scipy import stats
 
 from benchmarks.search_quality import RECIPE_CFG, Budget, BUDGETS, Steps, _plain_head_arch, \
-    recipe_overrides
+    best_ap, recipe_overrides
 from trainers import train_derived
 from trainers.data.synthetic import write_coco
 from trainers.report import format_table
@@ -53,11 +53,6 @@ def mean_interval(values: list[float], confidence: float = 0.95) -> tuple[float,
     half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * statistics.stdev(values) \
         / len(values) ** 0.5
     return mean, mean - half, mean + half
-
-
-def _ap(run: Path) -> float:
-    best = json.loads((run / "metrics.json").read_text())["best"]
-    return float(best) if best is not None else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         for e in epochs:
             where = out / f"e{e}" / f"s{seed}"
             seconds = steps(f"train_e{e}_s{seed}", train_derived.main, argv_for(e, seed, where))
-            runs[e].append({"seed": seed, "ap": _ap(where), "seconds": round(seconds, 1)})
+            runs[e].append({"seed": seed, "ap": best_ap(where), "seconds": round(seconds, 1)})
             write()
     if not args.no_repro:
         e, where = epochs[0], out / "repro"
@@ -119,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if r.returncode:
             sys.exit(f"separate-process run failed:\n{r.stderr[-3000:]}")
         summary["repro"] = {"epochs": e, "seed": 0, "in_process": runs[e][0]["ap"],
-                            "separate_process": _ap(where), "seconds": round(time.time() - t0)}
+                            "separate_process": best_ap(where), "seconds": round(time.time() - t0)}
         summary["reproducible"] = summary["repro"]["in_process"] == \
             summary["repro"]["separate_process"]
     rows, table = [], {}

@@ -125,3 +125,37 @@ def test_every_console_script_names_a_main_and_the_commands_have_one():
     r = __import__("subprocess").run([str(script), "--help"], capture_output=True, text=True,
                                      timeout=300)
     assert r.returncode == 0 and "darts2" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_logging_follows_a_redirect_and_leaves_no_handler_on_a_closed_file():
+    # a command run in-process under redirect_stdout/stderr (as the benchmarks run them) logs
+    # into the redirect; once it is closed, later records go to the streams of the moment
+    import contextlib
+    import io
+    import logging
+    import sys
+
+    from trainers.cli import configure_logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            configure_logging()
+            logging.getLogger("trainers.x").info("inside")
+            logging.getLogger("trainers.x").warning("careful")
+        assert out.getvalue() == "inside\n"
+        assert err.getvalue() == "WARNING trainers.x: careful\n"
+        out.close()
+        err.close()
+        later_out, later_err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(later_out), contextlib.redirect_stderr(later_err):
+            logging.getLogger("trainers.x").info("after")  # no "I/O on closed file" error
+        assert later_out.getvalue() == "after\n" and later_err.getvalue() == ""
+    finally:
+        for handler in list(root.handlers):
+            if handler not in before:
+                root.removeHandler(handler)
+    assert sys.stdout is not out
+

@@ -196,6 +196,25 @@ class _OwnInfo(logging.Filter):
         return record.levelno < logging.WARNING and record.name.split(".")[0] in _OWN
 
 
+class _CurrentStreamHandler(logging.StreamHandler):
+    """A handler writing to whatever ``sys.<name>`` is when a record is emitted (as logging's
+    own last-resort handler does), not to the stream of the moment it was made: a command run
+    in-process under ``contextlib.redirect_stdout``/``redirect_stderr`` logs into the redirect,
+    and no handler is left holding the redirect's file once it is closed."""
+
+    def __init__(self, name: str) -> None:
+        self._sys_attr = name  # not _name: logging.Handler's own name
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return getattr(sys, self._sys_attr)
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it: always sys.<name>
+        pass
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Our INFO lines to stdout (plain), every WARNING and above to stderr (``LEVEL name:
     message``); other libraries' INFO records stay silent; rank zero only under DDP."""
@@ -203,10 +222,10 @@ def configure_logging(level: int = logging.INFO) -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_posenas", False):
             root.removeHandler(handler)
-    out = logging.StreamHandler(sys.stdout)
+    out = _CurrentStreamHandler("stdout")
     out.setFormatter(logging.Formatter("%(message)s"))
     out.addFilter(_OwnInfo())
-    err = logging.StreamHandler(sys.stderr)
+    err = _CurrentStreamHandler("stderr")
     err.setLevel(logging.WARNING)
     err.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     for handler in (out, err):
