@@ -2,7 +2,8 @@
 benchmark, protocol v2 (issue 27).
 
     python -m benchmarks.search_quality --budget smoke|small|ranking|full [--out DIR] [--json]
-        [--strategies NAME,...] [--seeds N] [--first-seed S] [--train-seeds N] [--random K]
+        [--strategies NAME,...] [--default NAME] [--seeds N] [--first-seed S]
+        [--train-seeds N] [--random K]
 
 On the synthetic COCO-layout task, in the demo's space (configs/search/synthetic_tiny.yaml), with
 the real commands (``strategies.search``, ``strategies.prune``, ``train_derived.py``, each run in
@@ -16,7 +17,8 @@ them (± the sample std):
   the default strategy's derived network of the same seed (APRCP after the search);
   ``random@cost`` is NNI's random search **at the default strategy's cost**: trials of
   ``search.trial_epochs`` epochs until the default's search time of the same seed is spent
-  (``search.max_seconds``), the best by validation AP;
+  (``search.max_seconds``), the best by validation AP, under the default's ``search.goal``
+  (``--default darts@plain``: trials above the plain head's GFLOPs score 0);
 - **baselines**: ``hrnet_tiny``; the plain-head network on the space's backbone (3 stages, full
   widths); and the **zero-cost proxy pick**: the random architecture with the most parameters
   among :attr:`Budget.proxy_draws` draws whose GFLOPs are at most the plain head's;
@@ -31,8 +33,8 @@ them (± the sample std):
 **Comparisons** are differences of mean AP with a 95 % Welch interval, over the units of each
 side: a strategy's unit is one search seed (its network's mean over the training seeds), a
 baseline's one training seed. The verdict is "better" / "worse" when the interval excludes 0,
-else "no difference resolved". The goals (issue 27) compare the default strategy (the one
-``make demo`` uses) with the plain head at ≤ its GFLOPs, with random search at equal cost, and
+else "no difference resolved". The goals (issue 27) compare the default strategy (``--default``;
+the one ``make demo`` uses unless given) with the plain head at ≤ its GFLOPs, with random search at equal cost, and
 with ``hrnet_tiny`` at ≤ 0.5× its GFLOPs.
 
 Prints the per-candidate table, the summary (mean ± std, GFLOPs), the comparisons and the goals;
@@ -140,7 +142,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "prune_rate": ("prune_rate", []),
     # random search at the default's cost: COST is the default's search seconds, same seed
     "random@cost": ("random", ["search.max_seconds", "COST"]),
-    # the default under goal 1's cost: PLAIN is the plain head's GFLOPs (flops_constraint)
+    # the default under goal 1's cost: PLAIN is the plain head's GFLOPs (flops_constraint;
+    # the Prune step makes it hard, strategies.budget)
     "darts@plain": ("darts", ["search.goal.objective", "flops_constraint",
                               "search.goal.target_gflops", "PLAIN"]),
     # remedies of the collapse to parameter-free operations
@@ -162,6 +165,13 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "darts-plain-w0.5-0.029g": ("darts", ["search.collapse.max_param_free", "-1",
                                           *_HALF_WIDTHS_AT_GOAL2_COST]),
 }
+
+
+def goal_overrides(overrides: list[str]) -> list[str]:
+    """The ``search.goal.*`` key/value pairs of a variant's overrides (what random@cost takes
+    over from the default it is compared with)."""
+    pairs = zip(overrides[::2], overrides[1::2])
+    return [x for key, value in pairs if key.startswith("search.goal.") for x in (key, value)]
 
 
 @dataclass
@@ -528,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-baselines", action="store_true",
                    help="skip hrnet_tiny and the zero-cost proxy pick (the plain head stays: "
                    "darts@plain's budget)")
+    p.add_argument("--default", default=SEARCH_STRATEGY, choices=list(VARIANTS),
+                   help="the strategy (or variant) the goals judge and random@cost matches in "
+                   f"search time and goal (default: {SEARCH_STRATEGY}, the demo's)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", action="store_true", help="last line: the summary as JSON")
     args = p.parse_args(argv)
@@ -542,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         p.error(f"--strategies: unknown {unknown}; known: {', '.join(VARIANTS)}")
-    default = SEARCH_STRATEGY
+    default = args.default
     if {"prune_rate", "random@cost"} & set(names) and default not in names:
         names.insert(0, default)  # they need the default strategy's network and search time
     names.sort(key=lambda n: n != default)  # the default first in each seed
@@ -601,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in seeds:
         for name in names:
             strategy, extra = VARIANTS[name]
+            if name == "random@cost":  # the default's objective too: its cost, its constraint
+                extra = extra + goal_overrides(VARIANTS[default][1])
             print(f"{name}, search seed {seed}", flush=True)
             sdir = out / "strategies" / name / f"seed{seed}"
             fill = {"PLAIN": str(baselines["plain_head"].gflops)}

@@ -15,6 +15,9 @@ PNFS's ``Prune(Arch, prune_cells=True, prune_operations=True)`` plus channel pru
 - cells: every cell, route, adapter or backbone branch without a path to a part's output is
   dropped — :func:`~search_space.pose_space.freeze` does this for every architecture (they
   cannot change the output); the report counts them;
+- cost: under ``search.goal.objective: flops_constraint`` (GFLOPs, ``search.goal.hard`` on) the
+  derived network is brought within ``target_gflops`` by the changes that cost α/β least
+  (:mod:`strategies.budget`); ``derived.json``'s ``metrics.budget`` says what changed;
 - an ``arch.json`` without α/β (multi-trial, SPOS, prune_rate) keeps its choices.
 
 With ``--weights`` (a search checkpoint, ``last.ckpt``) it also writes ``derived.pth``: the state
@@ -35,6 +38,7 @@ import torch
 from search_space.counting import param_flop_report
 from search_space.operations import PARAMETER_FREE, ZERO
 from search_space.supernet import build
+from strategies.budget import fit_to_budget
 from trainers.network.arch_file import ArchFile, check_choices, load_arch, save_arch
 from trainers.network.build import build_network, spec_from_arch
 from trainers.weights.checkpoint import save_state_dict
@@ -135,9 +139,12 @@ def prune_arch(arch: ArchFile, prune_operations: bool = True) -> ArchFile:
     """The derived architecture of ``arch`` (validated against its space)."""
     choices = derive_choices(arch, prune_operations)
     check_choices(arch.config, choices, arch.path)
+    fit = fit_to_budget(arch, choices, prune_operations)
     metrics: dict[str, Any] = {"source": arch.path}
     metrics.update({f"search_{k}": v for k, v in arch.metrics.items()
                     if isinstance(v, (int, float, str))})
+    if fit is not None:
+        metrics["budget"] = fit.record()
     channels = {k: v for k, v in arch.channels.items() if choices.get(k) == len(v)}
     return ArchFile(arch.config, choices, "derived", {}, metrics, arch.path, channels)
 
@@ -183,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(["network", "params (M)", "GFLOPs", "cells"], rows))
     print(f"cells removed (no path to an output): {total_cells - kept} of {total_cells}; "
           f"edges set to Zero: {zero_edges}")
+    budget = derived.metrics.get("budget")
+    if budget:
+        print(f"hard budget {budget['target_gflops']:.4g} GFLOPs: "
+              + ("met" if budget["met"] else "NOT met")
+              + f" ({budget['gflops_before']:.4g} -> {budget['gflops']:.4g} GFLOPs; "
+              f"{len(budget['changed'])} choices changed"
+              + ("; the parameter-free cap relaxed" if budget["cap_relaxed"] else "") + ")")
     print(f"wrote {args.out}" + (f" and {state_out}" if state_out else ""))
     return 0
 

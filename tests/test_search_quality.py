@@ -130,6 +130,16 @@ def test_kendall_tau_by_hand():
     assert math.isnan(kendall_tau([1.0, float("-inf"), 2.0], [0.1, 0.2, 0.3]))
 
 
+def test_random_at_cost_takes_over_the_defaults_goal_only():
+    from benchmarks.search_quality import VARIANTS, goal_overrides
+
+    assert goal_overrides(VARIANTS["darts@plain"][1]) == [
+        "search.goal.objective", "flops_constraint", "search.goal.target_gflops", "PLAIN"]
+    assert goal_overrides(["search.collapse.max_param_free", "1", "search.goal.cost",
+                           "latency", "search.epochs", "2"]) == ["search.goal.cost", "latency"]
+    assert goal_overrides(VARIANTS["darts"][1]) == []
+
+
 @pytest.mark.e2e
 def test_search_quality_benchmark_smoke(tmp_path):
     out = tmp_path / "bench"

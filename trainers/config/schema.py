@@ -159,6 +159,10 @@ class GoalConfig:
     penalty_weight: float = bounded(0.07, ge=0)
     #: the latency table (JSON); "" = latency_table.json in the search's output folder
     latency_table: str = ""
+    #: ``flops_constraint`` on GFLOPs: the Prune step makes target_gflops a hard constraint on
+    #: the derived network (cheapest-by-α/β changes until it fits; strategies.budget); off:
+    #: the search's soft penalty only
+    hard: bool = True
 
     @property
     def target(self) -> float:
