@@ -155,6 +155,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # β-DARTS: λ 0.005, scaled to the heatmap MSE (≈ 0.005 here, where β-DARTS's λ was set
     # against a classification cross-entropy of order 1)
     "darts-beta": ("darts", ["search.collapse.beta_decay", "0.005"]),
+    # PC-DARTS's partial channel connections: the mixed operations see a quarter of the channels
+    "darts-pc": ("darts", ["space.cell_config.partial_channels", "4"]),
     # the hardware-aware objective on top of the cap: a 0.05 GFLOPs budget (128×96)
     "darts-cap1-0.05g": ("darts", ["search.collapse.max_param_free", "1", "search.goal.objective",
                                    "flops_constraint", "search.goal.target_gflops", "0.05"]),
@@ -165,6 +167,16 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "darts-plain-w0.5-0.029g": ("darts", ["search.collapse.max_param_free", "-1",
                                           *_HALF_WIDTHS_AT_GOAL2_COST]),
 }
+
+
+def console_warnings_only() -> None:
+    """The benchmark's console shows warnings and errors only: the commands it runs set our
+    loggers to INFO, and their records (in ``OUT/logs/``) must not also reach the console
+    through the root handler."""
+    logging.basicConfig(stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if not getattr(handler, "_posenas", False):
+            handler.setLevel(logging.WARNING)
 
 
 def goal_overrides(overrides: list[str]) -> list[str]:
@@ -560,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         names.insert(0, default)  # they need the default strategy's network and search time
     names.sort(key=lambda n: n != default)  # the default first in each seed
     torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    console_warnings_only()
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "nni"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import statistics
 import subprocess
@@ -38,7 +37,7 @@ import torch
 from scipy import stats
 
 from benchmarks.search_quality import RECIPE_CFG, Budget, BUDGETS, Steps, _plain_head_arch, \
-    best_ap, recipe_overrides
+    best_ap, console_warnings_only, recipe_overrides
 from trainers import train_derived
 from trainers.data.synthetic import write_coco
 from trainers.report import format_table
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(e < 1 for e in epochs) or args.seeds < 1:
         p.error("--epochs and --seeds must be ≥ 1")
     torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    console_warnings_only()
     warnings.filterwarnings("ignore")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

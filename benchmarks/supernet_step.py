@@ -7,6 +7,8 @@ Cases (each in its own process, so peak memory is its own):
   ``configs/spaces/pnfs_hrnet_w32_cnf5.yaml`` (width choices and α/β), fed a small synthetic
   COCO set written once (``--data``): one architecture step (first or second order) on one half
   of the training set + one weight step on the other, timed per training batch by a callback;
+- ``darts_pc``: ``darts`` with PC-DARTS's partial channel connections
+  (``space.cell_config.partial_channels 4``: the mixed operations see a quarter of the channels);
 - ``darts_textbook``: ``darts`` with the architecture half-step as it was before it took the
   gradient of α/β alone (a full backward through every weight), for a side-by-side figure;
 - ``posenfs``: the PoseNFS reference code's first-order search step, side by side: its network
@@ -51,7 +53,8 @@ from trainers.report import format_table
 
 REPO = Path(__file__).resolve().parent.parent
 SPACE = REPO / "configs" / "spaces" / "pnfs_hrnet_w32_cnf5.yaml"
-CASES = ["darts", "darts_textbook", "darts2", "posenfs", "all_ops", "argmax"]
+CASES = ["darts", "darts_pc", "darts_textbook", "darts2", "posenfs", "all_ops", "argmax"]
+PC_DARTS_K = 4  #: the ``darts_pc`` case's partial_channels (PC-DARTS's K)
 
 
 def _space(search: bool):
@@ -126,7 +129,8 @@ def _strategy_case(args, device: torch.device) -> dict:
         "train.limit_train_batches", str(args.steps + 1), "test.flip_test", "false",
         "test.batch_size", "4", "train.devices", "1", "train.precision", args.precision,
         "train.channels_last", str(not args.nchw).lower(),
-        *(["space.backbone.width_multipliers", "[]"] if args.no_widths else [])])
+        *(["space.backbone.width_multipliers", "[]"] if args.no_widths else []),
+        *(["space.cell_config.partial_channels", str(args.partial)] if args.partial > 1 else [])])
     with tempfile.TemporaryDirectory() as tmp:
         run_oneshot(cfg, args.case, Path(tmp), progress=False, callbacks=[callback])
     return {"case": args.case, "seconds": statistics.median(timer.times[1:]),
@@ -187,10 +191,12 @@ def _run_case(args) -> dict:
     name, _, variant = args.case.partition("@")
     args.precision = "bf16-mixed" if variant == "bf16" else "32-true"
     args.case = name
-    if args.case in ("darts", "darts2", "darts_textbook"):
-        args.textbook = args.case == "darts_textbook"
-        args.case = args.case.replace("_textbook", "")
-        return {**_strategy_case(args, device), "case": args.case + ("_textbook" if args.textbook else "")}
+    if args.case in ("darts", "darts2", "darts_textbook", "darts_pc"):
+        case = args.case
+        args.textbook = case == "darts_textbook"
+        args.partial = PC_DARTS_K if case == "darts_pc" else 1
+        args.case = "darts2" if case == "darts2" else "darts"
+        return {**_strategy_case(args, device), "case": case}
     loss_fn = torch.nn.MSELoss()
     if args.case == "posenfs":
         return _posenfs_case(args, device, loss_fn)

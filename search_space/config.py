@@ -67,6 +67,12 @@ class CellConfig:
     hidden_states_num: int = 1
     factor: int = 16  #: cell channels = factor × size_type (/4: 1/4 scale has 4·factor)
     input_nodes_num: int = 1
+    #: PC-DARTS's partial channel connections (Xu et al., ICLR 2020, arXiv:1907.05737): K > 1
+    #: sends 1/K of a cell's channels through the supernet's mixed operations, the others
+    #: bypass them, then the channels are shuffled; less memory and time per search step. The
+    #: frozen network uses every channel (it trains from scratch: no inherited weights). PC-DARTS
+    #: uses 4; 1 = off
+    partial_channels: int = 1
 
     def __post_init__(self) -> None:
         unknown = [op for op in self.operators if op not in OPERATIONS]
@@ -90,6 +96,10 @@ class CellConfig:
                                "PNFS paper; the released checkpoints' second node was unused)")
         if self.factor < 1 or self.vector_dim < 1:
             raise UserInputError.at_field("factor" if self.factor < 1 else "vector_dim", "must be positive")
+        if self.partial_channels < 1 or (self.factor * sizes[0]) % self.partial_channels:
+            raise UserInputError.at_field("partial_channels", "must be at least 1 and divide the "
+                                          f"smallest cell width factor × 4 = {self.factor * 4}, "
+                                          f"got {self.partial_channels}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,9 @@ computed: a cell resamples each distinct source once.
 
 Inside a cell: one input node and ``hidden_states_num`` hidden nodes, each the sum of a mixed
 operation over every earlier node; the hidden nodes are concatenated and a 1×1 conv brings them
-back to the cell's width.
+back to the cell's width. With ``partial_channels`` K > 1 (PC-DARTS) a supernet edge's mixed
+operation sees only the first C/K channels of its input (its candidates are built C/K wide),
+the other channels bypass it, and the result is channel-shuffled (:func:`partial_channel_edge`).
 
 One class serves the supernet (NNI ``InputChoice``/``LayerChoice``) and the frozen network (only
 the chosen route and operations; cells with no path to the output are not built; a cell whose
@@ -43,7 +45,8 @@ from search_space.operations import ZERO, make_operation
 from search_space.config import CellConfig
 
 __all__ = ["FabricGeometry", "Fabric", "Cell", "UniformOperations", "ChosenOperation",
-           "slot_routes", "SLOT_NAMES", "pyramid_levels_read"]
+           "slot_routes", "SLOT_NAMES", "pyramid_levels_read", "channel_shuffle",
+           "partial_channel_edge"]
 
 #: the three slots of a cell, in the order of its β
 SLOT_NAMES = ("same", "from_higher", "from_lower")
@@ -131,6 +134,21 @@ class ChosenOperation(nn.ModuleDict):
         return next(iter(self.values()))(x)
 
 
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle: (N, C, H, W) → (N, C, H, W) with channel ``g·(C/groups)+i``
+    moved to ``i·groups+g`` (Zhang et al. 2018, arXiv:1707.01083)."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def partial_channel_edge(edge: nn.Module, x: torch.Tensor, k: int) -> torch.Tensor:
+    """PC-DARTS's partial channel connection (Xu et al. 2020, arXiv:1907.05737, eq. 2): the
+    mixed operation ``edge`` on the first C/K channels of ``x`` (N, C, H, W), the others passed
+    through, then :func:`channel_shuffle` with K groups. (N, C, H, W) → (N, C, H, W)."""
+    c = x.shape[1] // k
+    return channel_shuffle(torch.cat([edge(x[:, :c]), x[:, c:]], dim=1), k)
+
+
 class ConstantMap(nn.Module):
     """A cell whose operations are all ``Zero``: its 1×1 conv's bias at every pixel."""
 
@@ -199,11 +217,15 @@ class Cell(nn.Module):
         decisions: β and the operation of every edge (see :class:`CellDecisions`).
         operators: candidate operation names.
         hidden: hidden nodes per cell.
+        partial: PC-DARTS's K for the supernet's ``LayerChoice`` edges (built C/K wide).
     """
 
     def __init__(self, scale: int, widths: Sequence[int], slots: Sequence[tuple[str, int]],
-                 decisions: CellDecisions, operators: Sequence[str], hidden: int) -> None:
+                 decisions: CellDecisions, operators: Sequence[str], hidden: int,
+                 partial: int = 1) -> None:
         super().__init__()
+        self.partial = partial
+        self.partial_edges: set[str] = set()  # keys of the edges that see C/K channels
         c = widths[scale]
         self.scale = scale
         self.slots = tuple(slots)
@@ -245,6 +267,8 @@ class Cell(nn.Module):
             edge = decisions.edges[e]
             if _is_nni(edge, "LayerChoice"):
                 self.edges[f"e{e}"] = edge
+                if partial > 1:
+                    self.partial_edges.add(f"e{e}")
             elif edge is None:
                 self.edges[f"e{e}"] = UniformOperations(operators, c)
             elif edge != ZERO and src in live_nodes and dst in live_nodes:
@@ -284,7 +308,10 @@ class Cell(nn.Module):
             key = f"e{e}"
             if key not in self.edges or nodes[src] is None:
                 continue
-            y = self.edges[key](nodes[src])
+            if key in self.partial_edges:
+                y = partial_channel_edge(self.edges[key], nodes[src], self.partial)
+            else:
+                y = self.edges[key](nodes[src])
             nodes[dst] = y if nodes[dst] is None else nodes[dst] + y
         hidden = [nodes[1 + n] for n in self.live]
         return self.merge(hidden[0] if len(hidden) == 1 else torch.cat(hidden, dim=1))
@@ -321,6 +348,7 @@ class Fabric(nn.Module):
         geo = self.geometry
         decisions: dict[tuple[int, int], CellDecisions] = {}
         edges = _edge_pairs(cfg.hidden_states_num)
+        partial = cfg.partial_channels if chooser.searching and cfg.search_alpha else 1
         for j, i in geo.cells():
             beta = (chooser.input(f"{prefix}/l{j}s{i}/input", len(SLOT_NAMES))
                     if cfg.search_beta else None)
@@ -331,8 +359,9 @@ class Fabric(nn.Module):
                     continue
                 label = (f"{prefix}/cell/edge{e}_op" if cfg.one_shot_search
                          else f"{prefix}/l{j}s{i}/cell/edge{e}_op")
-                ops.append(chooser.operation(label, cfg.operators,
-                                             lambda name, c=self.widths[i]: make_operation(name, c)))
+                ops.append(chooser.operation(
+                    label, cfg.operators,
+                    lambda name, c=self.widths[i] // partial: make_operation(name, c)))
             decisions[(j, i)] = CellDecisions(beta, ops)
 
         needed = self._needed_cells(decisions, cfg) if not chooser.searching else None
@@ -342,7 +371,7 @@ class Fabric(nn.Module):
                 continue
             slots = slot_routes(i, geo.cells_in_layer(j - 1))
             self.cells[f"l{j}s{i}"] = Cell(i, self.widths, slots, decisions[(j, i)],
-                                           cfg.operators, cfg.hidden_states_num)
+                                           cfg.operators, cfg.hidden_states_num, partial)
         used_levels = (range(geo.pyramid_levels) if needed is None
                        else sorted(i for j, i in needed if j == geo.cut - 1))
         self.adapters = nn.ModuleDict()

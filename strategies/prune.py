@@ -36,6 +36,7 @@ from typing import Any, Mapping
 import torch
 
 from search_space.counting import param_flop_report
+from search_space.errors import UserInputError
 from search_space.operations import PARAMETER_FREE, ZERO
 from search_space.supernet import build
 from strategies.budget import fit_to_budget
@@ -119,7 +120,17 @@ def _cap_param_free(choices: dict[str, Any], alpha: Mapping[str, Mapping[str, fl
 
 def inherited_network(derived: ArchFile, weights: str) -> torch.nn.Module:
     """The frozen network of ``derived`` with the weights of the search checkpoint ``weights``
-    (the kept channels of a channel-pruned architecture, else the leading ones)."""
+    (the kept channels of a channel-pruned architecture, else the leading ones).
+
+    Raises:
+        UserInputError: a partial-channel supernet (PC-DARTS), whose operations are 1/K wide.
+    """
+    k = derived.config.space.cell_config.partial_channels
+    if k > 1:
+        raise UserInputError(weights, f"a partial-channel supernet (space.cell_config."
+                             f"partial_channels {k}) ran its operations on 1/{k} of the "
+                             "channels: the derived network trains from scratch, as in PC-DARTS",
+                             field="--weights")
     return build_network(spec_from_arch(derived), weights, inherit=True, field="--weights")
 
 

@@ -147,6 +147,7 @@ def test_search_quality_benchmark_smoke(tmp_path):
                    "--threads", "1", "--json")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "Logging error" not in r.stderr
+    assert "train loss" not in r.stderr  # the commands' INFO lines stay in OUT/logs/
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["default"] == "darts" and summary["protocol"] == 2  # make demo's strategy
     assert set(summary) >= {"default", "random", "strategies", "baselines", "kendall_tau",

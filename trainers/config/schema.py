@@ -339,6 +339,12 @@ class Config:
         if not self.name or "/" in self.name or "\\" in self.name or self.name in (".", ".."):
             raise UserInputError.at_field("name", "a run name is one folder name (it becomes "
                                           f"output_dir/name), got {self.name!r}")
+        if self.space.cell_config.partial_channels > 1 and self.search.goal.objective != "metric":
+            raise UserInputError.at_field(
+                "space.cell_config.partial_channels", "partial channels (PC-DARTS) run the "
+                "supernet's operations 1/K wide, so its expected cost is not the derived "
+                f"network's: use it with search.goal.objective metric, not "
+                f"{self.search.goal.objective!r}")
         if self.search.distill and not self.distill.enabled:
             raise UserInputError.at_field("search.distill", "a teacher-guided search needs a teacher: set "
                                "distill.config (or distill.weights / distill.arch)")
