@@ -32,7 +32,7 @@ import torch
 from search_space.counting import param_flop_report
 from search_space.operations import PARAMETER_FREE, ZERO
 from trainers.network.arch_file import ArchFile
-from trainers.network.build import build_network, spec_from_arch
+from trainers.network.build import build_network, spec_from_choices
 
 __all__ = ["BudgetFit", "fit_to_budget", "frozen_gflops"]
 
@@ -66,9 +66,8 @@ class BudgetFit:
 def frozen_gflops(arch: ArchFile, choices: Mapping[str, Any]) -> float:
     """GFLOPs of the frozen network of ``choices`` at ``model.input_size`` (built on the meta
     device: no memory, no weights)."""
-    probe = ArchFile(arch.config, dict(choices), "derived")
     with torch.device("meta"):
-        network = build_network(spec_from_arch(probe))
+        network = build_network(spec_from_choices(arch.config, choices))
     return float(param_flop_report(network, arch.config.model.input_size)["gflops"])
 
 
