@@ -3,7 +3,7 @@ benchmark, protocol v2 (issue 27).
 
     python -m benchmarks.search_quality --budget smoke|small|ranking|full [--out DIR] [--json]
         [--strategies NAME,...] [--default NAME] [--seeds N] [--first-seed S]
-        [--train-seeds N] [--random K]
+        [--train-seeds N] [--random K] [--no-baselines] [--supernets-only]
 
 On the synthetic COCO-layout task, in the demo's space (configs/search/synthetic_tiny.yaml), with
 the real commands (``strategies.search``, ``strategies.prune``, ``train_derived.py``, each run in
@@ -550,6 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-baselines", action="store_true",
                    help="skip hrnet_tiny and the zero-cost proxy pick (the plain head stays: "
                    "darts@plain's budget)")
+    p.add_argument("--supernets-only", action="store_true",
+                   help="search the strategies for the ranking's supernets only: no Prune, no "
+                   "training of their derived networks (no comparisons, no goals)")
     p.add_argument("--default", default=SEARCH_STRATEGY, choices=list(VARIANTS),
                    help="the strategy (or variant) the goals judge and random@cost matches in "
                    f"search time and goal (default: {SEARCH_STRATEGY}, the demo's)")
@@ -568,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"--strategies: unknown {unknown}; known: {', '.join(VARIANTS)}")
     default = args.default
+    if args.supernets_only and {"prune_rate", "random@cost"} & set(names):
+        p.error("--supernets-only: prune_rate and random@cost need the default's derived network")
     if {"prune_rate", "random@cost"} & set(names) and default not in names:
         names.insert(0, default)  # they need the default strategy's network and search time
     names.sort(key=lambda n: n != default)  # the default first in each seed
@@ -642,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
             searched = steps(f"search_{name}_s{seed}", search_cli.main,
                              ["--cfg", str(SEARCH_CFG), "--strategy", strategy, "--out",
                               str(sdir), "--no-progress", *over])
+            if args.supernets_only:
+                continue
             t = searched + _prune(steps, sdir / "arch.json", sdir / "derived.json",
                                   f"{name}_s{seed}")
             cand = Candidate("strategy", name, seed, search_s=t,
@@ -659,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
                 if "COST" in fill and "COST" in extra:
                     cand.extra["time_budget_s"] = float(fill["COST"])
             strategies[name].append(cand)
+    strategies = {n: cs for n, cs in strategies.items() if cs}
 
     ranking: dict[str, Any] = {}
     if len(randoms) > 1:
