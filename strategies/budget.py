@@ -18,6 +18,10 @@ ProxylessNAS's derived networks are checked against their latency target the sam
 - a target no move reaches keeps the cheapest network found and says so (``met`` false, a
   warning).
 
+Every trial (:func:`strategies.trials.run_trial`: the multi-trial strategies and ``nnictl``
+trials) applies the same budget before training: an architecture above the target scores 0
+without being trained (:func:`hard_gflops_target`, :func:`frozen_gflops`).
+
 GFLOPs only: a ``cost: latency`` goal stays the soft penalty of the search.
 """
 from __future__ import annotations
@@ -31,10 +35,11 @@ import torch
 
 from search_space.counting import param_flop_report
 from search_space.operations import PARAMETER_FREE, ZERO
+from trainers.config.schema import Config
 from trainers.network.arch_file import ArchFile
 from trainers.network.build import build_network, spec_from_choices
 
-__all__ = ["BudgetFit", "fit_to_budget", "frozen_gflops"]
+__all__ = ["BudgetFit", "fit_to_budget", "frozen_gflops", "hard_gflops_target"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +68,21 @@ class BudgetFit:
                 "cap_relaxed": self.cap_relaxed}
 
 
-def frozen_gflops(arch: ArchFile, choices: Mapping[str, Any]) -> float:
-    """GFLOPs of the frozen network of ``choices`` at ``model.input_size`` (built on the meta
-    device: no memory, no weights)."""
+def frozen_gflops(cfg: Config, choices: Mapping[str, Any],
+                  channels: Mapping[str, list[int]] | None = None) -> float:
+    """GFLOPs of the frozen network of ``choices`` (and kept ``channels``) in ``cfg``'s space at
+    ``model.input_size`` (built on the meta device: no memory, no weights)."""
     with torch.device("meta"):
-        network = build_network(spec_from_choices(arch.config, choices))
-    return float(param_flop_report(network, arch.config.model.input_size)["gflops"])
+        network = build_network(spec_from_choices(cfg, choices, channels))
+    return float(param_flop_report(network, cfg.model.input_size)["gflops"])
+
+
+def hard_gflops_target(cfg: Config) -> float | None:
+    """The hard GFLOPs budget of ``cfg``'s search goal (``flops_constraint`` on GFLOPs with
+    ``search.goal.hard``), or ``None``."""
+    goal = cfg.search.goal
+    hard = goal.objective == "flops_constraint" and goal.cost == "gflops" and goal.hard
+    return goal.target_gflops if hard else None
 
 
 def _candidates(label: str, current: Any, alpha: Mapping[str, Mapping[str, float]],
@@ -98,14 +112,12 @@ def fit_to_budget(arch: ArchFile, choices: dict[str, Any], prune_operations: boo
     Args:
         gflops: the cost of a choice dict (default :func:`frozen_gflops` of ``arch``).
     """
-    goal = arch.config.search.goal
     alpha = arch.weights.get("alpha", {})
     beta = arch.weights.get("beta", {})
-    if (goal.objective != "flops_constraint" or goal.cost != "gflops" or not goal.hard
-            or not (alpha or beta)):
+    target = hard_gflops_target(arch.config)
+    if target is None or not (alpha or beta):
         return None
-    measure = gflops or (lambda c: frozen_gflops(arch, c))
-    target = goal.target_gflops
+    measure = gflops or (lambda c: frozen_gflops(arch.config, c))
     before = current = measure(choices)
     fit = BudgetFit(target, before, before)
     limit = arch.config.search.collapse.max_param_free

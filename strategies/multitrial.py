@@ -4,6 +4,13 @@
 ``search.trial_epochs`` epochs at ``search.batch_size``, scored by the objective, reported to NNI
 (``nni.report_final_result``).
 
+Under a hard GFLOPs budget (``search.goal.objective: flops_constraint``, ``search.goal.hard``)
+a sampled architecture above ``target_gflops`` is not trained (:func:`strategies.trials.run_trial`
+counts its frozen network on the meta device first, in milliseconds): it is recorded as
+``over budget`` and reported to NNI with the objective it would have scored, 0. The search's
+time and trials go to architectures that can win; when none fits, the cheapest sampled one is
+kept, with a warning (as the Prune step's budget does).
+
 A trial that crashes is logged, recorded as failed in ``history.jsonl`` and skipped. ``--resume``
 replays the recorded trials (NNI's samplers are seeded with ``seed``, so they propose the same
 architectures) without training them again.
@@ -25,6 +32,7 @@ from nni.nas.execution import SequentialExecutionEngine
 from nni.nas.space import RawFormatModelSpace
 
 from search_space.supernet import build
+from strategies.budget import hard_gflops_target
 from strategies.records import HistoryWriter
 from strategies.registry import STRATEGIES
 from strategies.latency import latency_table_path
@@ -74,7 +82,8 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
     metric = primary_metric(cfg)
     history = HistoryWriter(out / "history.jsonl", key="trial")
     done = _recorded_trials(history.path, resume)
-    state: dict[str, Any] = {"trial": 0, "best": None, "records": []}
+    state: dict[str, Any] = {"trial": 0, "best": None, "records": [], "cheapest": None}
+    budget = hard_gflops_target(cfg)
 
     def evaluate(model: torch.nn.Module) -> None:
         trial = state["trial"]
@@ -87,14 +96,23 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
         else:
             start = time.time()
             try:
-                record.update(run_trial(cfg, choices, out / "trials" / f"{trial:03d}",
-                                        latency_table=latency_table_path(cfg, out)))
-                record.update({"status": "succeeded", "seconds": round(time.time() - start, 1)})
+                scored = run_trial(cfg, choices, out / "trials" / f"{trial:03d}",
+                                   latency_table=latency_table_path(cfg, out))
+                status = "over budget" if scored.pop("over_budget", False) else "succeeded"
+                record.update({**scored, "status": status,
+                               "seconds": round(time.time() - start, 1)})
             except Exception as err:  # noqa: BLE001 - a failed trial must not end the search
                 logger.error("trial %d failed: %s\n%s", trial, err, traceback.format_exc())
                 record.update({"status": "failed", "error": f"{type(err).__name__}: {err}"})
             history.append(record)
         state["records"].append(record)
+        if record.get("status") == "over budget":
+            logger.info(f"trial {trial + 1}/{cfg.search.num_trials}: over budget "
+                        f"({record['gflops']:.4g} > {budget:.4g} GFLOPs), not trained")
+            if state["cheapest"] is None or record["gflops"] < state["cheapest"][0]:
+                state["cheapest"] = (record["gflops"], choices)
+            nni.report_final_result(0.0)
+            return
         value = record.get("objective", record.get(metric))
         ok = record.get("status") == "succeeded" and value is not None and math.isfinite(value)
         shown = record.get(metric)
@@ -118,8 +136,21 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
                                        continue_on_failure=True)
     strategy.initialize(RawFormatModelSpace(space, FunctionalEvaluator(evaluate)), engine)
     strategy.run()
-    rows = [[r["trial"], r.get("status"), r.get(metric), r.get("params")] for r in state["records"]]
-    logger.info(format_table(["trial", "status", metric, "params"], rows))
+    rows = [[r["trial"], r.get("status"), r.get(metric), r.get("params"), r.get("gflops")]
+            for r in state["records"]]
+    logger.info(format_table(["trial", "status", metric, "params", "GFLOPs"], rows))
+    over = sum(r.get("status") == "over budget" for r in state["records"])
+    if over:
+        logger.info(f"{over} of {len(state['records'])} sampled architectures were above the "
+                    f"{budget:.4g} GFLOPs budget and not trained")
+    if state["best"] is None and state["cheapest"] is not None:
+        gflops, choices = state["cheapest"]
+        logger.warning(f"no sampled architecture within the {budget:.4g} GFLOPs budget; keeping "
+                       f"the cheapest, {gflops:.4g} GFLOPs, untrained")
+        save_arch(out / "arch.json", ArchFile(cfg, choices, "search", {},
+                                              {"strategy": name, "objective": 0.0,
+                                               "over_budget": gflops}))
+        return {"metric": metric, "history": state["records"], "arch": str(out / "arch.json")}
     if state["best"] is None:
         raise UserInputError(str(out), "no trial succeeded (see history.jsonl for the errors)")
     return {"metric": metric, "history": state["records"], "arch": str(out / "arch.json")}

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 import pytorch_lightning as pl
 
 from search_space.counting import param_flop_report
+from strategies.budget import frozen_gflops, hard_gflops_target
 from strategies.latency import latency_table_path, space_latency_table
 from trainers.network.build import build_network, spec_from_choices
 from trainers.config.schema import Config, GoalConfig
@@ -68,9 +69,19 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
     With ``search.goal.cost latency`` the candidate's latency is the table's prediction
     (:mod:`strategies.latency`; ``latency_table``: its file, by default beside ``out``).
 
+    Under a hard GFLOPs budget (:func:`strategies.budget.hard_gflops_target`) a candidate above
+    ``target_gflops`` is not trained: it scores the objective's 0 at once (counted on the meta
+    device) and nothing is written to ``out``.
+
     Returns:
-        ``{"objective", <metric>, "params", "gflops", "train_loss"}`` (+ ``"latency_ms"``).
+        ``{"objective", <metric>, "params", "gflops", "train_loss"}`` (+ ``"latency_ms"``); over
+        the budget ``{"objective": 0.0, "gflops", "over_budget": True}``.
     """
+    budget = hard_gflops_target(cfg)
+    if budget is not None:
+        gflops = frozen_gflops(cfg, choices, channels)
+        if gflops > budget:
+            return {"objective": 0.0, "gflops": round(gflops, 5), "over_budget": True}
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     spec = spec_from_choices(cfg, choices, channels)
     if channels:

@@ -83,7 +83,7 @@ def test_prune_meets_the_budget_on_the_real_space(coco_root):
     plain = prune_arch(_hand_built(coco_root))
     size = plain.config.model.input_size
     before = param_flop_report(build_network(spec_from_arch(plain)), size)["gflops"]
-    assert frozen_gflops(plain, plain.choices) == pytest.approx(before, rel=1e-9)
+    assert frozen_gflops(plain.config, plain.choices) == pytest.approx(before, rel=1e-9)
     arch = _hand_built(coco_root)
     goal = replace(arch.config.search.goal, objective="flops_constraint",
                    target_gflops=before * 0.97)

@@ -18,3 +18,34 @@ def test_onnx_matches_pytorch(name, tmp_path):
         scale = model(torch.randn(2, 3, 64, 48)).abs().max().item()
     assert scale > 1e-3
     assert check_onnx(model, path, (64, 48), batch=3) < 1e-4 * max(1.0, scale)
+
+
+def _peaks(points, size=(8, 6), value=0.2):
+    """(1, K, H, W) heatmaps with one peak of ``value`` per joint at ``points`` [(x, y), …]."""
+    import numpy as np
+
+    heat = np.zeros((1, len(points), *size), dtype=np.float32)
+    for k, (x, y) in enumerate(points):
+        heat[0, k, y, x] = value
+    return heat
+
+
+def test_keypoint_agreement_by_hand():
+    """A QAT graph's check (trainers.deploy.targets.keypoint_agreement): a keypoint agrees when
+    its argmax moved ≤ 1 heatmap px on each axis and its confidence ≤ 5 % of the batch's
+    highest; worked by hand on 4 joints."""
+    from trainers.deploy.targets import keypoint_agreement
+
+    expected = _peaks([(1, 1), (3, 4), (5, 7), (0, 0)])
+    # joint 0 unchanged, joint 1 one px diagonally (agrees), joint 2 two px in x (does not),
+    # joint 3 unchanged but its confidence 0.2 → 0.215 (0.015 > 5 % of 0.2 = 0.01: does not)
+    got = _peaks([(1, 1), (4, 5), (3, 7), (0, 0)])
+    got[0, 3, 0, 0] = 0.215
+    r = keypoint_agreement(expected, got)
+    assert r["keypoints"] == 4 and r["share"] == 0.5
+    assert r["max_pixels"] == 2.0 and r["max_confidence"] == pytest.approx(0.015, abs=1e-6)
+    # within the tolerances everywhere: confidence 0.2 → 0.209 (< 0.01), every peak ≤ 1 px off
+    got = _peaks([(2, 2), (3, 3), (4, 6), (1, 0)], value=0.209)
+    assert keypoint_agreement(expected, got)["share"] == 1.0
+    # a scale error (every heatmap × 2) keeps every argmax but no confidence
+    assert keypoint_agreement(expected, 2 * expected)["share"] == 0.0

@@ -210,6 +210,43 @@ def test_multitrial_time_budget_starts_no_trial_after_it(coco_root, tmp_path):
     assert load_arch(out / "arch.json").metrics["trial"] == 0
 
 
+@pytest.mark.e2e
+def test_multitrial_does_not_train_architectures_above_a_hard_budget(coco_root, tmp_path):
+    """Under flops_constraint (hard) a sampled architecture above target_gflops scores 0 untrained.
+    Run 1, a target nothing meets: no trial trains, the cheapest draw is kept with a warning.
+    Run 2 (the same seeded draws) at the median of run 1's GFLOPs: the draws above it are not
+    trained, those within it are, and the pick is within it — each GFLOPs recounted here with
+    weights, apart from the meta-device count the search uses."""
+    goal = ["search.num_trials", "4", "search.goal.objective", "flops_constraint"]
+    first = tmp_path / "none_fits"
+    r = search(coco_root, "random", first, *goal, "search.goal.target_gflops", "1e-6")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "no sampled architecture within the 1e-06 GFLOPs budget" in r.stderr
+    drawn = [json.loads(x) for x in (first / "history.jsonl").read_text().splitlines()]
+    assert [d["status"] for d in drawn] == ["over budget"] * 4 and not (first / "trials").exists()
+    cfg = tiny_cfg(coco_root)
+
+    def gflops(choices):
+        spec = spec_from_arch(ArchFile(cfg, choices, "search", {}, {}))
+        return param_flop_report(build_network(spec), (64, 48))["gflops"]
+
+    costs = [gflops(d["choices"]) for d in drawn]
+    assert [d["gflops"] for d in drawn] == pytest.approx(costs, abs=5.1e-6)  # 5 decimals
+    assert load_arch(first / "arch.json").choices == drawn[costs.index(min(costs))]["choices"]
+    target = sorted(costs)[1] * 1.0001  # the two cheapest draws fit
+    assert max(costs) > target
+    second = tmp_path / "median"
+    r = search(coco_root, "random", second, *goal, "search.goal.target_gflops", str(target))
+    assert r.returncode == 0, r.stderr[-3000:]
+    trials = [json.loads(x) for x in (second / "history.jsonl").read_text().splitlines()]
+    assert [t["choices"] for t in trials] == [d["choices"] for d in drawn]  # seeded draws
+    for t, cost in zip(trials, costs):
+        trained = (second / "trials" / f"{t['trial']:03d}").exists()
+        assert (t["status"], trained) == (("succeeded", True) if cost <= target else
+                                          ("over budget", False))
+    assert gflops(load_arch(second / "arch.json").choices) <= target
+
+
 def test_unknown_strategy_and_bad_config_are_one_line_errors(tmp_path):
     r = run_module("-m", "strategies.search", "--cfg", CFG, "--strategy", "magic")
     assert r.returncode == 2 and "invalid choice" in r.stderr

@@ -107,8 +107,8 @@ def run_nni_trial(cfg: Config, choices: dict[str, Any], out: Path,
         _check(cfg, choices, cfg_path)
     scored = run_trial(cfg, choices, out, channels=channels,
                        callbacks=[ReportIntermediate(metric)])
-    result = {"default": scored["objective"], metric: scored[metric],
-              "params": scored["params"], "gflops": scored["gflops"]}
+    result = {"default": scored["objective"],  # over a hard budget: 0, untrained
+              **{k: scored[k] for k in (metric, "params", "gflops", "over_budget") if k in scored}}
     save_arch(out / "arch.json", ArchFile(cfg, choices, "search", {},
                                           {"strategy": "nnictl", **result,
                                            "trial": os.environ.get("NNI_TRIAL_JOB_ID", "")},

@@ -160,8 +160,8 @@ class GoalConfig:
     #: the latency table (JSON); "" = latency_table.json in the search's output folder
     latency_table: str = ""
     #: ``flops_constraint`` on GFLOPs: the Prune step makes target_gflops a hard constraint on
-    #: the derived network (cheapest-by-α/β changes until it fits; strategies.budget); off:
-    #: the search's soft penalty only
+    #: the derived network (cheapest-by-α/β changes until it fits; strategies.budget), and a
+    #: trial above it scores 0 untrained (strategies.trials); off: the search's soft penalty only
     hard: bool = True
 
     @property

@@ -20,7 +20,10 @@ A QAT checkpoint (``quant.method pact``, 8 bits) is written as the int8 model of
 validation crops (its config's dataset, or ``--calib-root``), run by onnxruntime's int8 kernels —
 compared with the fake-quantized network on held-out crops. ``--no-int8`` writes its
 fake-quantized graph instead (QuantizeLinear/DequantizeLinear around float weights, float-sized),
-checked value by value; ``--int8`` on a float or 4-bit checkpoint is an error.
+checked by its decoded keypoints on the same validation crops (≥ 99 % of them within one heatmap
+pixel and 5 % of the peak confidence of PyTorch's: its quantizers turn a float rounding difference
+at a quantization boundary into a whole step, so values may differ by a step where keypoints
+do not; without a dataset, on a random batch, with a warning); ``--int8`` on a float or 4-bit checkpoint is an error.
 
 ``--target NAME`` picks a registered export target (:mod:`trainers.deploy.targets`; ``--int8``
 is ``--target int8``); ``--out`` is ``--onnx`` for targets that write another format.
@@ -73,13 +76,15 @@ def _parser() -> argparse.ArgumentParser:
                    "folded, int8 weights, uint8 activations calibrated on validation crops "
                    "(trainers/deploy/int8.py); the default for such a checkpoint. --no-int8: its "
                    "fake-quantized float graph")
-    p.add_argument("--calib-root", help="--int8: the dataset root whose validation crops "
-                   "calibrate the activation ranges (default: the checkpoint's dataset.root)")
-    p.add_argument("--calib-batches", type=positive_int, default=8, help="--int8: calibration batches")
-    p.add_argument("--atol", type=nonnegative_float, default=1e-4, help="allowed abs difference: for every "
-                   "heatmap value of a float network; for 99 %% of them in a QAT network, whose "
-                   "quantizers turn a float rounding difference at a quantization boundary into "
-                   "a whole step")
+    p.add_argument("--calib-root", help="a QAT checkpoint: the dataset root whose validation "
+                   "crops calibrate the int8 model's activation ranges (--int8) or check the "
+                   "fake-quantized graph's keypoints (--no-int8) (default: the checkpoint's "
+                   "dataset.root)")
+    p.add_argument("--calib-batches", type=positive_int, default=8, help="a QAT checkpoint: "
+                   "batches of 8 validation crops, to calibrate (--int8) or check (--no-int8)")
+    p.add_argument("--atol", type=nonnegative_float, default=1e-4, help="a float network: allowed "
+                   "abs difference of every heatmap value (a QAT graph is judged by its decoded "
+                   "keypoints instead)")
     return p
 
 
