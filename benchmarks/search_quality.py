@@ -157,6 +157,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "darts-beta": ("darts", ["search.collapse.beta_decay", "0.005"]),
     # PC-DARTS's partial channel connections: the mixed operations see a quarter of the channels
     "darts-pc": ("darts", ["space.cell_config.partial_channels", "4"]),
+    # DARTS-'s auxiliary skip connection, β 1 → 0 over the search (the paper's setting)
+    "darts-minus": ("darts", ["search.collapse.aux_skip", "1"]),
     # the hardware-aware objective on top of the cap: a 0.05 GFLOPs budget (128×96)
     "darts-cap1-0.05g": ("darts", ["search.collapse.max_param_free", "1", "search.goal.objective",
                                    "flops_constraint", "search.goal.target_gflops", "0.05"]),

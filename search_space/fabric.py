@@ -226,6 +226,8 @@ class Cell(nn.Module):
         super().__init__()
         self.partial = partial
         self.partial_edges: set[str] = set()  # keys of the edges that see C/K channels
+        #: DARTS-'s auxiliary skip β on the supernet's mixed edges (strategies.aux_skip); 0: none
+        self.aux_skip = 0.0
         c = widths[scale]
         self.scale = scale
         self.slots = tuple(slots)
@@ -312,6 +314,8 @@ class Cell(nn.Module):
                 y = partial_channel_edge(self.edges[key], nodes[src], self.partial)
             else:
                 y = self.edges[key](nodes[src])
+            if self.aux_skip and self.searching:  # DARTS- eq. 2: β·x + Σ softmax(α)·o(x)
+                y = y + self.aux_skip * nodes[src]
             nodes[dst] = y if nodes[dst] is None else nodes[dst] + y
         hidden = [nodes[1 + n] for n in self.live]
         return self.merge(hidden[0] if len(hidden) == 1 else torch.cat(hidden, dim=1))

@@ -27,6 +27,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
 import numpy as np
 from torch import nn
 
+from strategies.aux_skip import aux_skip_weight, set_aux_skip
 from strategies.beta_decay import beta_decay_loss, beta_decay_weight
 from strategies.cost import ExpectedCost, objective_loss
 from strategies.latency import LatencyTable, latency_table_path, space_latency_table
@@ -139,6 +140,15 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
         logger.info(f"expected cost: {cost.unit}, fixed part {cost.fixed:.4g}, whole relaxation "
                     f"{cost.total:.4g}")
         return cost
+
+    def on_train_epoch_start(self) -> None:
+        """DARTS-'s auxiliary skip β for this epoch (``search.collapse.aux_skip``)."""
+        initial = self.cfg.search.collapse.aux_skip
+        if initial:
+            weight = aux_skip_weight(initial, self.trainer.current_epoch, self.trainer.max_epochs)
+            set_aux_skip(self.training_module.model, weight)
+            self.log("search/aux_skip", weight, on_step=False, on_epoch=True)
+        return super().on_train_epoch_start()
 
     def arch_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """The architecture step's loss: the pose loss, under the search objective, plus

@@ -217,6 +217,10 @@ class CollapseConfig:
     #: strategies (darts, darts2, gumbel, sync), ramped linearly over the architecture epochs;
     #: 0: off
     beta_decay: float = bounded(0.0, ge=0)
+    #: DARTS-'s auxiliary skip connection (Chu et al. 2021; strategies.aux_skip): β₀ of an
+    #: identity path added to every mixed edge of the gradient strategies' supernet, decayed
+    #: linearly to 0 over the search epochs; 0: off (the paper: 1)
+    aux_skip: float = bounded(0.0, ge=0)
 
 
 @dataclass(frozen=True, kw_only=True)
