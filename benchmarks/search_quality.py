@@ -18,7 +18,8 @@ them (± the sample std):
   ``random@cost`` is NNI's random search **at the default strategy's cost**: trials of
   ``search.trial_epochs`` epochs until the default's search time of the same seed is spent
   (``search.max_seconds``), the best by validation AP, under the default's ``search.goal``
-  (``--default darts@plain``: trials above the plain head's GFLOPs score 0);
+  (``--default darts@plain``: draws above the plain head's GFLOPs score 0 untrained, so its
+  time goes to draws within the budget);
 - **baselines**: ``hrnet_tiny``; the plain-head network on the space's backbone (3 stages, full
   widths); and the **zero-cost proxy pick**: the random architecture with the most parameters
   among :attr:`Budget.proxy_draws` draws whose GFLOPs are at most the plain head's;

@@ -111,6 +111,9 @@ def plot_history(records: list[dict[str, Any]], out: str | Path, title: str = ""
         failed = [x for x, r in zip(xs, trials) if r.get("status") == "failed"]
         if failed:
             ax.plot(failed, [0] * len(failed), "x", color="red", label="failed")
+        over = [x for x, r in zip(xs, trials) if r.get("status") == "over budget"]
+        if over:  # a hard GFLOPs budget: sampled, scored 0, not trained
+            ax.plot(over, [0] * len(over), "|", color="gray", ms=10, label="over budget")
         ax.set_xlabel("trial")
         ax.set_ylabel(metric)
         ax.legend()
