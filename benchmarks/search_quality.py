@@ -391,12 +391,33 @@ def _proxy_scores(cfg: Any, derived: list[Path]) -> list[dict[str, float]]:
 
 def kendall_tau(scores: list[float], truth: list[float]) -> float:
     """Kendall τ-b of ``scores`` against ``truth``; nan when undefined (fewer than two values,
-    a constant or a non-finite score ranks nothing)."""
+    a constant or a nan score ranks nothing). ±inf are ranks like any other value: the log
+    synflow of a network with a dead path is −inf, the lowest score."""
     from scipy.stats import kendalltau
 
-    if len(scores) < 2 or len(set(scores)) < 2 or not all(map(math.isfinite, scores)):
+    if len(scores) < 2 or len(set(scores)) < 2 or any(map(math.isnan, scores)):
         return float("nan")
     return float(kendalltau(scores, truth).statistic)
+
+
+def tau_interval(scores: list[float], truth: list[float], resamples: int = 1000,
+                 seed: int = 0) -> tuple[float | None, float | None]:
+    """95 % percentile bootstrap interval of :func:`kendall_tau` over the architectures
+    (resampled with replacement; resamples where τ is undefined are dropped); ``(None, None)``
+    when fewer than half of them give a τ."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(scores), len(scores))
+        t = kendall_tau([scores[i] for i in idx], [truth[i] for i in idx])
+        if not math.isnan(t):
+            taus.append(t)
+    if len(taus) < resamples // 2:
+        return None, None
+    low, high = np.percentile(taus, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def rank_architectures(budget: Budget, root: Path, out: Path, randoms: list[Candidate],
@@ -419,7 +440,8 @@ def rank_architectures(budget: Budget, root: Path, out: Path, randoms: list[Cand
         rankers[name] = [p[name] for p in proxies]
     for cand, p in zip(randoms, proxies):
         cand.extra["zero_cost"] = p
-    return {name: {"tau": None if math.isnan(t := kendall_tau(v, truth)) else t}
+    return {name: {"tau": None if math.isnan(t := kendall_tau(v, truth)) else t,
+                   **dict(zip(("low", "high"), tau_interval(v, truth)))}
             for name, v in rankers.items()}
 
 
@@ -710,9 +732,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{'met' if g['met'] else 'MISSED'}")
     if ranking:
         print(format_table([f"ranker ({len(randoms)} random architectures)",
-                            "Kendall τ vs stand-alone mean AP"],
-                           [[n, "undefined" if r["tau"] is None else f"{r['tau']:.3f}"]
-                            for n, r in ranking.items()]))
+                            "Kendall τ vs stand-alone mean AP [95 % bootstrap]"],
+                           [[n, "undefined" if r["tau"] is None else f"{r['tau']:.3f}" + (
+                               f" [{r['low']:+.3f}, {r['high']:+.3f}]" if r.get("low") is not None
+                               else "")] for n, r in ranking.items()]))
     print(f"every candidate trained with one recipe: {'yes' if len(recipes) == 1 else 'NO'}; "
           f"total {time.time() - start:.0f} s")
     if len(recipes) != 1:

@@ -125,9 +125,20 @@ def test_kendall_tau_by_hand():
     # pairs (1,2) and (1,3) concordant, (2,3) discordant: τ = (2 − 1) / 3
     assert kendall_tau([1.0, 2.0, 3.0], [0.1, 0.3, 0.2]) == pytest.approx(1 / 3)
     assert kendall_tau([3.0, 2.0, 1.0], [0.1, 0.2, 0.3]) == pytest.approx(-1.0)
-    # a constant or non-finite score ranks nothing
+    # a constant or nan score ranks nothing
     assert math.isnan(kendall_tau([1.0, 1.0, 1.0], [0.1, 0.2, 0.3]))
-    assert math.isnan(kendall_tau([1.0, float("-inf"), 2.0], [0.1, 0.2, 0.3]))
+    assert math.isnan(kendall_tau([1.0, float("nan"), 2.0], [0.1, 0.2, 0.3]))
+    # −inf (log synflow of a dead path) is the lowest score: (1,2) discordant, (1,3) and (2,3)
+    # concordant, τ = (2 − 1) / 3
+    assert kendall_tau([1.0, float("-inf"), 2.0], [0.1, 0.2, 0.3]) == pytest.approx(1 / 3)
+    # the bootstrap interval: a perfect ranking stays perfect in every resample (duplicated
+    # architectures tie in both), a constant score has none, a reversed one sits at −1
+    from benchmarks.search_quality import tau_interval
+
+    truth = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    assert tau_interval([1, 2, 3, 4, 5, 6], truth) == pytest.approx((1.0, 1.0))
+    assert tau_interval([6, 5, 4, 3, 2, 1], truth) == pytest.approx((-1.0, -1.0))
+    assert tau_interval([1, 1, 1, 1, 1, 1], truth) == (None, None)
 
 
 def test_random_at_cost_takes_over_the_defaults_goal_only():
