@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from search_space.fabric import Cell
+
 __all__ = ["aux_skip_weight", "set_aux_skip"]
 
 
@@ -31,8 +33,6 @@ def aux_skip_weight(initial: float, epoch: int, epochs: int) -> float:
 
 def set_aux_skip(model: nn.Module, weight: float) -> int:
     """Set β on every searching cell of ``model``; returns how many cells took it."""
-    from search_space.fabric import Cell
-
     cells = [m for m in model.modules() if isinstance(m, Cell) and m.searching]
     for cell in cells:
         cell.aux_skip = float(weight)

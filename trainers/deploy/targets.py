@@ -23,6 +23,7 @@ import torch.nn.utils.parametrize as parametrize
 from search_space.errors import UserInputError
 from search_space.joints import keypoint_spec
 from trainers.config.schema import HEATMAP_STRIDE, Config
+from trainers.data.codec import get_max_preds
 from trainers.data.loader import build_loader
 from trainers.data.registry import build_dataset
 from trainers.data.topdown import IMAGENET_MEAN, IMAGENET_STD, normalize_images
@@ -104,8 +105,6 @@ def keypoint_agreement(expected: np.ndarray, got: np.ndarray) -> dict[str, float
     pixels on both axes and whose confidence (the heatmap maximum) is within
     :data:`QAT_CONFIDENCE_SHARE` of the largest expected confidence; the largest pixel distance
     and confidence difference."""
-    from trainers.data.codec import get_max_preds
-
     ref_xy, ref_conf = get_max_preds(expected.astype(np.float32))
     got_xy, got_conf = get_max_preds(got.astype(np.float32))
     pixels = np.abs(ref_xy - got_xy).max(-1)
