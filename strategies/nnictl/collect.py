@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, missing = collect_trials(exp)
     if not rows:
         raise UserInputError(str(exp), f"no trial has a result yet ({missing} without)")
-    metric = "AP" if "AP" in rows[0] else "Mean"
+    # a trial over a hard GFLOPs budget records no metric (untrained)
+    metric = "AP" if any("AP" in r for r in rows) else "Mean"
     table = [[r["trial"], f"{r.get('default', float('nan')):.4f}",
               f"{r.get(metric, float('nan')):.4f}", f"{r.get('params', 0) / 1e6:.3f}",
               f"{r.get('gflops', float('nan')):.4f}"] for r in rows[:args.top]]
