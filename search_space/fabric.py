@@ -225,7 +225,9 @@ class Cell(nn.Module):
                  partial: int = 1) -> None:
         super().__init__()
         self.partial = partial
-        self.partial_edges: set[str] = set()  # keys of the edges that see C/K channels
+        #: keys of the supernet's mixed (``LayerChoice``) edges: kept because NNI replaces those
+        #: modules once it mutates the model
+        self.mixed_edges: set[str] = set()
         #: DARTS-'s auxiliary skip β on the supernet's mixed edges (strategies.aux_skip); 0: none
         self.aux_skip = 0.0
         c = widths[scale]
@@ -269,14 +271,18 @@ class Cell(nn.Module):
             edge = decisions.edges[e]
             if _is_nni(edge, "LayerChoice"):
                 self.edges[f"e{e}"] = edge
-                if partial > 1:
-                    self.partial_edges.add(f"e{e}")
+                self.mixed_edges.add(f"e{e}")
             elif edge is None:
                 self.edges[f"e{e}"] = UniformOperations(operators, c)
             elif edge != ZERO and src in live_nodes and dst in live_nodes:
                 self.edges[f"e{e}"] = ChosenOperation(edge, c)
         self.merge: nn.Module = ConstantMap(c) if self.constant else Merge(c, live)
         self.live = tuple(live)
+
+    @property
+    def partial_edges(self) -> set[str]:
+        """Keys of the edges that see C/K channels (PC-DARTS's K > 1): the mixed ones."""
+        return self.mixed_edges if self.partial > 1 else set()
 
     @property
     def sources(self) -> list[int]:
@@ -314,7 +320,7 @@ class Cell(nn.Module):
                 y = partial_channel_edge(self.edges[key], nodes[src], self.partial)
             else:
                 y = self.edges[key](nodes[src])
-            if self.aux_skip and self.searching:  # DARTS- eq. 2: β·x + Σ softmax(α)·o(x)
+            if self.aux_skip and key in self.mixed_edges:  # DARTS- eq. 2: β·x + Σ softmax(α)·o(x)
                 y = y + self.aux_skip * nodes[src]
             nodes[dst] = y if nodes[dst] is None else nodes[dst] + y
         hidden = [nodes[1 + n] for n in self.live]

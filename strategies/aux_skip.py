@@ -32,8 +32,8 @@ def aux_skip_weight(initial: float, epoch: int, epochs: int) -> float:
 
 
 def set_aux_skip(model: nn.Module, weight: float) -> int:
-    """Set β on every searching cell of ``model``; returns how many cells took it."""
-    cells = [m for m in model.modules() if isinstance(m, Cell) and m.searching]
+    """Set β on every cell of ``model`` with mixed edges; returns how many cells took it."""
+    cells = [m for m in model.modules() if isinstance(m, Cell) and m.mixed_edges]
     for cell in cells:
         cell.aux_skip = float(weight)
     return len(cells)
