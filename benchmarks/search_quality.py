@@ -19,7 +19,8 @@ them (± the sample std):
   ``search.trial_epochs`` epochs until the default's search time of the same seed is spent
   (``search.max_seconds``), the best by validation AP, under the default's ``search.goal``
   (``--default darts@plain``: draws above the plain head's GFLOPs score 0 untrained, so its
-  time goes to draws within the budget);
+  time goes to draws within the budget) in the default's space (its ``space.*`` overrides:
+  ``darts-heads`` searches each part's head type too);
 - **baselines**: ``hrnet_tiny``; the plain-head network on the space's backbone (3 stages, full
   widths); and the **zero-cost proxy pick**: the random architecture with the most parameters
   among :attr:`Budget.proxy_draws` draws whose GFLOPs are at most the plain head's;
@@ -147,6 +148,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # the Prune step makes it hard, strategies.budget)
     "darts@plain": ("darts", ["search.goal.objective", "flops_constraint",
                               "search.goal.target_gflops", "PLAIN"]),
+    # the head type per part searched too (space.search_head_type): fabric or plain per part
+    "darts-heads": ("darts", ["space.search_head_type", "true"]),
+    "darts-heads@plain": ("darts", ["space.search_head_type", "true", "search.goal.objective",
+                                    "flops_constraint", "search.goal.target_gflops", "PLAIN"]),
     # remedies of the collapse to parameter-free operations
     "darts-plain": ("darts", ["search.collapse.max_param_free", "-1"]),  # no cap
     "darts-warmup": ("darts", ["search.warmup_epochs", "HALF"]),  # weight warm-up: half the epochs
@@ -183,10 +188,12 @@ def console_warnings_only() -> None:
 
 
 def goal_overrides(overrides: list[str]) -> list[str]:
-    """The ``search.goal.*`` key/value pairs of a variant's overrides (what random@cost takes
-    over from the default it is compared with)."""
+    """The ``search.goal.*`` and ``space.*`` key/value pairs of a variant's overrides (what
+    random@cost takes over from the default it is compared with: the same goal in the same
+    space)."""
     pairs = zip(overrides[::2], overrides[1::2])
-    return [x for key, value in pairs if key.startswith("search.goal.") for x in (key, value)]
+    return [x for key, value in pairs if key.startswith(("search.goal.", "space."))
+            for x in (key, value)]
 
 
 @dataclass

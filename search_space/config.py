@@ -107,11 +107,19 @@ class SpaceConfig:
     """The unified search space: backbone widths × body parts × PNFS fabrics."""
 
     backbone: BackboneSpaceConfig = field(default_factory=BackboneSpaceConfig)
-    #: "fabric": a PNFS fabric per part; "plain": a 1×1 conv per part on the 1/4 branch
+    #: "fabric": a PNFS fabric per part; "plain": the family's own head on the backbone (one
+    #: part: HRNet's 1×1 conv on its 1/4 branch, SimpleBaseline's deconvolutions on a ResNet)
     head: Literal["fabric", "plain"] = "fabric"
+    #: with ``head: fabric``, each part also chooses its head type (label ``part{p}/head``):
+    #: its fabric, or a plain 1×1 conv from the backbone's 1/4 level to the part's joints — so
+    #: the search can keep a plain head where a fabric does not pay
+    search_head_type: bool = False
     parts_num: int = 5
     cell_config: CellConfig = field(default_factory=CellConfig)
 
     def __post_init__(self) -> None:
         if self.parts_num not in (1, 3, 5, 8):
             raise UserInputError.at_field("parts_num", f"must be 1, 3, 5 or 8, got {self.parts_num}")
+        if self.search_head_type and self.head != "fabric":
+            raise UserInputError.at_field("search_head_type", "chooses between a part's fabric "
+                                          "and a plain head: it needs head: fabric")

@@ -5,6 +5,8 @@ network never load NNI or the Lightning its evaluators pull in).
 
 backbone (HRNet with width choices, or Lite-HRNet) → pyramid → per body part: 1×1 adapters →
 PNFS fabric → vector or heatmap head → the part's joints; joints shared by two parts are summed.
+With ``space.search_head_type`` each part chooses that fabric head or a plain one (a 1×1 conv on
+the backbone's 1/4 level, :class:`PlainPartHead`), label ``part{p}/head``.
 ``head: plain`` instead puts the family's own head on the backbone (the fixed baselines): HRNet's
 1×1 heatmap conv on its 1/4 branch, SimpleBaseline's deconvolutions on a ResNet's 1/32 stage.
 
@@ -34,10 +36,10 @@ from search_space.config import SpaceConfig
 from search_space.fabric import Fabric, pyramid_levels_read
 from search_space.families import get_family
 from search_space.joints import keypoint_spec
-from search_space.layers import conv2d
+from search_space.layers import conv2d, max_width
 from search_space.parts import BodyPart, body_parts
 
-__all__ = ["PoseNetwork", "PartHead", "freeze", "check_architecture", "VectorHead", "HeatmapHead",
+__all__ = ["PoseNetwork", "PartHead", "PlainPartHead", "ChosenHead", "HEAD_TYPES", "freeze", "check_architecture", "VectorHead", "HeatmapHead",
            "populate_network", "pose_forward", "named_components"]
 
 
@@ -99,6 +101,56 @@ class PartHead(nn.Module):
         return self.head(self.fabric(pyramid))
 
 
+class PlainPartHead(nn.Module):
+    """A part's plain head: a 1×1 conv from the backbone's 1/4 level to the part's joints, as
+    HRNet's final layer does for the whole body. (pyramid) → (N, J_part, H/4, W/4).
+
+    The conv is built at the level's largest width and reads the leading input channels it is
+    given (a frozen network's conv has exactly its chosen width). It is not an NNI mutable conv:
+    a one-shot strategy would rebuild one with PyTorch's default initialisation, and a head
+    whose initial maps are far from 0 loses every early comparison with the fabric's."""
+
+    def __init__(self, channels: Any, joints: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(max_width(channels), joints, 1, bias=True)
+
+    def forward(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
+        x = pyramid[0]
+        c = x.shape[1]
+        if c == self.conv.in_channels:
+            return self.conv(x)
+        return F.conv2d(x, self.conv.weight[:, :c], self.conv.bias)
+
+
+#: the candidates of a part's head type (``part{p}/head``), the default first
+HEAD_TYPES = ("fabric", "plain")
+
+
+class ChosenHead(nn.ModuleDict):
+    """The head type a frozen architecture chose for a part, kept under its name like the
+    supernet's ``LayerChoice`` candidate (so the state-dict keys match)."""
+
+    def __init__(self, name: str, head: nn.Module) -> None:
+        super().__init__({name: head})
+
+    def forward(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
+        return next(iter(self.values()))(pyramid)
+
+
+def levels_read(head: nn.Module) -> tuple[int, ...]:
+    """The backbone levels a frozen part head reads."""
+    if isinstance(head, ChosenHead):
+        head = next(iter(head.values()))
+    return (0,) if isinstance(head, PlainPartHead) else head.fabric.used_levels
+
+
+def part_fabric(head: nn.Module) -> Fabric | None:
+    """The fabric of a part head (a frozen network's, or the supernet's under any head type
+    choice); ``None`` for a plain part head."""
+    fabrics = [m for m in head.modules() if isinstance(m, Fabric)]
+    return fabrics[0] if fabrics else None
+
+
 # --------------------------------------------------------------------------------------------
 # the network (shared by the supernet and the frozen model)
 
@@ -129,17 +181,39 @@ def populate_network(module: nn.Module, space: SpaceConfig, dataset: str,
     module.plain_head_name = None
     cell = space.cell_config
     heads = nn.ModuleList()
+    c0 = cell.factor * cell.size_types[0]
+
+    def fabric_head(p: int, joints: int) -> PartHead:
+        head = (VectorHead(c0, joints, cell.vector_dim, cell.convolution_mode)
+                if cell.vector_in_pixel else HeatmapHead(c0, joints))
+        return PartHead(Fabric(cell, widths, chooser, prefix=f"part{p}/fabric"), head)
+
+    def plain_head(joints: int) -> PlainPartHead:
+        return PlainPartHead(widths[0], joints)
+
     for p, part in enumerate(module.parts):
-        c0 = cell.factor * cell.size_types[0]
-        head = (VectorHead(c0, len(part.joints), cell.vector_dim, cell.convolution_mode)
-                if cell.vector_in_pixel else HeatmapHead(c0, len(part.joints)))
-        heads.append(PartHead(Fabric(cell, widths, chooser, prefix=f"part{p}/fabric"), head))
+        joints = len(part.joints)
+        if not space.search_head_type:
+            heads.append(fabric_head(p, joints))
+            continue
+        kind = chooser.operation(f"part{p}/head", HEAD_TYPES,
+                                 lambda name, p=p, j=joints: (fabric_head(p, j) if name == "fabric"
+                                                              else plain_head(j)))
+        if chooser.searching:
+            heads.append(kind)
+            continue
+        if kind == "plain":  # the fabric's labels stay part of the architecture: checked, unbuilt
+            with torch.device("meta"):
+                Fabric(cell, widths, chooser, prefix=f"part{p}/fabric")
+        heads.append(ChosenHead(kind, fabric_head(p, joints) if kind == "fabric"
+                                else plain_head(joints)))
     # a frozen network's backbone computes only the levels its heads read
     backbone = plan.build(None if chooser.searching
-                          else {i for h in heads for i in h.fabric.used_levels})
+                          else {i for h in heads for i in levels_read(h)})
     init_pose_weights(backbone)
-    for h in heads:
-        init_pose_weights(h.head)
+    for m in heads.modules():  # the output layers (the fabrics keep PyTorch's initialisation)
+        if isinstance(m, (VectorHead, HeatmapHead, PlainPartHead)):
+            init_pose_weights(m)
     module.backbone = backbone
     module.heads = heads
     for p, part in enumerate(module.parts):

@@ -8,7 +8,8 @@ hardware-aware NAS with hard budgets does (TF-NAS, Hu et al. 2020, arXiv:2008.05
 ProxylessNAS's derived networks are checked against their latency target the same way):
 
 - a **move** changes one label of the derived choices to a cheaper candidate: an operation to
-  another non-``Zero`` operation, a width to a smaller value, an input to another slot;
+  another non-``Zero`` operation, a width to a smaller value, an input to another slot, a
+  part's head type to the other;
 - each move costs ``log p(current) − log p(new)`` of the search's softmax α/β and saves the
   frozen network's GFLOPs it measures (``torch.utils.flop_counter`` on the meta device);
 - moves are applied greedily by cost per GFLOP saved, cheapest first, each measured again after
@@ -94,6 +95,8 @@ def _candidates(label: str, current: Any, alpha: Mapping[str, Mapping[str, float
         (slot,) = current
         return [([i], probs[slot], p) for i, p in enumerate(probs) if i != slot]
     dist = alpha[label]
+    if isinstance(current, str) and not label.endswith("_op"):  # a head type: any other
+        return [(name, dist[current], p) for name, p in dist.items() if name != current]
     if label.endswith("_op"):
         if current == ZERO and prune_operations:
             return []  # an edge the top-k rule removed stays removed

@@ -14,6 +14,11 @@ Measured once on the mutated supernet (every candidate runs in a DARTS forward):
 - everything else is a constant: for GFLOPs the supernet's remaining multiply-adds; for latency,
   the table's prediction of its calibration architectures minus their variable terms (mean).
 
+Choices nested in a candidate (the fabric of a part whose head type is searched,
+``space.search_head_type``) are gated by it: their terms are weighted by the probability of the
+candidate that holds them too, and the candidate's own term is what it costs beyond them, so
+E = p(plain)·C(plain head) + p(fabric)·(C(fabric's fixed part) + the fabric's expected terms).
+
 It is the cost of the relaxation: cells the argmax architecture would drop still count. Units:
 GMACs / 2^30 like the ``--param_flop`` GFLOPs, or ms per crop.
 """
@@ -61,7 +66,8 @@ def _measure(supernet: nn.Module, input_size: tuple[int, int],
 
     def record(name: str) -> Any:
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
-            shapes.setdefault(name, tuple(args[0].shape))
+            if isinstance(args[0], torch.Tensor):  # a part head reads the pyramid (a list)
+                shapes.setdefault(name, tuple(args[0].shape))
         return hook
 
     hooks = [modules[name].register_forward_hook(record(name)) for name in timed]
@@ -125,6 +131,9 @@ class ExpectedCost:
         #: in label, in widths, out label, out widths, cost per (in, out) pair
         self.width_terms: list[tuple[str | None, list[int], str | None, list[int],
                                      torch.Tensor]] = []
+        #: per term (op, route, width terms by list and index): the (label, candidate) pairs
+        #: of the choices that hold it
+        self.gates: dict[tuple[str, int], tuple[tuple[str, int], ...]] = {}
         self._collect_terms(supernet, cost, latency, shapes)
         variable = float(self._variable({}))  # every candidate and route, the largest widths
         if latency is None:
@@ -145,10 +154,30 @@ class ExpectedCost:
             DifferentiableMixedInput, DifferentiableMixedLayer)
         from nni.nas.oneshot.pytorch.supermodule.operation import MixedConv2d
 
+        mixed = (DifferentiableMixedLayer, DifferentiableMixedInput, MixedConv2d)
+        holders: list[tuple[str, str, int]] = []  # prefix of a candidate holding choices, label, i
+        for name, module in supernet.named_modules():
+            if isinstance(module, DifferentiableMixedLayer):
+                for i, cand in enumerate(module.names):
+                    if any(isinstance(m, mixed) for m in module[cand].modules()):
+                        holders.append((f"{name}.{cand}.", module.label, i))
+        if holders and latency is not None:
+            raise ValueError("a latency cost cannot gate the choices nested in a candidate "
+                             "(space.search_head_type): use GFLOPs")
+
+        def gate(kind: str, index: int, name: str) -> None:
+            held = tuple((label, i) for prefix, label, i in holders if name.startswith(prefix))
+            if held:
+                self.gates[(kind, index)] = held
+
+        own: list[tuple[int, str]] = []  # op terms of candidates holding choices, their prefix
         for name, module in supernet.named_modules():
             if isinstance(module, DifferentiableMixedLayer):
                 self.values[module.label] = list(module.names)
                 for i, cand in enumerate(module.names):
+                    gate("op", len(self.op_terms), name)
+                    if any(p == f"{name}.{cand}." for p, _, _ in holders):
+                        own.append((len(self.op_terms), f"{name}.{cand}."))
                     self.op_terms.append((module.label, i, cost(f"{name}.{cand}")))
             elif hasattr(module, "routes") and hasattr(module, "slots"):  # a fabric cell
                 choice = getattr(module, "input_choice", None)
@@ -156,12 +185,18 @@ class ExpectedCost:
                     self.values[choice.label] = list(range(len(module.slots)))
                     for kind in module.routes:
                         slots = [i for i, (k, _) in enumerate(module.slots) if k == kind]
+                        gate("route", len(self.route_terms), name)
                         self.route_terms.append((choice.label, slots,
                                                  cost(f"{name}.routes.{kind}")))
             elif isinstance(module, MixedConv2d):
                 term = self._width_term(name, module, cost, latency, shapes)
                 if term is not None:
+                    gate("width", len(self.width_terms), name)
                     self.width_terms.append(term)
+        for index, prefix in own:  # a holder's own term: its cost beyond the terms it holds
+            label, i, c = self.op_terms[index]
+            held = self._variable({}, within=(label, i))
+            self.op_terms[index] = (label, i, c - float(held))
 
     def _width_term(self, name: str, module: Any, cost: Any, latency: LatencyTable | None,
                     shapes: Mapping[str, tuple[int, ...]]) -> tuple | None:
@@ -206,29 +241,49 @@ class ExpectedCost:
             return None
         return torch.softmax(self.alphas[label], dim=-1)
 
-    def _variable(self, given: Mapping[str, torch.Tensor] | None) -> torch.Tensor:
+    def _variable(self, given: Mapping[str, torch.Tensor] | None,
+                  within: tuple[str, int] | None = None) -> torch.Tensor:
         """The variable terms under softmax(α) (``given`` None) or under ``given``
         probabilities; a label ``given`` leaves out counts in full (every candidate and route;
-        the largest width)."""
+        the largest width). Each term is weighted by the candidates that hold it (:attr:`gates`);
+        ``within``: only the terms the candidate (label, index) holds."""
         device = next(iter(self.alphas.values())).device if self.alphas and given is None else "cpu"
         total = torch.zeros((), device=device)
-        for label, i, c in self.op_terms:
+
+        def gated(kind: str, index: int, value: torch.Tensor | float) -> torch.Tensor | float:
+            holders = self.gates.get((kind, index), ())
+            if within is not None and within not in holders:
+                return 0.0
+            for label, i in holders:
+                p = self._probs(label, given)
+                if p is not None:
+                    value = value * p[i].to(device)
+            return value
+
+        for index, (label, i, c) in enumerate(self.op_terms):
             p = self._probs(label, given)
-            total = total + (p[i].to(device) * c if p is not None else c)
-        for label, slots, c in self.route_terms:
+            total = total + gated("op", index, p[i].to(device) * c if p is not None else c)
+        for index, (label, slots, c) in enumerate(self.route_terms):
             p = self._probs(label, given)
-            total = total + (p[slots].sum().to(device) * c if p is not None else c)
-        for in_label, vin, out_label, vout, grid in self.width_terms:
+            total = total + gated("route", index,
+                                  p[slots].sum().to(device) * c if p is not None else c)
+        for index, (in_label, vin, out_label, vout, grid) in enumerate(self.width_terms):
             pin = self._probs(in_label, given) if in_label else None
             pout = self._probs(out_label, given) if out_label else None
             pin = pin.to(device) if pin is not None else _largest(len(vin), vin, device)
             pout = pout.to(device) if pout is not None else _largest(len(vout), vout, device)
-            total = total + pin @ grid.to(device) @ pout
+            total = total + gated("width", index, pin @ grid.to(device) @ pout)
         return total
 
     def __call__(self) -> torch.Tensor:
         """The expected cost (a scalar tensor with gradients to the α/β it depends on)."""
         return self.fixed + self._variable(None)
+
+    def at(self, probs: Mapping[str, torch.Tensor]) -> float:
+        """The cost under the probabilities ``probs`` (label → one per candidate, e.g.
+        :meth:`one_hot`); a label left out counts in full (every candidate and route, the
+        largest width)."""
+        return float(self.fixed + self._variable(probs))
 
 
 def _largest(n: int, values: list[int], device: Any) -> torch.Tensor:

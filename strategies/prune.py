@@ -11,7 +11,8 @@ PNFS's ``Prune(Arch, prune_cells=True, prune_operations=True)`` plus channel pru
 - parameter-free operations (``search.collapse.max_param_free`` M ≥ 0 in the search's config): at most
   M operation choices stay parameter-free (the strongest by α, P-DARTS's cap on skip
   connections); the others take their strongest operation with weights;
-- inputs: each cell takes its strongest slot by β; widths their most probable value;
+- inputs: each cell takes its strongest slot by β; widths and head types
+  (``space.search_head_type``) their most probable value;
 - cells: every cell, route, adapter or backbone branch without a path to a part's output is
   dropped — :func:`~search_space.pose_space.freeze` does this for every architecture (they
   cannot change the output); the report counts them;
@@ -37,6 +38,7 @@ import torch
 
 from search_space.counting import param_flop_report
 from search_space.errors import UserInputError
+from search_space.fabric import Fabric
 from search_space.operations import PARAMETER_FREE, ZERO
 from search_space.supernet import build
 from strategies.budget import fit_to_budget
@@ -83,7 +85,8 @@ def derive_choices(arch: ArchFile, prune_operations: bool = True,
             candidates = {k: v for k, v in dist.items()
                           if not (prune_operations and label.endswith("_op") and k == ZERO)}
             best = max(candidates, key=lambda k: candidates[k])
-            choices[label] = int(best) if not label.endswith("_op") else best
+            # widths are numbers (α's keys are their strings); operations and head types names
+            choices[label] = int(best) if best.isdigit() else best
             strength[label] = candidates[best]
         else:
             choices[label] = value
@@ -161,7 +164,7 @@ def prune_arch(arch: ArchFile, prune_operations: bool = True) -> ArchFile:
 
 
 def _count_cells(model: torch.nn.Module) -> int:
-    return sum(len(h.fabric.cells) for h in getattr(model, "heads", []) if hasattr(h, "fabric"))
+    return sum(len(m.cells) for m in model.modules() if isinstance(m, Fabric))
 
 
 @cli_errors

@@ -141,7 +141,7 @@ def test_kendall_tau_by_hand():
     assert tau_interval([1, 1, 1, 1, 1, 1], truth) == (None, None)
 
 
-def test_random_at_cost_takes_over_the_defaults_goal_only():
+def test_random_at_cost_takes_over_the_defaults_goal_and_space_only():
     from benchmarks.search_quality import VARIANTS, goal_overrides
 
     assert goal_overrides(VARIANTS["darts@plain"][1]) == [
@@ -149,6 +149,10 @@ def test_random_at_cost_takes_over_the_defaults_goal_only():
     assert goal_overrides(["search.collapse.max_param_free", "1", "search.goal.cost",
                            "latency", "search.epochs", "2"]) == ["search.goal.cost", "latency"]
     assert goal_overrides(VARIANTS["darts"][1]) == []
+    # the same space too: a default that searches the head type is compared in that space
+    assert goal_overrides(VARIANTS["darts-heads@plain"][1]) == [
+        "space.search_head_type", "true", "search.goal.objective", "flops_constraint",
+        "search.goal.target_gflops", "PLAIN"]
 
 
 @pytest.mark.e2e

@@ -8,7 +8,8 @@
   For a derived architecture, the kept cells with their operations and the chosen routes
   (cells without a path to the output are not drawn). For a one-shot ``arch.json`` with α/β,
   every cell and all three input slots, each edge drawn with thickness and colour by its β, and
-  each cell listing its operations by α — the undecided parts stay visible;
+  each cell listing its operations by α — the undecided parts stay visible. A part whose head
+  type (``part{p}/head``) is plain is drawn as its 1×1 conv on the 1/4 level;
 - the part's heatmap output.
 
 The graph is built in networkx (nodes carry their box, ``cluster``, and their layer, ``rank``)
@@ -25,6 +26,7 @@ from typing import Any
 import networkx as nx
 
 from search_space.fabric import SLOT_NAMES, FabricGeometry, pyramid_levels_read, slot_routes
+from search_space.pose_space import part_fabric
 from trainers.network.arch_file import ArchFile, load_arch
 from trainers.atomic import atomic_path
 from trainers.network.build import build_network, spec_from_arch
@@ -117,8 +119,30 @@ def arch_graph(arch: ArchFile) -> nx.DiGraph:
     geo = FabricGeometry(cell_cfg.depth, cell_cfg.cut_layers_num, len(cell_cfg.size_types),
                          min(len(pyramid), pyramid_levels_read(cell_cfg)))
     for p, (part, head) in enumerate(zip(network.parts, network.heads)):
-        _add_part(g, arch, p, part, head.fabric, pyramid, geo, one_shot)
+        fabric = part_fabric(head)
+        if fabric is None:
+            _add_plain_part(g, arch, p, part, pyramid)
+        else:
+            _add_part(g, arch, p, part, fabric, pyramid, geo, one_shot)
     return g
+
+
+def _add_plain_part(g: nx.DiGraph, arch: ArchFile, p: int, part: Any,
+                    pyramid: list[str]) -> None:
+    """Part ``p`` with a plain head (``part{p}/head: plain``): a 1×1 conv on the 1/4 level."""
+    cluster = f"part{p}"
+    title = f"part {p}: {part.name}\n" + ", ".join(part.joint_names)
+    prob = arch.weights.get("alpha", {}).get(f"part{p}/head", {}).get("plain")
+    head = f"p{p}_plain"
+    g.add_node(head, label="plain head\n1×1 conv" + (f"  α {prob:.2f}" if prob is not None
+                                                         else ""),
+               cluster=cluster, cluster_label=title, shape="box", style="filled",
+               fillcolor="#fff4e6")
+    g.add_edge(pyramid[0], head, penwidth="1.6")
+    out = f"p{p}_out"
+    g.add_node(out, label=f"{part.name} heatmaps\n" + ", ".join(part.joint_names),
+               cluster=cluster, cluster_label=title, shape="ellipse")
+    g.add_edge(head, out, penwidth="1.6")
 
 
 def _add_part(g: nx.DiGraph, arch: ArchFile, p: int, part: Any, fabric: Any,

@@ -349,6 +349,11 @@ class Config:
                 "supernet's operations 1/K wide, so its expected cost is not the derived "
                 f"network's: use it with search.goal.objective metric, not "
                 f"{self.search.goal.objective!r}")
+        if (self.space.search_head_type and self.search.goal.objective != "metric"
+                and self.search.goal.cost == "latency"):
+            raise UserInputError.at_field(
+                "space.search_head_type", "the latency table times operations, not whole part "
+                "heads: search the head type with search.goal.cost gflops (or objective metric)")
         if self.search.distill and not self.distill.enabled:
             raise UserInputError.at_field("search.distill", "a teacher-guided search needs a teacher: set "
                                "distill.config (or distill.weights / distill.arch)")
