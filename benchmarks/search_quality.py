@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -66,6 +67,7 @@ REPO = Path(__file__).resolve().parent.parent
 import torch
 from scipy import stats
 
+from benchmarks.measure import machine
 from search_space.counting import param_flop_report
 from search_space.supernet import build
 from strategies import prune as prune_cli
@@ -227,11 +229,14 @@ class Candidate:
 
 
 class Steps:
-    """Runs the commands' ``main`` in this process, their output into ``OUT/logs/NAME.log``."""
+    """Runs the commands' ``main`` in this process, their output into ``OUT/logs/NAME.log``.
+    ``resume``: trainings already finished in ``OUT`` with the same inputs are read back, not
+    rerun (:func:`training_key`)."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, resume: bool = False) -> None:
         self.logs = out / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.resume = resume
 
     def __call__(self, name: str, main: Callable[[list[str]], int], argv: list[str]) -> float:
         log = self.logs / f"{name}.log"
@@ -258,6 +263,20 @@ def recipe_overrides(size: str, epochs: int, root: Path, seed: int = 0) -> list[
         if epochs > 2 else []
     return ["dataset.root", str(root), "model.input_size", size, "train.epochs", str(epochs),
             "train.lr_steps", json.dumps(steps), "seed", str(seed)]
+
+
+def training_key(argv: list[str], arch: Path | None) -> str:
+    """What a training's result depends on, as a sha256: its command line (recipe, seed, output
+    folder), the bytes of its architecture file, and the machine (:func:`benchmarks.measure.machine`:
+    another CPU's kernels give another AP for the same seed)."""
+    digest = hashlib.sha256(json.dumps([argv, machine()], sort_keys=True).encode())
+    if arch is not None:
+        digest.update(Path(arch).read_bytes())
+    return digest.hexdigest()
+
+
+#: the file beside a finished training's metrics.json: its :func:`training_key` and seconds
+TRAINING_MARK = "benchmark_training.json"
 
 
 def best_ap(run: Path) -> float:
@@ -289,7 +308,16 @@ def _train(steps: Steps, cand: Candidate, out: Path, budget: Budget, root: Path,
         argv = ["--cfg", str(RECIPE_CFG), "--out", str(where), "--no-progress",
                 *recipe_overrides(budget.size, budget.recipe_epochs, root, t)]
         argv += ["--arch", str(arch)] if arch else ["--model", str(model)]
-        cand.train_s += steps(f"train_{tag}_t{t}", train_derived.main, argv)
+        key, mark = training_key(argv, arch), where / TRAINING_MARK
+        done = json.loads(mark.read_text()) if steps.resume and mark.is_file() else {}
+        if done.get("key") == key and (where / "metrics.json").is_file():
+            print(f"  {f'train_{tag}_t{t}':<32} reused ({done['seconds']:.0f} s)", flush=True)
+            cand.train_s += done["seconds"]
+        else:
+            mark.unlink(missing_ok=True)
+            seconds = steps(f"train_{tag}_t{t}", train_derived.main, argv)
+            mark.write_text(json.dumps({"key": key, "seconds": round(seconds, 1)}))
+            cand.train_s += seconds
         cand.aps.append(best_ap(where))
         metrics = json.loads((where / "metrics.json").read_text())
         recipe = {**metrics.get("recipe", {}), "epochs_trained": len(metrics["epochs"]),
@@ -589,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the strategy (or variant) the goals judge and random@cost matches in "
                    f"search time and goal (default: {SEARCH_STRATEGY}, the demo's)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the trainings a run into the same --out finished with the same "
+                   "inputs on this machine (searches run again: they take seconds)")
     p.add_argument("--json", action="store_true", help="last line: the summary as JSON")
     args = p.parse_args(argv)
     budget = BUDGETS[args.budget]
@@ -619,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (root / "annotations" / "person_keypoints_val2017.json").is_file():
         write_coco(root, budget.train_images, budget.val_images, seed=0)
     start = time.time()
-    steps = Steps(out)
+    steps = Steps(out, resume=args.resume)
     size = tuple(int(v) for v in budget.size.split("x"))
     seeds = list(range(args.first_seed, args.first_seed + budget.seeds))
     print(f"search quality, budget {args.budget}: {budget.size}, recipe {budget.recipe_epochs} "
@@ -750,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
     _plot(out / "pareto.png", randoms, strategies, baselines, default)
     summary = {"protocol": 2, "default": default, "budget": args.budget,
                "budget_sizes": {k: v for k, v in budget.__dict__.items()},
-               "search_seeds": seeds, "threads": args.threads,
+               "search_seeds": seeds, "threads": args.threads, "machine": machine(),
                "random": [c.entry() for c in randoms],
                "strategies": {n: [c.entry() for c in cs] for n, cs in strategies.items()},
                "baselines": {n: c.entry() for n, c in baselines.items()},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -153,6 +154,44 @@ def test_random_at_cost_takes_over_the_defaults_goal_and_space_only():
     assert goal_overrides(VARIANTS["darts-heads@plain"][1]) == [
         "space.search_head_type", "true", "search.goal.objective", "flops_constraint",
         "search.goal.target_gflops", "PLAIN"]
+
+
+def test_resume_reuses_only_a_training_with_the_same_inputs(tmp_path, monkeypatch):
+    """``--resume``: a training finished with the same command line, architecture bytes and
+    machine is read back; another architecture file (or seed) trains again."""
+    from benchmarks import search_quality as sq
+
+    runs: list[str] = []
+
+    def fake_train(argv):  # train_derived.main: writes the metrics a training leaves
+        where = Path(argv[argv.index("--out") + 1])
+        where.mkdir(parents=True, exist_ok=True)
+        runs.append(str(where))
+        (where / "metrics.json").write_text(json.dumps({"best": 0.25, "epochs": [{}] * 2,
+                                                        "recipe": {"seed": 0}}))
+        return 0
+
+    monkeypatch.setattr(sq.train_derived, "main", fake_train)
+    budget = sq.Budget(**{**sq.BUDGETS["smoke"].__dict__, "train_seeds": 2})
+    arch = tmp_path / "a.json"
+    arch.write_text('{"choices": {"x": 1}}')
+
+    def train(resume):
+        cand = sq.Candidate("baseline", "c", None)
+        sq._train(sq.Steps(tmp_path / "out", resume), cand, tmp_path / "out" / "c", budget,
+                  tmp_path / "data", arch=arch)
+        return cand
+
+    train(False)
+    assert len(runs) == 2
+    cand = train(True)
+    assert len(runs) == 2 and cand.aps == [0.25, 0.25]  # both read back
+    train(False)  # without --resume every training runs again
+    assert len(runs) == 4
+    arch.write_text('{"choices": {"x": 2}}')  # another architecture in the same place
+    train(True)
+    assert len(runs) == 6
+    assert sq.training_key(["--seed", "0"], None) != sq.training_key(["--seed", "1"], None)
 
 
 @pytest.mark.e2e
