@@ -39,8 +39,9 @@ from search_space.joints import keypoint_spec
 from search_space.layers import conv2d, max_width
 from search_space.parts import BodyPart, body_parts
 
-__all__ = ["PoseNetwork", "PartHead", "PlainPartHead", "ChosenHead", "HEAD_TYPES", "freeze", "check_architecture", "VectorHead", "HeatmapHead",
-           "populate_network", "pose_forward", "named_components"]
+__all__ = ["PoseNetwork", "PartHead", "PlainPartHead", "ChosenHead", "HEAD_TYPES", "freeze",
+           "check_architecture", "VectorHead", "HeatmapHead", "populate_network", "pose_forward",
+           "named_components", "levels_read", "part_fabric"]
 
 
 # --------------------------------------------------------------------------------------------

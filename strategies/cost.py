@@ -170,14 +170,14 @@ class ExpectedCost:
             if held:
                 self.gates[(kind, index)] = held
 
-        own: list[tuple[int, str]] = []  # op terms of candidates holding choices, their prefix
+        own: list[int] = []  # the op terms of candidates holding choices
         for name, module in supernet.named_modules():
             if isinstance(module, DifferentiableMixedLayer):
                 self.values[module.label] = list(module.names)
                 for i, cand in enumerate(module.names):
                     gate("op", len(self.op_terms), name)
                     if any(p == f"{name}.{cand}." for p, _, _ in holders):
-                        own.append((len(self.op_terms), f"{name}.{cand}."))
+                        own.append(len(self.op_terms))
                     self.op_terms.append((module.label, i, cost(f"{name}.{cand}")))
             elif hasattr(module, "routes") and hasattr(module, "slots"):  # a fabric cell
                 choice = getattr(module, "input_choice", None)
@@ -193,7 +193,7 @@ class ExpectedCost:
                 if term is not None:
                     gate("width", len(self.width_terms), name)
                     self.width_terms.append(term)
-        for index, prefix in own:  # a holder's own term: its cost beyond the terms it holds
+        for index in own:  # a holder's own term: its cost beyond the terms it holds
             label, i, c = self.op_terms[index]
             held = self._variable({}, within=(label, i))
             self.op_terms[index] = (label, i, c - float(held))

@@ -89,6 +89,10 @@ def test_frozen_network_equals_the_supernet_under_a_head_type_sample(seed):
     kinds = [["plain", "fabric", "plain"], ["fabric", "fabric", "plain"],
              ["plain", "plain", "fabric"]][seed]
     sample = with_heads(random_sample(build(space, "coco"), seed), kinds)
+    if seed == 0:  # the narrower 1/4 level: a plain head reads its leading input channels
+        labels = space_labels(space, "coco")
+        sample.update({k: min(v) for k, v in labels.items() if k.endswith("/width")})
+        assert sample["stage2/branch0/width"] == 8
     sup = supernet_under(space, "coco", sample, seed)
     net = freeze(space, "coco", sample).eval()
     inherit_weights(net, sup.state_dict())
