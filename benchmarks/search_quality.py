@@ -333,8 +333,14 @@ def _cost(cand: Candidate, network: torch.nn.Module, size: tuple[int, int]) -> N
 
 
 def _derived_cost(cand: Candidate, derived: Path) -> None:
-    metrics = load_arch(derived).metrics
-    cand.gflops, cand.params = float(metrics["gflops"]), int(metrics["params"])
+    arch = load_arch(derived)
+    cand.gflops, cand.params = float(arch.metrics["gflops"]), int(arch.metrics["params"])
+    cand.extra["architecture"] = architecture_id(arch.choices)
+
+
+def architecture_id(choices: dict[str, Any]) -> str:
+    """A derived network's identity: the sha256 (first 12 digits) of its sorted choices."""
+    return hashlib.sha256(json.dumps(choices, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _prune(steps: Steps, arch: Path, derived: Path, tag: str) -> float:
@@ -499,9 +505,21 @@ def welch_difference(a: list[float], b: list[float], confidence: float = 0.95) -
     return {"diff": diff, "low": low, "high": high, "n": [len(a), len(b)], "verdict": verdict}
 
 
+def distinct(cands: list[Candidate]) -> list[Candidate]:
+    """``cands`` without the repeats of an architecture: search seeds that derived the same
+    network trained it with the same training seeds, so a repeat is the same numbers again, not
+    a second sample."""
+    seen: dict[Any, Candidate] = {}
+    for c in cands:
+        seen.setdefault(c.extra.get("architecture", id(c)), c)
+    return list(seen.values())
+
+
 def units(cands: list[Candidate]) -> list[float]:
-    """The values a comparison is over: a strategy's mean AP per search seed; a single
+    """The values a comparison is over: a strategy's mean AP per distinct derived network (one
+    per search seed unless seeds derived the same one, :func:`distinct`); a single
     architecture's AP per training seed."""
+    cands = distinct(cands)
     return list(cands[0].aps) if len(cands) == 1 else [c.ap for c in cands]
 
 
@@ -750,7 +768,8 @@ def main(argv: list[str] | None = None) -> int:
     recipes = {json.dumps({k: v for k, v in c.recipe.items()}, sort_keys=True) for c in cands}
     print(format_table(["group", "name", "search seed", "AP mean ± std", "AP per training seed",
                         "GFLOPs", "params (M)", "search s", "train s"], [_row(c) for c in cands]))
-    rows = [[name, len(cs), _summary_cell(cs), f"{statistics.fmean(c.gflops for c in cs):.4f}",
+    rows = [[name, f"{len(cs)} ({len(distinct(cs))} distinct)", _summary_cell(cs),
+             f"{statistics.fmean(c.gflops for c in cs):.4f}",
              f"{statistics.fmean(c.search_s for c in cs):.0f}" if cs[0].search_s else ""]
             for name, cs in [*strategies.items(), *(("random", randoms),) * bool(randoms)]]
     rows += [[name, 1, _summary_cell([c]), f"{c.gflops:.4f}", ""] for name, c in baselines.items()]

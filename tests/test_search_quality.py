@@ -156,6 +156,24 @@ def test_random_at_cost_takes_over_the_defaults_goal_and_space_only():
         "search.goal.target_gflops", "PLAIN"]
 
 
+def test_search_seeds_that_derive_the_same_network_are_one_unit():
+    """Two search seeds that derived one network trained it with the same training seeds: the
+    same numbers twice. Counted as two units they gave a zero-width interval and a verdict
+    ("better") that no second sample supports; as one network its training seeds are the
+    units, as for a baseline."""
+    from benchmarks.search_quality import Candidate, comparisons, units
+
+    same = [Candidate("strategy", "a", s, aps=[0.52, 0.53, 0.50], extra={"architecture": "x"})
+            for s in (0, 1)]
+    other = [Candidate("strategy", "b", s, aps=[0.50, 0.52, 0.49], extra={"architecture": "y"})
+             for s in (0, 1)]
+    assert units(same) == [0.52, 0.53, 0.50]
+    mixed = same + [Candidate("strategy", "a", 2, aps=[0.40] * 3, extra={"architecture": "z"})]
+    assert units(mixed) == pytest.approx([0.5166667, 0.40])
+    (row,) = comparisons({"a": same, "b": other}, {}, "a")
+    assert row["n"] == [3, 3] and row["low"] < 0 < row["high"]  # 0.517 vs 0.503: not resolved
+
+
 def test_resume_reuses_only_a_training_with_the_same_inputs(tmp_path, monkeypatch):
     """``--resume``: a training finished with the same command line, architecture bytes and
     machine is read back; another architecture file (or seed) trains again."""
