@@ -335,12 +335,17 @@ def _cost(cand: Candidate, network: torch.nn.Module, size: tuple[int, int]) -> N
 def _derived_cost(cand: Candidate, derived: Path) -> None:
     arch = load_arch(derived)
     cand.gflops, cand.params = float(arch.metrics["gflops"]), int(arch.metrics["params"])
-    cand.extra["architecture"] = architecture_id(arch.choices)
+    cand.extra["architecture"] = architecture_id(arch)
 
 
-def architecture_id(choices: dict[str, Any]) -> str:
-    """A derived network's identity: the sha256 (first 12 digits) of its sorted choices."""
-    return hashlib.sha256(json.dumps(choices, sort_keys=True).encode()).hexdigest()[:12]
+def architecture_id(arch: ArchFile) -> str:
+    """A derived network's identity: the sha256 (first 12 digits) of its frozen network's
+    modules and tensor shapes. Not of its choices: choices can differ and build one network (a
+    cell's input slots that stand in for the same route, the fabric labels of a part with a
+    plain head)."""
+    network = build_network(spec_from_arch(arch), device="meta")
+    shapes = sorted((k, list(v.shape)) for k, v in network.state_dict().items())
+    return hashlib.sha256((repr(network) + json.dumps(shapes)).encode()).hexdigest()[:12]
 
 
 def _prune(steps: Steps, arch: Path, derived: Path, tag: str) -> float:

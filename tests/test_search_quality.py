@@ -11,7 +11,7 @@ import pytest
 from search_space.supernet import build
 from strategies.collapse import arch_collapse
 from strategies.prune import derive_choices
-from tests.conftest import REPO, run_module
+from tests.conftest import REPO, random_sample, run_module
 from trainers.network.arch_file import ArchFile
 from trainers.config.experiment import load_config
 
@@ -172,6 +172,24 @@ def test_search_seeds_that_derive_the_same_network_are_one_unit():
     assert units(mixed) == pytest.approx([0.5166667, 0.40])
     (row,) = comparisons({"a": same, "b": other}, {}, "a")
     assert row["n"] == [3, 3] and row["low"] < 0 < row["high"]  # 0.517 vs 0.503: not resolved
+
+
+def test_an_architecture_is_its_network_not_its_choices():
+    from benchmarks.search_quality import architecture_id
+
+    cfg = load_config(REPO / "configs" / "search" / "synthetic_tiny.yaml",
+                      ["space.search_head_type", "true"])
+    space = build(cfg.space, cfg.dataset.name)
+    a, other = (random_sample(space, seed) for seed in (0, 1))
+    b = {k: other[k] if "/fabric/" in k else v for k, v in a.items()}  # other fabrics only
+    plain = {f"part{p}/head": "plain" for p in range(3)}
+    assert a != b
+    # every part plain: the fabric labels are not built, so the networks are one
+    assert architecture_id(ArchFile(cfg, {**a, **plain}, "derived", {}, {})) == \
+        architecture_id(ArchFile(cfg, {**b, **plain}, "derived", {}, {}))
+    fabric = {f"part{p}/head": "fabric" for p in range(3)}
+    assert architecture_id(ArchFile(cfg, {**a, **fabric}, "derived", {}, {})) != \
+        architecture_id(ArchFile(cfg, {**b, **fabric}, "derived", {}, {}))
 
 
 def test_resume_reuses_only_a_training_with_the_same_inputs(tmp_path, monkeypatch):
