@@ -4,10 +4,7 @@ process's peak resident set, which is why each case runs in its own process); an
 figure came from (:func:`machine`)."""
 from __future__ import annotations
 
-import os
-import platform
 import resource
-from pathlib import Path
 
 import torch
 
@@ -28,19 +25,11 @@ def peak_memory_bytes(device: torch.device | str) -> int:
 
 
 def machine() -> dict[str, object]:
-    """The CPU (model, cores, the widest vector unit torch's kernels can use) and the torch
-    build: the same seed gives the same AP only where these match (kernels of another vector
-    width round differently), so every result JSON records them."""
-    model, flags = platform.processor() or "", set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and not model:
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    vector = next((v for v in ("avx512f", "avx2", "avx", "neon", "asimd") if v in flags), "")
-    return {"cpu": model, "cores": os.cpu_count(),
-            "vector": vector.replace("avx512f", "avx512"), "torch": torch.__version__,
+    """The CPU (model, cores, the vector unit torch's kernels use) and the torch build: the same
+    seed gives the same AP only where these match (kernels of another vector width round
+    differently), so every result JSON records them."""
+    # strategies.latency loads NNI; the step benchmarks that import this module must not
+    from strategies.latency import cpu_cores, cpu_name
+
+    return {"cpu": cpu_name(), "cores": cpu_cores(), "torch": torch.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability()}

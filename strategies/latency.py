@@ -47,7 +47,8 @@ from search_space.errors import UserInputError
 from trainers.deploy.onnx_graph import export_onnx
 
 __all__ = ["LatencyTable", "runtime_signature", "tensor_units", "random_networks",
-           "space_latency_table", "latency_table_path", "CALIBRATION_NETWORKS"]
+           "space_latency_table", "latency_table_path", "CALIBRATION_NETWORKS", "cpu_name",
+           "cpu_cores"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ CALIBRATION_NETWORKS = 3
 _FORMAT = 1
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo; else the platform's)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -70,11 +72,12 @@ def runtime_signature(threads: int = 1) -> dict[str, Any]:
     """What the entries are valid for: the CPU, onnxruntime's version and the thread count."""
     import onnxruntime as ort  # the deploy runtime: only latency tables need it
 
-    return {"cpu": _cpu_name(), "cores": _cores(), "onnxruntime": ort.__version__,
+    return {"cpu": cpu_name(), "cores": cpu_cores(), "onnxruntime": ort.__version__,
             "threads": threads}
 
 
-def _cores() -> int:
+def cpu_cores() -> int:
+    """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
