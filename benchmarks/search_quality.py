@@ -33,8 +33,9 @@ them (± the sample std):
   (#params, FLOPs, NASWOT, synflow).
 
 **Comparisons** are differences of mean AP with a 95 % Welch interval, over the units of each
-side: a strategy's unit is one search seed (its network's mean over the training seeds), a
-baseline's one training seed. The verdict is "better" / "worse" when the interval excludes 0,
+side: a strategy's unit is one distinct derived network (its mean over the training seeds;
+search seeds that derived one network are one unit, and a later one reuses the earlier one's
+trainings rather than training the same network again), a baseline's one training seed. The verdict is "better" / "worse" when the interval excludes 0,
 else "no difference resolved". The goals (issue 27) compare the default strategy (``--default``;
 the one ``make demo`` uses unless given) with the plain head at ≤ its GFLOPs, with random search at equal cost, and
 with ``hrnet_tiny`` at ≤ 0.5× its GFLOPs.
@@ -154,6 +155,15 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "darts-heads": ("darts", ["space.search_head_type", "true"]),
     "darts-heads@plain": ("darts", ["space.search_head_type", "true", "search.goal.objective",
                                     "flops_constraint", "search.goal.target_gflops", "PLAIN"]),
+    # the budget filled at Prune (search.goal.fill: TF-NAS's elasticity scaling back toward the
+    # target), with and without the head type searched
+    "darts-fill@plain": ("darts", ["search.goal.objective", "flops_constraint",
+                                   "search.goal.target_gflops", "PLAIN", "search.goal.fill",
+                                   "true"]),
+    "darts-heads-fill@plain": ("darts", ["space.search_head_type", "true",
+                                         "search.goal.objective", "flops_constraint",
+                                         "search.goal.target_gflops", "PLAIN",
+                                         "search.goal.fill", "true"]),
     # remedies of the collapse to parameter-free operations
     "darts-plain": ("darts", ["search.collapse.max_param_free", "-1"]),  # no cap
     "darts-warmup": ("darts", ["search.warmup_epochs", "HALF"]),  # weight warm-up: half the epochs
@@ -336,6 +346,23 @@ def _derived_cost(cand: Candidate, derived: Path) -> None:
     arch = load_arch(derived)
     cand.gflops, cand.params = float(arch.metrics["gflops"]), int(arch.metrics["params"])
     cand.extra["architecture"] = architecture_id(arch)
+
+
+def trained_before(cand: Candidate, earlier: list[Candidate]) -> Candidate | None:
+    """The earlier search seed of the same strategy that derived ``cand``'s network
+    (:func:`architecture_id`), or ``None``. Its trainings are ``cand``'s: the same network,
+    recipe and training seeds give the same AP on one machine (the seed-spread benchmark checks
+    it across processes; the head-type pilot's two seeds of one network trained apart gave the
+    same three APs to the last digit), so training it again only spends the budget."""
+    key = cand.extra.get("architecture")
+    return next((c for c in earlier if key and c.extra.get("architecture") == key and c.aps),
+                None)
+
+
+def reuse_training(cand: Candidate, same: Candidate) -> None:
+    """``cand`` takes ``same``'s APs and recipe (no training time of its own) and says so."""
+    cand.aps, cand.recipe = list(same.aps), dict(same.recipe)
+    cand.extra["trainings_of_search_seed"] = same.search_seed
 
 
 def architecture_id(arch: ArchFile) -> str:
@@ -739,8 +766,14 @@ def main(argv: list[str] | None = None) -> int:
                                   f"{name}_s{seed}")
             cand = Candidate("strategy", name, seed, search_s=t,
                              extra={"search_only_s": round(searched, 1)})
-            _train(steps, cand, sdir / "train", budget, root, arch=sdir / "derived.json")
             _derived_cost(cand, sdir / "derived.json")
+            same = trained_before(cand, strategies[name])
+            if same is None:
+                _train(steps, cand, sdir / "train", budget, root, arch=sdir / "derived.json")
+            else:
+                reuse_training(cand, same)
+                print(f"  {f'train_{name}_s{seed}':<32} the network of search seed "
+                      f"{same.search_seed}: its trainings reused", flush=True)
             history = [json.loads(line) for line in
                        (sdir / "history.jsonl").read_text().splitlines() if line.strip()]
             collapse = [{k: h[k] for k in ("epoch", "param_free_share", "cells_kept")}

@@ -17,7 +17,17 @@ ProxylessNAS's derived networks are checked against their latency target the sam
   parameter-free than ``search.collapse.max_param_free`` allows come only after every other
   move (the budget is a constraint, the cap a heuristic against collapse);
 - a target no move reaches keeps the cheapest network found and says so (``met`` false, a
-  warning).
+  warning);
+- with ``search.goal.fill``, a network below the target grows back toward it: TF-NAS's
+  elasticity scaling (§3.4 scales the derived widths until the latency meets its target from
+  either side). A **growth move** changes one label to a costlier candidate (an operation to
+  another non-``Zero`` one, a width to a larger value, an input to another slot, a part's head
+  type to the other); moves keeping the network within the target are applied greedily by
+  ``log p(current) − log p(new)`` per GFLOP gained, cheapest first, until none fits. A growth
+  move never takes the parameter-free operations past the cap. Why: a cost penalty that
+  gives a costlier candidate 0.41 of the probability in every part makes the argmax drop them
+  all (the head type per part, ``space.search_head_type``: every part plain at 0.72× the
+  target), where the budget would have paid for some.
 
 Every trial (:func:`strategies.trials.run_trial`: the multi-trial strategies and ``nnictl``
 trials) applies the same budget before training: an architecture above the target scores 0
@@ -57,6 +67,7 @@ class BudgetFit:
     gflops: float
     changed: dict[str, list[Any]] = field(default_factory=dict)  # label → [old, new]
     cap_relaxed: bool = False  # a move took the parameter-free operations past the cap
+    filled: bool = False  # growth moves were looked for (search.goal.fill)
 
     @property
     def met(self) -> bool:
@@ -66,7 +77,7 @@ class BudgetFit:
         """The ``budget`` entry of ``derived.json``'s metrics."""
         return {"target_gflops": self.target_gflops, "gflops_before": round(self.gflops_before, 6),
                 "gflops": round(self.gflops, 6), "met": self.met, "changed": self.changed,
-                "cap_relaxed": self.cap_relaxed}
+                "cap_relaxed": self.cap_relaxed, "fill": self.filled}
 
 
 def frozen_gflops(cfg: Config, choices: Mapping[str, Any],
@@ -87,9 +98,10 @@ def hard_gflops_target(cfg: Config) -> float | None:
 
 
 def _candidates(label: str, current: Any, alpha: Mapping[str, Mapping[str, float]],
-                beta: Mapping[str, list[float]], prune_operations: bool
+                beta: Mapping[str, list[float]], prune_operations: bool, grow: bool = False
                 ) -> list[tuple[Any, float, float]]:
-    """(new value, p(current), p(new)) of every other candidate of ``label``."""
+    """(new value, p(current), p(new)) of every other candidate of ``label`` (widths: the
+    smaller ones, or with ``grow`` the larger ones)."""
     if label in beta:
         probs = beta[label]
         (slot,) = current
@@ -103,14 +115,15 @@ def _candidates(label: str, current: Any, alpha: Mapping[str, Mapping[str, float
         return [(name, dist[current], p) for name, p in dist.items()
                 if name != current and not (prune_operations and name == ZERO)]
     return [(int(value), dist[str(current)], p) for value, p in dist.items()
-            if int(value) < current]  # widths: only smaller values can be cheaper
+            if (int(value) > current if grow else int(value) < current)]
 
 
 def fit_to_budget(arch: ArchFile, choices: dict[str, Any], prune_operations: bool = True,
                   gflops: Callable[[Mapping[str, Any]], float] | None = None) -> BudgetFit | None:
     """Bring ``choices`` (derived from ``arch``'s α/β, changed in place) within the goal's
-    ``target_gflops`` (see the module docstring); ``None`` when no hard GFLOPs budget applies
-    (another objective or cost, ``hard`` off, or an ``arch.json`` without α/β).
+    ``target_gflops``, and with ``search.goal.fill`` grow them back toward it (see the module
+    docstring); ``None`` when no hard GFLOPs budget applies (another objective or cost,
+    ``hard`` off, or an ``arch.json`` without α/β).
 
     Args:
         gflops: the cost of a choice dict (default :func:`frozen_gflops` of ``arch``).
@@ -121,34 +134,41 @@ def fit_to_budget(arch: ArchFile, choices: dict[str, Any], prune_operations: boo
     if target is None or not (alpha or beta):
         return None
     measure = gflops or (lambda c: frozen_gflops(arch.config, c))
-    before = current = measure(choices)
-    fit = BudgetFit(target, before, before)
+    before = measure(choices)
+    fit = BudgetFit(target, before, before, filled=arch.config.search.goal.fill)
     limit = arch.config.search.collapse.max_param_free
     original = dict(choices)
-    while current > target:
-        moves = []
-        for label in [lb for lb in choices if lb in alpha or lb in beta]:
+    labels = [lb for lb in choices if lb in alpha or lb in beta]
+
+    def over_cap(label: str, value: Any) -> bool:
+        return (limit >= 0 and label.endswith("_op") and value in PARAMETER_FREE
+                and choices[label] not in PARAMETER_FREE and _param_free(choices) >= limit)
+
+    def moves(grow: bool, current: float) -> list[tuple[float, str, Any]]:
+        """(log-probability loss per GFLOP saved or gained, label, value), cheapest first."""
+        found = []
+        for label in labels:
             for value, p_old, p_new in _candidates(label, choices[label], alpha, beta,
-                                                   prune_operations):
-                trial = {**choices, label: value}
-                saved = current - measure(trial)
-                if saved > 0:
+                                                   prune_operations, grow):
+                after = measure({**choices, label: value})
+                change = after - current if grow else current - after
+                if change > 0 and (not grow or after <= target):
                     loss = math.log(max(p_old, _FLOOR)) - math.log(max(p_new, _FLOOR))
-                    moves.append((loss / saved, label, value))
-        moves.sort(key=lambda m: m[0])
+                    found.append((loss / change, label, value))
+        return sorted(found, key=lambda m: m[0])
+
+    current = before
+    while current > target:  # shrink: one round measures every move, then applies the cheapest
         applied = False
         changed_now: set[str] = set()
+        ranked = moves(False, current)
         for within_cap in (True, False):
-            for _, label, value in moves:
+            for _, label, value in ranked:
                 if current <= target:
                     break
-                if label in changed_now:
+                if label in changed_now or (within_cap and over_cap(label, value)):
                     continue
-                over_cap = (limit >= 0 and label.endswith("_op") and value in PARAMETER_FREE
-                            and choices[label] not in PARAMETER_FREE
-                            and _param_free(choices) >= limit)
-                if within_cap and over_cap:
-                    continue
+                relaxed = over_cap(label, value)
                 old = choices[label]
                 choices[label] = value
                 after = measure(choices)
@@ -157,7 +177,23 @@ def fit_to_budget(arch: ArchFile, choices: dict[str, Any], prune_operations: boo
                     continue
                 current, applied = after, True
                 changed_now.add(label)
-                fit.cap_relaxed |= over_cap
+                fit.cap_relaxed |= relaxed
+        if not applied:
+            break
+    while fit.filled and current <= target:  # grow: the same rounds, within the target
+        applied = False
+        changed_now = set()
+        for _, label, value in moves(True, current):
+            if label in changed_now or over_cap(label, value):
+                continue
+            old = choices[label]
+            choices[label] = value
+            after = measure(choices)
+            if not current < after <= target:  # interactions: the gain is gone or too big
+                choices[label] = old
+                continue
+            current, applied = after, True
+            changed_now.add(label)
         if not applied:
             break
     fit.gflops = current

@@ -18,7 +18,8 @@ PNFS's ``Prune(Arch, prune_cells=True, prune_operations=True)`` plus channel pru
   cannot change the output); the report counts them;
 - cost: under ``search.goal.objective: flops_constraint`` (GFLOPs, ``search.goal.hard`` on) the
   derived network is brought within ``target_gflops`` by the changes that cost α/β least
-  (:mod:`strategies.budget`); ``derived.json``'s ``metrics.budget`` says what changed;
+  (:mod:`strategies.budget`), and with ``search.goal.fill`` grown back toward it when below;
+  ``derived.json``'s ``metrics.budget`` says what changed;
 - an ``arch.json`` without α/β (multi-trial, SPOS, prune_rate) keeps its choices.
 
 With ``--weights`` (a search checkpoint, ``last.ckpt``) it also writes ``derived.pth``: the state
@@ -210,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
               + ("met" if budget["met"] else "NOT met")
               + f" ({budget['gflops_before']:.4g} -> {budget['gflops']:.4g} GFLOPs; "
               f"{len(budget['changed'])} choices changed"
-              + ("; the parameter-free cap relaxed" if budget["cap_relaxed"] else "") + ")")
+              + ("; the parameter-free cap relaxed" if budget["cap_relaxed"] else "")
+              + ("; filled toward the target" if budget.get("fill") else "") + ")")
     print(f"wrote {args.out}" + (f" and {state_out}" if state_out else ""))
     return 0
 

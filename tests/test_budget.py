@@ -7,8 +7,10 @@ import pytest
 
 from search_space.counting import param_flop_report
 from strategies.budget import fit_to_budget, frozen_gflops
+from search_space.errors import UserInputError
 from strategies.prune import prune_arch
-from tests.test_strategies import _hand_built, tiny_cfg
+from tests.test_strategies import CFG, _hand_built, tiny_cfg
+from trainers.config.experiment import load_config
 from trainers.network.arch_file import ArchFile
 from trainers.network.build import build_network, spec_from_arch
 
@@ -26,12 +28,13 @@ def _cost(choices):
                                                 if k.endswith("_op"))
 
 
-def _arch(coco_root, target, cap, hard=True):
+def _arch(coco_root, target, cap, hard=True, fill=False, alpha=ALPHA):
     cfg = tiny_cfg(coco_root)
-    goal = replace(cfg.search.goal, objective="flops_constraint", target_gflops=target, hard=hard)
+    goal = replace(cfg.search.goal, objective="flops_constraint", target_gflops=target, hard=hard,
+                   fill=fill)
     search = replace(cfg.search, goal=goal,
                      collapse=replace(cfg.search.collapse, max_param_free=cap))
-    return ArchFile(replace(cfg, search=search), dict(START), "search", {"alpha": ALPHA})
+    return ArchFile(replace(cfg, search=search), dict(START), "search", {"alpha": alpha})
 
 
 @pytest.mark.parametrize("target, cap, changed, gflops, relaxed", [
@@ -95,3 +98,75 @@ def test_prune_meets_the_budget_on_the_real_space(coco_root):
     assert after <= before * 0.97 and budget["met"] and budget["changed"]
     assert budget["gflops"] == pytest.approx(after, abs=1e-6)
     assert {k for k, v in derived.choices.items() if v != plain.choices[k]} == set(budget["changed"])
+
+
+# The fill (search.goal.fill): the costlier candidates hold 0.41-0.45 of the probability, so
+# the argmax takes every cheap one: w 12, skip, skip = 1.3 GFLOPs.
+ALPHA_CHEAP = {"w": {"16": 0.45, "12": 0.55},
+               "p0/edge0_op": {"Sep_Conv_3x3": 0.4, "max_pool_3x3": 0.1, "skip_connect": 0.5},
+               "p1/edge0_op": {"Sep_Conv_3x3": 0.3, "max_pool_3x3": 0.2, "skip_connect": 0.5}}
+ARGMAX_CHEAP = {"w": 12, "p0/edge0_op": "skip_connect", "p1/edge0_op": "skip_connect"}
+
+
+@pytest.mark.parametrize("target, fill, changed, gflops", [
+    # per GFLOP gained, the growth moves cost (log p_old - log p_new) / gained:
+    #   p0 skip -> Sep ln(5/4) / 0.2 = 1.12;  w 12 -> 16 ln(55/45) / 0.1 = 2.01;
+    #   p1 skip -> Sep ln(5/3) / 0.2 = 2.55;  p1 -> pool ln 2.5 / 0.05 = 18.3;  p0 -> pool 32.2
+    # 1.3 -> 1.5 -> 1.6: p1 -> Sep (1.8) and p1 -> pool (1.65) no longer fit
+    (1.6, True, {"p0/edge0_op": ["skip_connect", "Sep_Conv_3x3"], "w": [12, 16]}, 1.6),
+    # room for p1 -> pool after the first two (1.65), not for p1 -> Sep (1.8)
+    (1.7, True, {"p0/edge0_op": ["skip_connect", "Sep_Conv_3x3"], "w": [12, 16],
+                 "p1/edge0_op": ["skip_connect", "max_pool_3x3"]}, 1.65),
+    # room for everything costlier: p1 -> Sep comes before p1 -> pool and takes its place
+    (1.9, True, {"p0/edge0_op": ["skip_connect", "Sep_Conv_3x3"], "w": [12, 16],
+                 "p1/edge0_op": ["skip_connect", "Sep_Conv_3x3"]}, 1.8),
+    # no growth move fits
+    (1.34, True, {}, 1.3),
+    # fill off: the argmax stays, 0.77x the target
+    (1.7, False, {}, 1.3),
+])
+def test_hand_worked_fill_grows_back_toward_the_target(coco_root, target, fill, changed, gflops):
+    arch = _arch(coco_root, target, -1, fill=fill, alpha=ALPHA_CHEAP)
+    choices = dict(ARGMAX_CHEAP)
+    fit = fit_to_budget(arch, choices, gflops=_cost)
+    assert fit.changed == changed and fit.met and fit.filled is fill
+    assert fit.gflops == pytest.approx(gflops) and fit.gflops_before == pytest.approx(1.3)
+    assert choices == {**ARGMAX_CHEAP, **{k: new for k, (_, new) in changed.items()}}
+
+
+def test_fill_never_undoes_the_shrink_nor_passes_the_cap(coco_root):
+    # the shrink of the first hand-worked case (p0 Sep -> pool, 1.65 under 1.72): the only
+    # growth move left, p0 pool -> Sep, costs 1.8
+    arch = _arch(coco_root, 1.72, -1, fill=True)
+    choices = dict(START)
+    fit = fit_to_budget(arch, choices, gflops=_cost)
+    assert fit.changed == {"p0/edge0_op": ["Sep_Conv_3x3", "max_pool_3x3"]}
+    assert fit.gflops == pytest.approx(1.65)
+    # a growth move to a parameter-free operation: on p0 here max_pool costs 0.3 > Sep's 0.2.
+    # p1 (skip, not searched) already holds the one parameter-free place of cap 1: the fill
+    # takes w 12 -> 16 (1.5 -> 1.6) and leaves p0 on Sep; with no cap, p0 -> pool too (1.7)
+    alpha = {"w": ALPHA_CHEAP["w"],
+             "p0/edge0_op": {"Sep_Conv_3x3": 0.3, "max_pool_3x3": 0.1, "skip_connect": 0.6}}
+    start = {"w": 12, "p0/edge0_op": "Sep_Conv_3x3", "p1/edge0_op": "skip_connect"}
+
+    def cost(c):
+        return _cost(c) + (0.25 if c["p0/edge0_op"] == "max_pool_3x3" else 0.0)
+
+    for cap, p0, gflops in [(1, "Sep_Conv_3x3", 1.6), (-1, "max_pool_3x3", 1.7)]:
+        choices = dict(start)
+        fit = fit_to_budget(_arch(coco_root, 2.0, cap, fill=True, alpha=alpha), choices,
+                            gflops=cost)
+        assert choices == {**start, "w": 16, "p0/edge0_op": p0}
+        assert fit.gflops == pytest.approx(gflops) and not fit.cap_relaxed
+
+
+def test_fill_needs_a_hard_gflops_budget():
+    with pytest.raises(UserInputError, match=r"search\.goal\.fill.*hard GFLOPs budget"):
+        load_config(CFG, ["search.goal.fill", "true"])
+    with pytest.raises(UserInputError, match=r"search\.goal\.fill"):
+        load_config(CFG, ["search.goal.fill", "true", "search.goal.objective",
+                          "flops_constraint", "search.goal.target_gflops", "1.0",
+                          "search.goal.hard", "false"])
+    cfg = load_config(CFG, ["search.goal.fill", "true", "search.goal.objective",
+                            "flops_constraint", "search.goal.target_gflops", "1.0"])
+    assert cfg.search.goal.fill

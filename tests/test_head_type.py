@@ -14,6 +14,7 @@ from search_space.config import SpaceConfig
 from search_space.inherit import inherit_weights
 from search_space.pose_space import ChosenHead, PlainPartHead, freeze, part_fabric
 from search_space.supernet import build, space_labels
+from strategies.budget import fit_to_budget, frozen_gflops
 from strategies.cost import ExpectedCost
 from strategies.prune import derive_choices
 from tests.conftest import random_sample, run_module, supernet_under, tiny_space
@@ -159,6 +160,44 @@ def test_prune_takes_the_head_type_alpha_favours():
     arch = ArchFile(cfg, with_heads(sample, ["fabric"] * 3), "search", {"alpha": alpha}, {})
     choices = derive_choices(arch)
     assert [choices[f"part{p}/head"] for p in range(3)] == ["plain", "fabric", "plain"]
+
+
+def test_the_fill_spends_what_the_all_plain_argmax_leaves():
+    """α gives every part's plain head 0.59-0.70 (a cost penalty's soft preference): the
+    argmax makes them all plain. Under a target half-way to all fabric, the fill
+    (search.goal.fill) turns parts back into fabrics while they fit: the result is within the
+    target, above all plain, and no part left plain fits as a fabric (each checked by
+    counting its network); with room for all three, all three are fabrics again."""
+    base = ["space.search_head_type", "true", "model.input_size", "64x48",
+            "search.goal.objective", "flops_constraint"]
+    cfg = load_config(CFG, base + ["search.goal.target_gflops", "1.0"])
+    sample = random_sample(build(cfg.space, cfg.dataset.name), 0)
+    alpha = {f"part{p}/head": {"fabric": f, "plain": 1 - f}
+             for p, f in enumerate([0.41, 0.35, 0.30])}
+
+    def cost(kinds):
+        return frozen_gflops(cfg, with_heads(sample, kinds))
+
+    plain, fabric = cost(["plain"] * 3), cost(["fabric"] * 3)
+    assert plain < fabric
+    for target, fill in [((plain + fabric) / 2, True), ((plain + fabric) / 2, False),
+                         (fabric, True)]:
+        goal = ["search.goal.target_gflops", repr(target), "search.goal.fill", str(fill).lower()]
+        arch = ArchFile(load_config(CFG, base + goal), with_heads(sample, ["fabric"] * 3),
+                        "search", {"alpha": alpha}, {})
+        choices = derive_choices(arch)
+        assert [choices[f"part{p}/head"] for p in range(3)] == ["plain"] * 3
+        fit = fit_to_budget(arch, choices)
+        kinds = [choices[f"part{p}/head"] for p in range(3)]
+        assert fit.met and fit.gflops == pytest.approx(cost(kinds), rel=1e-9)
+        if not fill:
+            assert kinds == ["plain"] * 3 and not fit.changed
+        elif target == fabric:
+            assert kinds == ["fabric"] * 3
+        else:
+            assert plain < fit.gflops <= target
+            for p in (p for p, kind in enumerate(kinds) if kind == "plain"):
+                assert cost([*kinds[:p], "fabric", *kinds[p + 1:]]) > target
 
 
 @pytest.mark.e2e

@@ -174,6 +174,24 @@ def test_search_seeds_that_derive_the_same_network_are_one_unit():
     assert row["n"] == [3, 3] and row["low"] < 0 < row["high"]  # 0.517 vs 0.503: not resolved
 
 
+def test_a_search_seed_that_derived_an_earlier_network_reuses_its_trainings():
+    from benchmarks.search_quality import Candidate, reuse_training, trained_before
+
+    first = Candidate("strategy", "a", 0, aps=[0.5, 0.4, 0.6], extra={"architecture": "x"})
+    first.recipe = {"epochs": 24, "seeds": [0, 1, 2]}
+    other = Candidate("strategy", "a", 1, aps=[0.3, 0.3, 0.3], extra={"architecture": "y"})
+    again = Candidate("strategy", "a", 2, extra={"architecture": "x"})
+    new = Candidate("strategy", "a", 3, extra={"architecture": "z"})
+    assert trained_before(again, [first, other]) is first
+    assert trained_before(new, [first, other]) is None
+    assert trained_before(Candidate("strategy", "a", 4), [first]) is None  # no identity: train
+    reuse_training(again, first)
+    assert again.aps == first.aps and again.recipe == first.recipe and again.train_s == 0
+    assert again.extra["trainings_of_search_seed"] == 0
+    again.aps.append(0.0)  # its own copy
+    assert first.aps == [0.5, 0.4, 0.6]
+
+
 def test_an_architecture_is_its_network_not_its_choices():
     from benchmarks.search_quality import architecture_id
 

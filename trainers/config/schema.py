@@ -163,6 +163,10 @@ class GoalConfig:
     #: the derived network (cheapest-by-α/β changes until it fits; strategies.budget), and a
     #: trial above it scores 0 untrained (strategies.trials); off: the search's soft penalty only
     hard: bool = True
+    #: with ``hard``: grow the derived network back toward ``target_gflops`` when it is below
+    #: it (TF-NAS's elasticity scaling; strategies.budget): the changes with the least loss of
+    #: α/β probability per GFLOP gained that keep it within the target
+    fill: bool = False
 
     @property
     def target(self) -> float:
@@ -174,6 +178,11 @@ class GoalConfig:
             raise UserInputError.at_field("objective", f"{self.objective!r} needs "
                                           "search.goal.target_gflops above 0 (GFLOPs, as "
                                           "--param_flop reports them)")
+        if self.fill and not (self.objective == "flops_constraint" and self.cost == "gflops"
+                              and self.hard):
+            raise UserInputError.at_field("fill", "fills a hard GFLOPs budget: it needs "
+                                          "search.goal.objective flops_constraint, cost gflops "
+                                          "and hard true")
         if self.objective != "metric" and self.cost == "latency" and self.target_ms <= 0:
             raise UserInputError.at_field("objective", f"{self.objective!r} with cost latency "
                                           "needs search.goal.target_ms above 0 (ms per crop, "
