@@ -34,8 +34,8 @@ them (± the sample std):
 
 **Comparisons** are differences of mean AP with a 95 % Welch interval, over the units of each
 side: a strategy's unit is one distinct derived network (its mean over the training seeds;
-search seeds that derived one network are one unit, and a later one reuses the earlier one's
-trainings rather than training the same network again), a baseline's one training seed. The verdict is "better" / "worse" when the interval excludes 0,
+search seeds that derived one network are one unit; a search that derived a network trained
+earlier in the run, by any strategy, reuses its trainings rather than training it again), a baseline's one training seed. The verdict is "better" / "worse" when the interval excludes 0,
 else "no difference resolved". The goals (issue 27) compare the default strategy (``--default``;
 the one ``make demo`` uses unless given) with the plain head at ≤ its GFLOPs, with random search at equal cost, and
 with ``hrnet_tiny`` at ≤ 0.5× its GFLOPs.
@@ -349,11 +349,12 @@ def _derived_cost(cand: Candidate, derived: Path) -> None:
 
 
 def trained_before(cand: Candidate, earlier: list[Candidate]) -> Candidate | None:
-    """The earlier search seed of the same strategy that derived ``cand``'s network
-    (:func:`architecture_id`), or ``None``. Its trainings are ``cand``'s: the same network,
-    recipe and training seeds give the same AP on one machine (the seed-spread benchmark checks
-    it across processes; the head-type pilot's two seeds of one network trained apart gave the
-    same three APs to the last digit), so training it again only spends the budget."""
+    """The earlier search (any strategy's, any seed's) that derived ``cand``'s network
+    (:func:`architecture_id`), or ``None``. Its trainings are ``cand``'s: every candidate trains
+    with one recipe, and the same network, recipe and training seed give the same AP on one
+    machine (the seed-spread benchmark checks it across processes; the head-type pilot's two
+    seeds of one network, trained apart, gave the same three APs to the last digit), so
+    training it again only spends the budget."""
     key = cand.extra.get("architecture")
     return next((c for c in earlier if key and c.extra.get("architecture") == key and c.aps),
                 None)
@@ -362,7 +363,7 @@ def trained_before(cand: Candidate, earlier: list[Candidate]) -> Candidate | Non
 def reuse_training(cand: Candidate, same: Candidate) -> None:
     """``cand`` takes ``same``'s APs and recipe (no training time of its own) and says so."""
     cand.aps, cand.recipe = list(same.aps), dict(same.recipe)
-    cand.extra["trainings_of_search_seed"] = same.search_seed
+    cand.extra["trainings_of"] = {"strategy": same.name, "search_seed": same.search_seed}
 
 
 def architecture_id(arch: ArchFile) -> str:
@@ -767,13 +768,13 @@ def main(argv: list[str] | None = None) -> int:
             cand = Candidate("strategy", name, seed, search_s=t,
                              extra={"search_only_s": round(searched, 1)})
             _derived_cost(cand, sdir / "derived.json")
-            same = trained_before(cand, strategies[name])
+            same = trained_before(cand, [c for cs in strategies.values() for c in cs])
             if same is None:
                 _train(steps, cand, sdir / "train", budget, root, arch=sdir / "derived.json")
             else:
                 reuse_training(cand, same)
-                print(f"  {f'train_{name}_s{seed}':<32} the network of search seed "
-                      f"{same.search_seed}: its trainings reused", flush=True)
+                print(f"  {f'train_{name}_s{seed}':<32} the network of {same.name}, search "
+                      f"seed {same.search_seed}: its trainings reused", flush=True)
             history = [json.loads(line) for line in
                        (sdir / "history.jsonl").read_text().splitlines() if line.strip()]
             collapse = [{k: h[k] for k in ("epoch", "param_free_share", "cells_kept")}

@@ -179,7 +179,7 @@ def test_a_search_seed_that_derived_an_earlier_network_reuses_its_trainings():
 
     first = Candidate("strategy", "a", 0, aps=[0.5, 0.4, 0.6], extra={"architecture": "x"})
     first.recipe = {"epochs": 24, "seeds": [0, 1, 2]}
-    other = Candidate("strategy", "a", 1, aps=[0.3, 0.3, 0.3], extra={"architecture": "y"})
+    other = Candidate("strategy", "b", 1, aps=[0.3, 0.3, 0.3], extra={"architecture": "y"})
     again = Candidate("strategy", "a", 2, extra={"architecture": "x"})
     new = Candidate("strategy", "a", 3, extra={"architecture": "z"})
     assert trained_before(again, [first, other]) is first
@@ -187,7 +187,9 @@ def test_a_search_seed_that_derived_an_earlier_network_reuses_its_trainings():
     assert trained_before(Candidate("strategy", "a", 4), [first]) is None  # no identity: train
     reuse_training(again, first)
     assert again.aps == first.aps and again.recipe == first.recipe and again.train_s == 0
-    assert again.extra["trainings_of_search_seed"] == 0
+    assert again.extra["trainings_of"] == {"strategy": "a", "search_seed": 0}
+    assert trained_before(Candidate("strategy", "c", 0, extra={"architecture": "y"}),
+                          [first, other]) is other  # another strategy's network: the same
     again.aps.append(0.0)  # its own copy
     assert first.aps == [0.5, 0.4, 0.6]
 
