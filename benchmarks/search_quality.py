@@ -35,7 +35,8 @@ them (± the sample std):
 **Comparisons** are differences of mean AP with a 95 % Welch interval, over the units of each
 side: a strategy's unit is one distinct derived network (its mean over the training seeds;
 search seeds that derived one network are one unit; a search that derived a network trained
-earlier in the run, by any strategy, reuses its trainings rather than training it again), a baseline's one training seed. The verdict is "better" / "worse" when the interval excludes 0,
+earlier in the run, by any strategy, reuses its trainings rather than training it again), a
+baseline's one training seed. The verdict is "better" / "worse" when the interval excludes 0,
 else "no difference resolved". The goals (issue 27) compare the default strategy (``--default``;
 the one ``make demo`` uses unless given) with the plain head at ≤ its GFLOPs, with random search at equal cost, and
 with ``hrnet_tiny`` at ≤ 0.5× its GFLOPs.

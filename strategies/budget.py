@@ -157,6 +157,16 @@ def fit_to_budget(arch: ArchFile, choices: dict[str, Any], prune_operations: boo
                     found.append((loss / change, label, value))
         return sorted(found, key=lambda m: m[0])
 
+    def try_move(label: str, value: Any, keeps: Callable[[float], bool]) -> float | None:
+        """Apply one move and measure it; undo it (``None``) unless ``keeps(GFLOPs after)``."""
+        old = choices[label]
+        choices[label] = value
+        after = measure(choices)
+        if not keeps(after):
+            choices[label] = old
+            return None
+        return after
+
     current = before
     while current > target:  # shrink: one round measures every move, then applies the cheapest
         applied = False
@@ -169,11 +179,9 @@ def fit_to_budget(arch: ArchFile, choices: dict[str, Any], prune_operations: boo
                 if label in changed_now or (within_cap and over_cap(label, value)):
                     continue
                 relaxed = over_cap(label, value)
-                old = choices[label]
-                choices[label] = value
-                after = measure(choices)
-                if after >= current:  # an interaction undid the saving: keep the old value
-                    choices[label] = old
+                # an interaction can undo the saving: then the old value stays
+                after = try_move(label, value, lambda gf: gf < current)
+                if after is None:
                     continue
                 current, applied = after, True
                 changed_now.add(label)
@@ -186,11 +194,9 @@ def fit_to_budget(arch: ArchFile, choices: dict[str, Any], prune_operations: boo
         for _, label, value in moves(True, current):
             if label in changed_now or over_cap(label, value):
                 continue
-            old = choices[label]
-            choices[label] = value
-            after = measure(choices)
-            if not current < after <= target:  # interactions: the gain is gone or too big
-                choices[label] = old
+            # interactions can take the gain away or make it too big
+            after = try_move(label, value, lambda gf: current < gf <= target)
+            if after is None:
                 continue
             current, applied = after, True
             changed_now.add(label)
