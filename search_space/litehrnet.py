@@ -70,6 +70,17 @@ class Stem(nn.Module):
         return channel_shuffle(torch.cat([self.branch1(x1), self.branch2(x2)], dim=1), 2)
 
 
+def _pool_to(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """Adaptive average pooling of ``x`` (N, C, H, W) to ``size`` (h, w). Traced (ONNX's
+    TorchScript export), where h | H and w | W, as the average pooling it then equals (kernel and
+    stride H/h × W/w): the exporter cannot pool adaptively to a size read off another tensor."""
+    if torch.jit.is_tracing():
+        (in_h, in_w), (out_h, out_w) = ((int(s) for s in shape) for shape in (x.shape[-2:], size))
+        if in_h % out_h == 0 and in_w % out_w == 0:
+            return F.avg_pool2d(x, (in_h // out_h, in_w // out_w))
+    return F.adaptive_avg_pool2d(x, size)
+
+
 class CrossResolutionWeighting(nn.Module):
     """Weights from all branches pooled to the smallest size: 1×1 squeeze (ReLU), 1×1
     excite (sigmoid), split per branch and upsampled (nearest) onto each branch."""
@@ -83,7 +94,7 @@ class CrossResolutionWeighting(nn.Module):
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
         size = xs[-1].shape[-2:]
-        pooled = [F.adaptive_avg_pool2d(x, size) for x in xs[:-1]] + [xs[-1]]
+        pooled = [_pool_to(x, size) for x in xs[:-1]] + [xs[-1]]
         weights = torch.sigmoid(self.excite(self.squeeze(torch.cat(pooled, dim=1))))
         return [x * F.interpolate(w, size=x.shape[-2:], mode="nearest")
                 for x, w in zip(xs, torch.split(weights, self.channels, dim=1))]

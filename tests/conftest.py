@@ -15,6 +15,7 @@ from nni.nas.strategy import RandomOneShot
 from search_space.config import BackboneSpaceConfig, CellConfig, SpaceConfig
 from search_space.supernet import build
 from tests.official_layouts import randomize
+from tests.xdist_groups import pytest_collection_modifyitems  # noqa: F401 (the hook)
 from trainers.config.schema import Config
 from trainers.config.experiment import load_config
 from trainers.data.synthetic import write_coco, write_mpii
@@ -39,17 +40,6 @@ if (_THREADS := _threads_per_worker()) is not None:
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # inherited by the commands tests run
         os.environ[_var] = str(_THREADS)
     torch.set_num_threads(_THREADS)
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """Tests that share a module-scoped fixture (a trained network, an export) go to one
-    worker under ``--dist loadgroup``, so it is built once; the others spread test by test."""
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        if any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session")

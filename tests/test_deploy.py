@@ -1,13 +1,12 @@
 """Deployment without torch: ``trainers.deploy.export`` writes the ONNX model and its JSON, and
 ``trainers.deploy.infer`` (onnxruntime + NumPy + OpenCV) predicts what the torch path predicts."""
 import json
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import REPO, run_module
+from tests.conftest import run_module
 from tests.official_layouts import OfficialHRNet, randomize
 
 TINY = dict(stem=32, stage1=(1, 16), stages=((1, 1, (16, 32)), (1, 1, (16, 32, 64)),

@@ -2,7 +2,6 @@
 test builds from the synthetic data: resume after the server dies mid-file, MD5 checks, and the
 layouts the loaders read. Never the internet."""
 import hashlib
-import io
 import json
 import shutil
 import tarfile

@@ -126,6 +126,11 @@ def test_nnictl_experiment_runs_trials_collects_and_shows_them(tmp_path):
     port = _free_port()
     exp = _experiment(tmp_path, root)
     assert exp["maxTrialNumber"] <= 4
+    # the trials at 96x72 (the file's 128x96 trains the same way at 1.8x the pixels: 8 min here)
+    exp["trialCommand"] = exp["trialCommand"].replace(
+        "search.trial_epochs 8", "search.trial_epochs 8 model.input_size 96x72 model.sigma 1.5")
+    assert "96x72" in exp["trialCommand"]
+    (tmp_path / "exp.yml").write_text(yaml.safe_dump(exp))
     # PATH without the venv: the trials still run the venv's Python (the launcher asks NNI)
     env = dict(os.environ, PATH=_path_without(Path(sys.executable).parent), PYTHONWARNINGS="ignore")
     exp_id = _create(tmp_path / "exp.yml", port, env)

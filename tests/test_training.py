@@ -277,7 +277,6 @@ def test_a_bad_model_record_in_a_checkpoint_names_the_field(tmp_path, edit, fiel
     from tests.conftest import random_sample, tiny_space
     from search_space.supernet import build
     from trainers.network.build import NetworkSpec, load_trained_network
-    from trainers.weights.checkpoint import load_checkpoint
     from trainers.config.experiment import config_to_dict
     from search_space.errors import UserInputError
     from tests.conftest import tiny_config
