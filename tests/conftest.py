@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from nni.nas.strategy import RandomOneShot
 
 from search_space.config import BackboneSpaceConfig, CellConfig, SpaceConfig
 from search_space.supernet import build
+from tests.command_runner import run_command
 from tests.official_layouts import randomize
 from tests.xdist_groups import pytest_collection_modifyitems  # noqa: F401 (the hook)
 from trainers.config.schema import Config
@@ -83,10 +83,11 @@ def tiny_config(dataset: str, root: Path, *overrides: str) -> Config:
 
 
 def run_module(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """Run ``python -m ...`` (or a script) as a user would; capture output."""
+    """Run ``python -m ...`` (or a script) as a user would, in a process of its own; capture
+    output. Forked from a server that imported torch, NNI and Lightning once (tests/command_runner.py:
+    9 s of CPU a command saved); ``POSENAS_TEST_FRESH_PROCESSES=1`` starts fresh interpreters."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=600)
+    return run_command(args, cwd, env, timeout=600)
 
 
 def tiny_space(parts_num: int = 3, mode: str = "2D", vector: bool = True, hidden: int = 1,
