@@ -60,7 +60,8 @@ def test_a_forked_command_behaves_as_a_fresh_interpreter(tmp_path, mode, as_modu
         args, cwd = (str(package / "probe.py"), mode), work
     fresh = _fresh(args, cwd, env)
     forked = run_command(args, cwd, env, timeout=120)
-    assert forked.returncode == fresh.returncode == {"ok": 0, "exit3": 3, "message": 1, "raise": 1}[mode]
+    status = {"ok": 0, "exit3": 3, "message": 1, "raise": 1}[mode]
+    assert forked.returncode == fresh.returncode == status
     assert forked.stdout == fresh.stdout
     assert "ours imported before False False" in fresh.stdout and "threads 2" in fresh.stdout
     if mode == "raise":  # the traceback shows the runner's frames too; its start and end agree
