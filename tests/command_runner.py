@@ -69,10 +69,13 @@ def _run_in_child(args: list[str], cwd: str, env: dict[str, str], out: str, err:
     os.environ.update(env)
     sys.warnoptions[:] = [w for w in env.get("PYTHONWARNINGS", "").split(",") if w]
     warnings._processoptions(sys.warnoptions)  # as the interpreter does at start-up
-    if "OMP_NUM_THREADS" in env:  # OpenMP read it when the server loaded torch
+    # torch's intra-op threads, as ATen sets them at start-up (MKL_NUM_THREADS over
+    # OMP_NUM_THREADS); OpenMP read the server's environment when it loaded torch
+    threads = env.get("MKL_NUM_THREADS") or env.get("OMP_NUM_THREADS")
+    if threads and threads.isdigit() and int(threads) > 0:
         import torch
 
-        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+        torch.set_num_threads(int(threads))
     status = 0
     try:
         if args[0] == "-m":

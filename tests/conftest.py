@@ -84,8 +84,9 @@ def tiny_config(dataset: str, root: Path, *overrides: str) -> Config:
 
 def run_module(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run ``python -m ...`` (or a script) as a user would, in a process of its own; capture
-    output. Forked from a server that imported torch, NNI and Lightning once (tests/command_runner.py:
-    9 s of CPU a command saved); ``POSENAS_TEST_FRESH_PROCESSES=1`` starts fresh interpreters."""
+    output. Forked from a server that imported torch, NNI and Lightning once
+    (tests/command_runner.py: 9 s of CPU saved a command); ``POSENAS_TEST_FRESH_PROCESSES=1``
+    starts fresh interpreters instead."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     return run_command(args, cwd, env, timeout=600)
 

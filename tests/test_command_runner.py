@@ -52,7 +52,9 @@ def test_a_forked_command_behaves_as_a_fresh_interpreter(tmp_path, mode, as_modu
     (package / "probe.py").write_text(_PROBE)
     work = tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "POSENAS_TEST_FRESH_PROCESSES"}
+    # torch's threads from OMP_NUM_THREADS (MKL_NUM_THREADS, which the suite sets, would win)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("POSENAS_TEST_FRESH_PROCESSES", "MKL_NUM_THREADS")}
     env.update(PROBE_VALUE="42", PYTHONWARNINGS="ignore", OMP_NUM_THREADS="2")
     if as_module:  # python -m finds the package from the working directory
         args, cwd = ("-m", "probe_pkg.probe", mode), tmp_path
