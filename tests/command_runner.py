@@ -83,9 +83,10 @@ def _run_in_child(args: list[str], cwd: str, env: dict[str, str], out: str, err:
             sys.path.insert(0, cwd)
             runpy.run_module(args[1], run_name="__main__", alter_sys=True)
         else:
+            script = Path(cwd, args[0])
             sys.argv = list(args)
-            sys.path.insert(0, str(Path(cwd, args[0]).resolve().parent))
-            runpy.run_path(str(Path(cwd, args[0])), run_name="__main__")
+            sys.path.insert(0, str(script.resolve().parent))
+            runpy.run_path(str(script), run_name="__main__")
     except SystemExit as exc:
         status = _exit_status(exc.code)
     except BaseException:  # noqa: BLE001 — the interpreter prints any uncaught exception
@@ -107,7 +108,8 @@ def run_command(args: tuple[str, ...], cwd: Path, env: dict[str, str],
     """``python ARGS`` in ``cwd`` with ``env``: its status and captured text, as
     ``subprocess.run(..., capture_output=True, text=True)`` returns them."""
     argv = [sys.executable, *args]
-    if fresh_processes() or args[0] not in ("-m",) and not args[0].endswith(".py"):
+    forkable = args[0] == "-m" or args[0].endswith(".py")  # not -c code
+    if fresh_processes() or not forkable:
         return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env,
                               timeout=timeout)
     with tempfile.TemporaryDirectory(prefix="posenas-command-") as tmp:
