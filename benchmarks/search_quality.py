@@ -20,7 +20,10 @@ them (± the sample std):
   (``search.max_seconds``), the best by validation AP, under the default's ``search.goal``
   (``--default darts@plain``: draws above the plain head's GFLOPs score 0 untrained, so its
   time goes to draws within the budget) in the default's space (its ``space.*`` overrides:
-  ``darts-heads`` searches each part's head type too);
+  ``darts-heads`` searches each part's head type too); ``random-inherit@cost`` and
+  ``evolution-inherit@cost`` do the same with weight inheritance (``search.inheritance``:
+  each trial after the first starts from the nearest trained trial's weights and trains half
+  the trial epochs);
 - **baselines**: ``hrnet_tiny``; the plain-head network on the space's backbone (3 stages, full
   widths); and the **zero-cost proxy pick**: the random architecture with the most parameters
   among :attr:`Budget.proxy_draws` draws whose GFLOPs are at most the plain head's;
@@ -136,6 +139,9 @@ _HALF_WIDTHS_AT_GOAL2_COST = ["space.backbone.width_multipliers", "[0.5,0.75,1.0
                               "search.goal.objective", "flops_constraint",
                               "search.goal.target_gflops", "0.029"]
 
+#: weight inheritance with half the trial epochs for a trial that inherited
+_INHERIT_HALF = ["search.inheritance.enabled", "true", "search.inheritance.epochs", "HALF_TRIAL"]
+
 #: strategy names the benchmark knows: a registered strategy, or a remedy variant of one
 #: (strategy, config overrides) — compared side by side to pick the default
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -148,6 +154,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "prune_rate": ("prune_rate", []),
     # random search at the default's cost: COST is the default's search seconds, same seed
     "random@cost": ("random", ["search.max_seconds", "COST"]),
+    # weight inheritance (EvoPose2D): each trial after the first starts from the nearest trained
+    # trial's weights and trains half the trial epochs, so the same cost buys more trials
+    "random-inherit@cost": ("random", ["search.max_seconds", "COST", *_INHERIT_HALF]),
+    "evolution-inherit@cost": ("evolution", ["search.max_seconds", "COST", *_INHERIT_HALF]),
     # the default under goal 1's cost: PLAIN is the plain head's GFLOPs (flops_constraint;
     # the Prune step makes it hard, strategies.budget)
     "darts@plain": ("darts", ["search.goal.objective", "flops_constraint",
@@ -304,7 +314,9 @@ def _search_overrides(budget: Budget, root: Path, seed: int, extra: list[str],
             "search.warmup_epochs", str(budget.warmup_epochs),
             "search.num_trials", str(budget.num_trials),
             "search.trial_epochs", str(budget.trial_epochs)]
-    fill = {"HALF": str(max(1, budget.search_epochs // 2)), **(fill or {})}
+    # HALF: darts-warmup's warm-up, below search.epochs (none in a 1-epoch search)
+    fill = {"HALF": str(budget.search_epochs // 2),
+            "HALF_TRIAL": str(max(1, budget.trial_epochs // 2)), **(fill or {})}
     return over + [fill.get(v, v) for v in extra]
 
 
@@ -686,9 +698,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"--strategies: unknown {unknown}; known: {', '.join(VARIANTS)}")
     default = args.default
-    if args.supernets_only and {"prune_rate", "random@cost"} & set(names):
-        p.error("--supernets-only: prune_rate and random@cost need the default's derived network")
-    if {"prune_rate", "random@cost"} & set(names) and default not in names:
+    at_cost = [n for n in names if "COST" in VARIANTS[n][1]]
+    if args.supernets_only and ({"prune_rate"} & set(names) or at_cost):
+        p.error("--supernets-only: prune_rate and the @cost variants need the default's "
+                "derived network")
+    if ({"prune_rate"} & set(names) or at_cost) and default not in names:
         names.insert(0, default)  # they need the default strategy's network and search time
     names.sort(key=lambda n: n != default)  # the default first in each seed
     torch.set_num_threads(args.threads)
@@ -746,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in seeds:
         for name in names:
             strategy, extra = VARIANTS[name]
-            if name == "random@cost":  # the default's objective too: its cost, its constraint
+            if "COST" in extra:  # at the default's cost: its objective and space too
                 extra = extra + goal_overrides(VARIANTS[default][1])
             print(f"{name}, search seed {seed}", flush=True)
             sdir = out / "strategies" / name / f"seed{seed}"

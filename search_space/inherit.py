@@ -1,5 +1,6 @@
-"""Weights of a frozen network taken from a bigger one: the supernet it was frozen from, or the
-full-width network that channel pruning (``prune_rate``) cut down.
+"""Weights of a frozen network taken from another: the supernet it was frozen from, the
+full-width network that channel pruning (``prune_rate``) cut down, or — in a multi-trial search
+with weight inheritance — a trained neighbour in the space (:func:`inherit_overlapping`).
 
 Frozen state-dict keys are a subset of the supernet's; a width choice keeps the leading channels
 (NNI's weight sharing) unless channel pruning recorded which channels it kept
@@ -13,7 +14,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
-__all__ = ["inherit_weights", "slice_by_channels", "block_module_path", "INNER_WIDTH_LABEL"]
+__all__ = ["inherit_weights", "inherit_overlapping", "slice_by_channels", "block_module_path",
+           "INNER_WIDTH_LABEL"]
 
 #: the label of a residual block's inner width
 INNER_WIDTH_LABEL = re.compile(r"stage(\d+)/module(\d+)/branch(\d+)/block(\d+)/inner(\d)$")
@@ -72,3 +74,37 @@ def inherit_weights(frozen: nn.Module, supernet_state: Mapping[str, torch.Tensor
                            f"{tuple(target.shape)}")
         new_state[key] = source[tuple(slice(0, t) for t in target.shape)].clone()
     frozen.load_state_dict(new_state)
+
+
+def inherit_overlapping(network: nn.Module, donor_state: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Start ``network`` from a trained neighbour's weights, as EvoPose2D's children start from
+    their parent's (Zhang et al., "EvoPose2D", IEEE Access 2021, https://arxiv.org/abs/2011.08446):
+    every tensor of ``network`` whose key the donor has with the same number of dimensions takes
+    the donor's values over their common leading extent (the whole tensor when the shapes agree;
+    the leading channels where a width choice differs, as NNI's weight sharing slices them);
+    the rest of the tensor, and every tensor the donor lacks (another operation, another input),
+    keeps its initial values. The two networks need not come from one space: only keys and
+    shapes are compared.
+
+    Returns:
+        ``{"whole": n, "partial": n, "fresh": n}``: tensors copied whole, copied in part (the
+        overlap), left initial.
+    """
+    counts = {"whole": 0, "partial": 0, "fresh": 0}
+    new_state = {}
+    for key, target in network.state_dict().items():
+        source = donor_state.get(key)
+        if source is None or source.dim() != target.dim():
+            counts["fresh"] += 1
+            continue
+        if tuple(source.shape) == tuple(target.shape):
+            new_state[key] = source.to(target.dtype).clone()
+            counts["whole"] += 1
+            continue
+        merged = target.clone()
+        overlap = tuple(slice(0, min(s, t)) for s, t in zip(source.shape, target.shape))
+        merged[overlap] = source[overlap].to(target.dtype)
+        new_state[key] = merged
+        counts["partial"] += 1
+    network.load_state_dict(new_state, strict=False)
+    return counts

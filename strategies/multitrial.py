@@ -11,6 +11,11 @@ counts its frozen network on the meta device first, in milliseconds): it is reco
 time and trials go to architectures that can win; when none fits, the cheapest sampled one is
 kept, with a warning (as the Prune step's budget does).
 
+With ``search.inheritance.enabled`` (EvoPose2D's weight inheritance) a trial starts from the
+last weights of the nearest trial trained before it (:func:`nearest_trained`) and trains
+``search.inheritance.epochs`` epochs; its record names that trial (``inherited_from``), how many
+choices differ (``changes``) and how many tensors it took (``inherited``).
+
 A trial that crashes is logged, recorded as failed in ``history.jsonl`` and skipped. ``--resume``
 replays the recorded trials (NNI's samplers are seeded with ``seed``, so they propose the same
 architectures) without training them again.
@@ -43,7 +48,7 @@ from trainers.data.registry import primary_metric
 from search_space.errors import UserInputError
 from trainers.report import format_table
 
-__all__ = ["run_multitrial", "make_nni_strategy"]
+__all__ = ["run_multitrial", "make_nni_strategy", "nearest_trained", "choice_changes"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,28 @@ def make_nni_strategy(name: str, cfg: Config) -> Any:
 
 def _key(choices: dict) -> str:
     return json.dumps(choices, sort_keys=True)
+
+
+def choice_changes(a: dict[str, Any], b: dict[str, Any]) -> int:
+    """How many architecture choices differ between two candidates (a label one lacks counts)."""
+    return sum(a.get(k) != b.get(k) for k in set(a) | set(b))
+
+
+def nearest_trained(choices: dict[str, Any], trained: list[dict[str, Any]],
+                    max_changes: int = 0) -> dict[str, Any] | None:
+    """The donor of weight inheritance: of the ``trained`` records (``trial``, ``choices``,
+    ``objective``), the one the fewest choices away from ``choices``; ties go to the higher
+    objective, then the earlier trial. ``max_changes`` > 0: none further than that. ``None``
+    when there is none."""
+    best, best_key = None, None
+    for rec in trained:
+        changes = choice_changes(choices, rec["choices"])
+        if max_changes and changes > max_changes:
+            continue
+        key = (changes, -rec["objective"], rec["trial"])
+        if best_key is None or key < best_key:
+            best, best_key = rec, key
+    return best
 
 
 def _recorded_trials(path: Path, resume: bool) -> dict[str, dict]:
@@ -84,6 +111,11 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
     done = _recorded_trials(history.path, resume)
     state: dict[str, Any] = {"trial": 0, "best": None, "records": [], "cheapest": None}
     budget = hard_gflops_target(cfg)
+    inheritance = cfg.search.inheritance
+    trained: list[dict[str, Any]] = []  # the donors of weight inheritance so far
+
+    def checkpoint(trial: int) -> Path:
+        return out / "trials" / f"{trial:03d}" / "last.ckpt"
 
     def evaluate(model: torch.nn.Module) -> None:
         trial = state["trial"]
@@ -95,9 +127,15 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
             record = {**cached, "trial": trial}
         else:
             start = time.time()
+            donor = (nearest_trained(choices, trained, inheritance.max_changes)
+                     if inheritance.enabled else None)
+            if donor is not None:
+                record.update({"inherited_from": donor["trial"],
+                               "changes": choice_changes(choices, donor["choices"])})
             try:
                 scored = run_trial(cfg, choices, out / "trials" / f"{trial:03d}",
-                                   latency_table=latency_table_path(cfg, out))
+                                   latency_table=latency_table_path(cfg, out),
+                                   donor=checkpoint(donor["trial"]) if donor else None)
                 status = "over budget" if scored.pop("over_budget", False) else "succeeded"
                 record.update({**scored, "status": status,
                                "seconds": round(time.time() - start, 1)})
@@ -115,9 +153,14 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
             return
         value = record.get("objective", record.get(metric))
         ok = record.get("status") == "succeeded" and value is not None and math.isfinite(value)
+        if ok and inheritance.enabled and checkpoint(trial).is_file():
+            trained.append({"trial": trial, "choices": choices, "objective": value})
         shown = record.get(metric)
         logger.info(f"trial {trial + 1}/{cfg.search.num_trials}: {record.get('status')} "
                     f"{metric}={shown if shown is not None else float('nan'):.4f}"
+                    + (f" (from trial {record['inherited_from'] + 1}'s weights, "
+                       f"{record['changes']} choices changed, {record.get('epochs')} epochs)"
+                       if "inherited_from" in record else "")
                     + (f" objective={value:.4f}" if cfg.search.goal.objective != "metric" and ok else ""))
         if ok and (state["best"] is None or value > state["best"][0]):
             state["best"] = (value, choices)

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 import pytorch_lightning as pl
 
 from search_space.counting import param_flop_report
+from search_space.inherit import inherit_overlapping
 from strategies.budget import frozen_gflops, hard_gflops_target
 from strategies.latency import latency_table_path, space_latency_table
 from trainers.network.build import build_network, spec_from_choices
@@ -17,6 +18,7 @@ from trainers.config.schema import Config, GoalConfig
 from trainers.data.registry import primary_metric
 from trainers.engine.distill import build_teacher
 from trainers.engine.fit import fit
+from trainers.weights.checkpoint import read_state_dict
 
 __all__ = ["objective", "trial_config", "run_trial", "COST_KEY"]
 
@@ -46,17 +48,21 @@ def objective(metric: float, cost: float | None, s: GoalConfig) -> float:
     return metric * (cost / s.target) ** (-s.penalty_weight)
 
 
-def trial_config(cfg: Config) -> Config:
+def trial_config(cfg: Config, inherited: bool = False) -> Config:
     """The recipe of a trial: the config's training recipe for ``search.trial_epochs`` epochs at
-    ``search.batch_size`` (a search's budget, whoever runs the trial)."""
-    return replace(cfg, train=replace(cfg.train, epochs=cfg.search.trial_epochs,
-                                      batch_size=cfg.search.batch_size))
+    ``search.batch_size`` (a search's budget, whoever runs the trial); a trial that ``inherited``
+    a trained neighbour's weights trains ``search.inheritance.epochs`` epochs when set."""
+    epochs = cfg.search.trial_epochs
+    if inherited and cfg.search.inheritance.epochs:
+        epochs = cfg.search.inheritance.epochs
+    return replace(cfg, train=replace(cfg.train, epochs=epochs, batch_size=cfg.search.batch_size))
 
 
 def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
               channels: Mapping[str, list[int]] | None = None,
               callbacks: Sequence[Any] = (),
-              latency_table: str | Path | None = None) -> dict[str, Any]:
+              latency_table: str | Path | None = None,
+              donor: str | Path | None = None) -> dict[str, Any]:
     """Train and score one candidate: the one trial path of ``nnictl`` trials
     (``trainers/trial.py``) and the in-process multi-trial strategies (``random``,
     ``evolution``), so both are the same experiment.
@@ -66,6 +72,11 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
     kept channels of ``search.prune_rate.weights``, else from the backbone of ``model.pretrained`` if
     set — trains with :func:`trial_config` and evaluates.
 
+    ``donor``: a trained trial's checkpoint (weight inheritance, ``search.inheritance``): the
+    network starts from its overlapping weights
+    (:func:`search_space.inherit.inherit_overlapping`) and trains
+    ``search.inheritance.epochs`` epochs (:func:`trial_config`).
+
     With ``search.goal.cost latency`` the candidate's latency is the table's prediction
     (:mod:`strategies.latency`; ``latency_table``: its file, by default beside ``out``).
 
@@ -74,8 +85,9 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
     device) and nothing is written to ``out``.
 
     Returns:
-        ``{"objective", <metric>, "params", "gflops", "train_loss"}`` (+ ``"latency_ms"``); over
-        the budget ``{"objective": 0.0, "gflops", "over_budget": True}``.
+        ``{"objective", <metric>, "params", "gflops", "train_loss", "epochs"}`` (+
+        ``"latency_ms"``; with a ``donor``, ``"inherited"``: tensors copied whole / in part /
+        left initial); over the budget ``{"objective": 0.0, "gflops", "over_budget": True}``.
     """
     budget = hard_gflops_target(cfg)
     if budget is not None:
@@ -92,10 +104,14 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
         model = build_network(spec, weights, inherit=True, field=source)
     else:  # a pretrained backbone (ImageNet), as PNFS initialises its candidates
         model = build_network(spec, cfg.model.pretrained or None, scope="backbone")
+    inherited = None
+    if donor is not None:
+        inherited = inherit_overlapping(model, read_state_dict(donor, "search.inheritance"))
     metric = primary_metric(cfg)
     report = param_flop_report(model, cfg.model.input_size)  # the architecture's cost
     teacher = build_teacher(cfg) if cfg.search.distill else None
-    summary = fit(trial_config(cfg), model, spec.record(), out, progress=False,
+    recipe = trial_config(cfg, inherited=donor is not None)
+    summary = fit(recipe, model, spec.record(), out, progress=False,
                   callbacks=list(callbacks), teacher=teacher)
     value = summary["best"] if summary["best"] is not None else float("nan")
     cost: dict[str, float] = {"gflops": round(report["gflops"], 5)}
@@ -105,4 +121,6 @@ def run_trial(cfg: Config, choices: Mapping[str, Any], out: Path, *,
         table.save()
     return {"objective": objective(value, cost[COST_KEY[cfg.search.goal.cost]], cfg.search.goal),
             metric: value, "params": report["params"], **cost,
-            "train_loss": summary["history"][-1]["train_loss"] if summary["history"] else None}
+            "train_loss": summary["history"][-1]["train_loss"] if summary["history"] else None,
+            "epochs": recipe.train.epochs,
+            **({"inherited": inherited} if inherited is not None else {})}

@@ -156,6 +156,26 @@ def test_random_at_cost_takes_over_the_defaults_goal_and_space_only():
         "search.goal.target_gflops", "PLAIN"]
 
 
+@pytest.mark.parametrize("budget", ["smoke", "small"])
+def test_every_variant_is_a_valid_config_of_the_search(budget, tmp_path):
+    """Each variant's overrides, placeholders filled as a run fills them, load into the search
+    config; the weight-inheritance variants train half the budget's trial epochs when they
+    inherit, at the default's cost."""
+    from benchmarks.search_quality import BUDGETS, SEARCH_CFG, VARIANTS, _search_overrides
+    from trainers.config.experiment import load_config
+
+    plan = BUDGETS[budget]
+    for name, (_, extra) in VARIANTS.items():
+        over = _search_overrides(plan, tmp_path, 0, extra, {"PLAIN": "0.0417", "COST": "40.0"})
+        assert not [v for v in over if v.isupper()], (name, over)  # every placeholder filled
+        cfg = load_config(SEARCH_CFG, over)
+        if "inherit" in name:
+            assert cfg.search.inheritance.enabled and cfg.search.max_seconds == 40.0
+            assert cfg.search.inheritance.epochs == max(1, plan.trial_epochs // 2)
+        else:
+            assert not cfg.search.inheritance.enabled
+
+
 def test_search_seeds_that_derive_the_same_network_are_one_unit():
     """Two search seeds that derived one network trained it with the same training seeds: the
     same numbers twice. Counted as two units they gave a zero-width interval and a verdict

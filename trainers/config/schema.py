@@ -17,7 +17,7 @@ from search_space.joints import HEATMAP_STRIDE
 from search_space.errors import UserInputError
 
 __all__ = ["Config", "DatasetConfig", "ModelConfig", "TrainConfig", "TestConfig", "SearchConfig",
-           "GoalConfig", "PruneRateConfig", "CollapseConfig", "RENAMED_KEYS",
+           "GoalConfig", "PruneRateConfig", "CollapseConfig", "InheritanceConfig", "RENAMED_KEYS",
            "DistillConfig", "QuantConfig",
            "HEATMAP_STRIDE"]
 
@@ -233,6 +233,25 @@ class CollapseConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class InheritanceConfig:
+    """``search.inheritance``: weight inheritance in the in-process multi-trial strategies
+    (random, evolution, tpe, grid), as EvoPose2D's children start from their parent's weights
+    (Zhang et al. 2021, https://arxiv.org/abs/2011.08446). Each trial after the first starts
+    from the last weights of the nearest trial trained so far — the fewest architecture choices
+    changed (for evolution, its parent or a sibling); ties go to the better objective, then the
+    earlier trial — taking every tensor whose key both have, over their common leading extent
+    (:func:`search_space.inherit.inherit_overlapping`), and trains ``epochs`` epochs instead of
+    ``search.trial_epochs``. The first trial, and a trial whose nearest is more than
+    ``max_changes`` choices away, train from scratch for ``search.trial_epochs``."""
+
+    enabled: bool = False
+    #: epochs of a trial that inherited (0: ``search.trial_epochs``, the same as from scratch)
+    epochs: int = bounded(0, ge=0)
+    #: inherit only from a trial at most this many choices away (0: from the nearest, however far)
+    max_changes: int = bounded(0, ge=0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class SearchConfig:
     """Architecture search: budget and architecture optimiser here; the objective
     (``goal``), channel pruning (``prune_rate``) and collapse remedies (``collapse``) in their
@@ -261,6 +280,7 @@ class SearchConfig:
     goal: GoalConfig = field(default_factory=GoalConfig)
     prune_rate: PruneRateConfig = field(default_factory=PruneRateConfig)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
+    inheritance: InheritanceConfig = field(default_factory=InheritanceConfig)
 
     def __post_init__(self) -> None:
         if self.warmup_epochs >= self.epochs:

@@ -97,9 +97,12 @@ def spec_from_arch(arch: ArchFile | str | Path, dataset: str | None = None) -> N
 
 def spec_from_choices(cfg: Config, choices: Mapping[str, Any],
                       channels: Mapping[str, list[int]] | None = None) -> NetworkSpec:
-    """The architecture ``choices`` of ``cfg``'s space."""
-    return NetworkSpec(f"arch:{cfg.name}", cfg.space, cfg.dataset.name, dict(choices),
-                       dict(channels or {}))
+    """The architecture ``choices`` of ``cfg``'s space. Labels become plain ``str`` (NNI's
+    samples key them by its ``label`` type, which a checkpoint loaded with ``weights_only``
+    cannot hold)."""
+    return NetworkSpec(f"arch:{cfg.name}", cfg.space, cfg.dataset.name,
+                       {str(k): v for k, v in choices.items()},
+                       {str(k): v for k, v in (channels or {}).items()})
 
 
 def spec_from_record(record: Any, dataset: str, source: str) -> NetworkSpec:
