@@ -47,6 +47,9 @@ def run_search(cfg: Config, strategy_name: str, out: Path, resume: bool = False,
                progress: bool = True, show_arch_value: bool = False) -> dict[str, Any]:
     """Run ``strategy_name`` (see :data:`~strategies.registry.STRATEGIES`)."""
     kind = STRATEGIES[strategy_name].kind
+    if cfg.search.inheritance.enabled and kind != "multitrial":
+        logger.warning(f"search.inheritance: weight inheritance applies to the multi-trial "
+                       f"strategies; {strategy_name} ignores it")
     if kind == "oneshot":
         return run_oneshot(cfg, strategy_name, out, resume, progress, show_arch_value)
     if kind == "multitrial":

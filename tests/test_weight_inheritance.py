@@ -121,3 +121,11 @@ def test_evolution_trials_inherit_from_the_nearest_trial_trained_before(coco_roo
         state = read_state_dict(out / "trials" / f"{t['trial']:03d}" / "last.ckpt", "trial")
         assert sum(t["inherited"].values()) == len(state) and t["inherited"]["whole"] > 0
         assert f"from trial {t['inherited_from'] + 1}'s weights" in r.stderr + r.stdout
+
+
+@pytest.mark.e2e
+def test_a_one_shot_search_says_it_ignores_weight_inheritance(coco_root, tmp_path):
+    r = search(coco_root, "none", tmp_path / "none", "search.inheritance.enabled", "true")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "search.inheritance: weight inheritance applies to the multi-trial strategies; " \
+           "none ignores it" in r.stderr
