@@ -68,17 +68,15 @@ def test_a_trial_with_a_donor_starts_from_its_weights_and_trains_the_inheriting_
     from search_space.supernet import build
     from strategies.trials import run_trial
     from tests.conftest import random_sample
-    from tests.test_strategies import tiny_cfg
     from trainers.config.experiment import load_config
     from trainers.network.build import build_network, spec_from_choices
 
-    base = tiny_cfg(coco_root)
     cfg = load_config(CFG, ["dataset.root", str(coco_root), "model.input_size", "64x48",
                             "model.sigma", "1.5", "train.num_workers", "0", "train.lr", "1e-9",
                             "test.flip_test", "false", "search.batch_size", "8",
                             "search.trial_epochs", "1", "search.inheritance.enabled", "true",
                             "search.inheritance.epochs", "2"])
-    choices = random_sample(build(base.space, "coco"), 3)
+    choices = random_sample(build(cfg.space, "coco"), 3)
     spec = spec_from_choices(cfg, choices)
     pl.seed_everything(123, verbose=False)
     torch.save(build_network(spec).state_dict(), tmp_path / "donor.pth")
