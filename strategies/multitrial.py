@@ -137,6 +137,9 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
                                    latency_table=latency_table_path(cfg, out),
                                    donor=checkpoint(donor["trial"]) if donor else None)
                 status = "over budget" if scored.pop("over_budget", False) else "succeeded"
+                if status == "over budget":  # scored 0 untrained: it inherited nothing
+                    record.pop("inherited_from", None)
+                    record.pop("changes", None)
                 record.update({**scored, "status": status,
                                "seconds": round(time.time() - start, 1)})
             except Exception as err:  # noqa: BLE001 - a failed trial must not end the search

@@ -214,8 +214,9 @@ def test_multitrial_time_budget_starts_no_trial_after_it(coco_root, tmp_path):
 def test_multitrial_does_not_train_architectures_above_a_hard_budget(coco_root, tmp_path):
     """Under flops_constraint (hard) a sampled architecture above target_gflops scores 0 untrained.
     Run 1, a target nothing meets: no trial trains, the cheapest draw is kept with a warning.
-    Run 2 (the same seeded draws) at the median of run 1's GFLOPs: the draws above it are not
-    trained, those within it are, and the pick is within it — each GFLOPs recounted here with
+    Run 2 (the same seeded draws, with weight inheritance) at the third-cheapest of run 1's
+    GFLOPs: the draws above it are not trained and inherit nothing, those within it are (the
+    second from the first), and the pick is within it — each GFLOPs recounted here with
     weights, apart from the meta-device count the search uses."""
     goal = ["search.num_trials", "4", "search.goal.objective", "flops_constraint"]
     first = tmp_path / "none_fits"
@@ -233,10 +234,11 @@ def test_multitrial_does_not_train_architectures_above_a_hard_budget(coco_root, 
     costs = [gflops(d["choices"]) for d in drawn]
     assert [d["gflops"] for d in drawn] == pytest.approx(costs, abs=5.1e-6)  # 5 decimals
     assert load_arch(first / "arch.json").choices == drawn[costs.index(min(costs))]["choices"]
-    target = sorted(costs)[1] * 1.0001  # the two cheapest draws fit
+    target = sorted(costs)[2] * 1.0001  # the three cheapest draws fit
     assert max(costs) > target
-    second = tmp_path / "median"
-    r = search(coco_root, "random", second, *goal, "search.goal.target_gflops", str(target))
+    second = tmp_path / "median"  # with weight inheritance: an untrained draw inherits nothing
+    r = search(coco_root, "random", second, *goal, "search.goal.target_gflops", str(target),
+               "search.inheritance.enabled", "true")
     assert r.returncode == 0, r.stderr[-3000:]
     trials = [json.loads(x) for x in (second / "history.jsonl").read_text().splitlines()]
     assert [t["choices"] for t in trials] == [d["choices"] for d in drawn]  # seeded draws
@@ -244,6 +246,12 @@ def test_multitrial_does_not_train_architectures_above_a_hard_budget(coco_root, 
         trained = (second / "trials" / f"{t['trial']:03d}").exists()
         assert (t["status"], trained) == (("succeeded", True) if cost <= target else
                                           ("over budget", False))
+    fitted = [t for t in trials if t["status"] == "succeeded"]
+    assert "inherited_from" not in fitted[0] and fitted[1]["inherited_from"] == fitted[0]["trial"]
+    after_first = trials[fitted[0]["trial"]:]  # draws after a trial trained: donors exist
+    assert any(t["status"] == "over budget" for t in after_first)
+    assert not any("inherited_from" in t or "changes" in t for t in after_first
+                   if t["status"] == "over budget")
     assert gflops(load_arch(second / "arch.json").choices) <= target
 
 
