@@ -129,22 +129,21 @@ def run_multitrial(cfg: Config, name: str, out: Path, resume: bool = False) -> d
             start = time.time()
             donor = (nearest_trained(choices, trained, inheritance.max_changes)
                      if inheritance.enabled else None)
-            if donor is not None:
-                record.update({"inherited_from": donor["trial"],
-                               "changes": choice_changes(choices, donor["choices"])})
+            inheriting = {"inherited_from": donor["trial"],
+                          "changes": choice_changes(choices, donor["choices"])} if donor else {}
             try:
                 scored = run_trial(cfg, choices, out / "trials" / f"{trial:03d}",
                                    latency_table=latency_table_path(cfg, out),
                                    donor=checkpoint(donor["trial"]) if donor else None)
                 status = "over budget" if scored.pop("over_budget", False) else "succeeded"
-                if status == "over budget":  # scored 0 untrained: it inherited nothing
-                    record.pop("inherited_from", None)
-                    record.pop("changes", None)
-                record.update({**scored, "status": status,
-                               "seconds": round(time.time() - start, 1)})
+                # the donor is named when run_trial copied from it (a draw above a hard budget
+                # is scored 0 untrained: it inherits nothing)
+                record.update({**(inheriting if "inherited" in scored else {}), **scored,
+                               "status": status, "seconds": round(time.time() - start, 1)})
             except Exception as err:  # noqa: BLE001 - a failed trial must not end the search
                 logger.error("trial %d failed: %s\n%s", trial, err, traceback.format_exc())
-                record.update({"status": "failed", "error": f"{type(err).__name__}: {err}"})
+                record.update({**inheriting, "status": "failed",
+                               "error": f"{type(err).__name__}: {err}"})
             history.append(record)
         state["records"].append(record)
         if record.get("status") == "over budget":
