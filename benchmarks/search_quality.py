@@ -251,8 +251,8 @@ class Candidate:
 
 class Steps:
     """Runs the commands' ``main`` in this process, their output into ``OUT/logs/NAME.log``.
-    ``resume``: trainings already finished in ``OUT`` with the same inputs are read back, not
-    rerun (:func:`training_key`)."""
+    ``resume``: searches and trainings already finished in ``OUT`` with the same inputs are
+    read back, not rerun (:func:`training_key`)."""
 
     def __init__(self, out: Path, resume: bool = False) -> None:
         self.logs = out / "logs"
@@ -348,6 +348,28 @@ def _train(steps: Steps, cand: Candidate, out: Path, budget: Budget, root: Path,
         seeds.append(recipe.pop("seed", None))
         cand.recipe = {**recipe, "seeds": seeds}  # the seeds aside, every training's alike
     return cand
+
+
+#: the file beside a finished search's arch.json: its :func:`training_key` and seconds
+SEARCH_MARK = "benchmark_search.json"
+
+
+def _search(steps: Steps, name: str, sdir: Path, argv: list[str]) -> float:
+    """Run ``strategies.search`` with ``argv`` into ``sdir``; its seconds. ``--resume`` reads
+    back a search finished with the same command line on this machine, seconds included: a
+    search stopped by time (random@cost's ``search.max_seconds``, set from the default's
+    seconds) run again is another draw (another number of trials, maybe another pick), so
+    rerunning it would throw away the trainings of the pick it made."""
+    key, mark = training_key(argv, None), sdir / SEARCH_MARK
+    done = json.loads(mark.read_text()) if steps.resume and mark.is_file() else {}
+    if done.get("key") == key and all((sdir / f).is_file()
+                                      for f in ("arch.json", "history.jsonl")):
+        print(f"  {name:<32} reused ({done['seconds']:.0f} s)", flush=True)
+        return float(done["seconds"])
+    mark.unlink(missing_ok=True)
+    seconds = steps(name, search_cli.main, argv)
+    mark.write_text(json.dumps({"key": key, "seconds": round(seconds, 1)}))
+    return seconds
 
 
 def _cost(cand: Candidate, network: torch.nn.Module, size: tuple[int, int]) -> None:
@@ -682,8 +704,8 @@ def main(argv: list[str] | None = None) -> int:
                    f"search time and goal (default: {SEARCH_STRATEGY}, the demo's)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--resume", action="store_true",
-                   help="reuse the trainings a run into the same --out finished with the same "
-                   "inputs on this machine (searches run again: they take seconds)")
+                   help="reuse the searches and trainings a run into the same --out finished "
+                   "with the same inputs on this machine")
     p.add_argument("--json", action="store_true", help="last line: the summary as JSON")
     args = p.parse_args(argv)
     budget = BUDGETS[args.budget]
@@ -773,9 +795,9 @@ def main(argv: list[str] | None = None) -> int:
             if strategy == "prune_rate":
                 over += ["search.prune_rate.base_arch",
                          str(out / "strategies" / default / f"seed{seed}" / "derived.json")]
-            searched = steps(f"search_{name}_s{seed}", search_cli.main,
-                             ["--cfg", str(SEARCH_CFG), "--strategy", strategy, "--out",
-                              str(sdir), "--no-progress", *over])
+            searched = _search(steps, f"search_{name}_s{seed}", sdir,
+                               ["--cfg", str(SEARCH_CFG), "--strategy", strategy, "--out",
+                                str(sdir), "--no-progress", *over])
             if args.supernets_only:
                 continue
             t = searched + _prune(steps, sdir / "arch.json", sdir / "derived.json",

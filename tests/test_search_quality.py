@@ -270,6 +270,44 @@ def test_resume_reuses_only_a_training_with_the_same_inputs(tmp_path, monkeypatc
     assert sq.training_key(["--seed", "0"], None) != sq.training_key(["--seed", "1"], None)
 
 
+def test_resume_reads_back_a_finished_search_with_its_seconds(tmp_path, monkeypatch):
+    """``--resume``: a search finished with the same command line is read back with the seconds
+    it took (random@cost's time budget is the default's seconds: a rerun would be another draw);
+    another command line, or a search that left no arch.json, runs again."""
+    from benchmarks import search_quality as sq
+
+    runs: list[list[str]] = []
+
+    def fake_search(argv):  # strategies.search.main: the files a finished search leaves
+        where = Path(argv[argv.index("--out") + 1])
+        where.mkdir(parents=True, exist_ok=True)
+        runs.append(argv)
+        (where / "arch.json").write_text("{}")
+        (where / "history.jsonl").write_text("{}\n")
+        return 0
+
+    monkeypatch.setattr(sq.search_cli, "main", fake_search)
+    sdir = tmp_path / "out" / "s"
+    argv = ["--out", str(sdir), "search.max_seconds", "41.3"]
+
+    def search(resume, argv=argv):
+        return sq._search(sq.Steps(tmp_path / "out", resume), "search_x", sdir, argv)
+
+    first = search(False)
+    mark = json.loads((sdir / sq.SEARCH_MARK).read_text())
+    assert len(runs) == 1 and mark["seconds"] == round(first, 1)
+    mark["seconds"] = 77.7  # the seconds come from the mark, not from a rerun
+    (sdir / sq.SEARCH_MARK).write_text(json.dumps(mark))
+    assert search(True) == 77.7 and len(runs) == 1
+    search(False)  # without --resume it runs again
+    assert len(runs) == 2
+    search(True, argv[:-1] + ["41.4"])  # another time budget: another search
+    assert len(runs) == 3
+    (sdir / "arch.json").unlink()  # the mark alone is not a finished search
+    search(True, argv[:-1] + ["41.4"])
+    assert len(runs) == 4
+
+
 @pytest.mark.e2e
 def test_search_quality_benchmark_smoke(tmp_path):
     out = tmp_path / "bench"
