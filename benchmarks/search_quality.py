@@ -331,16 +331,9 @@ def _train(steps: Steps, cand: Candidate, out: Path, budget: Budget, root: Path,
         argv = ["--cfg", str(RECIPE_CFG), "--out", str(where), "--no-progress",
                 *recipe_overrides(budget.size, budget.recipe_epochs, root, t)]
         argv += ["--arch", str(arch)] if arch else ["--model", str(model)]
-        key, mark = training_key(argv, arch), where / TRAINING_MARK
-        done = json.loads(mark.read_text()) if steps.resume and mark.is_file() else {}
-        if done.get("key") == key and (where / "metrics.json").is_file():
-            print(f"  {f'train_{tag}_t{t}':<32} reused ({done['seconds']:.0f} s)", flush=True)
-            cand.train_s += done["seconds"]
-        else:
-            mark.unlink(missing_ok=True)
-            seconds = steps(f"train_{tag}_t{t}", train_derived.main, argv)
-            mark.write_text(json.dumps({"key": key, "seconds": round(seconds, 1)}))
-            cand.train_s += seconds
+        cand.train_s += _marked_step(steps, f"train_{tag}_t{t}", train_derived.main, argv,
+                                     where / TRAINING_MARK, training_key(argv, arch),
+                                     [where / "metrics.json"])
         cand.aps.append(best_ap(where))
         metrics = json.loads((where / "metrics.json").read_text())
         recipe = {**metrics.get("recipe", {}), "epochs_trained": len(metrics["epochs"]),
@@ -360,14 +353,21 @@ def _search(steps: Steps, name: str, sdir: Path, argv: list[str]) -> float:
     search stopped by time (random@cost's ``search.max_seconds``, set from the default's
     seconds) run again is another draw (another number of trials, maybe another pick), so
     rerunning it would throw away the trainings of the pick it made."""
-    key, mark = training_key(argv, None), sdir / SEARCH_MARK
+    return _marked_step(steps, name, search_cli.main, argv, sdir / SEARCH_MARK,
+                        training_key(argv, None), [sdir / "arch.json", sdir / "history.jsonl"])
+
+
+def _marked_step(steps: Steps, name: str, main: Callable[[list[str]], int], argv: list[str],
+                 mark: Path, key: str, outputs: list[Path]) -> float:
+    """``steps(name, main, argv)``'s seconds, then ``mark`` = ``{"key", "seconds"}``; with
+    ``--resume``, a ``mark`` holding ``key`` beside all of ``outputs`` is read back instead (its
+    seconds)."""
     done = json.loads(mark.read_text()) if steps.resume and mark.is_file() else {}
-    if done.get("key") == key and all((sdir / f).is_file()
-                                      for f in ("arch.json", "history.jsonl")):
+    if done.get("key") == key and all(path.is_file() for path in outputs):
         print(f"  {name:<32} reused ({done['seconds']:.0f} s)", flush=True)
         return float(done["seconds"])
     mark.unlink(missing_ok=True)
-    seconds = steps(name, search_cli.main, argv)
+    seconds = steps(name, main, argv)
     mark.write_text(json.dumps({"key": key, "seconds": round(seconds, 1)}))
     return seconds
 
