@@ -3,6 +3,8 @@
 #
 #   bash benchmarks/gpu.sh                       # CUDA: the full-size figures for README
 #   bash benchmarks/gpu.sh --device cpu --smoke  # the same steps, tiny, on CPU (the test suite)
+#   ... --json                                   # and a last line {"train", "search", "data"}:
+#                                                # each benchmark's own --json result
 #
 # 1. HRNet-W32's training step, 256x192 batch 32 (smoke: 64x64 batch 2), vs the official
 #    pose_hrnet.py network from the same weights: float32 NCHW, float32 channels-last, bf16
@@ -17,13 +19,15 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 DEVICE=cuda
 SMOKE=0
+JSON=0
 WORKERS=${WORKERS:-8}
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE="$2"; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "error: argument: $1: unknown (use --device cpu|cuda, --smoke)" >&2; exit 2 ;;
+    --json) JSON=1; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "error: argument: $1: unknown (use --device cpu|cuda, --smoke, --json)" >&2; exit 2 ;;
   esac
 done
 case "$DEVICE" in cpu|cuda|cuda:*) ;; *) echo "error: argument: --device: cpu or cuda, got $DEVICE" >&2; exit 2 ;; esac
@@ -51,13 +55,13 @@ echo "[2/3] search step vs PoseNFS ($DEVICE) ..."
   --data "$OUT/search_data" --json > "$OUT/search.txt"
 echo "[3/3] data loader vs the step's demand ..."
 "$PY" -m benchmarks.data_pipeline "${DATA[@]}" --json > "$OUT/data.txt"
-"$PY" - "$OUT" "$DEVICE" "$WORKERS" "$(( $(date +%s) - START ))" <<'EOF'
+"$PY" - "$OUT" "$DEVICE" "$WORKERS" "$(( $(date +%s) - START ))" "$JSON" <<'EOF'
 import json, sys
 from pathlib import Path
 
 from trainers.report import format_table
 
-out, device, workers, seconds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+out, device, workers, seconds, as_json = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 last = lambda name: json.loads((out / name).read_text().strip().splitlines()[-1])
 train, search, data = last("train.txt"), last("search.txt"), last("data.txt")
 batch = [l for l in (out / "train.txt").read_text().splitlines() if ", batch " in l][0]
@@ -75,4 +79,6 @@ rows.append(["data loader", f"1 worker / {workers} workers", f"{data['samples_pe
 print(format_table(["what", "case", "s/step", "vs reference", "peak MB", "memory vs reference"], rows))
 print(f"device {device}; references: official pose_hrnet.py (train), PoseNFS's step (search); "
       f"data loader {workers} workers assumed linear; {seconds} s in all")
+if as_json:
+    print(json.dumps({"train": train, "search": search, "data": data}))
 EOF

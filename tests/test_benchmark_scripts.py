@@ -1,8 +1,9 @@
-"""The benchmark scripts that have no other test: the GPU check runs its smoke form on CPU and
-prints its one table; the scaling benchmark's line fit on hand-worked points; the int8 latency
+"""The benchmark scripts: the GPU check runs its smoke form on CPU and prints its one table,
+the training step in it computing the official network's function; the scaling benchmark's line fit on hand-worked points; the int8 latency
 benchmark's report."""
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -26,15 +27,32 @@ def test_gpu_check_bad_arguments_are_one_line():
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--device" in r.stderr
 
 
-@pytest.mark.e2e  # ~40 s: every benchmark of the GPU check, tiny, on CPU
+@pytest.mark.e2e  # ~90 s: every benchmark of the GPU check, tiny, on CPU
 def test_gpu_check_smoke_on_cpu_prints_its_table():
-    r = subprocess.run(["bash", "benchmarks/gpu.sh", "--device", "cpu", "--smoke"], cwd=REPO,
-                       capture_output=True, text=True, timeout=600)
+    """The GPU check's smoke run on CPU prints its table; its training step (benchmarks/
+    train_step.py at 64x64, batch 2: every case) shows that in float32 NCHW posenas's trainer
+    computes the first step's heatmaps of the official network bit for bit (the same weights,
+    converted), channels-last to float rounding; bf16 autocast differs but stays the same
+    function. One run for both (the train step alone took 59 s of the suite)."""
+    r = subprocess.run(["bash", "benchmarks/gpu.sh", "--device", "cpu", "--smoke", "--json"],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     table = r.stdout.split("[3/3]")[1]
     for row in ("official", "posenas_nchw", "posenas_bf16", "posenfs", "darts", "data loader"):
         assert f"| {row}" in table or f" {row} " in table, row
     assert "device cpu" in r.stdout
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    train = result["train"]
+    assert set(train) == {"official", "posenas_nchw", "posenas", "posenas_bf16"}
+    for case in train.values():
+        assert case["seconds"] > 0 and case["peak_bytes"] > 100 * 2**20
+    assert train["official"]["max_rel_diff"] == 0.0
+    assert train["posenas_nchw"]["max_rel_diff"] == 0.0
+    assert train["posenas"]["max_rel_diff"] < 1e-4
+    assert 0.0 < train["posenas_bf16"]["max_rel_diff"] < 1.0  # bf16: 8 bits of mantissa
+    assert set(result["search"]) == {"posenfs", "darts"}
+    assert all(c["seconds"] > 0 for c in result["search"].values())
+    assert result["data"]["samples_per_s"] > 0
 
 
 @pytest.mark.e2e  # ~30 s: two networks exported float and int8, 10 timed runs each

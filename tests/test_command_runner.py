@@ -13,6 +13,7 @@ from tests.command_runner import run_command
 
 _PROBE = '''
 import atexit
+import multiprocessing
 import os
 import sys
 import warnings
@@ -23,6 +24,8 @@ print("env", os.environ.get("PROBE_VALUE"))
 print("ours imported before", "trainers.config" in sys.modules, "search_space" in sys.modules)
 import torch
 print("threads", torch.get_num_threads())
+# a DataLoader's workers start by it (through the forkserver, they re-imported __main__)
+print("start method", multiprocessing.get_start_method())
 warnings.warn("hidden by PYTHONWARNINGS=ignore")
 sys.stdout.flush()
 os.write(1, b"written at the descriptor\\n")
