@@ -25,6 +25,12 @@ def test_gpu_check_bad_arguments_are_one_line():
     r = subprocess.run(["bash", "benchmarks/gpu.sh", "--device", "tpu"], cwd=REPO,
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--device" in r.stderr
+    # --help: the header comment, every line of it and nothing of the script
+    r = subprocess.run(["bash", "benchmarks/gpu.sh", "--help"], cwd=REPO, capture_output=True,
+                       text=True)
+    header = (REPO / "benchmarks" / "gpu.sh").read_text().splitlines()[1:]
+    header = header[:next(i for i, line in enumerate(header) if not line.startswith("#"))]
+    assert r.returncode == 0 and r.stdout.splitlines() == header
 
 
 @pytest.mark.e2e  # ~90 s: every benchmark of the GPU check, tiny, on CPU
