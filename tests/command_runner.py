@@ -10,10 +10,11 @@ commands on 2 cores.
 What stays as in a fresh interpreter: the command runs as ``__main__`` through runpy (as ``-m``
 and a script path do), with its own ``sys.argv``, ``sys.path[0]`` (the working directory for
 ``-m``, the script's folder for a script), working directory, environment and warning filters
-(``PYTHONWARNINGS``), multiprocessing's start method; an uncaught exception prints its traceback and exits 1, ``SystemExit``
-gives its status, the atexit handlers run, stdout and stderr are captured at the file
-descriptors (what C libraries and child processes write included). Only the third-party modules
-of ``PRELOAD`` are shared, as imported; our own modules are imported afresh by every command.
+(``PYTHONWARNINGS``) and multiprocessing's start method; an uncaught exception prints its
+traceback and exits 1, ``SystemExit`` gives its status, the atexit handlers run, stdout and
+stderr are captured at the file descriptors (what C libraries and child processes write
+included). Only the third-party modules of ``PRELOAD`` are shared, as imported; our own modules
+are imported afresh by every command.
 
 ``-c`` code always gets a fresh interpreter (the torch-free checks hide torch from one), and
 ``POSENAS_TEST_FRESH_PROCESSES=1`` gives every command one.

@@ -1,6 +1,6 @@
 """The benchmark scripts: the GPU check runs its smoke form on CPU and prints its one table,
-the training step in it computing the official network's function; the scaling benchmark's line fit on hand-worked points; the int8 latency
-benchmark's report."""
+the training step in it computing the official network's function; the scaling benchmark's
+line fit on hand-worked points; the int8 latency benchmark's report."""
 from __future__ import annotations
 
 import json
