@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
     --device) DEVICE="$2"; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
     --json) JSON=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0"; exit 0 ;;  # the header comment
     *) echo "error: argument: $1: unknown (use --device cpu|cuda, --smoke, --json)" >&2; exit 2 ;;
   esac
 done
