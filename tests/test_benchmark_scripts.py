@@ -1,6 +1,7 @@
 """The benchmark scripts: the GPU check runs its smoke form on CPU and prints its one table,
 the training step in it computing the official network's function; the scaling benchmark's
-line fit on hand-worked points; the int8 latency benchmark's report."""
+line fit on hand-worked points; the int8 latency benchmark's report; the compression
+benchmark's per-seed verdicts on hand-worked differences."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import subprocess
 
 import pytest
 
+from benchmarks.compress import paired_difference, verdict
 from benchmarks.scaling import fit_line
 from tests.conftest import REPO
 
@@ -19,6 +21,24 @@ def test_fit_line_hand_worked():
     # SST 2/3, R² 0.75
     fit = fit_line([0, 1, 2], [0, 1, 1])
     assert fit == pytest.approx({"a": 1 / 6, "b": 0.5, "r2": 0.75})
+
+
+def test_compress_verdicts_on_hand_worked_differences():
+    # int8 vs float per seed: −1, 0, −2 points → mean −1, std 1; t(0.975, 2 dof) = 4.3027, so
+    # the half-width is 4.3027 / √3 = 2.4841: [−3.484, +1.484] straddles the −1.0 target
+    d = paired_difference([0.40, 0.41, 0.39], [0.41, 0.41, 0.41], -1.0)
+    assert d["points"] == pytest.approx([-1.0, 0.0, -2.0])
+    assert (d["mean"], d["std"]) == pytest.approx((-1.0, 1.0))
+    assert (d["low"], d["high"]) == pytest.approx((-3.4841, 1.4841), abs=1e-4)
+    assert d["verdict"] == "undecided"
+    # +0.4 … +0.6 points over 5 seeds: all of the interval above −1.0 (met), below +1.0 (missed)
+    a, b = [0.355, 0.356, 0.354, 0.355, 0.355], [0.35] * 5
+    assert paired_difference(a, b, -1.0)["verdict"] == "met"
+    assert paired_difference(a, b, 1.0)["verdict"] == "missed"
+    assert (verdict(-1.0, 2.0, -1.0), verdict(-3.0, -1.01, -1.0)) == ("met", "missed")
+    assert paired_difference(a, b)["verdict"] is None  # no target, no verdict
+    with pytest.raises(ValueError):
+        paired_difference([0.1, 0.2], [0.1], 0.0)
 
 
 def test_gpu_check_bad_arguments_are_one_line():

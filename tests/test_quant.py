@@ -78,10 +78,12 @@ def test_prepare_qat_replaces_every_relu_and_the_state_round_trips():
 
 
 def test_int8_export_quantizes_pact_outputs_on_pacts_own_grid(tmp_path):
-    """A conv → PACT(α = 2.5) → conv toy, calibrated on inputs that never reach α: the int8
-    model quantizes the PACT output with scale α / 255 and zero point 0 (PACT's 2^8 − 1 steps on
-    [0, α]), not with the calibrated range (≈ 0.1 / 255 here); names are short, the input and
-    output keep theirs, and onnxruntime runs it."""
+    """A conv → PACT(α = 1.5) → conv → PACT(α = 2.5) → conv toy, calibrated on inputs that
+    never reach either α: the int8 model quantizes each PACT output with scale α / 255 and zero
+    point 0 (PACT's 2^8 − 1 steps on [0, α]), not with the calibrated range (≈ 0.1 / 255 here);
+    the two ends QAT never quantized stay float (the first conv reads the image itself, the
+    last writes the output with its float weights); names are short, the input and output keep
+    theirs, and onnxruntime runs it."""
     import onnx
     import onnxruntime as ort
     import numpy as np
@@ -89,7 +91,8 @@ def test_int8_export_quantizes_pact_outputs_on_pacts_own_grid(tmp_path):
     from trainers.deploy.int8 import export_int8, float_twin
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), PACT(8, 2.5), nn.Conv2d(4, 2, 1)).eval()
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), PACT(8, 1.5), nn.Conv2d(4, 4, 3, padding=1),
+                        PACT(8, 2.5), nn.Conv2d(4, 2, 1)).eval()
     twin = float_twin(net)
     calib = [np.random.default_rng(i).uniform(-0.1, 0.1, (2, 3, 8, 8)).astype(np.float32)
              for i in range(3)]
@@ -97,17 +100,51 @@ def test_int8_export_quantizes_pact_outputs_on_pacts_own_grid(tmp_path):
     model = onnx.load(str(tmp_path / "m.onnx"))
     consts = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     producers = {out: n for n in model.graph.node for out in n.output}
-    # the quantizer folds the Clip into the first conv's output range
-    first_conv = next(n for n in model.graph.node if n.op_type == "Conv")
-    (q,) = [n for n in model.graph.node if n.op_type == "QuantizeLinear"
-            and producers.get(n.input[0]) in (first_conv, *[p for p in producers.values()
-                                                            if p.op_type == "Clip"])]
-    scale, zero = consts[q.input[1]], consts[q.input[2]]
-    assert float(scale) == pytest.approx(2.5 / 255, rel=1e-6) and int(zero) == 0
+    first, middle, last = [n for n in model.graph.node if n.op_type == "Conv"]
+    # the middle conv is the int8 one: it reads PACT 1 quantized on [0, 1.5] and the quantizer
+    # folds PACT 2 into its output, quantized on [0, 2.5]
+    grids = []
+    for tensor in (producers[middle.input[0]].input[0], middle.output[0]):
+        q = producers[tensor] if producers[tensor].op_type == "QuantizeLinear" else next(
+            n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == tensor)
+        grids.append((float(consts[q.input[1]]), int(consts[q.input[2]])))
+    assert grids == [(pytest.approx(1.5 / 255, rel=1e-6), 0), (pytest.approx(2.5 / 255, rel=1e-6), 0)]
+    assert producers[middle.input[1]].op_type == "DequantizeLinear"  # int8 weights
+    # the ends stay float: the image goes straight into the first conv, whose weights are
+    # float; the last conv's weights are float and it writes the graph's output itself
+    assert first.input[0] == "image" and first.input[1] in consts
+    assert last.input[1] in consts and last.output[0] == model.graph.output[0].name
     assert all(n.name.startswith("n") for n in model.graph.node)
     assert [v.name for v in model.graph.input] == ["image"]
     out = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": calib[0]})[0]
     assert out.shape == (2, 2, 8, 8)
+
+
+def test_float_ends_walk_back_through_the_parts_assembly(tmp_path):
+    """A hand-built graph shaped like a fabric network's ends: image → stem Conv → Relu → two
+    part head Convs → Concat → Gather (the joint order) → heatmaps. The float ends are the stem
+    (it reads the image) and, walking back from the output through Gather and Concat (they only
+    move values), the two head convs; the Relu between them is quantized as usual."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    from trainers.deploy.int8 import float_ends
+
+    w = lambda name, c_out, c_in: numpy_helper.from_array(
+        np.ones((c_out, c_in, 1, 1), np.float32), name)
+    nodes = [helper.make_node("Conv", ["image", "w0"], ["s"], name="stem"),
+             helper.make_node("Relu", ["s"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w1"], ["h1"], name="head1"),
+             helper.make_node("Conv", ["r", "w2"], ["h2"], name="head2"),
+             helper.make_node("Concat", ["h1", "h2"], ["c"], name="concat", axis=1),
+             helper.make_node("Gather", ["c", "order"], ["heatmaps"], name="order", axis=1)]
+    graph = helper.make_graph(
+        nodes, "ends", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [w("w0", 4, 3), w("w1", 2, 4), w("w2", 1, 4),
+         numpy_helper.from_array(np.array([2, 0, 1], np.int64), "order")])
+    save(helper.make_model(graph), str(tmp_path / "m.onnx"))
+    assert sorted(float_ends(tmp_path / "m.onnx")) == ["concat", "head1", "head2", "order", "stem"]
 
 
 def test_shape_reads_the_quantized_tensor_and_the_dequantize_only_it_read_goes():
