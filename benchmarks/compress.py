@@ -230,8 +230,8 @@ def main() -> None:
           f"students {args.epochs} epochs, PACT {args.qat_epochs} more; {args.size}; "
           f"AP mean ± std over seeds 0–{args.seeds - 1}; {time.time() - start:.0f} s")
     for name, r in results.items():
-        mb = r["seeds"]
-        size = statistics.fmean(mb["mb_int8"]) / statistics.fmean(mb["mb_float"])
+        seeds = r["seeds"]
+        size = statistics.fmean(seeds["mb_int8"]) / statistics.fmean(seeds["mb_float"])
         lines = [f"{name}: int8 file {size:.2f}× float (target ≤ 0.30)"]
         for key, what in (("int8_vs_float_tuned", "int8 AP vs float with the same extra epochs"),
                           ("pact_vs_float_tuned", "of which PACT in torch vs that float"),
