@@ -20,12 +20,12 @@ the real commands (``train_derived.py``, ``trainers.deploy.export``) and one rec
 AP is COCO OKS AP on the synthetic validation set with flip test. Targets (issue 14): int8 file
 ≤ 0.3× float; PACT int8 AP within 1.0 point of float; distilled ≥ alone.
 
-``--seeds K`` repeats every student run with training seeds 0 … K−1 (the teacher is trained once,
-seed 0): one run's AP moves by a few points with the seed on this task, so each target is judged
-on the per-seed differences (int8 − float fine-tuned, distilled − alone; paired, each seed's
-runs start from the same float network) as a mean with its 95 % Student-t interval — met when
-the whole interval clears the target, missed when the whole interval falls short, undecided
-otherwise. ``--no-distill`` skips the teacher and the distilled students.
+``--seeds K`` repeats every student run with training seeds 0 … K−1 (the teacher is trained
+once, seed 0): one run's AP moves by a few points with the seed on this task, so each target is
+judged on the per-seed differences (int8 − float fine-tuned, distilled − alone; paired, each
+seed's runs start from the same float network) as a mean with its 95 % Student-t interval —
+met when the whole interval clears the target, missed when the whole interval falls short,
+undecided otherwise. ``--no-distill`` skips the teacher and the distilled students.
 """
 from __future__ import annotations
 
@@ -197,8 +197,9 @@ def main() -> None:
                  str(base / "int8.onnx"), "--int8", "--calib-root", str(root))
             cfg = load_config(CFG, ["dataset.root", str(root), "model.input_size", args.size,
                                     "train.num_workers", "0"])
-            ap["ap_int8"] = float(evaluate_model(cfg, _OnnxNetwork(base / "int8.onnx"),
-                                                 base / "int8_eval", progress=False)["metrics"]["AP"])
+            evaluation = evaluate_model(cfg, _OnnxNetwork(base / "int8.onnx"),
+                                        base / "int8_eval", progress=False)
+            ap["ap_int8"] = float(evaluation["metrics"]["AP"])
             for k in ("float", "int8"):
                 ap[f"mb_{k}"] = (base / f"{k}.onnx").stat().st_size / 1e6
                 ap[f"ms_{k}"] = _latency_ms(base / f"{k}.onnx", (h, w))

@@ -108,7 +108,8 @@ def test_int8_export_quantizes_pact_outputs_on_pacts_own_grid(tmp_path):
         q = producers[tensor] if producers[tensor].op_type == "QuantizeLinear" else next(
             n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == tensor)
         grids.append((float(consts[q.input[1]]), int(consts[q.input[2]])))
-    assert grids == [(pytest.approx(1.5 / 255, rel=1e-6), 0), (pytest.approx(2.5 / 255, rel=1e-6), 0)]
+    assert grids == [(pytest.approx(1.5 / 255, rel=1e-6), 0),
+                     (pytest.approx(2.5 / 255, rel=1e-6), 0)]
     assert producers[middle.input[1]].op_type == "DequantizeLinear"  # int8 weights
     # the ends stay float: the image goes straight into the first conv, whose weights are
     # float; the last conv's weights are float and it writes the graph's output itself
@@ -122,9 +123,9 @@ def test_int8_export_quantizes_pact_outputs_on_pacts_own_grid(tmp_path):
 
 def test_float_ends_walk_back_through_the_parts_assembly(tmp_path):
     """A hand-built graph shaped like a fabric network's ends: image → stem Conv → Relu → two
-    part head Convs → Concat → Gather (the joint order) → heatmaps. The float ends are the stem
-    (it reads the image) and, walking back from the output through Gather and Concat (they only
-    move values), the two head convs; the Relu between them is quantized as usual."""
+    part head Convs → Concat → Gather (the joint order) → heatmaps. The float ends are the
+    stem (it reads the image) and, walking back from the output through Gather and Concat (they
+    only move values), the two head convs; the Relu between them is quantized as usual."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper, save
 

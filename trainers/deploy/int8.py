@@ -29,7 +29,8 @@ from trainers.atomic import atomic_path
 from trainers.deploy.onnx_graph import export_onnx
 from trainers.engine.qat import PACT
 
-__all__ = ["ClipActivation", "float_twin", "export_int8", "int8_kernels", "pact_ranges", "float_ends",
+__all__ = ["ClipActivation", "float_twin", "export_int8", "int8_kernels", "pact_ranges",
+           "float_ends",
            "shapes_before_dequantize", "compact_names"]
 
 
@@ -131,10 +132,11 @@ def float_ends(path: str | Path) -> list[str]:
 
     The QAT network quantizes neither end: its activations are fake-quantized at the PACT clips
     only, so its first convolution reads the float image and its last ones write float
-    heatmaps. Quantized by onnxruntime all the same, the image (one uint8 grid over the
-    normalised range, steps of ~0.019, coarser than the pixels' own ~0.017) cost
-    `hrnet_tiny` 0.2–7.3 AP points against the fake-quantized torch network over 5 training
-    seeds (``benchmarks/compress.py --seeds 5``); with both ends float, −0.65 to +0.01. Both
+    heatmaps. Quantized by onnxruntime all the same, the two ends cost `hrnet_tiny` 0.9–7.3 AP
+    points against the fake-quantized torch network over 5 training seeds
+    (``benchmarks/compress.py --seeds 5``), nearly all of it the image's doing (one uint8 grid
+    over the normalised range, steps of ~0.019, coarser than the pixels' own ~0.017: with only
+    the image float, −0.6 to +0.1); with both ends float, −0.65 to +0.01. Both
     ends are cheap in float: a 3-channel input convolution and 1×1 heatmap convolutions.
     """
     import onnx
