@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.search_quality import mean_std_cell
 from benchmarks.seed_spread import mean_interval
 from trainers.config.experiment import load_config
 from trainers.engine.fit import evaluate_model
@@ -124,12 +125,6 @@ def paired_difference(a: list[float], b: list[float],
             "target": target, "verdict": judged}
 
 
-def _mean_std(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.4f}"
-    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,8 +165,11 @@ def main() -> None:
         teacher_ap = train(out / "teacher", 2 * args.epochs, 0)
     students = [("hrnet_tiny", [])] + ([("derived", ["--arch", str(Path(args.arch).resolve())])]
                                        if args.arch else [])
-    keys = ["ap_float", "ap_float_tuned", *(["ap_distilled"] if distill else []), "ap_pact",
-            "ap_int8", "mb_float", "mb_int8", "ms_float", "ms_int8"]
+    ap_keys = ["ap_float", "ap_float_tuned", *(["ap_distilled"] if distill else []), "ap_pact",
+               "ap_int8"]
+    keys = [*ap_keys, "mb_float", "mb_int8", "ms_float", "ms_int8"]
+    eval_cfg = load_config(CFG, ["dataset.root", str(root), "model.input_size", args.size,
+                                 "train.num_workers", "0"])
     rows, results = [], {}
     for name, source in students:
         per_seed: dict[str, list[float]] = {k: [] for k in keys}
@@ -195,9 +193,7 @@ def main() -> None:
                  "--onnx", str(base / "float.onnx"))
             _run("-m", "trainers.export", "--weights", str(base / "pact" / "best.ckpt"), "--onnx",
                  str(base / "int8.onnx"), "--int8", "--calib-root", str(root))
-            cfg = load_config(CFG, ["dataset.root", str(root), "model.input_size", args.size,
-                                    "train.num_workers", "0"])
-            evaluation = evaluate_model(cfg, _OnnxNetwork(base / "int8.onnx"),
+            evaluation = evaluate_model(eval_cfg, _OnnxNetwork(base / "int8.onnx"),
                                         base / "int8_eval", progress=False)
             ap["ap_int8"] = float(evaluation["metrics"]["AP"])
             for k in ("float", "int8"):
@@ -218,9 +214,7 @@ def main() -> None:
         results[name] = r
         mb = [statistics.fmean(per_seed[f"mb_{k}"]) for k in ("float", "int8")]
         ms = [statistics.median(per_seed[f"ms_{k}"]) for k in ("float", "int8")]
-        rows.append([name, *(_mean_std(per_seed[k]) for k in
-                             ("ap_float", "ap_float_tuned",
-                              *(["ap_distilled"] if distill else []), "ap_pact", "ap_int8")),
+        rows.append([name, *(mean_std_cell(per_seed[k]) for k in ap_keys),
                      f"{mb[0]:.2f} / {mb[1]:.2f} ({mb[1] / mb[0]:.2f}×)",
                      f"{ms[0]:.2f} / {ms[1]:.2f}"])
     print(format_table(["student", "AP float", f"AP float +{args.qat_epochs} ep",

@@ -631,10 +631,14 @@ def _plot(path: Path, randoms: list[Candidate], strategies: dict[str, list[Candi
     tmp.replace(path)
 
 
+def mean_std_cell(values: list[float]) -> str:
+    """A table cell: the mean ± the standard deviation of ``values`` (the mean alone for one)."""
+    return f"{statistics.fmean(values):.4f}" + (f" ± {statistics.stdev(values):.4f}"
+                                                if len(values) > 1 else "")
+
+
 def _summary_cell(cands: list[Candidate]) -> str:
-    vals = units(cands)
-    return f"{statistics.fmean(vals):.4f}" + (f" ± {statistics.stdev(vals):.4f}"
-                                              if len(vals) > 1 else "")
+    return mean_std_cell(units(cands))
 
 
 def comparisons(strategies: dict[str, list[Candidate]], baselines: dict[str, Candidate],
