@@ -14,7 +14,7 @@ from nni.nas.evaluator.pytorch import Lightning, Trainer
 from nni.nas.evaluator.pytorch import LightningModule as NasLightningModule
 
 from search_space.supernet import build
-from strategies.channel_masks import ChannelMaskedConv2d
+from strategies.channel_masks import WIDTH_HOOKS
 from strategies.data import build_search_data
 from strategies.records import ArchRecorder
 from strategies.registry import STRATEGIES
@@ -65,8 +65,8 @@ def _with_module(base: type, module_cls: type, loaders: str) -> type:
 
     class Strategy(base):  # type: ignore[misc, valid-type]
         def __init__(self, cfg: Config, **kwargs: Any) -> None:
-            # ahead of NNI's MixedConv2d hook: width choices as vector channel masks
-            super().__init__(mutation_hooks=[ChannelMaskedConv2d.mutate], **kwargs)
+            # ahead of NNI's hooks: width choices as vector channel masks
+            super().__init__(mutation_hooks=list(WIDTH_HOOKS), **kwargs)
             self.cfg = cfg
             self.val_loader: Any = None
 
