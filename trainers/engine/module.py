@@ -162,14 +162,10 @@ class PoseModule(pl.LightningModule):
         if clips:
             groups.append({"params": [m.alpha for m in pact_modules(self.model)],
                            "weight_decay": self.cfg.quant.alpha_decay})
-        # Adam/AdamW as one fused kernel over every tensor (CPU since torch 2.4, CUDA) where
-        # torch's CPU default loops over the tensors in Python: 41 vs 150 ms per step for
-        # HRNet-W32's 878 tensors on 2 cores; the same update to rounding
-        fused = all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
         if t.optimizer == "adam":
-            opt = torch.optim.Adam(groups, lr=t.lr, fused=fused)
+            opt = torch.optim.Adam(groups, lr=t.lr)
         elif t.optimizer == "adamw":
-            opt = torch.optim.AdamW(groups, lr=t.lr, fused=fused)
+            opt = torch.optim.AdamW(groups, lr=t.lr)
         else:
             opt = torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=True)
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(t.lr_steps), gamma=t.lr_factor)
