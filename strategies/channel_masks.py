@@ -61,15 +61,20 @@ def channel_mask(distribution: dict[int, torch.Tensor], size: int) -> torch.Tens
     return probs @ width_indicator(list(distribution), size, probs.device, probs.dtype)
 
 
+def _scale_channels(tensor: torch.Tensor, dim: int, mask: torch.Tensor) -> torch.Tensor:
+    """``tensor ⊙ mask``, the (C,) ``mask`` broadcast along ``dim``."""
+    shape = [1] * tensor.dim()
+    shape[dim] = tensor.shape[dim]
+    return tensor * mask.to(tensor.dtype).view(shape)
+
+
 def mask_channels(tensor: torch.Tensor, dim: int, width: Any) -> torch.Tensor:
     """``tensor``'s leading ``width`` channels along ``dim``: a prefix slice for an integer
     width, ``tensor ⊙ m`` (``m`` of :func:`channel_mask`, broadcast along ``dim``) for a width
     distribution — what ``nni``'s ``Slicable(tensor)[..., :width]`` computes."""
     size = tensor.shape[dim]
     if isinstance(width, dict):
-        shape = [1] * tensor.dim()
-        shape[dim] = size
-        return tensor * channel_mask(width, size).to(tensor.dtype).view(shape)
+        return _scale_channels(tensor, dim, channel_mask(width, size))
     width = int(width)
     return tensor if width >= size else tensor.narrow(dim, 0, width)
 
@@ -91,6 +96,19 @@ class ChannelMaskedConv2d(MixedConv2d):
     distributions (``traverse_all_options``: ~0.2 ms of Python per argument and call): the
     mask is ``softmax(α) @ 1[channel < w]`` with the indicator built once.
     """
+
+    #: ``{argument: (α label, widths)}`` of the direct forward, set by :meth:`mutate` where
+    #: it applies; None: NNI's forward
+    _direct: dict[str, tuple[str, list[int]]] | None = None
+
+    @classmethod
+    def mutate(cls, module: Any, name: str, memo: dict, mutate_kwargs: dict) -> Any:
+        """NNI's hook (which sets the sampling policy), then whether the direct forward
+        applies: decided once here, not in every forward."""
+        op = super().mutate(module, name, memo, mutate_kwargs)
+        if isinstance(op, cls):
+            op._direct, op._indicators = op._direct_masks(), {}
+        return op
 
     def _direct_masks(self) -> dict[str, tuple[str, list[int]]] | None:
         """``{argument: (α label, widths)}`` when the fast forward applies, else None."""
@@ -115,18 +133,16 @@ class ChannelMaskedConv2d(MixedConv2d):
         return self._softmax(alpha) @ below
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if not hasattr(self, "_direct"):
-            self._direct, self._indicators = self._direct_masks(), {}
         if self._direct is None:
             return super().forward(inputs)
         weight, bias = self.weight, self.bias
         # the order of NNI's slices: output channels, then input channels
         for dim, name in ((0, "out_channels"), (1, "in_channels")):
             if name in self._direct:
-                m = self._mask(*self._direct[name], weight.shape[dim]).to(weight.dtype)
-                weight = weight * (m.view(-1, 1, 1, 1) if dim == 0 else m.view(1, -1, 1, 1))
+                m = self._mask(*self._direct[name], weight.shape[dim])
+                weight = _scale_channels(weight, dim, m)
                 if dim == 0 and bias is not None:
-                    bias = bias * m
+                    bias = _scale_channels(bias, 0, m)
         return F.conv2d(inputs, weight, bias, self.stride, self.padding, self.dilation)
 
     def _freeze_weight_impl(self, in_channels: Any, out_channels: Any, kernel_size: Any,
@@ -147,8 +163,19 @@ class MaxWidthBatchNorm2d(MixedBatchNorm2d):
     width, whatever the distribution (``freeze_weight`` drops it); under DARTS's softmax this
     skips building that distribution in every forward. Sampled widths are NNI's own."""
 
+    #: whether the direct forward applies (set by :meth:`mutate`); False: NNI's forward
+    _direct = False
+
+    @classmethod
+    def mutate(cls, module: Any, name: str, memo: dict, mutate_kwargs: dict) -> Any:
+        """NNI's hook, then whether the direct forward applies (decided once)."""
+        op = super().mutate(module, name, memo, mutate_kwargs)
+        if isinstance(op, cls):
+            op._direct = _plain_softmax(op) and set(op.mutable_arguments) == {"num_features"}
+        return op
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if not _plain_softmax(self) or set(self.mutable_arguments) != {"num_features"}:
+        if not self._direct:
             return super().forward(inputs)
         eps, momentum = self.init_arguments["eps"], self.init_arguments["momentum"]
         track = not self.training or self.track_running_stats

@@ -63,6 +63,9 @@ def test_masked_conv_computes_nnis_mixed_conv(same_label, strategy_cls):
         grads = torch.autograd.grad(loss, [*alphas, op.weight, op.bias, net.bn.weight])
         results.append(((type(op), type(net.bn)), y, net.bn.running_mean, net.bn.running_var,
                         *grads))
+        if hooks:  # DARTS takes the direct forwards; Gumbel's noisy softmax keeps NNI's
+            direct = strategy_cls is DARTS
+            assert (op._direct is not None) is direct and net.bn._direct is direct
     (ref_types, *reference), (our_types, *ours) = results
     assert ref_types == (MixedConv2d, MixedBatchNorm2d)
     assert our_types == (ChannelMaskedConv2d, MaxWidthBatchNorm2d)
@@ -78,6 +81,7 @@ def test_one_shot_strategies_build_masked_convolutions(strategy, tmp_path):
     cfg = tiny_config("coco", tmp_path)
     supernet = make_oneshot_strategy(strategy, cfg).mutate_model(
         build(tiny_space(widths=(0.5, 1.0)), "coco"))
-    for nni_cls, ours in ((MixedConv2d, ChannelMaskedConv2d), (MixedBatchNorm2d, MaxWidthBatchNorm2d)):
+    for nni_cls, ours in ((MixedConv2d, ChannelMaskedConv2d),
+                          (MixedBatchNorm2d, MaxWidthBatchNorm2d)):
         mixed = [m for m in supernet.modules() if isinstance(m, nni_cls)]
         assert mixed and all(type(m) is ours for m in mixed)
