@@ -79,6 +79,7 @@ from strategies import prune as prune_cli
 from strategies import search as search_cli
 from strategies.latency import random_networks
 from strategies.prune import inherited_network
+from strategies.registry import STRATEGIES
 from strategies.zero_cost import PROXIES, score_all
 from trainers import train_derived
 from trainers.network.arch_file import ArchFile, load_arch, save_arch
@@ -120,16 +121,20 @@ class Budget:
     strategies: tuple[str, ...]
 
 
+#: make demo's search, the benchmark's default: SEARCH_STRATEGY on the demo's search config, the
+#: tiny space under a hard budget of the plain head's GFLOPs (tests check the two agree)
+DEFAULT_VARIANT = f"{SEARCH_STRATEGY}@plain"
+
 ALL_STRATEGIES = ("darts", "random@cost", "darts2", "gumbel", "spos", "random", "evolution",
                   "prune_rate")
 
 BUDGETS = {
     # the suite's end-to-end run (≈ 2 min): the goals' candidates, SPOS's τ, APRCP after DARTS
     "smoke": Budget("64x48", 32, 16, 2, 1, 2, 1, 1, 0, 2, 1, 4,
-                    ("darts", "random@cost", "spos", "prune_rate")),
+                    (DEFAULT_VARIANT, "random@cost", "spos", "prune_rate")),
     # the goals' verdicts: the default, random search at its cost, the baselines
     "small": Budget("128x96", 400, 100, 0, 5, 3, 24, 4, 1, 1000, 4, 40,
-                    ("darts", "random@cost")),
+                    (DEFAULT_VARIANT, "random@cost")),
     # Kendall τ of the rankers over 20 architectures' 3-seed means
     "ranking": Budget("128x96", 400, 100, 20, 1, 3, 24, 4, 1, 6, 4, 40, ("darts", "spos")),
     "full": Budget("128x96", 1000, 200, 20, 5, 3, 36, 8, 2, 1000, 5, 100, ALL_STRATEGIES),
@@ -138,6 +143,9 @@ BUDGETS = {
 _HALF_WIDTHS_AT_GOAL2_COST = ["space.backbone.width_multipliers", "[0.5,0.75,1.0]",
                               "search.goal.objective", "flops_constraint",
                               "search.goal.target_gflops", "0.029"]
+
+#: goal 1's cost: a hard budget of PLAIN, the plain head's GFLOPs measured in the run
+_AT_PLAIN = ["search.goal.objective", "flops_constraint", "search.goal.target_gflops", "PLAIN"]
 
 #: weight inheritance with half the trial epochs for a trial that inherited
 _INHERIT_HALF = ["search.inheritance.enabled", "true", "search.inheritance.epochs", "HALF_TRIAL"]
@@ -188,6 +196,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "darts-pc": ("darts", ["space.cell_config.partial_channels", "4"]),
     # DARTS-'s auxiliary skip connection, β 1 → 0 over the search (the paper's setting)
     "darts-minus": ("darts", ["search.collapse.aux_skip", "1"]),
+    # the remedies on top of the default, darts@plain (the same hard budget); PC-DARTS has no
+    # such variant: its supernet's operations run 1/K wide, so the relaxation's expected cost is
+    # not the derived network's, and the config refuses partial channels under a GFLOPs goal
+    "darts-beta@plain": ("darts", ["search.collapse.beta_decay", "0.005", *_AT_PLAIN]),
+    "darts-minus@plain": ("darts", ["search.collapse.aux_skip", "1", *_AT_PLAIN]),
     # the hardware-aware objective on top of the cap: a 0.05 GFLOPs budget (128×96)
     "darts-cap1-0.05g": ("darts", ["search.collapse.max_param_free", "1", "search.goal.objective",
                                    "flops_constraint", "search.goal.target_gflops", "0.05"]),
@@ -197,6 +210,12 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "darts-w0.5-0.029g": ("darts", ["search.collapse.max_param_free", "1", *_HALF_WIDTHS_AT_GOAL2_COST]),
     "darts-plain-w0.5-0.029g": ("darts", ["search.collapse.max_param_free", "-1",
                                           *_HALF_WIDTHS_AT_GOAL2_COST]),
+    # goal 3's cost under protocol 2: the space with half widths too, the default's collapse
+    # rules, and a hard budget of TINY_HALF (half hrnet_tiny's GFLOPs, measured in the run); a
+    # network within it is within the plain head's too, so one default can meet goals 1–3
+    "darts-w0.5@half-tiny": ("darts", ["space.backbone.width_multipliers", "[0.5,0.75,1.0]",
+                                       "search.goal.objective", "flops_constraint",
+                                       "search.goal.target_gflops", "TINY_HALF"]),
 }
 
 
@@ -703,9 +722,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--supernets-only", action="store_true",
                    help="search the strategies for the ranking's supernets only: no Prune, no "
                    "training of their derived networks (no comparisons, no goals)")
-    p.add_argument("--default", default=SEARCH_STRATEGY, choices=list(VARIANTS),
+    p.add_argument("--default", default=DEFAULT_VARIANT, choices=list(VARIANTS),
                    help="the strategy (or variant) the goals judge and random@cost matches in "
-                   f"search time and goal (default: {SEARCH_STRATEGY}, the demo's)")
+                   f"search time and goal (default: {DEFAULT_VARIANT}, the demo's)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--resume", action="store_true",
                    help="reuse the searches and trainings a run into the same --out finished "
@@ -791,6 +810,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}, search seed {seed}", flush=True)
             sdir = out / "strategies" / name / f"seed{seed}"
             fill = {"PLAIN": str(baselines["plain_head"].gflops)}
+            if "hrnet_tiny" in baselines:
+                fill["TINY_HALF"] = str(round(baselines["hrnet_tiny"].gflops / 2, 5))
+            if "TINY_HALF" in extra and "TINY_HALF" not in fill:
+                raise SystemExit(f"{name} needs hrnet_tiny's GFLOPs: run it without "
+                                 "--no-baselines")
             if strategies.get(default) and strategies[default][-1].search_seed == seed:
                 fill["COST"] = str(round(strategies[default][-1].extra["search_only_s"], 1))
             if "COST" in extra and "COST" not in fill:
@@ -831,8 +855,11 @@ def main(argv: list[str] | None = None) -> int:
 
     ranking: dict[str, Any] = {}
     if len(randoms) > 1:
+        # every one-shot search of the run (the ranking budget's darts and spos, the
+        # default): its supernet of the first search seed
         supernets = {n: out / "strategies" / n / f"seed{seeds[0]}" / "last.ckpt"
-                     for n in ("spos", default)}
+                     for n in dict.fromkeys(("spos", default, *names))
+                     if STRATEGIES[VARIANTS[n][0]].kind == "oneshot"}
         supernets = {n: p for n, p in supernets.items() if p.is_file()}
         print(f"ranking: {', '.join(supernets) or 'no'} supernet(s) and the zero-cost proxies "
               "vs stand-alone", flush=True)

@@ -9,6 +9,9 @@ Cases (each in its own process, so peak memory is its own):
   of the training set + one weight step on the other, timed per training batch by a callback;
 - ``darts_pc``: ``darts`` with PC-DARTS's partial channel connections
   (``space.cell_config.partial_channels 4``: the mixed operations see a quarter of the channels);
+- ``sync``: PNFS's single-level step (``--strategy sync``): α/β and the weights take one step
+  together on the training batch's loss, so there is no separate architecture forward (the
+  bi-level step's cost, side by side);
 - ``darts_textbook``: ``darts`` with the architecture half-step as it was before it took the
   gradient of α/β alone (a full backward through every weight), for a side-by-side figure;
 - ``posenfs``: the PoseNFS reference code's first-order search step, side by side: its network
@@ -53,7 +56,7 @@ from trainers.report import format_table
 
 REPO = Path(__file__).resolve().parent.parent
 SPACE = REPO / "configs" / "spaces" / "pnfs_hrnet_w32_cnf5.yaml"
-CASES = ["darts", "darts_pc", "darts_textbook", "darts2", "posenfs", "all_ops", "argmax"]
+CASES = ["darts", "darts_pc", "darts_textbook", "darts2", "sync", "posenfs", "all_ops", "argmax"]
 PC_DARTS_K = 4  #: the ``darts_pc`` case's partial_channels (PC-DARTS's K)
 
 
@@ -191,11 +194,11 @@ def _run_case(args) -> dict:
     name, _, variant = args.case.partition("@")
     args.precision = "bf16-mixed" if variant == "bf16" else "32-true"
     args.case = name
-    if args.case in ("darts", "darts2", "darts_textbook", "darts_pc"):
+    if args.case in ("darts", "darts2", "darts_textbook", "darts_pc", "sync"):
         case = args.case
         args.textbook = case == "darts_textbook"
         args.partial = PC_DARTS_K if case == "darts_pc" else 1
-        args.case = "darts2" if case == "darts2" else "darts"
+        args.case = case if case in ("darts2", "sync") else "darts"
         return {**_strategy_case(args, device), "case": case}
     loss_fn = torch.nn.MSELoss()
     if args.case == "posenfs":

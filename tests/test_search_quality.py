@@ -156,6 +156,32 @@ def test_random_at_cost_takes_over_the_defaults_goal_and_space_only():
         "search.goal.target_gflops", "PLAIN"]
 
 
+def test_the_demos_search_is_the_benchmarks_default():
+    """make demo searches what the benchmark judges as its default (darts@plain): DARTS on
+    synthetic_tiny.yaml's space with a hard budget of the plain head's GFLOPs at the demo's
+    128x96, recomputed here from the plain-head network (so the number in the file cannot go
+    stale)."""
+    from benchmarks.search_quality import DEFAULT_VARIANT, SEARCH_CFG, VARIANTS
+    from search_space.counting import param_flop_report
+    from trainers.config.experiment import load_config
+    from trainers.network.build import build_network, spec_from_choices
+    from visualize.loop import SEARCH_CONFIG, SEARCH_STRATEGY
+
+    strategy, extra = VARIANTS[DEFAULT_VARIANT]
+    assert strategy == SEARCH_STRATEGY == "darts"
+    demo = load_config(SEARCH_CONFIG, [])
+    plain = load_config(SEARCH_CFG, ["space.head", "plain", "space.backbone.width_multipliers",
+                                     "[]"])
+    gflops = param_flop_report(build_network(spec_from_choices(plain, {})),
+                               demo.model.input_size)["gflops"]
+    assert demo.model.input_size == (128, 96)
+    assert demo.search.goal.target_gflops == pytest.approx(gflops, abs=5e-6)
+    target = str(demo.search.goal.target_gflops)
+    variant = load_config(SEARCH_CFG, [target if v == "PLAIN" else v for v in extra])
+    assert variant.search == demo.search and variant.space == demo.space
+    assert demo.search.goal.hard and demo.search.goal.objective == "flops_constraint"
+
+
 @pytest.mark.parametrize("budget", ["smoke", "small"])
 def test_every_variant_is_a_valid_config_of_the_search(budget, tmp_path):
     """Each variant's overrides, placeholders filled as a run fills them, load into the search
@@ -166,7 +192,8 @@ def test_every_variant_is_a_valid_config_of_the_search(budget, tmp_path):
 
     plan = BUDGETS[budget]
     for name, (_, extra) in VARIANTS.items():
-        over = _search_overrides(plan, tmp_path, 0, extra, {"PLAIN": "0.0417", "COST": "40.0"})
+        over = _search_overrides(plan, tmp_path, 0, extra, {"PLAIN": "0.0417", "COST": "40.0",
+                                                             "TINY_HALF": "0.0292"})
         assert not [v for v in over if v.isupper()], (name, over)  # every placeholder filled
         cfg = load_config(SEARCH_CFG, over)
         if "inherit" in name:
@@ -174,6 +201,12 @@ def test_every_variant_is_a_valid_config_of_the_search(budget, tmp_path):
             assert cfg.search.inheritance.epochs == max(1, plan.trial_epochs // 2)
         else:
             assert not cfg.search.inheritance.enabled
+        if name.endswith("@plain"):  # goal 1's hard budget, on top of the remedy
+            assert cfg.search.goal.objective == "flops_constraint" and cfg.search.goal.hard
+            assert cfg.search.goal.target_gflops == 0.0417
+        if name.endswith("@half-tiny"):  # goal 3's: half hrnet_tiny's GFLOPs, half widths
+            assert cfg.search.goal.target_gflops == 0.0292 and cfg.search.goal.hard
+            assert 0.5 in cfg.space.backbone.width_multipliers
 
 
 def test_search_seeds_that_derive_the_same_network_are_one_unit():
@@ -317,7 +350,8 @@ def test_search_quality_benchmark_smoke(tmp_path):
     assert "Logging error" not in r.stderr
     assert "train loss" not in r.stderr  # the commands' INFO lines stay in OUT/logs/
     summary = json.loads(r.stdout.strip().splitlines()[-1])
-    assert summary["default"] == "darts" and summary["protocol"] == 2  # make demo's strategy
+    # make demo's search: DARTS under the plain head's GFLOPs as a hard budget
+    assert summary["default"] == "darts@plain" and summary["protocol"] == 2
     assert set(summary) >= {"default", "random", "strategies", "baselines", "kendall_tau",
                             "kendall_tau_ap", "comparisons", "goals", "threads"}
     assert len(summary["random"]) == 2
@@ -330,7 +364,8 @@ def test_search_quality_benchmark_smoke(tmp_path):
     # every ranker's τ: both supernets (by loss and AP) and the zero-cost proxies; τ of
     # #params and FLOPs is defined whenever the stand-alone APs differ (distinct architectures)
     assert set(summary["ranking"]) == {"spos supernet, −loss", "spos supernet, AP",
-                                       "darts supernet, −loss", "darts supernet, AP", "params",
+                                       "darts@plain supernet, −loss",
+                                       "darts@plain supernet, AP", "params",
                                        "flops", "naswot", "synflow"}
     assert summary["ranking"]["spos supernet, −loss"]["tau"] == summary["kendall_tau"]
     params = [r["zero_cost"]["params"] for r in summary["random"]]
@@ -338,7 +373,7 @@ def test_search_quality_benchmark_smoke(tmp_path):
     expected = None if tie else (1.0 if (params[0] - params[1]) * (
         summary["random"][0]["ap"] - summary["random"][1]["ap"]) > 0 else -1.0)
     assert summary["ranking"]["params"]["tau"] == expected
-    assert set(summary["strategies"]) == {"darts", "random@cost", "spos", "prune_rate"}
+    assert set(summary["strategies"]) == {"darts@plain", "random@cost", "spos", "prune_rate"}
     assert set(summary["baselines"]) == {"hrnet_tiny", "plain_head", "proxy_pick"}
     entries = [*summary["random"], *(e for es in summary["strategies"].values() for e in es),
                *summary["baselines"].values()]
@@ -364,14 +399,15 @@ def test_search_quality_benchmark_smoke(tmp_path):
         assert base["proxy_pick"]["gflops"] <= base["plain_head"]["gflops"] + 1e-4
     assert base["proxy_pick"]["params"] == pick["params"]
     # random search at the default's cost: its time budget is darts' search time of the seed
-    darts, at_cost = summary["strategies"]["darts"][0], summary["strategies"]["random@cost"][0]
+    darts = summary["strategies"]["darts@plain"][0]
+    at_cost = summary["strategies"]["random@cost"][0]
     assert at_cost["time_budget_s"] == pytest.approx(darts["search_only_s"], abs=0.1)
     assert 1 <= at_cost["trials"] <= 2  # the budget's num_trials caps it too
     # the gradient strategies record the collapse signal per search epoch
     assert all("param_free_share" in c for c in darts["collapse"])
     # the default against every other strategy and baseline, each with its interval
     assert {(c["a"], c["b"]) for c in summary["comparisons"]} == {
-        ("darts", n) for n in ("random@cost", "spos", "prune_rate", "plain_head", "hrnet_tiny",
+        ("darts@plain", n) for n in ("random@cost", "spos", "prune_rate", "plain_head", "hrnet_tiny",
                                "proxy_pick")}
     for c in summary["comparisons"]:
         assert c["low"] <= c["diff"] <= c["high"] and c["n"] == [2, 2]
@@ -379,7 +415,7 @@ def test_search_quality_benchmark_smoke(tmp_path):
         "beats the plain head at ≤ its GFLOPs", "beats random search at equal cost",
         "≥ hrnet_tiny's AP at ≤ 0.5× its GFLOPs"]
     assert (out / "pareto.png").stat().st_size > 0
-    assert json.loads((out / "search_quality.json").read_text())["default"] == "darts"
+    assert json.loads((out / "search_quality.json").read_text())["default"] == "darts@plain"
     # the random baseline is a sample of its own: SPOS's seed-0 path ranking draws with
     # RandomState(0) and must not re-propose the baseline's architectures
     randoms = [json.loads(p.read_text())["choices"]
