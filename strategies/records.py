@@ -60,19 +60,20 @@ def split_probs(probs: Mapping[str, Mapping[Any, float]]) -> dict[str, dict[str,
     and β (a cell's three input slots, as a list)."""
     alpha: dict[str, Any] = {}
     beta: dict[str, Any] = {}
-    for label, dist in probs.items():
+    for label, distribution in probs.items():
         if label.endswith("/input"):
-            beta[label] = [round(float(dist.get(i, 0.0)), 6) for i in range(len(dist))]
+            beta[label] = [round(float(distribution.get(i, 0.0)), 6)
+                           for i in range(len(distribution))]
         else:
-            alpha[label] = {str(k): round(float(v), 6) for k, v in dist.items()}
+            alpha[label] = {str(k): round(float(v), 6) for k, v in distribution.items()}
     return {"alpha": alpha, "beta": beta}
 
 
 def arch_value_table(weights: Mapping[str, Mapping[str, Any]]) -> str:
     """``--show_arch_value``: softmax of α and β per label."""
     rows = []
-    for label, dist in weights.get("alpha", {}).items():
-        rows.append([label, "  ".join(f"{k}={v:.3f}" for k, v in dist.items())])
+    for label, distribution in weights.get("alpha", {}).items():
+        rows.append([label, "  ".join(f"{k}={v:.3f}" for k, v in distribution.items())])
     for label, probs in weights.get("beta", {}).items():
         rows.append([label, "  ".join(f"{name}={p:.3f}" for name, p in
                                       zip(("same", "from_higher", "from_lower"), probs))])
