@@ -182,6 +182,8 @@ def test_make_demo_in_ci_size(tmp_path):
     expected = cocoeval_ap(tmp_path / "data" / "annotations" / "person_keypoints_val2017.json", results)
     assert lines[-1].startswith("AP=") and float(lines[-1][3:]) == pytest.approx(expected, abs=5e-5)
     assert "GFLOPs" in r.stdout and "[8/8]" in r.stdout and "searching" in r.stdout
+    # Lightning's own INFO lines stay out of the demo's output (warnings would still show)
+    assert "GPU available" not in r.stdout + r.stderr and "litlogger" not in r.stdout + r.stderr
     assert (out / "search" / "arch.json").is_file() and (out / "search" / "derived.json").is_file()
     assert (out / "search" / "derived.pth").is_file()
     assert (out / "train" / "best.ckpt").is_file()

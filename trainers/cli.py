@@ -39,6 +39,9 @@ F = TypeVar("F", bound=Callable[..., object])
 
 #: our packages: their INFO records are the commands' progress lines
 _OWN = ("search_space", "strategies", "trainers", "visualize", "benchmarks", "__main__")
+#: Lightning's loggers (both package names, and Fabric's)
+_LIGHTNING = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric",
+              "lightning.fabric")
 
 
 def cli_errors(main: F) -> F:
@@ -235,3 +238,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     root.setLevel(min(level, logging.WARNING))
     for name in _OWN:
         logging.getLogger(name).setLevel(level)
+    # Lightning logs its INFO lines ("GPU available: ...", a tip advertising its cloud logger)
+    # through a handler of its own that the root's filters never see: warnings only from it
+    for name in _LIGHTNING:
+        logging.getLogger(name).setLevel(logging.WARNING)
