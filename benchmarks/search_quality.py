@@ -87,6 +87,7 @@ from trainers.engine.bn_recalibration import recalibrate_bn
 from trainers.network.build import build_network, spec_from_arch, spec_from_choices, \
     spec_from_model
 from trainers.config.experiment import load_config
+from trainers.cli import LIGHTNING_LOGGERS
 from trainers.data.synthetic import write_coco
 from visualize.loop import SEARCH_STRATEGY
 from trainers.engine.fit import evaluate_model
@@ -139,13 +140,22 @@ BUDGETS = {
     "ranking": Budget("128x96", 400, 100, 20, 1, 3, 24, 4, 1, 6, 4, 40, ("darts", "spos")),
     "full": Budget("128x96", 1000, 200, 20, 5, 3, 36, 8, 2, 1000, 5, 100, ALL_STRATEGIES),
 }
+
+
+def _hard_budget(target_gflops: str) -> list[str]:
+    """The overrides of a GFLOPs budget (``flops_constraint``; the Prune step makes it hard,
+    strategies.budget) of ``target_gflops``: a number, or a placeholder the run fills."""
+    return ["search.goal.objective", "flops_constraint", "search.goal.target_gflops",
+            target_gflops]
+
+
+#: the space with half widths too (the demo's are 0.75/1.0)
+_HALF_WIDTHS = ["space.backbone.width_multipliers", "[0.5,0.75,1.0]"]
 #: the space with half widths too, searched under goal 2's cost (0.5× hrnet_tiny at 128×96)
-_HALF_WIDTHS_AT_GOAL2_COST = ["space.backbone.width_multipliers", "[0.5,0.75,1.0]",
-                              "search.goal.objective", "flops_constraint",
-                              "search.goal.target_gflops", "0.029"]
+_HALF_WIDTHS_AT_GOAL2_COST = [*_HALF_WIDTHS, *_hard_budget("0.029")]
 
 #: goal 1's cost: a hard budget of PLAIN, the plain head's GFLOPs measured in the run
-_AT_PLAIN = ["search.goal.objective", "flops_constraint", "search.goal.target_gflops", "PLAIN"]
+_AT_PLAIN = _hard_budget("PLAIN")
 
 #: weight inheritance with half the trial epochs for a trial that inherited
 _INHERIT_HALF = ["search.inheritance.enabled", "true", "search.inheritance.epochs", "HALF_TRIAL"]
@@ -168,20 +178,14 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "evolution-inherit@cost": ("evolution", ["search.max_seconds", "COST", *_INHERIT_HALF]),
     # the default under goal 1's cost: PLAIN is the plain head's GFLOPs (flops_constraint;
     # the Prune step makes it hard, strategies.budget)
-    "darts@plain": ("darts", ["search.goal.objective", "flops_constraint",
-                              "search.goal.target_gflops", "PLAIN"]),
+    "darts@plain": ("darts", _AT_PLAIN),
     # the head type per part searched too (space.search_head_type): fabric or plain per part
     "darts-heads": ("darts", ["space.search_head_type", "true"]),
-    "darts-heads@plain": ("darts", ["space.search_head_type", "true", "search.goal.objective",
-                                    "flops_constraint", "search.goal.target_gflops", "PLAIN"]),
+    "darts-heads@plain": ("darts", ["space.search_head_type", "true", *_AT_PLAIN]),
     # the budget filled at Prune (search.goal.fill: TF-NAS's elasticity scaling back toward the
     # target), with and without the head type searched
-    "darts-fill@plain": ("darts", ["search.goal.objective", "flops_constraint",
-                                   "search.goal.target_gflops", "PLAIN", "search.goal.fill",
-                                   "true"]),
-    "darts-heads-fill@plain": ("darts", ["space.search_head_type", "true",
-                                         "search.goal.objective", "flops_constraint",
-                                         "search.goal.target_gflops", "PLAIN",
+    "darts-fill@plain": ("darts", [*_AT_PLAIN, "search.goal.fill", "true"]),
+    "darts-heads-fill@plain": ("darts", ["space.search_head_type", "true", *_AT_PLAIN,
                                          "search.goal.fill", "true"]),
     # remedies of the collapse to parameter-free operations
     "darts-plain": ("darts", ["search.collapse.max_param_free", "-1"]),  # no cap
@@ -202,8 +206,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "darts-beta@plain": ("darts", ["search.collapse.beta_decay", "0.005", *_AT_PLAIN]),
     "darts-minus@plain": ("darts", ["search.collapse.aux_skip", "1", *_AT_PLAIN]),
     # the hardware-aware objective on top of the cap: a 0.05 GFLOPs budget (128×96)
-    "darts-cap1-0.05g": ("darts", ["search.collapse.max_param_free", "1", "search.goal.objective",
-                                   "flops_constraint", "search.goal.target_gflops", "0.05"]),
+    "darts-cap1-0.05g": ("darts", ["search.collapse.max_param_free", "1",
+                                   *_hard_budget("0.05")]),
     # goal 2's cost (≤ 0.5× hrnet_tiny's 0.0584 GFLOPs) is out of the demo space's reach (the
     # cheapest of 40 random draws is 0.58×): the space with half widths too, and that budget,
     # with the cap and without it (the budget may then keep parameter-free operations)
@@ -213,9 +217,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # goal 3's cost under protocol 2: the space with half widths too, the default's collapse
     # rules, and a hard budget of TINY_HALF (half hrnet_tiny's GFLOPs, measured in the run); a
     # network within it is within the plain head's too, so one default can meet goals 1–3
-    "darts-w0.5@half-tiny": ("darts", ["space.backbone.width_multipliers", "[0.5,0.75,1.0]",
-                                       "search.goal.objective", "flops_constraint",
-                                       "search.goal.target_gflops", "TINY_HALF"]),
+    "darts-w0.5@half-tiny": ("darts", [*_HALF_WIDTHS, *_hard_budget("TINY_HALF")]),
 }
 
 
@@ -750,9 +752,12 @@ def main(argv: list[str] | None = None) -> int:
     if ({"prune_rate"} & set(names) or at_cost) and default not in names:
         names.insert(0, default)  # they need the default strategy's network and search time
     names.sort(key=lambda n: n != default)  # the default first in each seed
+    if args.no_baselines and [n for n in names if "TINY_HALF" in VARIANTS[n][1]]:
+        p.error("--no-baselines: the @half-tiny variants' budget is half hrnet_tiny's GFLOPs, "
+                "measured on the hrnet_tiny baseline")
     torch.set_num_threads(args.threads)
     console_warnings_only()
-    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "nni"):
+    for name in (*LIGHTNING_LOGGERS, "nni"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")
     out = Path(args.out)
@@ -801,6 +806,10 @@ def main(argv: list[str] | None = None) -> int:
         randoms.append(cand)
         random_derived.append(derived)
 
+    # the placeholders a variant's overrides name, measured on the baselines
+    measured = {"PLAIN": str(baselines["plain_head"].gflops)}
+    if "hrnet_tiny" in baselines:
+        measured["TINY_HALF"] = str(round(baselines["hrnet_tiny"].gflops / 2, 5))
     strategies: dict[str, list[Candidate]] = {n: [] for n in names}
     for seed in seeds:
         for name in names:
@@ -809,12 +818,7 @@ def main(argv: list[str] | None = None) -> int:
                 extra = extra + goal_overrides(VARIANTS[default][1])
             print(f"{name}, search seed {seed}", flush=True)
             sdir = out / "strategies" / name / f"seed{seed}"
-            fill = {"PLAIN": str(baselines["plain_head"].gflops)}
-            if "hrnet_tiny" in baselines:
-                fill["TINY_HALF"] = str(round(baselines["hrnet_tiny"].gflops / 2, 5))
-            if "TINY_HALF" in extra and "TINY_HALF" not in fill:
-                raise SystemExit(f"{name} needs hrnet_tiny's GFLOPs: run it without "
-                                 "--no-baselines")
+            fill = dict(measured)
             if strategies.get(default) and strategies[default][-1].search_seed == seed:
                 fill["COST"] = str(round(strategies[default][-1].extra["search_only_s"], 1))
             if "COST" in extra and "COST" not in fill:

@@ -209,6 +209,19 @@ def test_every_variant_is_a_valid_config_of_the_search(budget, tmp_path):
             assert 0.5 in cfg.space.backbone.width_multipliers
 
 
+def test_a_half_tiny_variant_without_baselines_is_one_line_and_exit_2(tmp_path, capsys):
+    """Its budget is measured on the hrnet_tiny baseline: refused before anything is written."""
+    from benchmarks.search_quality import main
+
+    out = tmp_path / "bench"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--budget", "smoke", "--out", str(out), "--no-baselines",
+              "--strategies", "darts-w0.5@half-tiny"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and "--no-baselines" in err[-1] and "hrnet_tiny" in err[-1]
+    assert not out.exists()
+
+
 def test_search_seeds_that_derive_the_same_network_are_one_unit():
     """Two search seeds that derived one network trained it with the same training seeds: the
     same numbers twice. Counted as two units they gave a zero-width interval and a verdict

@@ -33,15 +33,15 @@ from search_space.joints import HEATMAP_STRIDE
 
 __all__ = ["cli_errors", "configure_logging", "ArgumentParser", "positive_float", "finite_float",
            "nonnegative_float", "positive_int", "nonnegative_int", "input_size", "devices",
-           "output_file", "output_dir", "existing_file"]
+           "output_file", "output_dir", "existing_file", "LIGHTNING_LOGGERS"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
 #: our packages: their INFO records are the commands' progress lines
 _OWN = ("search_space", "strategies", "trainers", "visualize", "benchmarks", "__main__")
 #: Lightning's loggers (both package names, and Fabric's)
-_LIGHTNING = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric",
-              "lightning.fabric")
+LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric",
+                     "lightning.fabric")
 
 
 def cli_errors(main: F) -> F:
@@ -240,5 +240,5 @@ def configure_logging(level: int = logging.INFO) -> None:
         logging.getLogger(name).setLevel(level)
     # Lightning logs its INFO lines ("GPU available: ...", a tip advertising its cloud logger)
     # through a handler of its own that the root's filters never see: warnings only from it
-    for name in _LIGHTNING:
+    for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
