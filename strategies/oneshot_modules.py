@@ -159,7 +159,7 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
         if self.expected_cost is not None:
             expected = self.expected_cost()
             self.log(f"search/expected_{'ms' if self.expected_cost.unit == 'ms' else 'gflops'}",
-                     expected.detach(), on_step=False, on_epoch=True)
+                     expected.detach(), on_step=False, on_epoch=True, batch_size=batch["size"])
             goal = self.cfg.search.goal
             loss = objective_loss(loss, expected, goal.objective, goal.target,
                                   goal.penalty_weight)
@@ -168,7 +168,8 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
                                    self.trainer.max_epochs)
         if weight:
             beta = beta_decay_loss(self.arch_parameters())
-            self.log("search/beta_decay", beta.detach(), on_step=False, on_epoch=True)
+            self.log("search/beta_decay", beta.detach(), on_step=False, on_epoch=True,
+                     batch_size=batch["size"])
             loss = loss + weight * beta
         return loss
 
