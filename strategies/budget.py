@@ -94,7 +94,7 @@ def hard_gflops_target(cfg: Config) -> float | None:
     ``search.goal.hard``), or ``None``."""
     goal = cfg.search.goal
     hard = goal.objective == "flops_constraint" and goal.cost == "gflops" and goal.hard
-    return goal.target_gflops if hard else None
+    return goal.target if hard else None
 
 
 def _candidates(label: str, current: Any, alpha: Mapping[str, Mapping[str, float]],

@@ -25,6 +25,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from search_space.counting import param_flop_report
 from search_space.supernet import build
+from strategies.goal_target import resolve_goal_target
 from strategies.multitrial import run_multitrial
 from strategies.oneshot import run_oneshot
 from strategies.prune_rate import run_prune_rate
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = (["train.devices", args.devices] if args.devices else []) + \
         (["distill.config", args.distill_config, "search.distill", "true"]
          if args.distill_config else [])
-    cfg = load_config(args.cfg, args.overrides + extra, require=("space",))
+    cfg = resolve_goal_target(load_config(args.cfg, args.overrides + extra, require=("space",)),
+                              args.cfg)
     out = Path(args.out) if args.out else Path(cfg.output_dir) / cfg.name / f"search_{args.strategy}"
     if args.param_flop and rank_zero_only.rank == 0:
         space = build(cfg.space, cfg.dataset.name)

@@ -32,6 +32,7 @@ import pytorch_lightning as pl
 from search_space.counting import param_flop_report
 from search_space.joints import keypoint_spec
 from search_space.supernet import space_labels
+from strategies.goal_target import resolve_goal_target
 from strategies.oneshot import run_oneshot
 from strategies.prune import prune_arch, write_inherited_state
 from trainers.network.arch_file import ArchFile, load_arch, save_arch
@@ -110,7 +111,8 @@ def _search_and_prune(args: argparse.Namespace, data: Path,
     for key in ("model.input_size", "train.num_workers"):
         if key in train_over:
             search_over += [key, train_over[train_over.index(key) + 1]]
-    search_cfg = load_config(args.search_cfg, search_over)
+    # a budget given as a reference network's cost is measured at the search's input size
+    search_cfg = resolve_goal_target(load_config(args.search_cfg, search_over), args.search_cfg)
     decisions = len(space_labels(search_cfg.space, search_cfg.dataset.name))
     _step(2, f"searching {Path(args.search_cfg).name} with DARTS for {search_cfg.search.epochs} "
           f"epochs ({decisions} decisions)")

@@ -31,6 +31,7 @@ import search_space  # noqa: F401  (first: it silences NNI's import-time warning
 import nni
 import pytorch_lightning as pl
 
+from strategies.goal_target import resolve_goal_target
 from strategies.nnictl.space_json import choices_from_parameters
 from strategies.prune_rate import pruned_choices
 from strategies.trials import run_trial
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="config overrides: KEY VALUE or KEY=VALUE")
     args = p.parse_args(argv)
     overrides = list(args.overrides) + shlex.split(os.environ.get("POSENAS_TRIAL_OVERRIDES", ""))
-    cfg = load_config(args.cfg, overrides, require=("space",))
+    cfg = resolve_goal_target(load_config(args.cfg, overrides, require=("space",)), args.cfg)
     choices = choices_from_parameters(_parameters(args))
     out = Path(args.out or os.environ.get("NNI_OUTPUT_DIR") or "runs/trial")
     result = run_nni_trial(cfg, choices, out, args.cfg)

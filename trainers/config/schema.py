@@ -155,6 +155,12 @@ class GoalConfig:
     #: thread, ms per crop) from a lookup table of the space's operations (strategies.latency)
     cost: Literal["gflops", "latency"] = "gflops"
     target_gflops: float = bounded(0.0, ge=0)
+    #: the GFLOPs target as ``target_scale`` × a reference network's GFLOPs at
+    #: ``model.input_size``, measured when the search starts (strategies.goal_target), instead
+    #: of ``target_gflops``: "plain_head" (the space's backbone at full widths with a plain
+    #: head per part) or a registered model name (``hrnet_tiny``, ...); "" = ``target_gflops``
+    target_reference: str = ""
+    target_scale: float = bounded(1.0, gt=0)  #: the multiple of ``target_reference``'s GFLOPs
     target_ms: float = bounded(0.0, ge=0)  #: the target of ``cost latency`` (ms)
     penalty_weight: float = bounded(0.07, ge=0)
     #: the latency table (JSON); "" = latency_table.json in the search's output folder
@@ -171,13 +177,27 @@ class GoalConfig:
     @property
     def target(self) -> float:
         """The objective's target in the unit of ``cost`` (GFLOPs or ms)."""
+        if self.target_reference:  # a caller's bug, not the user's: the number is not known yet
+            raise RuntimeError("search.goal.target_reference is not resolved: pass the config "
+                               "through strategies.goal_target.resolve_goal_target first")
         return self.target_ms if self.cost == "latency" else self.target_gflops
 
     def __post_init__(self) -> None:
-        if self.objective != "metric" and self.cost == "gflops" and self.target_gflops <= 0:
+        if self.target_reference and self.target_gflops > 0:
+            raise UserInputError.at_field("target_reference", "sets the GFLOPs target: give "
+                                          "it or search.goal.target_gflops, not both")
+        if self.target_reference and self.cost != "gflops":
+            raise UserInputError.at_field("target_reference", "sets a GFLOPs target; with "
+                                          "cost latency give search.goal.target_ms")
+        if self.target_scale != 1.0 and not self.target_reference:
+            raise UserInputError.at_field("target_scale", "scales search.goal.target_reference"
+                                          "'s GFLOPs, which is not set")
+        if (self.objective != "metric" and self.cost == "gflops" and self.target_gflops <= 0
+                and not self.target_reference):
             raise UserInputError.at_field("objective", f"{self.objective!r} needs "
                                           "search.goal.target_gflops above 0 (GFLOPs, as "
-                                          "--param_flop reports them)")
+                                          "--param_flop reports them) or "
+                                          "search.goal.target_reference")
         if self.fill and not (self.objective == "flops_constraint" and self.cost == "gflops"
                               and self.hard):
             raise UserInputError.at_field("fill", "fills a hard GFLOPs budget: it needs "
