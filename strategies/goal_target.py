@@ -24,6 +24,7 @@ import logging
 from search_space.counting import param_flop_report
 from search_space.errors import UserInputError
 from trainers.config.experiment import config_from_dict, config_to_dict
+from trainers.config.loader import value_source
 from trainers.config.schema import Config
 from trainers.network.build import build_network, spec_from_choices, spec_from_model
 
@@ -57,10 +58,11 @@ def reference_gflops(cfg: Config, reference: str, source: str) -> float:
     if reference == PLAIN_HEAD:
         spec = spec_from_choices(plain_head_config(cfg, source), {})
     else:
+        where = value_source(cfg, FIELD, source)  # the file or "override" that set it
         try:
-            spec = spec_from_model(reference, cfg.dataset.name, source, FIELD)
+            spec = spec_from_model(reference, cfg.dataset.name, where, FIELD)
         except UserInputError as err:
-            raise UserInputError(source, f"{err.message} (or {PLAIN_HEAD!r})",
+            raise UserInputError(where, f"{err.message} (or {PLAIN_HEAD!r})",
                                  field=FIELD) from None
     network = build_network(spec)
     return float(param_flop_report(network, tuple(cfg.model.input_size))["gflops"])
@@ -69,14 +71,14 @@ def reference_gflops(cfg: Config, reference: str, source: str) -> float:
 def resolve_goal_target(cfg: Config, source: str) -> Config:
     """``cfg`` with ``search.goal.target_reference`` turned into ``target_gflops`` (the
     reference's GFLOPs × ``target_scale``, 1e-5 rounding); ``cfg`` itself when it names none.
-    ``source``: the config file, for errors."""
+    ``source``: the config file, for errors (an override is named as such)."""
     goal = cfg.search.goal
     if not goal.target_reference:
         return cfg
     gflops = reference_gflops(cfg, goal.target_reference, source)
     target = round(goal.target_scale * gflops, 5)
     if target <= 0:
-        raise UserInputError(source, f"{goal.target_reference} × {goal.target_scale} is "
+        raise UserInputError(value_source(cfg, FIELD, source), f"{goal.target_reference} × {goal.target_scale} is "
                              f"{target} GFLOPs at {cfg.model.input_size[0]}x"
                              f"{cfg.model.input_size[1]}: no budget", field=FIELD)
     logger.info(f"search.goal.target_gflops = {target} ({goal.target_scale:g} × "

@@ -150,10 +150,18 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
             self.log("search/aux_skip", weight, on_step=False, on_epoch=True)
         return super().on_train_epoch_start()
 
-    def arch_loss(self, batch: Any, batch_idx: int) -> torch.Tensor:
+    def arch_loss(self, batch: Any, batch_idx: int, weight_step: bool = False) -> torch.Tensor:
         """The architecture step's loss: the pose loss, under the search objective, plus
-        β-DARTS's Beta-Decay term when ``search.collapse.beta_decay`` is set."""
-        loss = self.training_module.training_step(batch, batch_idx)
+        β-DARTS's Beta-Decay term when ``search.collapse.beta_decay`` is set. ``weight_step``:
+        the weights step on this loss too (``sync``), so its pose loss is the step's
+        ``train/loss``; otherwise (DARTS's validation batch) it is ``search/arch_loss``."""
+        if weight_step:
+            loss = self.training_module.training_step(batch, batch_idx)
+        else:
+            loss = self.training_module.batch_loss(batch)
+            if loss is not None:
+                self.log("search/arch_loss", loss.detach(), on_step=False, on_epoch=True,
+                         batch_size=batch["size"])
         if loss is None:
             return loss
         if self.expected_cost is not None:
@@ -194,6 +202,7 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         arch_opt = self.architecture_optimizers()
         trn, val = batch["train"], batch["val"]
+        self.training_module.count_skips(val)
         if self.trainer.current_epoch >= self.warmup_epochs and val["size"]:
             self.resample()
             self.arch_step(arch_opt, val, 2 * batch_idx)
@@ -257,7 +266,7 @@ class SyncModule(PoseDartsModule):
         searching = self.trainer.current_epoch >= self.warmup_epochs
         if searching:
             arch_opt.zero_grad()
-        loss = (self.arch_loss(batch, batch_idx) if searching
+        loss = (self.arch_loss(batch, batch_idx, weight_step=True) if searching
                 else self.training_module.training_step(batch, batch_idx))
         if loss is None:
             return None
@@ -275,6 +284,7 @@ class UnrolledDartsModule(PoseDartsModule):
     def training_step(self, batch: Any, batch_idx: int) -> Any:
         arch_opt = self.architecture_optimizers()
         trn, val = batch["train"], batch["val"]
+        self.training_module.count_skips(val)
         if self.trainer.current_epoch >= self.warmup_epochs and trn["size"] and val["size"]:
             arch = self.arch_parameters()
             arch_ids = {id(a) for a in arch}
@@ -285,8 +295,8 @@ class UnrolledDartsModule(PoseDartsModule):
             opt = self.optimizers()
             opt = opt[0] if isinstance(opt, list) else opt
             xi = float(opt.param_groups[0]["lr"])
-            step = self.training_module.training_step
-            grads = unrolled_arch_gradient(weights, arch, lambda: step(trn, 2 * batch_idx),
+            step = self.training_module.batch_loss  # the virtual step: not the weights' loss
+            grads = unrolled_arch_gradient(weights, arch, lambda: step(trn),
                                            lambda: self.arch_loss(val, 2 * batch_idx), xi,
                                            buffers)
             average_over_ranks(grads)

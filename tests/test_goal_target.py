@@ -67,13 +67,18 @@ def test_contradictory_goals_are_refused_naming_the_field(overrides, field, word
     assert err.value.field.endswith(field) and words in err.value.message
 
 
-def test_an_unknown_reference_names_the_file_and_the_field():
+def test_an_unknown_reference_names_where_it_was_set_and_the_field(tmp_path):
     cfg = load_config(CFG, ["search.goal.target_reference", "hrnet_w99"])
     with pytest.raises(UserInputError) as err:
         resolve_goal_target(cfg, CFG)
-    assert err.value.source == CFG and err.value.field == "search.goal.target_reference"
+    assert err.value.source == "override" and err.value.field == "search.goal.target_reference"
     assert "hrnet_w99" in err.value.message and "hrnet_tiny" in err.value.message
     assert "plain_head" in err.value.message
+    written = tmp_path / "goal.yaml"
+    written.write_text(f"_base_: [{CFG}]\nsearch:\n  goal:\n    target_reference: hrnet_w99\n")
+    with pytest.raises(UserInputError) as err:
+        resolve_goal_target(load_config(written), str(written))
+    assert err.value.source == str(written) and "hrnet_w99" in err.value.message
 
 
 def test_an_unresolved_target_is_never_read_as_zero():

@@ -703,3 +703,44 @@ def test_the_alpha_only_architecture_step_changes_nothing(coco_root, tmp_path, m
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     alphas = [k for k in a if "_arch_alpha" in k]
     assert alphas and max(float(a[k].abs().max()) for k in alphas) > 1e-3  # α did move
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("strategy", ["darts", "darts2", "sync"])
+def test_train_loss_is_the_loss_the_weights_stepped_on(coco_root, tmp_path, monkeypatch,
+                                                       strategy):
+    """The gradient strategies take the loss of batches the weights never step on (DARTS's
+    validation split; second-order DARTS's virtual step and finite differences): ``train/loss``
+    (history.jsonl's ``train_loss``) averages the weight steps' losses alone, each logged once,
+    and the validation split's goes to ``search/arch_loss``. ``sync``'s one loss is both."""
+    import csv
+
+    from strategies.oneshot import run_oneshot
+    from strategies.oneshot_modules import PoseDartsModule
+
+    stepped, logged = [], []
+    # the training module logs through the search module (NNI points its log there)
+    advance, log = PoseDartsModule.advance_optimization, PoseDartsModule.log
+
+    def spy_advance(self, loss, *args, **kwargs):
+        stepped.append(float(loss))
+        return advance(self, loss, *args, **kwargs)
+
+    def spy_log(self, name, value, *args, **kwargs):
+        if name == "train/loss":
+            logged.append(float(value))
+        return log(self, name, value, *args, **kwargs)
+
+    monkeypatch.setattr(PoseDartsModule, "advance_optimization", spy_advance)
+    monkeypatch.setattr(PoseDartsModule, "log", spy_log)
+    cfg = load_config(CFG, ["dataset.root", str(coco_root), "model.input_size", "64x48",
+                            "model.sigma", "1.5", "search.epochs", "1", "search.warmup_epochs", "0",
+                            "search.batch_size", "8", "train.num_workers", "0",
+                            "test.flip_test", "false"])
+    out = tmp_path / strategy
+    run_oneshot(cfg, strategy, out, progress=False)
+    assert stepped and logged == stepped
+    (metrics,) = (out / "logs").rglob("metrics.csv")
+    arch = [row["search/arch_loss"] for row in csv.DictReader(metrics.open())
+            if row.get("search/arch_loss")]
+    assert len(arch) == (0 if strategy == "sync" else 1) and all(float(v) > 0 for v in arch)

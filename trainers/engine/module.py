@@ -132,8 +132,16 @@ class PoseModule(pl.LightningModule):
         if self.teacher is not None:
             self.teacher.to(self.device).eval()
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+    def count_skips(self, batch: dict[str, Any]) -> None:
+        """Count ``batch``'s unreadable images into the epoch's training skips (reported at the
+        epoch's end); the gradient strategies count their validation split's batches here."""
         self._train_skips.update(batch)
+
+    def batch_loss(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        """The training loss of ``batch``, checked finite, neither logged nor its skips
+        counted; ``None`` when every image of it was unreadable. The gradient strategies'
+        architecture steps take it on batches the weights do not step on (DARTS's validation
+        split, the second-order virtual step), which ``train/loss`` must not average in."""
         if batch["size"] == 0:
             return None  # every image of this batch was unreadable
         loss = self.compute_loss(batch)
@@ -142,6 +150,14 @@ class PoseModule(pl.LightningModule):
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, step "
                 f"{self.global_step}; stopped (last.ckpt keeps the last good epoch). Lower "
                 "train.lr, or check the data and the targets.")
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        """The weight step's loss (:meth:`batch_loss`), logged as ``train/loss``."""
+        self.count_skips(batch)
+        loss = self.batch_loss(batch)
+        if loss is None:
+            return None
         # the epoch value is averaged over ranks (the step value is this rank's)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
                  batch_size=batch["size"], sync_dist=True)
