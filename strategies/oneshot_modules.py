@@ -161,7 +161,7 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
             loss = self.training_module.batch_loss(batch)
             if loss is not None:
                 self.log("search/arch_loss", loss.detach(), on_step=False, on_epoch=True,
-                         batch_size=batch["size"])
+                         batch_size=batch["size"], sync_dist=True)  # averaged over ranks
         if loss is None:
             return loss
         if self.expected_cost is not None:
