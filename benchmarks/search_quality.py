@@ -205,6 +205,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # not the derived network's, and the config refuses partial channels under a GFLOPs goal
     "darts-beta@plain": ("darts", ["search.collapse.beta_decay", "0.005", *_AT_PLAIN]),
     "darts-minus@plain": ("darts", ["search.collapse.aux_skip", "1", *_AT_PLAIN]),
+    # PoseNFS's edge mixing, n · Σ softmax(α)·o(x): the supernet's operations at the weight the
+    # derived network keeps (strategies.edge_mixing)
+    "darts-pnfs@plain": ("darts", ["search.edge_mixing", "pnfs", *_AT_PLAIN]),
     # the hardware-aware objective on top of the cap: a 0.05 GFLOPs budget (128×96)
     "darts-cap1-0.05g": ("darts", ["search.collapse.max_param_free", "1",
                                    *_hard_budget("0.05")]),

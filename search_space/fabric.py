@@ -230,6 +230,10 @@ class Cell(nn.Module):
         self.mixed_edges: set[str] = set()
         #: DARTS-'s auxiliary skip β on the supernet's mixed edges (strategies.aux_skip); 0: none
         self.aux_skip = 0.0
+        #: PoseNFS's edge mixing on the supernet's mixed edges (strategies.edge_mixing): each
+        #: multiplies its Σ softmax(α)·o(x) by its number of candidates; False: DARTS's mean
+        self.scale_mixed = False
+        self.mixed_counts: dict[str, int] = {}  #: candidates of each mixed edge
         c = widths[scale]
         self.scale = scale
         self.slots = tuple(slots)
@@ -272,6 +276,7 @@ class Cell(nn.Module):
             if _is_nni(edge, "LayerChoice"):
                 self.edges[f"e{e}"] = edge
                 self.mixed_edges.add(f"e{e}")
+                self.mixed_counts[f"e{e}"] = len(edge)
             elif edge is None:
                 self.edges[f"e{e}"] = UniformOperations(operators, c)
             elif edge != ZERO and src in live_nodes and dst in live_nodes:
@@ -320,6 +325,8 @@ class Cell(nn.Module):
                 y = partial_channel_edge(self.edges[key], nodes[src], self.partial)
             else:
                 y = self.edges[key](nodes[src])
+            if self.scale_mixed and key in self.mixed_edges:  # PoseNFS: n · Σ softmax(α)·o(x)
+                y = self.mixed_counts[key] * y
             if self.aux_skip and key in self.mixed_edges:  # DARTS- eq. 2: β·x + Σ softmax(α)·o(x)
                 y = y + self.aux_skip * nodes[src]
             nodes[dst] = y if nodes[dst] is None else nodes[dst] + y

@@ -28,6 +28,7 @@ import numpy as np
 from torch import nn
 
 from strategies.aux_skip import aux_skip_weight, set_aux_skip
+from strategies.edge_mixing import set_edge_mixing
 from strategies.beta_decay import beta_decay_loss, beta_decay_weight
 from strategies.cost import ExpectedCost, objective_loss
 from strategies.latency import LatencyTable, latency_table_path, space_latency_table
@@ -106,6 +107,7 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
     searches_architecture = True
 
     def on_fit_start(self) -> None:
+        set_edge_mixing(self.training_module.model, self.cfg.search.edge_mixing)
         if (self.searches_architecture and self.cfg.search.goal.objective != "metric"
                 and self.expected_cost is None):  # the target > 0: checked by the config
             alphas: dict[str, Any] = {}

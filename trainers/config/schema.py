@@ -297,6 +297,11 @@ class SearchConfig:
     #: SPOS path ranking and benchmarks: training batches each sampled path's BN statistics are
     #: re-estimated on before it is scored (Guo et al. 2020); 0: the supernet's statistics
     bn_recalibration_batches: int = bounded(8, ge=0)
+    #: how the gradient strategies' supernet (darts, darts2, gumbel, sync) mixes an edge's
+    #: operations: ``darts`` Σ softmax(α)·o(x) (weights summing to 1), or ``pnfs``
+    #: n · Σ softmax(α)·o(x) as PoseNFS (each operation at weight 1 while α is uniform, as in
+    #: the fixed-mixture networks and the derived network's one operation; strategies.edge_mixing)
+    edge_mixing: Literal["darts", "pnfs"] = "darts"
     goal: GoalConfig = field(default_factory=GoalConfig)
     prune_rate: PruneRateConfig = field(default_factory=PruneRateConfig)
     collapse: CollapseConfig = field(default_factory=CollapseConfig)
