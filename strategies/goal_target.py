@@ -43,7 +43,8 @@ def plain_head_config(cfg: Config, source: str) -> Config:
     data = config_to_dict(cfg)
     space = data["space"]
     space["head"], space["search_head_type"] = "plain", False
-    space["backbone"]["width_multipliers"] = []
+    if "width_multipliers" in space.get("backbone", {}):  # HRNet's width choices: none
+        space["backbone"]["width_multipliers"] = []
     data["search"]["goal"] = {}  # the reference needs no goal (and must not recurse into one)
     return config_from_dict(data, source=f"{source} ({FIELD} {PLAIN_HEAD})")
 
@@ -78,9 +79,10 @@ def resolve_goal_target(cfg: Config, source: str) -> Config:
     gflops = reference_gflops(cfg, goal.target_reference, source)
     target = round(goal.target_scale * gflops, 5)
     if target <= 0:
-        raise UserInputError(value_source(cfg, FIELD, source), f"{goal.target_reference} × {goal.target_scale} is "
-                             f"{target} GFLOPs at {cfg.model.input_size[0]}x"
-                             f"{cfg.model.input_size[1]}: no budget", field=FIELD)
+        size = "x".join(str(v) for v in cfg.model.input_size)
+        raise UserInputError(value_source(cfg, FIELD, source),
+                             f"{goal.target_reference} × {goal.target_scale} is {target} "
+                             f"GFLOPs at {size}: no budget", field=FIELD)
     logger.info(f"search.goal.target_gflops = {target} ({goal.target_scale:g} × "
                 f"{goal.target_reference}'s {gflops:.5f} GFLOPs at "
                 f"{cfg.model.input_size[0]}x{cfg.model.input_size[1]})")
