@@ -279,6 +279,7 @@ class Steps:
     read back, not rerun (:func:`training_key`)."""
 
     def __init__(self, out: Path, resume: bool = False) -> None:
+        self.out = out
         self.logs = out / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.resume = resume
@@ -310,13 +311,26 @@ def recipe_overrides(size: str, epochs: int, root: Path, seed: int = 0) -> list[
             "train.lr_steps", json.dumps(steps), "seed", str(seed)]
 
 
-def training_key(argv: list[str], arch: Path | None) -> str:
+def training_key(argv: list[str], arch: Path | None, out: Path | None = None) -> str:
     """What a training's result depends on, as a sha256: its command line (recipe, seed, output
     folder), the bytes of its architecture file, and the machine (:func:`benchmarks.measure.machine`:
-    another CPU's kernels give another AP for the same seed)."""
-    digest = hashlib.sha256(json.dumps([argv, machine()], sort_keys=True).encode())
+    another CPU's kernels give another AP for the same seed). With ``out`` (the run's ``--out``)
+    the paths under it and under this checkout are hashed relative to them, so a run folder
+    moved, or resumed from another checkout, keeps its keys; without it, the absolute paths
+    (the keys written before 2026-12-07, still read back: :func:`_marked_step`)."""
+    def portable(text: str) -> str:
+        if out is None:
+            return text
+        return text.replace(str(out), "<out>").replace(str(REPO), "<repo>")
+
+    digest = hashlib.sha256(json.dumps([[portable(a) for a in argv], machine()],
+                                       sort_keys=True).encode())
     if arch is not None:
-        digest.update(Path(arch).read_bytes())
+        data = Path(arch).read_bytes()
+        if out is not None:
+            data = data.replace(str(out).encode(), b"<out>").replace(str(REPO).encode(),
+                                                                     b"<repo>")
+        digest.update(data)
     return digest.hexdigest()
 
 
@@ -356,7 +370,7 @@ def _train(steps: Steps, cand: Candidate, out: Path, budget: Budget, root: Path,
                 *recipe_overrides(budget.size, budget.recipe_epochs, root, t)]
         argv += ["--arch", str(arch)] if arch else ["--model", str(model)]
         cand.train_s += _marked_step(steps, f"train_{tag}_t{t}", train_derived.main, argv,
-                                     where / TRAINING_MARK, training_key(argv, arch),
+                                     where / TRAINING_MARK, _keys(steps, argv, arch),
                                      [where / "metrics.json"])
         cand.aps.append(best_ap(where))
         metrics = json.loads((where / "metrics.json").read_text())
@@ -378,21 +392,26 @@ def _search(steps: Steps, name: str, sdir: Path, argv: list[str]) -> float:
     seconds) run again is another draw (another number of trials, maybe another pick), so
     rerunning it would throw away the trainings of the pick it made."""
     return _marked_step(steps, name, search_cli.main, argv, sdir / SEARCH_MARK,
-                        training_key(argv, None), [sdir / "arch.json", sdir / "history.jsonl"])
+                        _keys(steps, argv, None), [sdir / "arch.json", sdir / "history.jsonl"])
+
+
+def _keys(steps: Steps, argv: list[str], arch: Path | None) -> tuple[str, str]:
+    """A step's :func:`training_key`, portable and as the keys before it were."""
+    return training_key(argv, arch, steps.out), training_key(argv, arch)
 
 
 def _marked_step(steps: Steps, name: str, main: Callable[[list[str]], int], argv: list[str],
-                 mark: Path, key: str, outputs: list[Path]) -> float:
-    """``steps(name, main, argv)``'s seconds, then ``mark`` = ``{"key", "seconds"}``; with
-    ``--resume``, a ``mark`` holding ``key`` beside all of ``outputs`` is read back instead (its
-    seconds)."""
+                 mark: Path, keys: tuple[str, ...], outputs: list[Path]) -> float:
+    """``steps(name, main, argv)``'s seconds, then ``mark`` = ``{"key": keys[0], "seconds"}``;
+    with ``--resume``, a ``mark`` holding one of ``keys`` beside all of ``outputs`` is read back
+    instead (its seconds)."""
     done = json.loads(mark.read_text()) if steps.resume and mark.is_file() else {}
-    if done.get("key") == key and all(path.is_file() for path in outputs):
+    if done.get("key") in keys and all(path.is_file() for path in outputs):
         print(f"  {name:<32} reused ({done['seconds']:.0f} s)", flush=True)
         return float(done["seconds"])
     mark.unlink(missing_ok=True)
     seconds = steps(name, main, argv)
-    mark.write_text(json.dumps({"key": key, "seconds": round(seconds, 1)}))
+    mark.write_text(json.dumps({"key": keys[0], "seconds": round(seconds, 1)}))
     return seconds
 
 

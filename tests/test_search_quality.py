@@ -319,6 +319,60 @@ def test_resume_reuses_only_a_training_with_the_same_inputs(tmp_path, monkeypatc
     assert sq.training_key(["--seed", "0"], None) != sq.training_key(["--seed", "1"], None)
 
 
+def test_resume_keys_survive_a_moved_run_folder_and_read_the_older_keys(tmp_path, monkeypatch):
+    """A run folder copied elsewhere resumes there: its trainings' keys name their paths
+    relative to the run's --out (and the checkout). A mark written with the older absolute key
+    (before 2026-12-07) is still read back; a mark of another run's arguments is not."""
+    import shutil
+
+    from benchmarks import search_quality as sq
+
+    runs: list[str] = []
+
+    def fake_train(argv):
+        where = Path(argv[argv.index("--out") + 1])
+        where.mkdir(parents=True, exist_ok=True)
+        runs.append(str(where))
+        (where / "metrics.json").write_text(json.dumps({"best": 0.5, "epochs": [{}],
+                                                        "recipe": {"seed": 0}}))
+        return 0
+
+    monkeypatch.setattr(sq.train_derived, "main", fake_train)
+    budget = sq.Budget(**{**sq.BUDGETS["smoke"].__dict__, "train_seeds": 1})
+
+    def train(out, resume=True):
+        arch = out / "baselines" / "a.json"  # an arch file naming paths inside the run
+        arch.parent.mkdir(parents=True, exist_ok=True)
+        arch.write_text(json.dumps({"root": str(out / "data"), "choices": {"x": 1}}))
+        cand = sq.Candidate("baseline", "c", None)
+        sq._train(sq.Steps(out, resume), cand, out / "c", budget, out / "data", arch=arch)
+        return cand
+
+    first = tmp_path / "first"
+    train(first, resume=False)
+    assert len(runs) == 1
+    moved = tmp_path / "elsewhere" / "moved"
+    shutil.copytree(first, moved)
+    assert train(moved).aps == [0.5] and len(runs) == 1  # read back, not trained again
+    # a mark with the key as it was written before: absolute paths, read back too
+    old = tmp_path / "old"
+    train(old, resume=False)
+    where = old / "c" / "seed0"
+    mark = json.loads((where / sq.TRAINING_MARK).read_text())
+    legacy_args = ["--cfg", str(sq.RECIPE_CFG), "--out", str(where), "--no-progress",
+                   *sq.recipe_overrides(budget.size, budget.recipe_epochs, old / "data", 0),
+                   "--arch", str(old / "baselines" / "a.json")]
+    mark["key"] = sq.training_key(legacy_args, old / "baselines" / "a.json")
+    (where / sq.TRAINING_MARK).write_text(json.dumps(mark))
+    count = len(runs)
+    train(old)
+    assert len(runs) == count
+    mark["key"] = sq.training_key(legacy_args[:-2], None)  # another run's arguments
+    (where / sq.TRAINING_MARK).write_text(json.dumps(mark))
+    train(old)
+    assert len(runs) == count + 1
+
+
 def test_resume_reads_back_a_finished_search_with_its_seconds(tmp_path, monkeypatch):
     """``--resume``: a search finished with the same command line is read back with the seconds
     it took (random@cost's time budget is the default's seconds: a rerun would be another draw);
