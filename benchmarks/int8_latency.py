@@ -113,7 +113,12 @@ def main() -> None:
         drawn = random_networks(lambda ch: _qat_network(spec_from_choices(cfg, ch), 0),
                                 build(cfg.space, cfg.dataset.name).simplify(), args.archs, seed=0)
         networks += [(f"random arch {i}", net) for i, (_, net) in enumerate(drawn)]
-    networks += [(Path(a).name, _qat_network(spec_from_arch(a), 0)) for a in args.arch]
+    for a in args.arch:  # named by folder and file: a search leaves many "derived.json"
+        name = f"{Path(a).parent.name}/{Path(a).name}"
+        taken = {n for n, _ in networks}
+        name = next(f"{name} ({k})" for k in range(1, len(taken) + 2)
+                    if f"{name} ({k})" not in taken) if name in taken else name
+        networks.append((name, _qat_network(spec_from_arch(a), 0)))
     results, rows = {}, []
     for name, network in networks:
         r = measure(network, size, args.runs, args.threads)

@@ -82,16 +82,31 @@ def test_gpu_check_smoke_on_cpu_prints_its_table():
 
 
 @pytest.mark.e2e  # ~30 s: two networks exported float and int8, 10 timed runs each
-def test_int8_latency_benchmark_reports_every_network_with_its_interval():
+def test_int8_latency_benchmark_reports_every_network_with_its_interval(tmp_path):
+    """Every network gets its row and its JSON entry: two searches' ``derived.json`` files
+    (the same name in two folders) are two networks, not one."""
     import json
     import sys
 
+    from search_space.supernet import build
+    from tests.conftest import random_sample
+    from trainers.config.experiment import load_config
+    from trainers.network.arch_file import ArchFile, save_arch
+
+    cfg = load_config(REPO / "configs" / "search" / "synthetic_tiny.yaml")
+    choices = random_sample(build(cfg.space, cfg.dataset.name), 0)
+    arch = []
+    for run in ("s0", "s1"):
+        arch += ["--arch", str(tmp_path / run / "derived.json")]
+        save_arch(tmp_path / run / "derived.json", ArchFile(cfg, choices, kind="derived"))
     r = subprocess.run([sys.executable, "-m", "benchmarks.int8_latency", "--archs", "1",
-                        "--runs", "10", "--json"], cwd=REPO, capture_output=True, text=True,
-                       timeout=600)
+                        "--runs", "10", "--json", *arch], cwd=REPO, capture_output=True,
+                       text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     results = json.loads(r.stdout.strip().splitlines()[-1])
-    assert sorted(results) == ["hrnet_tiny", "random arch 0"]
+    assert sorted(results) == ["hrnet_tiny", "random arch 0", "s0/derived.json",
+                               "s1/derived.json"]
+    assert "of 4" in r.stdout
     for row in results.values():
         assert row["ms_float"] > 0 and row["ms_int8"] > 0
         assert row["ratio"] == pytest.approx(row["ms_int8"] / row["ms_float"], rel=1e-12)
