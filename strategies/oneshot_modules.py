@@ -28,9 +28,9 @@ import numpy as np
 from torch import nn
 
 from strategies.aux_skip import aux_skip_weight, set_aux_skip
-from strategies.edge_mixing import set_edge_mixing
 from strategies.beta_decay import beta_decay_loss, beta_decay_weight
 from strategies.cost import ExpectedCost, objective_loss
+from strategies.edge_mixing import set_edge_mixing
 from strategies.latency import LatencyTable, latency_table_path, space_latency_table
 from strategies.unrolled import unrolled_arch_gradient
 from trainers.config.schema import Config
