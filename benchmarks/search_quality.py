@@ -61,6 +61,7 @@ import logging
 import math
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ from scipy import stats
 
 from benchmarks.measure import machine
 from search_space.counting import param_flop_report
+from search_space.errors import UserInputError
 from search_space.supernet import build
 from strategies import prune as prune_cli
 from strategies import search as search_cli
@@ -454,8 +456,30 @@ def architecture_id(arch: ArchFile) -> str:
     return hashlib.sha256((repr(network) + json.dumps(shapes)).encode()).hexdigest()[:12]
 
 
+def keep_unchanged(path: Path, write: Callable[[], Any]) -> Any:
+    """``write()`` (which writes the arch file ``path``); when ``path`` held the same
+    architecture and config before, as loaded now (defaults filled in), its older bytes are put
+    back. A version that adds a config field writes the same file differently, and the
+    trainings that read it (:func:`training_key` hashes its bytes) would run again on
+    ``--resume``."""
+    before = path.read_bytes() if path.is_file() else None
+    result = write()
+    if before is not None and path.is_file() and path.read_bytes() != before:
+        with tempfile.TemporaryDirectory() as tmp:
+            older = Path(tmp) / path.name
+            older.write_bytes(before)
+            try:
+                same = load_arch(older).to_dict() == load_arch(path).to_dict()
+            except UserInputError:  # the older file is not one this version reads
+                same = False
+        if same:
+            path.write_bytes(before)
+    return result
+
+
 def _prune(steps: Steps, arch: Path, derived: Path, tag: str) -> float:
-    return steps(f"prune_{tag}", prune_cli.main, ["--arch", str(arch), "--out", str(derived)])
+    return keep_unchanged(derived, lambda: steps(f"prune_{tag}", prune_cli.main,
+                                                 ["--arch", str(arch), "--out", str(derived)]))
 
 
 def _space_config(budget: Budget, root: Path):
@@ -502,7 +526,8 @@ def _plain_head_arch(budget: Budget, root: Path, out: Path) -> Path:
     cfg = load_config(SEARCH_CFG, _search_overrides(budget, root, 0, []) + [
         "space.head", "plain", "space.backbone.width_multipliers", "[]", "name", "plain_head"])
     path = out / "baselines" / "plain_head.json"
-    save_arch(path, ArchFile(cfg, {}, "derived", {}, {"baseline": "plain head"}))
+    keep_unchanged(path, lambda: save_arch(path, ArchFile(cfg, {}, "derived", {},
+                                                          {"baseline": "plain head"})))
     return path
 
 

@@ -373,6 +373,36 @@ def test_resume_keys_survive_a_moved_run_folder_and_read_the_older_keys(tmp_path
     assert len(runs) == count + 1
 
 
+def test_an_arch_file_rewritten_with_the_same_content_keeps_its_older_bytes(tmp_path):
+    """A version that adds a config field writes the same architecture with other bytes;
+    the benchmark puts the older bytes back, so the trainings that hashed them resume. A
+    file with other content is kept as written."""
+    from benchmarks import search_quality as sq
+    from trainers.config.experiment import load_config
+    from trainers.network.arch_file import ArchFile, save_arch
+
+    cfg = load_config(sq.SEARCH_CFG, ["space.head", "plain", "space.backbone.width_multipliers",
+                                      "[]"])  # the plain head: no choices
+    path = tmp_path / "derived.json"
+    save_arch(path, ArchFile(cfg, {}, "derived", {}, {"baseline": "plain head"}))
+    older = json.loads(path.read_text())
+    del older["config"]["search"]["edge_mixing"]  # as a version without the field wrote it
+    path.write_text(json.dumps(older, indent=2))
+    before = path.read_bytes()
+    same = ArchFile(cfg, {}, "derived", {}, {"baseline": "plain head"})
+    sq.keep_unchanged(path, lambda: save_arch(path, same))
+    assert path.read_bytes() == before
+    other = ArchFile(cfg, {}, "derived", {}, {"baseline": "another"})
+    sq.keep_unchanged(path, lambda: save_arch(path, other))
+    assert path.read_bytes() != before and load_arch_metrics(path) == {"baseline": "another"}
+
+
+def load_arch_metrics(path):
+    from trainers.network.arch_file import load_arch
+
+    return load_arch(path).metrics
+
+
 def test_resume_reads_back_a_finished_search_with_its_seconds(tmp_path, monkeypatch):
     """``--resume``: a search finished with the same command line is read back with the seconds
     it took (random@cost's time budget is the default's seconds: a rerun would be another draw);
