@@ -114,10 +114,11 @@ def main() -> None:
                                 build(cfg.space, cfg.dataset.name).simplify(), args.archs, seed=0)
         networks += [(f"random arch {i}", net) for i, (_, net) in enumerate(drawn)]
     for a in args.arch:  # named by folder and file: a search leaves many "derived.json"
-        name = f"{Path(a).parent.name}/{Path(a).name}"
-        taken = {n for n, _ in networks}
-        name = next(f"{name} ({k})" for k in range(1, len(taken) + 2)
-                    if f"{name} ({k})" not in taken) if name in taken else name
+        base = name = f"{Path(a).parent.name}/{Path(a).name}"
+        copies = 1
+        while name in {n for n, _ in networks}:
+            copies += 1
+            name = f"{base} ({copies})"
         networks.append((name, _qat_network(spec_from_arch(a), 0)))
     results, rows = {}, []
     for name, network in networks:

@@ -79,6 +79,7 @@ from search_space.errors import UserInputError
 from search_space.supernet import build
 from strategies import prune as prune_cli
 from strategies import search as search_cli
+from strategies.goal_target import plain_head_config
 from strategies.latency import random_networks
 from strategies.prune import inherited_network
 from strategies.registry import STRATEGIES
@@ -523,8 +524,9 @@ def proxy_pick(budget: Budget, root: Path, out: Path, max_gflops: float) -> tupl
 
 
 def _plain_head_arch(budget: Budget, root: Path, out: Path) -> Path:
-    cfg = load_config(SEARCH_CFG, _search_overrides(budget, root, 0, []) + [
-        "space.head", "plain", "space.backbone.width_multipliers", "[]", "name", "plain_head"])
+    # the plain head search.goal.target_reference names: the demo's budget is this network's
+    cfg = plain_head_config(load_config(SEARCH_CFG, _search_overrides(budget, root, 0, []) +
+                                        ["name", "plain_head"]), str(SEARCH_CFG))
     path = out / "baselines" / "plain_head.json"
     keep_unchanged(path, lambda: save_arch(path, ArchFile(cfg, {}, "derived", {},
                                                           {"baseline": "plain head"})))
