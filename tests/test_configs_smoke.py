@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from search_space.supernet import space_labels
-from trainers.data.codec import batch_targets
+from trainers.data.heatmap_targets import BatchTargets
 from trainers.config.experiment import load_config
 from trainers.data.registry import build_dataset
 from trainers.data.loader import build_loader
@@ -55,7 +55,7 @@ def test_config_loads_and_feeds_a_batch(path, coco_root, mpii_root, family_roots
     batch = next(iter(build_loader(ds, 2, shuffle=False, num_workers=0)))
     h, w = cfg.model.input_size
     assert batch["image"].shape == (2, h, w, 3)
-    assert batch_targets(batch).shape == (2, ds.num_joints, h // 4, w // 4)
+    assert BatchTargets(ds.codec)(batch)[0].shape == (2, ds.num_joints, h // 4, w // 4)
     if path.parent.name == "search":  # a search config describes a space with decisions
         assert len(space_labels(cfg.space, cfg.dataset.name)) > 0
 
@@ -90,12 +90,13 @@ def test_config_builds_its_network_and_takes_a_loss_step(path, coco_root, mpii_r
         net = freeze(cfg.space, cfg.dataset.name, {k: m.random(random_state=rs) for k, m in labels.items()})
     else:
         net = build_network(network_spec(cfg), quant=cfg.quant)
-    batch = next(iter(build_loader(build_dataset(cfg, "train"), 2, shuffle=False, num_workers=0)))
+    ds = build_dataset(cfg, "train")
+    batch = next(iter(build_loader(ds, 2, shuffle=False, num_workers=0)))
     net.train()
     out = net(normalize_images(batch["image"], cfg.dataset.color_rgb))
-    target = batch_targets(batch)
+    target, target_weight = BatchTargets(ds.codec)(batch)
     assert out.shape == target.shape
-    loss = JointsMSELoss(use_target_weight=True)(out, target, batch["target_weight"])
+    loss = JointsMSELoss(use_target_weight=True)(out, target, target_weight)
     assert torch.isfinite(loss) and loss > 0
     before = {n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad}
     torch.optim.SGD(net.parameters(), lr=0.1).zero_grad()

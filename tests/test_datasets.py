@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tests.conftest import tiny_config
-from trainers.data.codec import batch_targets, get_max_preds
+from trainers.data.codec import get_max_preds
+from trainers.data.heatmap_targets import BatchTargets
 from trainers.data.images import SkipCounter
 from search_space.joints import COCO
 from trainers.data.registry import build_dataset
@@ -24,8 +25,9 @@ def test_coco_train_samples(coco_root):
     expected = sum(1 for a in anns["annotations"] if a["area"] > 0 and max(a["keypoints"]) > 0)
     assert len(ds) == expected and ds.num_joints == 17
     s = ds[0]
-    assert s["image"].shape == (64, 48, 3) and batch_targets(s).shape == (17, 16, 12)
-    assert s["target_weight"].shape == (17, 1)
+    heatmaps, weights = BatchTargets(ds.codec)(s)
+    assert s["image"].shape == (64, 48, 3) and heatmaps.shape == (17, 16, 12)
+    assert weights.shape == (17, 1) and s["visible"].shape == (17,)
     assert s["image"].dtype == np.uint8  # normalised on the device, see normalize_images
     norm = normalize_images(torch.from_numpy(s["image"])[None])
     assert norm.dtype == torch.float32 and abs(float(norm.mean())) < 3
@@ -38,10 +40,10 @@ def test_coco_train_samples(coco_root):
     assert float(bgr[0, 0, 5, 7]) == pytest.approx(float(expected), rel=1e-5)
     # every weighted target whose joint lies on the heatmap peaks where the joint is (a joint
     # just off the border keeps weight 1 with its Gaussian tail inside, as in HRNet)
-    coords, _ = get_max_preds(batch_targets(s)[None])
+    coords, _ = get_max_preds(heatmaps[None])
     mu = np.floor(s["joints"] / 4 + 0.5)
     on_map = (mu[:, 0] >= 0) & (mu[:, 0] < 12) & (mu[:, 1] >= 0) & (mu[:, 1] < 16)
-    w = (s["target_weight"][:, 0] > 0) & on_map
+    w = (weights[:, 0] > 0) & on_map
     assert w.sum() >= 5
     assert np.abs(coords[0][w] - mu[w]).max() == 0
 
@@ -69,7 +71,8 @@ def test_flip_augmentation_mirrors_image_and_swaps_joints(coco_root):
         # crop'(q) = crop(W - q): compare interior columns
         ti, pi = t["image"] / 255.0, p["image"] / 255.0
         assert np.abs(ti[:, 1:] - pi[:, :0:-1]).mean() < 0.05
-        vis = (p["target_weight"][:, 0] > 0) & (t["target_weight"][perm, 0] > 0)
+        targets = BatchTargets(train.codec)
+        vis = (targets(p)[1][:, 0] > 0) & (targets(t)[1][perm, 0] > 0)
         tj, pj = t["joints"][perm], p["joints"]
         np.testing.assert_allclose(tj[vis, 0], 48 - pj[vis, 0], atol=1e-3)
         np.testing.assert_allclose(tj[vis, 1], pj[vis, 1], atol=1e-3)
@@ -80,7 +83,8 @@ def test_oracle_round_trip_through_coco_eval(coco_root, tmp_path):
     """GT targets → decode → back-project → rescoring/NMS → COCOeval: the full val path."""
     cfg = tiny_config("coco", coco_root, "model.input_size", "128x96", "model.sigma", "2")
     ds = build_dataset(cfg, "val")
-    preds, idx, skipped = predict_dataset(ds, build_loader(ds, 4, False, 0), lambda b: batch_targets(b),
+    preds, idx, skipped = predict_dataset(ds, build_loader(ds, 4, False, 0),
+                                          lambda b: BatchTargets(ds.codec)(b)[0],
                                           progress=False)
     assert skipped == 0 and len(preds) == len(ds)
     stats = ds.evaluate(preds, idx, str(tmp_path))
@@ -143,8 +147,9 @@ def test_mpii_records_and_pckh_oracle(mpii_root, tmp_path):
                                atol=1e-3)
     np.testing.assert_allclose(r.scale, [e["scale"] * 1.25] * 2, rtol=1e-5)
     s = build_dataset(cfg, "train")[0]
-    assert s["image"].shape == (64, 64, 3) and batch_targets(s).shape == (16, 16, 16)
-    preds, idx, _ = predict_dataset(ds, build_loader(ds, 4, False, 0), lambda b: batch_targets(b),
+    assert s["image"].shape == (64, 64, 3) and BatchTargets(ds.codec)(s)[0].shape == (16, 16, 16)
+    preds, idx, _ = predict_dataset(ds, build_loader(ds, 4, False, 0),
+                                    lambda b: BatchTargets(ds.codec)(b)[0],
                                     progress=False)
     metrics = ds.evaluate(preds, idx, str(tmp_path))
     assert metrics["Mean"] > 90 and (tmp_path / "pred.mat").exists()

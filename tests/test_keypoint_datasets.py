@@ -124,7 +124,7 @@ def test_reader_reads_the_official_layout_and_perfect_predictions_score_one(root
     spec = keypoint_spec(cfg.dataset.name)
     assert len(train) > 0 and len(val) > 0 and val.num_joints == spec.num_joints
     sample = train[0]
-    assert sample["image"].shape == (64, 48, 3) and sample["target_weight"].shape == (spec.num_joints, 1)
+    assert sample["image"].shape == (64, 48, 3) and sample["visible"].shape == (spec.num_joints,)
     perfect = np.concatenate([np.stack([r.joints for r in val.records]),
                               np.full((len(val), spec.num_joints, 1), 0.9)], axis=2)
     metrics = val.evaluate(perfect, np.arange(len(val)), str(tmp_path))

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainers.data.codec import batch_targets
+from trainers.data.heatmap_targets import BatchTargets
 from tests.conftest import tiny_config
 from trainers.engine.memory_format import channels_last_input, to_channels_last
 
@@ -46,9 +46,10 @@ def test_a_channels_last_training_step_computes_what_the_nchw_step_does(coco_roo
     net = build_model(model, "coco").train()
     cfg = tiny_config("coco", coco_root)  # the default: channels_last true
     assert cfg.train.channels_last
-    batch = next(iter(build_loader(build_dataset(cfg, "train"), 4, False, 0)))
+    ds = build_dataset(cfg, "train")
+    batch = next(iter(build_loader(ds, 4, False, 0)))
     images = normalize_images(batch["image"], cfg.dataset.color_rgb).double()
-    target, weight = batch_targets(batch).double(), batch["target_weight"].double()
+    target, weight = (t.double() for t in BatchTargets(ds.codec)(batch))
 
     def step(network, x):
         out = network(x)
@@ -90,9 +91,11 @@ def test_validation_reports_hrnets_validation_loss(coco_root, tmp_path):
     result = evaluate_model(cfg, net, tmp_path / "eval", progress=False)
     total, persons = 0.0, 0
     with torch.no_grad():
-        for batch in build_loader(build_dataset(cfg, "val"), 3, False, 0):
+        val = build_dataset(cfg, "val")
+        for batch in build_loader(val, 3, False, 0):
             out = net.double()(normalize_images(batch["image"], cfg.dataset.color_rgb).double())
-            w = batch["target_weight"].double()[..., None]
-            total += float(0.5 * ((out * w - batch_targets(batch).double() * w) ** 2).mean()) * len(out)
+            target, w = BatchTargets(val.codec)(batch)
+            w = w.double()[..., None]
+            total += float(0.5 * ((out * w - target.double() * w) ** 2).mean()) * len(out)
             persons += len(out)
     assert persons == result["persons"] > 10 and result["metrics"]["loss"] == pytest.approx(total / persons, rel=1e-5)

@@ -16,26 +16,17 @@ import numpy as np
 
 from trainers.data.transforms import affine_points, get_affine_transform
 
-__all__ = ["HeatmapCodec", "get_max_preds", "flip_back", "expand_targets", "batch_targets"]
+__all__ = ["HeatmapCodec", "get_max_preds", "flip_back", "expand_targets"]
 
 
 def expand_targets(target_x: Any, target_y: Any) -> Any:
     """Heatmaps (..., K, H, W) from their separable factors (..., K, W) and (..., K, H).
 
-    The MSRA Gaussian is a product of a row and a column profile, so a sample carries those
-    (K·(H+W) values instead of K·H·W) and the heatmaps are expanded where they are used, in one
-    broadcast multiply: on the training device, for a whole batch. Works on numpy arrays and
-    torch tensors alike, and gives the values :meth:`HeatmapCodec.encode` gives, bit for bit.
+    The MSRA Gaussian is a product of a row and a column profile, so the heatmaps are one
+    broadcast multiply of the two (on the training device, for a whole batch, in
+    :mod:`trainers.data.heatmap_targets`). Works on numpy arrays and torch tensors alike.
     """
     return target_y[..., :, None] * target_x[..., None, :]
-
-
-def batch_targets(batch: dict[str, Any]) -> Any:
-    """The target heatmaps of a loader batch (or sample): ``target`` when it carries them,
-    otherwise expanded from ``target_x``/``target_y`` (what :class:`TopDownDataset` yields)."""
-    if "target" in batch:
-        return batch["target"]
-    return expand_targets(batch["target_x"], batch["target_y"])
 
 
 @dataclass(frozen=True)
@@ -65,6 +56,17 @@ class HeatmapCodec:
         object.__setattr__(self, "_stride", np.array([self.input_size[1] / hm_w,
                                                       self.input_size[0] / hm_h]))
         object.__setattr__(self, "_extent", np.array([hm_w, hm_h]))
+
+    @property
+    def gaussian_profile(self) -> tuple[int, np.ndarray]:
+        """The window radius ``r`` and the float32 profile at offsets -(r+1)..r+1 (zero at the
+        two ends): what :meth:`encode_separable` looks the Gaussian up in."""
+        return self._tables[0], self._tables[1]
+
+    @property
+    def stride(self) -> np.ndarray:
+        """Input pixels per heatmap pixel, (x, y)."""
+        return self._stride
 
     def encode(self, joints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Targets for one sample.

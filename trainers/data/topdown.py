@@ -1,13 +1,16 @@
 """The top-down sample pipeline shared by COCO, MPII and the synthetic data.
 
-One record = one person box in one image. ``__getitem__`` reads the image, applies HRNet's
-training augmentation (half body, scale, rotation, flip), warps the box to the input size with
-OpenCV and encodes Gaussian targets.
+One record = one person box in one image. ``__getitem__`` reads the image and warps the box to
+the input size with OpenCV; the crop's geometry (HRNet's training augmentation: half body,
+scale, rotation, flip) is computed for the whole epoch at once
+(:mod:`trainers.data.epoch_geometry`) and the Gaussian targets for the whole batch on the
+device (:mod:`trainers.data.heatmap_targets`), so the worker's per-sample Python is a lookup.
 
 Sample legend: image (H, W, 3) uint8 in OpenCV's BGR order (the crop as warped: no copy in the
-worker; :func:`normalize_images` makes it the network's (N, 3, H, W) input); target_x (K, W/4) and target_y (K, H/4), the separable
-factors of the Gaussian target heatmaps (K, H/4, W/4) that :func:`~trainers.data.codec.
-batch_targets` expands on the device; target_weight (K, 1).
+worker; :func:`normalize_images` makes it the network's (N, 3, H, W) input); joints (K, 2) in
+crop pixels (zero where unlabelled) and visible (K,), in the mirrored order when the crop is
+flipped: :class:`~trainers.data.heatmap_targets.BatchTargets` turns a batch of them into target
+heatmaps (K, H/4, W/4) and weights (K, 1).
 
 Images leave the loader as uint8 and are normalised on the device by :func:`normalize_images`
 (as mmpose's data preprocessor does): a quarter of the bytes between processes, and the float
@@ -28,8 +31,8 @@ from torch.utils.data import Dataset
 from trainers.data.codec import HeatmapCodec
 from trainers.data.images import ImageReadError, SkippedSample, read_image
 from search_space.joints import KeypointSpec, keypoint_spec
-from trainers.data.transforms import (affine_points, fliplr_joints, get_affine_transform,
-                                      half_body_center_scale, random_scale_rotation)
+from trainers.data.epoch_geometry import (NORMAL_DRAWS, UNIFORM_DRAWS, Augmentation,
+                                          EpochGeometry, RecordArrays, epoch_geometry)
 from trainers.config.schema import Config
 
 
@@ -88,33 +91,15 @@ def normalize_images(images: torch.Tensor, color_rgb: bool = True) -> torch.Tens
 
 @dataclass
 class SampleGeometry:
-    """Where a training crop comes from: box, rotation, (flipped) joints and 2×3 matrices."""
+    """Where a training crop comes from: box, rotation, flip, joints and the warp matrix."""
 
-    center: np.ndarray
+    center: np.ndarray  #: (2,) in the (mirrored, if flipped) image
     scale: np.ndarray
     rotation: float
-    joints: np.ndarray
-    visible: np.ndarray
+    flipped: bool
+    joints: np.ndarray  #: (K, 2) in crop pixels, mirrored order when flipped; 0 if unlabelled
+    visible: np.ndarray  #: (K,)
     image_matrix: np.ndarray  #: image → crop, including the mirror when flipped
-    joint_matrix: np.ndarray  #: (already flipped) joints → crop
-
-
-class _SampleDraws:
-    """One sample's row of the epoch's random draws, handed out in order through the two
-    methods of :class:`numpy.random.Generator` the augmentation uses."""
-
-    UNIFORMS = 4  #: half-body gate, half choice, rotation gate, flip
-    NORMALS = 2  #: scale, rotation
-    __slots__ = ("_uniform", "_normal")
-
-    def __init__(self, uniform: list[float], normal: list[float]) -> None:
-        self._uniform, self._normal = uniform, normal
-
-    def random(self) -> float:
-        return self._uniform.pop()
-
-    def standard_normal(self) -> float:
-        return self._normal.pop()
 
 
 class TopDownDataset(Dataset):
@@ -146,8 +131,15 @@ class TopDownDataset(Dataset):
         self.codec = HeatmapCodec(self.input_size, cfg.model.heatmap_size, cfg.model.sigma)
         self.records: list[PersonRecord] = []
         self._epoch_seed = 0
-        self._draws_key: tuple[int, int, int] | None = None
-        self._draws: tuple[np.ndarray, np.ndarray] | None = None
+        ds = cfg.dataset
+        self._augmentation = Augmentation(
+            ds.prob_half_body, ds.num_joints_half_body, self.spec.upper_body,
+            self.spec.lower_body, ds.scale_factor, ds.rotation_factor, ds.rotation_prob, ds.flip,
+            self.spec.flip_permutation())
+        self._arrays_key: tuple[int, int] | None = None
+        self._arrays: RecordArrays | None = None
+        self._geometry_key: tuple[int, int, int, int] | None = None
+        self._geometry: EpochGeometry | None = None
 
     @property
     def num_joints(self) -> int:
@@ -160,19 +152,30 @@ class TopDownDataset(Dataset):
         """Make the augmentation of the next epoch differ from this one, reproducibly."""
         self._epoch_seed = epoch
 
-    def _rng(self, index: int) -> "_SampleDraws":
-        # The same (seed, epoch, index) gives the same augmentation in any worker process, so
-        # runs and resumes are reproducible: each process draws the epoch's whole table from a
-        # generator keyed by (seed, epoch), once (a generator per sample costs more than the
-        # flip it decides), and a sample reads its row.
-        key = (self.cfg.seed, self._epoch_seed, len(self.records))
-        if self._draws_key != key:
-            gen = np.random.Generator(np.random.Philox(
-                key=np.array([self.cfg.seed, self._epoch_seed], dtype=np.uint64)))
-            self._draws = (gen.random((len(self.records), _SampleDraws.UNIFORMS)),
-                           gen.standard_normal((len(self.records), _SampleDraws.NORMALS)))
-            self._draws_key = key
-        return _SampleDraws(self._draws[0][index].tolist(), self._draws[1][index].tolist())
+    def epoch_geometry(self) -> EpochGeometry:
+        """The crops of every record for the current epoch (:mod:`trainers.data.epoch_geometry`).
+
+        The same (seed, epoch, index) gives the same augmentation in any worker process, so runs
+        and resumes are reproducible: each process draws the epoch's whole table of random draws
+        from a generator keyed by (seed, epoch) and computes the epoch's geometry from it once,
+        in whole-array operations; a sample reads its row.
+        """
+        key = (self.cfg.seed, self._epoch_seed, len(self.records), id(self.records))
+        if self._geometry_key != key:
+            if self._arrays_key != key[2:]:
+                self._arrays = RecordArrays.stack(self.records)
+                self._arrays_key = key[2:]
+            uniform = normal = None
+            if self.train:
+                gen = np.random.Generator(np.random.Philox(
+                    key=np.array([self.cfg.seed, self._epoch_seed], dtype=np.uint64)))
+                uniform = gen.random((len(self.records), UNIFORM_DRAWS))
+                normal = gen.standard_normal((len(self.records), NORMAL_DRAWS))
+            self._geometry = epoch_geometry(self._arrays, self.input_size, self.aspect_ratio,
+                                            self._augmentation if self.train else None,
+                                            uniform, normal)
+            self._geometry_key = key
+        return self._geometry
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | SkippedSample:
         """Sample ``key``: an index, or ``(epoch, index)`` from :class:`~trainers.data.sampler.EpochSampler`."""
@@ -186,75 +189,35 @@ class TopDownDataset(Dataset):
             image = read_image(rec.image, color_rgb=False)  # BGR; channels swapped on the crop
         except ImageReadError as err:
             return SkippedSample(rec.image, str(err))
-        geo = self.sample_geometry(index, image.shape[1])
+        geometry = self.epoch_geometry()
         out_w_h = (self.input_size[1], self.input_size[0])
-        crop = cv2.warpAffine(image, geo.image_matrix, out_w_h, flags=cv2.INTER_LINEAR)
-        joints_in = affine_points(geo.joints, geo.joint_matrix)
-        visible = geo.visible
-        joints_in *= (visible[:, None] > 0)
-        center, scale, rotation = geo.center, geo.scale, geo.rotation
-        target_x, target_y, target_weight = self.codec.encode_separable(joints_in, visible)
+        crop = cv2.warpAffine(image, geometry.image_matrix[index], out_w_h, flags=cv2.INTER_LINEAR)
+        joints = geometry.joints[index].copy()  # the epoch's table stays as computed
+        visible = geometry.visible[index].copy()
         # numpy arrays and Python scalars: default_collate turns them into batched tensors in
         # one go, cheaper than a tensor per field per sample.
         return {
             "image": crop,  # as warped: HWC BGR; normalize_images() orders it on the device
-            "target_x": target_x,  # the heatmaps' separable factors: codec.batch_targets()
-            "target_y": target_y,
-            "target_weight": target_weight,
-            "joints": joints_in,
-            "center": center,
-            "scale": scale,
-            "rotation": rotation,
+            "joints": joints,  # (K, 2) crop pixels: BatchTargets encodes the batch
+            "visible": visible,  # (K,)
+            "center": geometry.center_of(index, image.shape[1]),
+            "scale": geometry.scale[index].copy(),
+            "rotation": float(geometry.rotation[index]),
             "score": float(rec.score),
             "image_id": int(rec.image_id),
             "index": int(index),
         }
 
-    def sample_geometry(self, index: int, image_width: int) -> "SampleGeometry":
-        """The crop of record ``index``: augmented box and joints, and the warp matrices.
+    def sample_geometry(self, index: int, image_width: int) -> SampleGeometry:
+        """The crop of record ``index`` in this epoch: augmented box, joints and warp matrix.
 
         Deterministic for (seed, epoch, index); no augmentation when ``self.train`` is False.
+        ``image_width`` places the mirrored centre of a flipped sample.
         """
-        rec = self.records[index]
-        joints = rec.joints.astype(np.float32).copy()
-        visible = rec.visible.astype(np.float32).copy()
-        center = rec.center.astype(np.float32).copy()
-        scale = rec.scale.astype(np.float32).copy()
-        rotation = 0.0
-        flip_matrix = None
-        if self.train:
-            center, scale, rotation, joints, visible, flip_matrix = self._augment(
-                index, image_width, joints, visible, center, scale)
-        out_w_h = (self.input_size[1], self.input_size[0])
-        joint_matrix = get_affine_transform(center, scale, rotation, out_w_h)
-        image_matrix = joint_matrix
-        if flip_matrix is not None:
-            # warp(flip(image)) in one pass: compose the mirror into the image's matrix (the
-            # joints were flipped already, so they keep the unflipped matrix).
-            image_matrix = joint_matrix @ np.vstack([flip_matrix, [0.0, 0.0, 1.0]])
-        return SampleGeometry(center, scale, rotation, joints, visible, image_matrix, joint_matrix)
-
-    def _augment(self, index: int, width: int, joints: np.ndarray, visible: np.ndarray,
-                 center: np.ndarray, scale: np.ndarray):
-        ds = self.cfg.dataset
-        rng = self._rng(index)
-        if (ds.prob_half_body > 0 and self.spec.upper_body and self.spec.lower_body
-                and np.sum(visible > 0) > ds.num_joints_half_body
-                and rng.random() < ds.prob_half_body):
-            half = half_body_center_scale(joints, visible, self.spec.upper_body,
-                                          self.aspect_ratio, rng)
-            if half is not None:
-                center, scale = half
-        s, rotation = random_scale_rotation(rng, ds.scale_factor, ds.rotation_factor,
-                                            ds.rotation_prob)
-        scale = scale * s
-        flip_matrix = None
-        if ds.flip and rng.random() <= 0.5:
-            joints, visible = fliplr_joints(joints, visible, width, self.spec.flip_pairs)
-            center = center.copy()
-            center[0] = width - center[0] - 1
-            flip_matrix = np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0]])
-        return center, scale, rotation, joints, visible, flip_matrix
+        g = self.epoch_geometry()
+        return SampleGeometry(g.center_of(index, image_width), g.scale[index],
+                              float(g.rotation[index]), bool(g.flipped[index]), g.joints[index],
+                              g.visible[index], g.image_matrix[index])
 
     # -- evaluation, implemented by each dataset --------------------------------------------
     def evaluate(self, preds: np.ndarray, indices: np.ndarray, output_dir: str) -> dict[str, float]:

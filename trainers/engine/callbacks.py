@@ -19,7 +19,6 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from trainers.data.codec import batch_targets
 from trainers.data.topdown import normalize_images
 from trainers.deploy.drawing import crop_to_bgr, heatmap_grid, save_image
 
@@ -89,11 +88,12 @@ class DebugCallback(pl.Callback):
             return
         rows = []
         n = min(self.num, int(batch["size"]))
-        targets = batch_targets({k: batch[k][:n] for k in ("target_x", "target_y")}
-                                if "target" not in batch else {"target": batch["target"]})
+        targets, weights = module.batch_targets({k: v[:n] for k, v in batch.items()
+                                                 if k in ("target", "target_weight", "joints",
+                                                          "visible")})
         for i in range(n):
             image = crop_to_bgr(batch["image"][i].cpu().numpy())
-            target = (targets[i] * batch["target_weight"][i].view(-1, 1, 1)).cpu().numpy()
+            target = (targets[i] * weights[i].view(-1, 1, 1)).cpu().numpy()
             rows.append(heatmap_grid(image, target, spec, columns=len(spec.names) + 1))
         save_image(self.out_dir / f"epoch{trainer.current_epoch:03d}.jpg", np.concatenate(rows, 0))
         self._epoch_done = trainer.current_epoch

@@ -18,7 +18,8 @@ from torch import nn
 from trainers.config.schema import Config
 
 from trainers.config.experiment import config_to_dict
-from trainers.data.codec import batch_targets
+from trainers.data.codec import HeatmapCodec
+from trainers.data.heatmap_targets import BatchTargets
 from trainers.data.registry import primary_metric
 from trainers.data.images import SkipCounter
 from trainers.data.topdown import TopDownDataset, normalize_images
@@ -82,6 +83,10 @@ class PoseModule(pl.LightningModule):
         self.last_skipped = 0
         self.model_info = model_info or {}
         self.criterion = JointsMSELoss(cfg.train.use_target_weight)
+        #: the batch's target heatmaps and weights, encoded on the device
+        self.batch_targets = BatchTargets(HeatmapCodec(tuple(cfg.model.input_size),
+                                                       tuple(cfg.model.heatmap_size),
+                                                       cfg.model.sigma))
         self.metric_name = primary_metric(cfg)
         self.last_metrics: dict[str, float] = {}
         self._train_skips = SkipCounter()
@@ -112,12 +117,12 @@ class PoseModule(pl.LightningModule):
         images = channels_last_input(normalize_images(batch["image"], self.cfg.dataset.color_rgb),
                                      self.cfg.train.channels_last)
         output = self.model(images)
-        target = batch_targets(batch)
+        target, target_weight = self.batch_targets(batch)
         if self.teacher is None:
-            return self.criterion(output, target, batch["target_weight"])
+            return self.criterion(output, target, target_weight)
         with torch.no_grad():
             guide = self.teacher(images)
-        total, gt, kd = self.distill_loss(output, target, guide, batch["target_weight"])
+        total, gt, kd = self.distill_loss(output, target, guide, target_weight)
         self._loss_terms = (gt.detach(), kd.detach())
         return total
 
@@ -201,7 +206,7 @@ class PoseModule(pl.LightningModule):
                                       self.cfg.test.flip_test, self.cfg.test.shift_heatmap,
                                       self.cfg.dataset.color_rgb, self.device)
         output = predict(batch).float()
-        self._val_loss.update(output, batch_targets(batch), batch["target_weight"])
+        self._val_loss.update(output, *self.batch_targets(batch))
         heatmaps = output.cpu().numpy()
         coords, maxvals = self.val_dataset.codec.decode_to_image(
             heatmaps, batch["center"].cpu().numpy(), batch["scale"].cpu().numpy(),
