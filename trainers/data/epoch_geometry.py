@@ -7,10 +7,10 @@ between JPEG decodes that evict the interpreter's caches, cost about as much as 
 :func:`epoch_geometry` makes the same decisions for every record of an epoch in whole-array
 operations, from the epoch's table of random draws, so a sample only looks up its row.
 
-The flip needs no image width here: mirroring the image (``x → W - 1 - x``) and cropping around
-the mirrored centre is, as a map from the unmirrored image, the box's matrix with its first
-column negated, ``[[-a, b, w/2 + a·cx - b·cy], [-c, d, h/2 + c·cx - d·cy]]``: ``W`` cancels.
-Only the mirrored centre that a sample reports needs ``W`` (:meth:`EpochGeometry.center_of`).
+A flipped sample mirrors its joints and centre in its image's width (``x → W - 1 - x``, in
+float32 as HRNet stores them), which is only known once the image is decoded, so
+:meth:`EpochGeometry.crop` finishes those samples (about half of them) with HRNet's per-sample
+mirror: the same numbers, bit for bit, as the per-sample pipeline.
 
 Shape legend: N records, K joints; matrices (N, 2, 3) map image pixels to crop pixels.
 """
@@ -22,10 +22,10 @@ from typing import Sequence
 
 import numpy as np
 
-from trainers.data.transforms import PIXEL_STD
+from trainers.data.transforms import PIXEL_STD, affine_points, get_affine_transform
 
-__all__ = ["Augmentation", "EpochGeometry", "RecordArrays", "epoch_geometry", "UNIFORM_DRAWS",
-           "NORMAL_DRAWS"]
+__all__ = ["Augmentation", "EpochGeometry", "RecordArrays", "SampleCrop", "epoch_geometry",
+           "UNIFORM_DRAWS", "NORMAL_DRAWS"]
 
 #: uniform draws per sample: half-body gate, half choice, rotation gate, flip
 UNIFORM_DRAWS = 4
@@ -73,6 +73,18 @@ class RecordArrays:
 
 
 @dataclass(frozen=True)
+class SampleCrop:
+    """One sample's crop: box centre (in its mirrored image, if flipped), the image → crop
+    matrix (mirror included), joints (K, 2) in crop pixels (zero where unlabelled; mirrored
+    order when flipped) and their visibility (K,)."""
+
+    center: np.ndarray
+    image_matrix: np.ndarray
+    joints: np.ndarray
+    visible: np.ndarray
+
+
+@dataclass(frozen=True)
 class EpochGeometry:
     """Every crop of an epoch.
 
@@ -80,10 +92,12 @@ class EpochGeometry:
         center, scale: (N, 2) float32 augmented boxes (``center`` before any mirroring).
         rotation: (N,) degrees.
         flipped: (N,) bool.
-        joints: (N, K, 2) float32 joints in crop pixels (zero where unlabelled), in the
-            mirrored order for flipped samples.
-        visible: (N, K) float32, in the same order.
-        image_matrix: (N, 2, 3) float64, image → crop (mirror included).
+        joints: (N, K, 2) float32 joints in crop pixels of the unmirrored crop, zero where
+            unlabelled (a flipped sample's are made by :meth:`crop`).
+        image_matrix: (N, 2, 3) float64, image → unmirrored crop.
+        records: the records' arrays (a flipped sample mirrors its joints from them).
+        output_size: (width, height) of the crop.
+        flip_permutation: (K,) the flip's joint permutation.
     """
 
     center: np.ndarray
@@ -91,15 +105,32 @@ class EpochGeometry:
     rotation: np.ndarray
     flipped: np.ndarray
     joints: np.ndarray
-    visible: np.ndarray
     image_matrix: np.ndarray
+    records: RecordArrays
+    output_size: tuple[int, int]
+    flip_permutation: np.ndarray | None
 
-    def center_of(self, index: int, image_width: int) -> np.ndarray:
-        """Sample ``index``'s box centre in its (mirrored, if flipped) image, as HRNet reports it."""
+    def crop(self, index: int, image_width: int) -> SampleCrop:
+        """Sample ``index``'s crop in an image ``image_width`` pixels wide: a row of the table,
+        or, flipped, HRNet's mirror (``fliplr_joints``, the centre mirrored in float32, the
+        box's matrix around it composed with the image's mirror). Arrays are the caller's."""
+        if not self.flipped[index]:
+            return SampleCrop(self.center[index].copy(), self.image_matrix[index],
+                              self.joints[index].copy(), self.records.visible[index].copy())
         center = self.center[index].copy()
-        if self.flipped[index]:
-            center[0] = image_width - center[0] - 1
-        return center
+        center[0] = image_width - center[0] - 1
+        perm = self.flip_permutation
+        joints = self.records.joints[index][perm]  # fancy indexing copies
+        visible = self.records.visible[index][perm]
+        joints[:, 0] = image_width - joints[:, 0] - 1
+        joints *= (visible > 0)[:, None]
+        matrix = get_affine_transform(center, self.scale[index], float(self.rotation[index]),
+                                      self.output_size)
+        image_matrix = matrix @ np.array([[-1.0, 0.0, image_width - 1.0], [0.0, 1.0, 0.0],
+                                          [0.0, 0.0, 1.0]])
+        joints_in = affine_points(joints, matrix)
+        joints_in *= (visible > 0)[:, None]
+        return SampleCrop(center, image_matrix, joints_in, visible)
 
 
 def _take_uniform(uniform: np.ndarray, cursor: np.ndarray, consume: np.ndarray) -> np.ndarray:
@@ -180,14 +211,13 @@ def epoch_geometry(arrays: RecordArrays, input_size: tuple[int, int], aspect_rat
             flipped = _take_uniform(uniform, cursor, np.ones(n, dtype=bool)) <= 0.5
 
     # get_affine_transform in closed form, per row (cos/sin from math: the same bits as the
-    # per-sample function)
+    # per-sample function); flipped rows are finished per sample (EpochGeometry.crop)
     dst_w, dst_h = float(input_size[1]), float(input_size[0])
     k = dst_w / (scale[:, 0].astype(np.float64) * PIXEL_STD)
     rad = [math.radians(r) for r in rotation.tolist()]
     cs = np.array([math.cos(r) for r in rad]).reshape(n)
     sn = np.array([math.sin(r) for r in rad]).reshape(n)
     a, b, c, d = k * cs, k * sn, -k * sn, k * cs
-    a, c = np.where(flipped, -a, a), np.where(flipped, -c, c)  # the mirror, see the module doc
     cx, cy = center[:, 0].astype(np.float64), center[:, 1].astype(np.float64)
     tx = dst_w * 0.5 - (a * cx + b * cy)
     ty = dst_h * 0.5 - (c * cx + d * cy)
@@ -195,10 +225,7 @@ def epoch_geometry(arrays: RecordArrays, input_size: tuple[int, int], aspect_rat
 
     joints = arrays.joints.astype(np.float64) @ matrix[:, :, :2].transpose(0, 2, 1) + matrix[:, None, :, 2]
     joints = joints.astype(np.float32)
-    visible = arrays.visible.copy()
-    if flipped.any() and aug is not None:
-        perm = aug.flip_permutation
-        joints[flipped] = joints[flipped][:, perm]
-        visible[flipped] = visible[flipped][:, perm]
-    joints *= (visible > 0)[..., None]
-    return EpochGeometry(center, scale, rotation, flipped, joints, visible, matrix)
+    joints *= (arrays.visible > 0)[..., None]
+    return EpochGeometry(center, scale, rotation, flipped, joints, matrix, arrays,
+                         (input_size[1], input_size[0]),
+                         aug.flip_permutation if aug is not None else None)

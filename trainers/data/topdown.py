@@ -190,17 +190,16 @@ class TopDownDataset(Dataset):
         except ImageReadError as err:
             return SkippedSample(rec.image, str(err))
         geometry = self.epoch_geometry()
+        crop = geometry.crop(index, image.shape[1])
         out_w_h = (self.input_size[1], self.input_size[0])
-        crop = cv2.warpAffine(image, geometry.image_matrix[index], out_w_h, flags=cv2.INTER_LINEAR)
-        joints = geometry.joints[index].copy()  # the epoch's table stays as computed
-        visible = geometry.visible[index].copy()
+        image = cv2.warpAffine(image, crop.image_matrix, out_w_h, flags=cv2.INTER_LINEAR)
         # numpy arrays and Python scalars: default_collate turns them into batched tensors in
         # one go, cheaper than a tensor per field per sample.
         return {
-            "image": crop,  # as warped: HWC BGR; normalize_images() orders it on the device
-            "joints": joints,  # (K, 2) crop pixels: BatchTargets encodes the batch
-            "visible": visible,  # (K,)
-            "center": geometry.center_of(index, image.shape[1]),
+            "image": image,  # as warped: HWC BGR; normalize_images() orders it on the device
+            "joints": crop.joints,  # (K, 2) crop pixels: BatchTargets encodes the batch
+            "visible": crop.visible,  # (K,)
+            "center": crop.center,
             "scale": geometry.scale[index].copy(),
             "rotation": float(geometry.rotation[index]),
             "score": float(rec.score),
@@ -215,9 +214,9 @@ class TopDownDataset(Dataset):
         ``image_width`` places the mirrored centre of a flipped sample.
         """
         g = self.epoch_geometry()
-        return SampleGeometry(g.center_of(index, image_width), g.scale[index],
-                              float(g.rotation[index]), bool(g.flipped[index]), g.joints[index],
-                              g.visible[index], g.image_matrix[index])
+        crop = g.crop(index, image_width)
+        return SampleGeometry(crop.center, g.scale[index], float(g.rotation[index]),
+                              bool(g.flipped[index]), crop.joints, crop.visible, crop.image_matrix)
 
     # -- evaluation, implemented by each dataset --------------------------------------------
     def evaluate(self, preds: np.ndarray, indices: np.ndarray, output_dir: str) -> dict[str, float]:
