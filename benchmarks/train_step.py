@@ -19,11 +19,13 @@ weights (the official network's, converted) and the same batch:
   float32).
 
 Prints seconds per step (median after the warm-up), images/s, peak memory (CPU: the process's
-peak RSS; CUDA: max allocated after the warm-up), each against
-``official``, and the largest difference of the first step's heatmaps from ``official``'s (the
-float32 modes compute the same function: 0 for NCHW, rounding for NHWC), relative to the
-largest official heatmap value. With ``--json`` the last
-line is ``{case: {"seconds", "peak_bytes", "max_rel_diff"}}``.
+peak RSS; CUDA: max allocated after the warm-up), what the training added to it (the peak less
+the memory held just before the first step: on CPU the RSS then, which counts the interpreter
+and its libraries — Lightning's imports alone are ~160 MB here — the weights and the batch),
+each against ``official``, and the largest difference of the first step's heatmaps from
+``official``'s (the float32 modes compute the same function: 0 for NCHW, rounding for NHWC),
+relative to the largest official heatmap value. With ``--json`` the last line is
+``{case: {"seconds", "peak_bytes", "start_bytes", "max_rel_diff"}}``.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 import torch
 
-from benchmarks.measure import peak_memory_bytes, synchronize
+from benchmarks.measure import peak_memory_bytes, resident_bytes, synchronize
 
 CASES = ["official", "posenas_nchw", "posenas", "posenas_bf16"]
 
@@ -84,6 +86,7 @@ def _official(args, batch) -> tuple[list[float], torch.Tensor]:
     images = normalize_images(batch["image"].to(args.device)).contiguous()
     target, weight = batch["target"].to(args.device), batch["target_weight"].to(args.device)
     times, first = [], None
+    args.start_bytes = resident_bytes(args.device)
     for i in range(args.warmup + args.steps):
         synchronize(args.device)
         t0 = time.perf_counter()
@@ -135,6 +138,8 @@ def _posenas(args, batch, channels_last: bool, precision: str) -> tuple[list[flo
     class Timer(pl.Callback):
         def on_train_batch_start(self, *a) -> None:
             synchronize(args.device)
+            if not times:
+                args.start_bytes = resident_bytes(args.device)
             self.t0 = time.perf_counter()
 
         def on_train_batch_end(self, *a) -> None:
@@ -163,7 +168,8 @@ def _run_case(args) -> dict:
         times, first = _posenas(args, batch, channels_last=args.case != "posenas_nchw",
                                 precision="bf16-mixed" if args.case.endswith("bf16") else "32-true")
     torch.save(first, args.out)
-    return {"case": args.case, "seconds": statistics.median(times), "peak_bytes": peak_memory_bytes(args.device)}
+    return {"case": args.case, "seconds": statistics.median(times),
+            "peak_bytes": peak_memory_bytes(args.device), "start_bytes": args.start_bytes}
 
 
 def main() -> int:
@@ -213,14 +219,19 @@ def main() -> int:
                      f"{r['seconds'] / ref['seconds']:.2f}x" if ref else "-",
                      f"{r['peak_bytes'] / 2**20:.0f}",
                      f"{r['peak_bytes'] / ref['peak_bytes']:.2f}x" if ref else "-",
+                     f"{(r['peak_bytes'] - r['start_bytes']) / 2**20:.0f}",
+                     f"{(r['peak_bytes'] - r['start_bytes']) / (ref['peak_bytes'] - ref['start_bytes']):.2f}x"
+                     if ref else "-",
                      f"{diff:.1e}"])
     print(format_table(["case", "s/step", "images/s", "time vs official", "peak memory (MB)",
-                        "memory vs official", "max |Δ heatmap| / max |heatmap|"], rows))
+                        "memory vs official", "added by training (MB)", "vs official",
+                        "max |Δ heatmap| / max |heatmap|"], rows))
     print(f"hrnet_w32 on {args.device}, {args.size[0]}x{args.size[1]}, batch {args.batch}, forward+backward+Adam, "
           f"{args.threads or torch.get_num_threads()} threads, median of {args.steps} steps after "
           f"{args.warmup} warm-up; Δ: the first step's heatmaps against official's")
     if args.json:
-        print(json.dumps({c: {k: results[c][k] for k in ("seconds", "peak_bytes", "max_rel_diff")}
+        print(json.dumps({c: {k: results[c][k] for k in ("seconds", "peak_bytes", "start_bytes",
+                                                           "max_rel_diff")}
                           for c in cases}))
     return 0
 

@@ -72,6 +72,8 @@ def test_gpu_check_smoke_on_cpu_prints_its_table():
     assert set(train) == {"official", "posenas_nchw", "posenas", "posenas_bf16"}
     for case in train.values():
         assert case["seconds"] > 0 and case["peak_bytes"] > 100 * 2**20
+        # the memory held before the first step: the interpreter and torch at least, below the peak
+        assert 100 * 2**20 < case["start_bytes"] <= case["peak_bytes"]
     assert train["official"]["max_rel_diff"] == 0.0
     assert train["posenas_nchw"]["max_rel_diff"] == 0.0
     assert train["posenas"]["max_rel_diff"] < 1e-4
