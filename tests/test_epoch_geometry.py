@@ -166,3 +166,17 @@ def test_batch_targets_equal_the_per_sample_encoder():
         ref_h, ref_w = codec.encode(joints[i], visible[i])
         assert np.array_equal(heatmaps[i].numpy(), ref_h) and np.array_equal(weights[i].numpy(), ref_w)
     assert 0 < float(weights.mean()) < 0.7  # some weighted, some cut by the border
+
+
+def test_the_table_follows_the_train_flag_and_the_epoch(coco_root):
+    """The cached table is the current epoch's and mode's: switching ``train`` off serves the
+    plain boxes, and a new epoch new crops."""
+    cfg = tiny_config("coco", coco_root)
+    ds, plain = build_dataset(cfg, "train"), build_dataset(cfg, "train", train=False)
+    augmented = [ds[i]["image"] for i in range(len(ds))]
+    ds.train = False
+    assert all(np.array_equal(ds[i]["image"], plain[i]["image"]) for i in range(len(ds)))
+    ds.train = True
+    assert all(np.array_equal(ds[i]["image"], augmented[i]) for i in range(len(ds)))
+    ds.set_epoch(1)
+    assert not all(np.array_equal(ds[i]["image"], augmented[i]) for i in range(len(ds)))

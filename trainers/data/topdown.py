@@ -131,14 +131,9 @@ class TopDownDataset(Dataset):
         self.codec = HeatmapCodec(self.input_size, cfg.model.heatmap_size, cfg.model.sigma)
         self.records: list[PersonRecord] = []
         self._epoch_seed = 0
-        ds = cfg.dataset
-        self._augmentation = Augmentation(
-            ds.prob_half_body, ds.num_joints_half_body, self.spec.upper_body,
-            self.spec.lower_body, ds.scale_factor, ds.rotation_factor, ds.rotation_prob, ds.flip,
-            self.spec.flip_permutation())
         self._arrays_key: tuple[int, int] | None = None
         self._arrays: RecordArrays | None = None
-        self._geometry_key: tuple[int, int, int, int] | None = None
+        self._geometry_key: tuple[int, int, int, int, bool] | None = None
         self._geometry: EpochGeometry | None = None
 
     @property
@@ -160,20 +155,24 @@ class TopDownDataset(Dataset):
         from a generator keyed by (seed, epoch) and computes the epoch's geometry from it once,
         in whole-array operations; a sample reads its row.
         """
-        key = (self.cfg.seed, self._epoch_seed, len(self.records), id(self.records))
+        key = (self.cfg.seed, self._epoch_seed, len(self.records), id(self.records), self.train)
         if self._geometry_key != key:
-            if self._arrays_key != key[2:]:
+            if self._arrays_key != key[2:4]:
                 self._arrays = RecordArrays.stack(self.records)
-                self._arrays_key = key[2:]
-            uniform = normal = None
+                self._arrays_key = key[2:4]
+            augmentation = uniform = normal = None
             if self.train:
+                ds = self.cfg.dataset
+                augmentation = Augmentation(
+                    ds.prob_half_body, ds.num_joints_half_body, self.spec.upper_body,
+                    self.spec.lower_body, ds.scale_factor, ds.rotation_factor, ds.rotation_prob,
+                    ds.flip, self.spec.flip_permutation())
                 gen = np.random.Generator(np.random.Philox(
                     key=np.array([self.cfg.seed, self._epoch_seed], dtype=np.uint64)))
                 uniform = gen.random((len(self.records), UNIFORM_DRAWS))
                 normal = gen.standard_normal((len(self.records), NORMAL_DRAWS))
             self._geometry = epoch_geometry(self._arrays, self.input_size, self.aspect_ratio,
-                                            self._augmentation if self.train else None,
-                                            uniform, normal)
+                                            augmentation, uniform, normal)
             self._geometry_key = key
         return self._geometry
 
