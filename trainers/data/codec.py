@@ -43,6 +43,12 @@ class HeatmapCodec:
     heatmap_size: tuple[int, int]
     sigma: float = 2.0
 
+    @classmethod
+    def for_model(cls, model: Any) -> "HeatmapCodec":
+        """The codec of a network: a config's ``model`` section, or deployment metadata (anything
+        with ``input_size``, ``heatmap_size`` and ``sigma``)."""
+        return cls(tuple(model.input_size), tuple(model.heatmap_size), model.sigma)
+
     def __post_init__(self) -> None:
         # the Gaussian profile at integer offsets -(r+1)..r+1 (zero beyond r), computed once:
         # exp(d² · -1/(2σ²)) in float32, the very values a per-sample evaluation gives

@@ -113,7 +113,8 @@ class EpochGeometry:
     def crop(self, index: int, image_width: int) -> SampleCrop:
         """Sample ``index``'s crop in an image ``image_width`` pixels wide: a row of the table,
         or, flipped, HRNet's mirror (``fliplr_joints``, the centre mirrored in float32, the
-        box's matrix around it composed with the image's mirror). Arrays are the caller's."""
+        box's matrix around it composed with the image's mirror; unlabelled joints are zeroed
+        once, in the crop). Arrays are the caller's."""
         if not self.flipped[index]:
             return SampleCrop(self.center[index].copy(), self.image_matrix[index],
                               self.joints[index].copy(), self.records.visible[index].copy())
@@ -123,7 +124,6 @@ class EpochGeometry:
         joints = self.records.joints[index][perm]  # fancy indexing copies
         visible = self.records.visible[index][perm]
         joints[:, 0] = image_width - joints[:, 0] - 1
-        joints *= (visible > 0)[:, None]
         matrix = get_affine_transform(center, self.scale[index], float(self.rotation[index]),
                                       self.output_size)
         image_matrix = matrix @ np.array([[-1.0, 0.0, image_width - 1.0], [0.0, 1.0, 0.0],

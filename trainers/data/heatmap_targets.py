@@ -32,29 +32,31 @@ class BatchTargets:
 
     def __init__(self, codec: HeatmapCodec) -> None:
         self.codec = codec
-        self._profiles: dict[torch.device, torch.Tensor] = {}
+        self._constants: dict[torch.device, tuple[torch.Tensor, ...]] = {}
 
-    def _profile(self, device: torch.device) -> torch.Tensor:
-        if device not in self._profiles:
-            self._profiles[device] = torch.from_numpy(self.codec.gaussian_profile[1]).to(device)
-        return self._profiles[device]
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """The codec's lookup table, stride, heatmap extent and pixel indices on ``device``,
+        copied there once (not per batch)."""
+        if device not in self._constants:
+            hm_h, hm_w = self.codec.heatmap_size
+            self._constants[device] = (
+                torch.from_numpy(self.codec.gaussian_profile[1]).to(device),
+                torch.as_tensor(self.codec.stride, dtype=torch.float64).to(device),
+                torch.tensor([hm_w, hm_h]).to(device),
+                torch.arange(hm_w).to(device), torch.arange(hm_h).to(device))
+        return self._constants[device]
 
     def separable(self, joints: torch.Tensor, visible: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Row profiles (..., K, w), column profiles (..., K, h) and weights (..., K, 1), float32,
         from joints (..., K, 2) in input pixels and visibility (..., K)."""
-        radius, profile = self.codec.gaussian_profile
-        table = self._profile(joints.device)
-        last = len(profile) - 1
-        hm_h, hm_w = self.codec.heatmap_size
-        stride = torch.as_tensor(self.codec.stride, dtype=torch.float64, device=joints.device)
+        radius = self.codec.gaussian_profile[0]
+        table, stride, extent, cols, rows = self._on(joints.device)
+        last = len(table) - 1
         weights = (visible[..., None] > 0).to(torch.float32)
         mu = (joints[..., :2].to(torch.float64) / stride + 0.5).to(torch.int64)  # trunc, as int()
-        extent = torch.tensor([hm_w, hm_h], device=joints.device)
         outside = ((mu - radius >= extent) | (mu + radius + 1 < 0)).any(dim=-1, keepdim=True)
         weights = weights.masked_fill(outside, 0.0)
-        cols = torch.arange(hm_w, device=joints.device)
-        rows = torch.arange(hm_h, device=joints.device)
         gx = table[(cols - mu[..., :1] + (radius + 1)).clamp(0, last)]
         gy = table[(rows - mu[..., 1:] + (radius + 1)).clamp(0, last)] * weights
         return gx, gy, weights

@@ -128,7 +128,7 @@ class TopDownDataset(Dataset):
         self.spec: KeypointSpec = keypoint_spec(cfg.dataset.name)
         self.input_size = tuple(cfg.model.input_size)  # (h, w)
         self.aspect_ratio = self.input_size[1] / self.input_size[0]
-        self.codec = HeatmapCodec(self.input_size, cfg.model.heatmap_size, cfg.model.sigma)
+        self.codec = HeatmapCodec.for_model(cfg.model)
         self.records: list[PersonRecord] = []
         self._epoch_seed = 0
         self._arrays_key: tuple[int, int] | None = None

@@ -62,7 +62,7 @@ class OnnxPoseModel:
                                  f"({first_line(err) or type(err).__name__})") from None
         self.input_name = self.session.get_inputs()[0].name
         m = self.meta
-        self.codec = HeatmapCodec(m.input_size, m.heatmap_size, m.sigma)
+        self.codec = HeatmapCodec.for_model(m)
         self._mean = (np.asarray(m.mean, np.float32) * 255.0).reshape(1, 3, 1, 1)
         self._std = (np.asarray(m.std, np.float32) * 255.0).reshape(1, 3, 1, 1)
 

@@ -84,9 +84,7 @@ class PoseModule(pl.LightningModule):
         self.model_info = model_info or {}
         self.criterion = JointsMSELoss(cfg.train.use_target_weight)
         #: the batch's target heatmaps and weights, encoded on the device
-        self.batch_targets = BatchTargets(HeatmapCodec(tuple(cfg.model.input_size),
-                                                       tuple(cfg.model.heatmap_size),
-                                                       cfg.model.sigma))
+        self.batch_targets = BatchTargets(HeatmapCodec.for_model(cfg.model))
         self.metric_name = primary_metric(cfg)
         self.last_metrics: dict[str, float] = {}
         self._train_skips = SkipCounter()

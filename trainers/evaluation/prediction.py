@@ -83,7 +83,7 @@ def predict_image(model: torch.nn.Module, cfg, image_bgr: np.ndarray, boxes: lis
     if not boxes:
         return np.zeros((0, spec.num_joints, 3), np.float32)
     h, w = cfg.model.input_size
-    codec = HeatmapCodec((h, w), cfg.model.heatmap_size, cfg.model.sigma)
+    codec = HeatmapCodec.for_model(cfg.model)
     crops, centers, scales = person_crops(image_bgr, boxes, (h, w), cfg.test.margin,
                                           color_rgb=False)
     # as the loader gives crops: (P, H, W, 3) BGR; normalize_images orders the channels
