@@ -75,7 +75,7 @@ def _official_network() -> torch.nn.Module:
 # ------------------------------------------------------------------------------ measuring
 
 
-def _official(args, batch) -> tuple[list[float], torch.Tensor]:
+def _official(args, batch) -> tuple[list[float], torch.Tensor, int]:
     from trainers.data.topdown import normalize_images
     from trainers.engine.losses import JointsMSELoss
 
@@ -86,7 +86,7 @@ def _official(args, batch) -> tuple[list[float], torch.Tensor]:
     images = normalize_images(batch["image"].to(args.device)).contiguous()
     target, weight = batch["target"].to(args.device), batch["target_weight"].to(args.device)
     times, first = [], None
-    args.start_bytes = resident_bytes(args.device)
+    start_bytes = resident_bytes(args.device)
     for i in range(args.warmup + args.steps):
         synchronize(args.device)
         t0 = time.perf_counter()
@@ -101,7 +101,7 @@ def _official(args, batch) -> tuple[list[float], torch.Tensor]:
             torch.cuda.reset_peak_memory_stats()
         if first is None:
             first = out.detach().float().cpu().clone()
-    return times[args.warmup:], first
+    return times[args.warmup:], first, start_bytes
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -115,7 +115,8 @@ class _Batches(torch.utils.data.Dataset):
         return self.batch
 
 
-def _posenas(args, batch, channels_last: bool, precision: str) -> tuple[list[float], torch.Tensor]:
+def _posenas(args, batch, channels_last: bool, precision: str
+             ) -> tuple[list[float], torch.Tensor, int]:
     import pytorch_lightning as pl
 
     from search_space.models import build_model
@@ -132,6 +133,7 @@ def _posenas(args, batch, channels_last: bool, precision: str) -> tuple[list[flo
     model.load_state_dict(convert_state(_official_network().state_dict()).state)
     times: list[float] = []
     first: list[torch.Tensor] = []
+    start_bytes: list[int] = []  # before the first step
     model.register_forward_hook(lambda m, i, o: first.append(o.detach().float().cpu().clone())
                                 if not first else None)
 
@@ -139,7 +141,7 @@ def _posenas(args, batch, channels_last: bool, precision: str) -> tuple[list[flo
         def on_train_batch_start(self, *a) -> None:
             synchronize(args.device)
             if not times:
-                args.start_bytes = resident_bytes(args.device)
+                start_bytes.append(resident_bytes(args.device))
             self.t0 = time.perf_counter()
 
         def on_train_batch_end(self, *a) -> None:
@@ -156,20 +158,20 @@ def _posenas(args, batch, channels_last: bool, precision: str) -> tuple[list[flo
                              default_root_dir=tmp, **{**trainer_kwargs(cfg), "accelerator":
                                                       "gpu" if args.device.startswith("cuda") else "cpu"})
         trainer.fit(PoseModule(model, cfg, out_dir=tmp), loader)
-    return times[args.warmup:], first[0]
+    return times[args.warmup:], first[0], start_bytes[0]
 
 
 def _run_case(args) -> dict:
     warnings.filterwarnings("ignore")
     batch = _inputs(args.batch, args.size)
     if args.case == "official":
-        times, first = _official(args, batch)
+        times, first, start_bytes = _official(args, batch)
     else:
-        times, first = _posenas(args, batch, channels_last=args.case != "posenas_nchw",
+        times, first, start_bytes = _posenas(args, batch, channels_last=args.case != "posenas_nchw",
                                 precision="bf16-mixed" if args.case.endswith("bf16") else "32-true")
     torch.save(first, args.out)
     return {"case": args.case, "seconds": statistics.median(times),
-            "peak_bytes": peak_memory_bytes(args.device), "start_bytes": args.start_bytes}
+            "peak_bytes": peak_memory_bytes(args.device), "start_bytes": start_bytes}
 
 
 def main() -> int:

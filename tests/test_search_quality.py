@@ -379,7 +379,7 @@ def test_an_arch_file_rewritten_with_the_same_content_keeps_its_older_bytes(tmp_
     file with other content is kept as written."""
     from benchmarks import search_quality as sq
     from trainers.config.experiment import load_config
-    from trainers.network.arch_file import ArchFile, save_arch
+    from trainers.network.arch_file import ArchFile, load_arch, save_arch
 
     cfg = load_config(sq.SEARCH_CFG, ["space.head", "plain", "space.backbone.width_multipliers",
                                       "[]"])  # the plain head: no choices
@@ -394,13 +394,7 @@ def test_an_arch_file_rewritten_with_the_same_content_keeps_its_older_bytes(tmp_
     assert path.read_bytes() == before
     other = ArchFile(cfg, {}, "derived", {}, {"baseline": "another"})
     sq.keep_unchanged(path, lambda: save_arch(path, other))
-    assert path.read_bytes() != before and load_arch_metrics(path) == {"baseline": "another"}
-
-
-def load_arch_metrics(path):
-    from trainers.network.arch_file import load_arch
-
-    return load_arch(path).metrics
+    assert path.read_bytes() != before and load_arch(path).metrics == {"baseline": "another"}
 
 
 def test_resume_reads_back_a_finished_search_with_its_seconds(tmp_path, monkeypatch):
