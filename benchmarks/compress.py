@@ -2,7 +2,8 @@
 
     python -m benchmarks.compress [--root data/synthetic_coco] [--size 128x96] [--epochs 12]
                                   [--qat-epochs 3] [--arch derived.json] [--seeds 1]
-                                  [--no-distill] [--out DIR] [--json]
+                                  [--no-distill] [--students hrnet_tiny,derived] [--out DIR]
+                                  [--json]
 
 For each student (``hrnet_tiny``, and with ``--arch`` a derived network from the search), with
 the real commands (``train_derived.py``, ``trainers.deploy.export``) and one recipe
@@ -25,7 +26,9 @@ once, seed 0): one run's AP moves by a few points with the seed on this task, so
 judged on the per-seed differences (int8 − float fine-tuned, distilled − alone; paired, each
 seed's runs start from the same float network) as a mean with its 95 % Student-t interval —
 met when the whole interval clears the target, missed when the whole interval falls short,
-undecided otherwise. ``--no-distill`` skips the teacher and the distilled students.
+undecided otherwise. ``--no-distill`` skips the teacher and the distilled students;
+``--students`` picks which students run (``derived`` needs ``--arch``). Runs already in ``--out``
+are reused, so raising ``--seeds`` trains only the new seeds.
 """
 from __future__ import annotations
 
@@ -137,11 +140,19 @@ def main() -> None:
                    help="training seeds 0 … K−1 for every student run (default 1)")
     p.add_argument("--no-distill", action="store_true",
                    help="skip the teacher and the distilled students")
+    p.add_argument("--students", default="hrnet_tiny,derived",
+                   help="comma-separated, of hrnet_tiny and derived (derived only with --arch)")
     p.add_argument("--out", default="runs/bench_compress")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if args.seeds < 1:
         p.error(f"argument --seeds: at least 1, got {args.seeds}")
+    chosen = [s for s in args.students.split(",") if s]
+    unknown = sorted(set(chosen) - {"hrnet_tiny", "derived"})
+    if unknown or not chosen:
+        p.error(f"argument --students: of hrnet_tiny and derived, got {args.students!r}")
+    if "derived" in chosen and not args.arch and "--students" in sys.argv:
+        p.error("argument --students: derived needs --arch")
     torch.set_num_threads(2)
     root, out = Path(args.root).resolve(), Path(args.out).resolve()
     if not (root / "annotations").is_dir():
@@ -163,8 +174,10 @@ def main() -> None:
     if distill:
         print(f"teacher: hrnet_tiny, {2 * args.epochs} epochs", flush=True)
         teacher_ap = train(out / "teacher", 2 * args.epochs, 0)
-    students = [("hrnet_tiny", [])] + ([("derived", ["--arch", str(Path(args.arch).resolve())])]
-                                       if args.arch else [])
+    students = [(name, source) for name, source in
+                [("hrnet_tiny", []),
+                 ("derived", ["--arch", str(Path(args.arch).resolve())] if args.arch else None)]
+                if name in chosen and source is not None]
     ap_keys = ["ap_float", "ap_float_tuned", *(["ap_distilled"] if distill else []), "ap_pact",
                "ap_int8"]
     keys = [*ap_keys, "mb_float", "mb_int8", "ms_float", "ms_int8"]

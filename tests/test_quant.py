@@ -193,3 +193,55 @@ def test_shape_reads_the_quantized_tensor_and_the_dequantize_only_it_read_goes()
     np.testing.assert_allclose(after[2], np.maximum((q - 10) * 0.5, 0))
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
+
+
+def test_equal_initializers_are_stored_once_and_the_graph_computes_the_same():
+    """A hand-built QDQ graph whose two Q → DQ pairs carry their own copies of equal scales and
+    zero points (as onnxruntime's quantizer writes them), plus a scale of the same value that is
+    also a graph input (a default the caller may override) and a zero point of another type.
+    After merging, the four copies of scale 0.5 / zero point 10 (uint8) are two initializers,
+    every node reads those, the exposed one and the int8 zero point stay, and onnxruntime gives
+    the same outputs — also when the caller overrides the exposed scale."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from trainers.deploy.int8 import shared_initializers
+
+    def init(value, dtype, name):
+        return numpy_helper.from_array(np.array(value, dtype), name)
+
+    inits = [init(0.5, np.float32, "s_a"), init(10, np.uint8, "z_a"),
+             init(0.5, np.float32, "s_b"), init(10, np.uint8, "z_b"),
+             init(0.5, np.float32, "s_in"), init(10, np.int8, "z_i8")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s_a", "z_a"], ["qa"]),
+             helper.make_node("DequantizeLinear", ["qa", "s_a", "z_a"], ["ya"]),
+             helper.make_node("QuantizeLinear", ["x", "s_b", "z_b"], ["qb"]),
+             helper.make_node("DequantizeLinear", ["qb", "s_b", "z_b"], ["yb"]),
+             helper.make_node("QuantizeLinear", ["x", "s_in", "z_i8"], ["qc"]),
+             helper.make_node("DequantizeLinear", ["qc", "s_in", "z_i8"], ["yc"])]
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        nodes, "g", [vi("x", TensorProto.FLOAT, [2, 3]), vi("s_in", TensorProto.FLOAT, [])],
+        [vi(n, TensorProto.FLOAT, [2, 3]) for n in ("ya", "yb", "yc")], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.array([[-3.2, 0.1, 0.74], [7.9, 130.0, -1.26]], np.float32)
+
+    def run(m, **feeds):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]
+                                    ).run(None, {"x": x, **feeds})
+
+    before = run(model)
+    before_override = run(model, s_in=np.array(0.25, np.float32))
+    assert shared_initializers(model) == 2
+    assert sorted(t.name for t in model.graph.initializer) == ["s_a", "s_in", "z_a", "z_i8"]
+    assert [list(n.input[1:]) for n in model.graph.node] == [
+        ["s_a", "z_a"]] * 4 + [["s_in", "z_i8"]] * 2
+    after = run(model)
+    # uint8 grid of step 0.5 around 10: -3.2 → 4 → -3.0; 130 saturates at 255 → 122.5
+    np.testing.assert_allclose(after[0], [[-3.0, 0.0, 0.5], [8.0, 122.5, -1.5]])
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(before_override, run(model, s_in=np.array(0.25, np.float32))):
+        np.testing.assert_array_equal(a, b)
+    assert shared_initializers(model) == 0  # nothing left to merge

@@ -12,7 +12,10 @@
    onnxruntime fuses the QDQ pairs into int8 kernels (``QLinearConv``) when it loads the model.
 4. Graph clean-up: a ``Shape`` that reads a dequantized tensor reads the quantized one instead
    (:func:`shapes_before_dequantize`: the same shape, without dequantizing a whole feature map
-   to learn it), and node and tensor names are shortened (:func:`compact_names`).
+   to learn it), initializers of equal type, shape and bytes are stored once
+   (:func:`shared_initializers`: the quantizer writes a scale and a zero point per tensor, many
+   of them equal), the shape annotations (``value_info``; onnxruntime infers shapes when it
+   loads a model) are dropped, and node and tensor names are shortened (:func:`compact_names`).
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from trainers.engine.qat import PACT
 
 __all__ = ["ClipActivation", "float_twin", "export_int8", "int8_kernels", "pact_ranges",
            "float_ends",
-           "shapes_before_dequantize", "compact_names"]
+           "shapes_before_dequantize", "shared_initializers", "compact_names"]
 
 
 class ClipActivation(nn.Module):
@@ -87,6 +90,8 @@ def export_int8(twin: nn.Module, path: str | Path, input_size: tuple[int, int],
                         extra_options={"TensorQuantOverrides": pact_ranges(prepared)})
         model = onnx.load(str(quantized))
         shapes_before_dequantize(model)
+        shared_initializers(model)
+        del model.graph.value_info[:]
         compact_names(model)
         with atomic_path(path, suffix=".onnx") as out:
             onnx.save(model, str(out))
@@ -187,6 +192,41 @@ def shapes_before_dequantize(model: Any) -> int:
     for tensor in [t for t in graph.initializer if t.name in params]:
         graph.initializer.remove(tensor)
     return rewired
+
+
+def shared_initializers(model: Any) -> int:
+    """Store, in place, every set of initializers with the same data type, shape and bytes once:
+    the nodes that read a duplicate read the first of its set instead, and the duplicate goes.
+    Returns how many were removed. The graph computes the same function (every input reads the
+    same values); only the file shrinks. Measured on a derived fabric network's int8 model:
+    129 of 419 initializers (zero points and scales the quantizer wrote per tensor).
+
+    An initializer that is also a graph input or output (a default a caller may override, or a
+    value read out) is never merged, and a graph with subgraphs (``If``, ``Loop``, which may read
+    initializers by name) is left as it is."""
+    from onnx import AttributeProto, numpy_helper
+
+    graph = model.graph
+    if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS)
+           for node in graph.node for a in node.attribute):
+        return 0
+    exposed = {v.name for v in graph.input} | {v.name for v in graph.output}
+    first: dict[tuple, str] = {}
+    alias: dict[str, str] = {}
+    for tensor in graph.initializer:
+        if tensor.name in exposed:
+            continue
+        key = (tensor.data_type, tuple(tensor.dims), numpy_helper.to_array(tensor).tobytes())
+        alias_of = first.setdefault(key, tensor.name)
+        if alias_of != tensor.name:
+            alias[tensor.name] = alias_of
+    if alias:
+        for node in graph.node:
+            node.input[:] = [alias.get(x, x) for x in node.input]
+        kept = [t for t in graph.initializer if t.name not in alias]
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+    return len(alias)
 
 
 def compact_names(model: Any) -> None:
