@@ -159,3 +159,34 @@ def test_logging_follows_a_redirect_and_leaves_no_handler_on_a_closed_file():
                 root.removeHandler(handler)
     assert sys.stdout is not out
 
+
+
+def test_commands_silence_lightnings_pytree_deprecation_and_no_other_warning():
+    # Lightning 2.6's own pytree helper trips torch's LeafSpec deprecation at every fit and
+    # evaluation: the commands' logging set-up silences exactly that warning (the genuine one,
+    # raised by Lightning's code here), while any other FutureWarning still shows
+    import logging
+    import warnings
+
+    import torch
+    from pytorch_lightning.utilities._pytree import _tree_flatten
+
+    from trainers.cli import configure_logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            _tree_flatten(torch.ones(1))
+            assert len(seen) == 1
+            assert str(seen[0].message).startswith("`isinstance(treespec, LeafSpec)` is deprecated")
+            seen.clear()
+            configure_logging()
+            _tree_flatten(torch.ones(1))
+            warnings.warn("something else changes", FutureWarning)
+        assert [str(w.message) for w in seen] == ["something else changes"]
+    finally:
+        for handler in list(root.handlers):
+            if handler not in before:
+                root.removeHandler(handler)

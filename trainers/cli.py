@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Callable, NoReturn, TypeVar
 
@@ -242,3 +243,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     # through a handler of its own that the root's filters never see: warnings only from it
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Lightning 2.6's utilities/_pytree.py tests ``isinstance(spec, LeafSpec)``, which torch 2.13
+    # deprecates: a warning at every fit and evaluation that concerns Lightning's code, not the
+    # user's run, and changes nothing in it
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
