@@ -677,19 +677,33 @@ def test_nnictl_trial_and_in_process_trial_are_the_same_experiment(coco_root, tm
 
 
 @pytest.mark.e2e
-def test_the_alpha_only_architecture_step_changes_nothing(coco_root, tmp_path, monkeypatch):
-    """The architecture step takes the gradient of α/β alone (no weight gradients, no backbone
-    backward where it holds no decision): 6 DARTS steps leave every tensor of the checkpoint
-    (α/β, weights, BN statistics) bit-identical to the textbook step written here — a full
-    backward, then the architecture optimiser's step."""
+@pytest.mark.parametrize("widths", [True, False])
+def test_the_alpha_only_architecture_step_changes_nothing(coco_root, tmp_path, monkeypatch,
+                                                         widths):
+    """The architecture step takes the gradient of α/β alone (no weight gradients; with no
+    width choices the backbone holds no decision and runs its forward without a graph): an
+    epoch of DARTS steps leaves every tensor of the checkpoint (α/β, weights, BN statistics)
+    bit-identical to the textbook step written here — a full forward and backward, then the
+    architecture optimiser's step."""
     from strategies.oneshot import run_oneshot
     from strategies.oneshot_modules import PoseDartsModule
 
     cfg = load_config(CFG, ["dataset.root", str(coco_root), "model.input_size", "64x48",
                             "model.sigma", "1.5", "search.epochs", "1", "search.warmup_epochs", "0",
                             "search.batch_size", "8", "train.num_workers", "0",
-                            "test.flip_test", "false", "train.limit_train_batches", "6"])
+                            "test.flip_test", "false", "train.limit_train_batches", "6",
+                            *([] if widths else ["space.backbone.width_multipliers", "[]"])])
+    decided = []
+    free_backbone = PoseDartsModule.decision_free_backbone
+
+    def spy(self):
+        decided.append(free_backbone(self))
+        return decided[-1]
+
+    monkeypatch.setattr(PoseDartsModule, "decision_free_backbone", spy)
     run_oneshot(cfg, "darts", tmp_path / "alpha_only", progress=False)
+    # the width choices' α sit in the backbone; without them it holds none
+    assert decided and all((b is None) == widths for b in decided)
 
     def textbook(self, arch_opt, batch, batch_idx):
         arch_opt.zero_grad()
@@ -744,3 +758,39 @@ def test_train_loss_is_the_loss_the_weights_stepped_on(coco_root, tmp_path, monk
     arch = [row["search/arch_loss"] for row in csv.DictReader(metrics.open())
             if row.get("search/arch_loss")]
     assert len(arch) == (0 if strategy == "sync" else 1) and all(float(v) > 0 for v in arch)
+
+
+def test_forward_without_graph_leaves_one_module_out_of_the_graph_and_restores_the_mode():
+    """Inside the block the marked module's output carries no graph while the layer after it
+    records as usual; the weight gradient is then the one of the layer after it alone, equal
+    to a hand-worked value; outside the block (and after an error inside the module) the
+    grad mode is what it was."""
+    from strategies.oneshot_modules import forward_without_graph
+
+    first, second = torch.nn.Linear(2, 2, bias=False), torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+        second.weight.copy_(torch.tensor([[0.5, -1.0]]))
+    x = torch.tensor([[1.0, 1.0]])
+    seen = {}
+    first.register_forward_hook(lambda m, i, o: seen.update(inner=o.requires_grad))
+    with forward_without_graph(first):
+        hidden = first(x)
+        out = second(hidden)
+    assert seen["inner"] is False and hidden.grad_fn is None and out.grad_fn is not None
+    assert torch.is_grad_enabled()
+    out.sum().backward()
+    assert first.weight.grad is None
+    torch.testing.assert_close(second.weight.grad, torch.tensor([[3.0, 7.0]]))  # = hidden
+    with forward_without_graph(None):  # no module: nothing changes
+        assert second(x).grad_fn is not None
+
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("inside")
+
+    broken = Broken()
+    with pytest.raises(RuntimeError, match="inside"):
+        with forward_without_graph(broken):
+            broken(x)
+    assert torch.is_grad_enabled() and not broken._forward_hooks and not broken._forward_pre_hooks
