@@ -263,11 +263,31 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
             self.resample()
             self.arch_step(arch_opt, val, 2 * batch_idx)
         self.resample()
-        loss = self.training_module.training_step(trn, 2 * batch_idx + 1)
-        if loss is not None:
-            self.advance_optimization(loss, batch_idx, self.gradient_clip_val)
+        with self.arch_as_constants():
+            loss = self.training_module.training_step(trn, 2 * batch_idx + 1)
+            if loss is not None:
+                self.advance_optimization(loss, batch_idx, self.gradient_clip_val)
         self.advance_lr_schedulers(batch_idx)
         return loss
+
+    @contextlib.contextmanager
+    def arch_as_constants(self) -> Iterator[None]:
+        """α/β as constants within the block (``requires_grad`` off, restored on leaving): the
+        weight step's backward then computes no gradient for them — NNI's loop computed one and
+        never used it, since the architecture step replaces α/β's gradients with its own — and
+        keeps no candidate output for it (each mixed edge's ``softmax(α)_i · op_i(x)`` saved
+        ``op_i(x)`` for α's sake). The weights' gradients are the same computation.
+        Single-process only: under DDP the reducer expects a gradient for every parameter it
+        registered, α/β included, so they keep theirs there."""
+        arch = ([p for p in self.arch_parameters() if p.requires_grad]
+                if self.trainer.world_size == 1 else [])
+        for p in arch:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in arch:
+                p.requires_grad_(True)
 
 
 class PoseGumbelModule(PoseDartsModule):

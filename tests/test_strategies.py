@@ -794,3 +794,43 @@ def test_forward_without_graph_leaves_one_module_out_of_the_graph_and_restores_t
         with forward_without_graph(broken):
             broken(x)
     assert torch.is_grad_enabled() and not broken._forward_hooks and not broken._forward_pre_hooks
+
+
+@pytest.mark.e2e
+def test_the_weight_step_without_alpha_gradients_changes_nothing(coco_root, tmp_path,
+                                                                 monkeypatch):
+    """The weight step holds α/β as constants (no gradient computed for them, none of the
+    candidate outputs kept for one): an epoch of DARTS steps on the demo's space (width choices
+    and α/β) leaves every checkpoint tensor bit-identical to NNI's weight step, which computed
+    α/β's gradients and dropped them; inside the step α/β require no gradient, after it they
+    do again."""
+    import contextlib
+
+    from strategies.oneshot import run_oneshot
+    from strategies.oneshot_modules import PoseDartsModule
+
+    cfg = load_config(CFG, ["dataset.root", str(coco_root), "model.input_size", "64x48",
+                            "model.sigma", "1.5", "search.epochs", "1", "search.warmup_epochs", "0",
+                            "search.batch_size", "8", "train.num_workers", "0",
+                            "test.flip_test", "false", "train.limit_train_batches", "6"])
+    inside, after = [], []
+    as_constants = PoseDartsModule.arch_as_constants
+
+    @contextlib.contextmanager
+    def spy(self):
+        with as_constants(self):
+            inside.append({p.requires_grad for p in self.arch_parameters()})
+            yield
+        after.append({p.requires_grad for p in self.arch_parameters()})
+
+    monkeypatch.setattr(PoseDartsModule, "arch_as_constants", spy)
+    run_oneshot(cfg, "darts", tmp_path / "constants", progress=False)
+    assert inside and inside == [{False}] * len(inside) and after == [{True}] * len(inside)
+    monkeypatch.setattr(PoseDartsModule, "arch_as_constants",
+                        lambda self: contextlib.nullcontext())  # NNI's weight step
+    run_oneshot(cfg, "darts", tmp_path / "nni", progress=False)
+    a = torch.load(tmp_path / "constants" / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "nni" / "last.ckpt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    alphas = [k for k in a if "_arch_alpha" in k]
+    assert alphas and max(float(a[k].abs().max()) for k in alphas) > 1e-3  # α did move
