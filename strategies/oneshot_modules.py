@@ -253,10 +253,11 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
         and this alternating twice: peak RSS 4.54 / 4.47 → 4.33 / 4.37 GiB, step 5.96 / 5.38 →
         5.70 / 4.92 s; no change measured without widths). A backbone that holds no decision
         (:meth:`decision_free_backbone`) runs its forward without recording a graph: α/β's
-        gradient never flows through it, so it need not keep its activations (``benchmarks.supernet_step --no-widths``, PoseNFS's
-        space at 256×192, batch 8: peak RSS 4.56 / 4.51 → 4.42 / 4.39 GiB in two alternating
-        pairs, the step within noise). Under fp16 mixed precision (a loss scaler) it is an
-        ordinary scaled backward through the whole network."""
+        gradient never flows through it, so it need not keep its activations
+        (``benchmarks.supernet_step --no-widths``, PoseNFS's space at 256×192, batch 8: peak
+        RSS 4.56 / 4.51 → 4.42 / 4.39 GiB in two alternating pairs, the step within noise).
+        Under fp16 mixed precision (a loss scaler) it is an ordinary scaled backward through
+        the whole network."""
         if str(self.trainer.precision) == "16-mixed":
             loss = self.arch_loss(batch, batch_idx)
             arch_opt.zero_grad()
