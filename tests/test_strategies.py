@@ -676,6 +676,24 @@ def test_nnictl_trial_and_in_process_trial_are_the_same_experiment(coco_root, tm
     assert result["params"] == record["params"] and result["gflops"] == record["gflops"]
 
 
+def one_epoch_search_config(coco_root, *overrides: str):
+    """The demo's space searched for one short epoch at 64×48 (a few DARTS steps)."""
+    return load_config(CFG, ["dataset.root", str(coco_root), "model.input_size", "64x48",
+                             "model.sigma", "1.5", "search.epochs", "1",
+                             "search.warmup_epochs", "0", "search.batch_size", "8",
+                             "train.num_workers", "0", "test.flip_test", "false",
+                             "train.limit_train_batches", "6", *overrides])
+
+
+def assert_same_search(run_a, run_b) -> None:
+    """Two one-shot runs end with every checkpoint tensor equal, bit for bit, and α moved."""
+    a = torch.load(run_a / "last.ckpt", weights_only=True)["state_dict"]
+    b = torch.load(run_b / "last.ckpt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    alphas = [k for k in a if "_arch_alpha" in k]
+    assert alphas and max(float(a[k].abs().max()) for k in alphas) > 1e-3  # α did move
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("widths", [True, False])
 def test_the_alpha_only_architecture_step_changes_nothing(coco_root, tmp_path, monkeypatch,
@@ -688,11 +706,8 @@ def test_the_alpha_only_architecture_step_changes_nothing(coco_root, tmp_path, m
     from strategies.oneshot import run_oneshot
     from strategies.oneshot_modules import PoseDartsModule
 
-    cfg = load_config(CFG, ["dataset.root", str(coco_root), "model.input_size", "64x48",
-                            "model.sigma", "1.5", "search.epochs", "1", "search.warmup_epochs", "0",
-                            "search.batch_size", "8", "train.num_workers", "0",
-                            "test.flip_test", "false", "train.limit_train_batches", "6",
-                            *([] if widths else ["space.backbone.width_multipliers", "[]"])])
+    cfg = one_epoch_search_config(
+        coco_root, *([] if widths else ["space.backbone.width_multipliers", "[]"]))
     decided = []
     free_backbone = PoseDartsModule.decision_free_backbone
 
@@ -712,11 +727,7 @@ def test_the_alpha_only_architecture_step_changes_nothing(coco_root, tmp_path, m
 
     monkeypatch.setattr(PoseDartsModule, "arch_step", textbook)
     run_oneshot(cfg, "darts", tmp_path / "textbook", progress=False)
-    a = torch.load(tmp_path / "alpha_only" / "last.ckpt", weights_only=True)["state_dict"]
-    b = torch.load(tmp_path / "textbook" / "last.ckpt", weights_only=True)["state_dict"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    alphas = [k for k in a if "_arch_alpha" in k]
-    assert alphas and max(float(a[k].abs().max()) for k in alphas) > 1e-3  # α did move
+    assert_same_search(tmp_path / "alpha_only", tmp_path / "textbook")
 
 
 @pytest.mark.e2e
@@ -809,10 +820,7 @@ def test_the_weight_step_without_alpha_gradients_changes_nothing(coco_root, tmp_
     from strategies.oneshot import run_oneshot
     from strategies.oneshot_modules import PoseDartsModule
 
-    cfg = load_config(CFG, ["dataset.root", str(coco_root), "model.input_size", "64x48",
-                            "model.sigma", "1.5", "search.epochs", "1", "search.warmup_epochs", "0",
-                            "search.batch_size", "8", "train.num_workers", "0",
-                            "test.flip_test", "false", "train.limit_train_batches", "6"])
+    cfg = one_epoch_search_config(coco_root)
     inside, after = [], []
     as_constants = PoseDartsModule.arch_as_constants
 
@@ -829,8 +837,4 @@ def test_the_weight_step_without_alpha_gradients_changes_nothing(coco_root, tmp_
     monkeypatch.setattr(PoseDartsModule, "arch_as_constants",
                         lambda self: contextlib.nullcontext())  # NNI's weight step
     run_oneshot(cfg, "darts", tmp_path / "nni", progress=False)
-    a = torch.load(tmp_path / "constants" / "last.ckpt", weights_only=True)["state_dict"]
-    b = torch.load(tmp_path / "nni" / "last.ckpt", weights_only=True)["state_dict"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    alphas = [k for k in a if "_arch_alpha" in k]
-    assert alphas and max(float(a[k].abs().max()) for k in alphas) > 1e-3  # α did move
+    assert_same_search(tmp_path / "constants", tmp_path / "nni")
