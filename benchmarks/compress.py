@@ -140,18 +140,19 @@ def main() -> None:
                    help="training seeds 0 … K−1 for every student run (default 1)")
     p.add_argument("--no-distill", action="store_true",
                    help="skip the teacher and the distilled students")
-    p.add_argument("--students", default="hrnet_tiny,derived",
-                   help="comma-separated, of hrnet_tiny and derived (derived only with --arch)")
+    p.add_argument("--students", help="comma-separated, of hrnet_tiny and derived (derived "
+                   "needs --arch); default hrnet_tiny, and derived with --arch")
     p.add_argument("--out", default="runs/bench_compress")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     if args.seeds < 1:
         p.error(f"argument --seeds: at least 1, got {args.seeds}")
-    chosen = [s for s in args.students.split(",") if s]
+    chosen = ([s for s in args.students.split(",") if s] if args.students is not None
+              else ["hrnet_tiny", *(["derived"] if args.arch else [])])
     unknown = sorted(set(chosen) - {"hrnet_tiny", "derived"})
     if unknown or not chosen:
         p.error(f"argument --students: of hrnet_tiny and derived, got {args.students!r}")
-    if "derived" in chosen and not args.arch and "--students" in sys.argv:
+    if "derived" in chosen and not args.arch:
         p.error("argument --students: derived needs --arch")
     torch.set_num_threads(2)
     root, out = Path(args.root).resolve(), Path(args.out).resolve()
@@ -174,10 +175,9 @@ def main() -> None:
     if distill:
         print(f"teacher: hrnet_tiny, {2 * args.epochs} epochs", flush=True)
         teacher_ap = train(out / "teacher", 2 * args.epochs, 0)
-    students = [(name, source) for name, source in
-                [("hrnet_tiny", []),
-                 ("derived", ["--arch", str(Path(args.arch).resolve())] if args.arch else None)]
-                if name in chosen and source is not None]
+    sources = {"hrnet_tiny": [], **({"derived": ["--arch", str(Path(args.arch).resolve())]}
+                                    if args.arch else {})}
+    students = [(name, source) for name, source in sources.items() if name in chosen]
     ap_keys = ["ap_float", "ap_float_tuned", *(["ap_distilled"] if distill else []), "ap_pact",
                "ap_int8"]
     keys = [*ap_keys, "mb_float", "mb_int8", "ms_float", "ms_int8"]

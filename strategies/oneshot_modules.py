@@ -229,18 +229,14 @@ class PoseDartsModule(_PoseOneShotMixin, DartsLightningModule):
         """The network's backbone when it holds no architecture decision (PoseNFS's space: α/β
         only in the heads), else ``None`` (width choices). Decided from the structure: no NNI
         supernet module and no α/β among the backbone's modules and parameters."""
-        model = self.training_module.model
-        cached = getattr(self, "_decision_free", None)
-        if cached is not None and cached[0] is model:  # the structure is fixed while it fits
-            return cached[1]
-        backbone = getattr(model, "backbone", None)
-        if backbone is not None:
-            arch = {id(p) for p in self.arch_parameters()}
-            supernet = {id(m) for m in self.supernet_modules()}
-            if any(id(m) in supernet for m in backbone.modules()) or any(
-                    id(p) in arch for p in backbone.parameters()):
-                backbone = None
-        self._decision_free = (model, backbone)
+        backbone = getattr(self.training_module.model, "backbone", None)
+        if backbone is None:
+            return None
+        arch = {id(p) for p in self.arch_parameters()}
+        supernet = {id(m) for m in self.supernet_modules()}
+        if any(id(m) in supernet for m in backbone.modules()) or any(
+                id(p) in arch for p in backbone.parameters()):
+            return None
         return backbone
 
     def arch_step(self, arch_opt: Any, batch: Any, batch_idx: int) -> None:

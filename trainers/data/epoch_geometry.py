@@ -116,7 +116,7 @@ class EpochGeometry:
         box's matrix around it composed with the image's mirror; unlabelled joints are zeroed
         once, in the crop). Arrays are the caller's."""
         if not self.flipped[index]:
-            return SampleCrop(self.center[index].copy(), self.image_matrix[index],
+            return SampleCrop(self.center[index].copy(), self.image_matrix[index].copy(),
                               self.joints[index].copy(), self.records.visible[index].copy())
         center = self.center[index].copy()
         center[0] = image_width - center[0] - 1
